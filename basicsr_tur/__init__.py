@@ -1,0 +1,15 @@
+"""basicsr-tur: all-in-one image restoration with Task Uncertainty Regularization on BasicSR.
+
+Importing this package registers every arch, dataset, loss and model into basicsr's registries.
+"""
+import sys
+
+import torchvision.transforms._functional_tensor as _functional_tensor
+
+# basicsr 1.4.2 imports `torchvision.transforms.functional_tensor`, which torchvision removed in 0.17.
+# This is the one place the alias is made; it must run before the first basicsr import.
+sys.modules.setdefault('torchvision.transforms.functional_tensor', _functional_tensor)
+
+from basicsr_tur import archs, data, losses, models  # noqa: E402,F401  (registers everything)
+
+__version__ = '0.1.0'

@@ -1,0 +1,130 @@
+"""Paired, task-labelled images (LQ, GT, task) from a meta file or per-task folders, on disk or LMDB."""
+from __future__ import annotations
+
+from os import path as osp
+
+import numpy as np
+from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data
+
+from basicsr_tur.data.data_util import (
+    augment,
+    list_images,
+    lookup_task,
+    make_file_client,
+    random_crop,
+    read_image,
+    sample_rng,
+    task_index,
+    to_tensor,
+)
+
+
+def read_meta_file(meta_file: str, index: dict[str, int]) -> list[tuple[str, str, str]]:
+    """Read `lq_path gt_path task` lines (paths relative to dataroot_lq / dataroot_gt; '#' starts a comment)."""
+    if not osp.isfile(meta_file):
+        raise FileNotFoundError(f'meta file not found: {meta_file}')
+    pairs = []
+    with open(meta_file, encoding='utf-8') as f:
+        for line_no, line in enumerate(f, 1):
+            line = line.split('#', 1)[0].strip()
+            if not line:
+                continue
+            fields = line.split()
+            if len(fields) != 3:
+                raise ValueError(f'{meta_file} line {line_no}: expected "lq_path gt_path task", got {line!r}')
+            lookup_task(fields[2], index, f'{meta_file} line {line_no}')
+            pairs.append((fields[0], fields[1], fields[2]))
+    if not pairs:
+        raise ValueError(f'{meta_file}: no image pairs listed')
+    return pairs
+
+
+def scan_task_folders(lq_root: str, gt_root: str, tasks: list[str]) -> list[tuple[str, str, str]]:
+    """Pair `lq_root/<task>/NAME` with `gt_root/<task>/NAME`, or with `gt_root/NAME` when GT is shared by tasks."""
+    pairs = []
+    for task in tasks:
+        lq_dir = osp.join(lq_root, task)
+        if not osp.isdir(lq_dir):
+            raise FileNotFoundError(f"LQ folder of task '{task}' not found: {lq_dir}")
+        gt_sub = task if osp.isdir(osp.join(gt_root, task)) else ''
+        names = list_images(lq_dir)
+        if not names:
+            raise ValueError(f"LQ folder of task '{task}' holds no images: {lq_dir}")
+        for name in names:
+            gt_rel = osp.join(gt_sub, name)
+            if not osp.isfile(osp.join(gt_root, gt_rel)):
+                raise FileNotFoundError(f'no GT partner for {osp.join(lq_dir, name)}: expected '
+                                        f'{osp.join(gt_root, gt_rel)}')
+            pairs.append((osp.join(task, name), gt_rel, task))
+    return pairs
+
+
+@DATASET_REGISTRY.register()
+class PairedTaskDataset(data.Dataset):
+    """Paired LQ/GT images labelled with their task; returns lq, gt (C, H, W), task_id, task, lq_path, gt_path.
+
+    Options:
+        tasks: the setting's task names (filled from the top-level `tasks`); a task's id is its position.
+        dataroot_lq, dataroot_gt: image roots (folders, or `.lmdb` folders with io_backend type lmdb).
+        meta_file: lines `lq_path gt_path task` relative to the roots; without it, per-task folders are
+            scanned: dataroot_lq/<task>/NAME pairs with dataroot_gt/<task>/NAME or dataroot_gt/NAME.
+        io_backend: {type: disk} or {type: lmdb} (the LMDB roots are taken from dataroot_lq/gt).
+        gt_size: crop size for training; none for validation. use_hflip, use_rot: dihedral augmentation.
+        seed: base of the per-sample generators (defaults to the run's manual_seed).
+    Randomness of sample `index` in epoch `e` comes only from a generator seeded by (seed, e, index).
+    """
+
+    OPTION_KEYS = ('dataroot_lq', 'dataroot_gt', 'meta_file', 'gt_size', 'use_hflip', 'use_rot', 'seed')
+
+    def __init__(self, opt: dict) -> None:
+        super().__init__()
+        self.opt = opt
+        self.where = f"dataset '{opt.get('name', 'PairedTaskDataset')}'"
+        self.tasks = list(opt.get('tasks') or [])
+        self.task_to_id = task_index(self.tasks, self.where)
+        for key in ('dataroot_lq', 'dataroot_gt'):
+            if not opt.get(key):
+                raise ValueError(f"{self.where}: '{key}' is missing")
+        self.lq_root, self.gt_root = opt['dataroot_lq'], opt['dataroot_gt']
+        io_backend = dict(opt.get('io_backend') or {'type': 'disk'})
+        if io_backend.get('type') == 'lmdb':
+            if not opt.get('meta_file'):
+                raise ValueError(f"{self.where}: the lmdb backend needs 'meta_file' (written by scripts/make_lmdb.py)")
+            io_backend.update(db_paths=[self.lq_root, self.gt_root], client_keys=['lq', 'gt'])
+        self.file_client = make_file_client(io_backend, self.where)
+        if opt.get('meta_file'):
+            self.pairs = read_meta_file(opt['meta_file'], self.task_to_id)
+        else:
+            self.pairs = scan_task_folders(self.lq_root, self.gt_root, self.tasks)
+        self.gt_size = opt.get('gt_size')
+        self.seed = int(opt.get('seed', 0))
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose per-sample generators __getitem__ uses."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict:
+        lq_rel, gt_rel, task = self.pairs[index]
+        lq = read_image(self.file_client, self.lq_root, lq_rel, 'lq', self.where)
+        gt = read_image(self.file_client, self.gt_root, gt_rel, 'gt', self.where)
+        lq_path, gt_path = osp.join(self.lq_root, lq_rel), osp.join(self.gt_root, gt_rel)
+        if lq.shape != gt.shape:
+            raise ValueError(f'{self.where}: LQ/GT size mismatch: {lq_path} is {lq.shape[0]}x{lq.shape[1]}, '
+                             f'{gt_path} is {gt.shape[0]}x{gt.shape[1]}')
+        if self.opt.get('phase') == 'train':
+            rng = sample_rng(self.seed, self.epoch, index)
+            if self.gt_size:
+                lq, gt = random_crop([lq, gt], int(self.gt_size), rng, f'{self.where}: {gt_path}')
+            lq, gt = augment([lq, gt], rng, self.opt.get('use_hflip', False), self.opt.get('use_rot', False))
+        return {'lq': to_tensor(lq), 'gt': to_tensor(gt), 'task_id': self.task_to_id[task], 'task': task,
+                'lq_path': lq_path, 'gt_path': gt_path}
+
+    def task_counts(self) -> dict[str, int]:
+        """Number of pairs of each task."""
+        tasks = np.array([p[2] for p in self.pairs])
+        return {t: int((tasks == t).sum()) for t in self.tasks}

@@ -1,0 +1,125 @@
+"""Clean images degraded on the fly: each sample draws its task's degradation from a per-sample generator."""
+from __future__ import annotations
+
+from os import path as osp
+
+import numpy as np
+from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data
+
+from basicsr_tur.data.data_util import (
+    augment,
+    list_images,
+    make_file_client,
+    random_crop,
+    read_image,
+    sample_rng,
+    task_index,
+    to_tensor,
+)
+from basicsr_tur.data.degradations import DEGRADATION_TYPES, degrade, validate_spec
+
+
+def degradation_specs(tasks: list[str], specs: dict | None, where: str) -> dict[str, dict]:
+    """The degradation spec of every task: `degradations[task]`, or the MiOIR default of the type named `task`."""
+    specs = dict(specs or {})
+    for name in specs:
+        if name not in tasks:
+            raise ValueError(f"{where}: 'degradations.{name}' is not one of the tasks ({', '.join(tasks)})")
+    out = {}
+    for task in tasks:
+        spec = dict(specs.get(task) or {})
+        if 'type' not in spec:
+            if task not in DEGRADATION_TYPES:
+                raise ValueError(f"{where}: task '{task}' needs 'degradations.{task}.type' "
+                                 f"(one of {', '.join(DEGRADATION_TYPES)})")
+            spec['type'] = task
+        out[task] = validate_spec(spec, f'{where}: degradations.{task}')
+    return out
+
+
+def load_depth(depth_root: str | None, image_name: str, shape: tuple[int, int]) -> np.ndarray | None:
+    """Depth map `<depth_root>/<stem>.npy` (H, W) of an image (larger = farther), or None when there is none."""
+    if not depth_root:
+        return None
+    path = osp.join(depth_root, osp.splitext(osp.basename(image_name))[0] + '.npy')
+    if not osp.isfile(path):
+        return None
+    depth = np.load(path).astype(np.float32)
+    if depth.shape != shape:
+        raise ValueError(f'depth map {path} is {depth.shape[0]}x{depth.shape[1]}, its image {image_name} is '
+                         f'{shape[0]}x{shape[1]}')
+    return depth
+
+
+@DATASET_REGISTRY.register()
+class SyntheticTaskDataset(data.Dataset):
+    """Clean GT images, each sample degraded by one task; returns lq, gt, task_id, task, lq_path, gt_path.
+
+    Options:
+        tasks: the setting's task names; sample `index` has task `tasks[index % len(tasks)]`, so every task
+            gets the same share of samples and a shuffled batch mixes them.
+        dataroot_gt: folder (or `.lmdb` with io_backend lmdb) of clean images; meta_file: optional list of
+            image paths relative to it (one per line), required for lmdb.
+        degradations: {task: spec} with a spec as in `data/degradations.py` (type and ranges); a task named
+            after a degradation type takes the MiOIR ranges by default.
+        depth_root: optional folder of `<image stem>.npy` depth maps used by haze.
+        gt_size, use_hflip, use_rot, dataset_enlarge_ratio, seed: as in PairedTaskDataset.
+    """
+
+    OPTION_KEYS = ('dataroot_gt', 'meta_file', 'degradations', 'depth_root', 'gt_size', 'use_hflip', 'use_rot',
+                   'seed')
+
+    def __init__(self, opt: dict) -> None:
+        super().__init__()
+        self.opt = opt
+        self.where = f"dataset '{opt.get('name', 'SyntheticTaskDataset')}'"
+        self.tasks = list(opt.get('tasks') or [])
+        self.task_to_id = task_index(self.tasks, self.where)
+        self.specs = degradation_specs(self.tasks, opt.get('degradations'), self.where)
+        if not opt.get('dataroot_gt'):
+            raise ValueError(f"{self.where}: 'dataroot_gt' is missing")
+        self.gt_root = opt['dataroot_gt']
+        io_backend = dict(opt.get('io_backend') or {'type': 'disk'})
+        if io_backend.get('type') == 'lmdb':
+            if not opt.get('meta_file'):
+                raise ValueError(f"{self.where}: the lmdb backend needs 'meta_file'")
+            io_backend.update(db_paths=[self.gt_root], client_keys=['gt'])
+        self.file_client = make_file_client(io_backend, self.where)
+        if opt.get('meta_file'):
+            with open(opt['meta_file'], encoding='utf-8') as f:
+                self.names = [line.split()[0] for line in f if line.strip() and not line.startswith('#')]
+        else:
+            if not osp.isdir(self.gt_root):
+                raise FileNotFoundError(f'{self.where}: dataroot_gt folder not found: {self.gt_root}')
+            self.names = list_images(self.gt_root)
+        if not self.names:
+            raise ValueError(f'{self.where}: no images in {self.gt_root}')
+        self.gt_size = opt.get('gt_size')
+        self.seed = int(opt.get('seed', 0))
+        self.enlarge = int(opt.get('dataset_enlarge_ratio', 1))
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose per-sample generators __getitem__ uses."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.names) * len(self.tasks) * self.enlarge
+
+    def __getitem__(self, index: int) -> dict:
+        task = self.tasks[index % len(self.tasks)]
+        name = self.names[(index // len(self.tasks)) % len(self.names)]
+        gt_path = osp.join(self.gt_root, name)
+        gt = read_image(self.file_client, self.gt_root, name, 'gt', self.where)
+        depth = load_depth(self.opt.get('depth_root'), name, gt.shape[:2])
+        rng = sample_rng(self.seed, self.epoch, index)
+        arrays = [gt] if depth is None else [gt, depth[..., None]]
+        if self.gt_size:
+            arrays = random_crop(arrays, int(self.gt_size), rng, f'{self.where}: {gt_path}')
+        arrays = augment(arrays, rng, self.opt.get('use_hflip', False), self.opt.get('use_rot', False))
+        gt = np.ascontiguousarray(arrays[0])
+        depth = np.ascontiguousarray(arrays[1][..., 0]) if depth is not None else None
+        lq, _ = degrade(gt, self.specs[task], rng, depth=depth)
+        return {'lq': to_tensor(lq), 'gt': to_tensor(gt), 'task_id': self.task_to_id[task], 'task': task,
+                'lq_path': f'{gt_path}#{task}', 'gt_path': gt_path}

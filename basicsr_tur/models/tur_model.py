@@ -1,0 +1,254 @@
+"""The all-in-one restoration model: TUR (or plain L1) training, EMA, per-task logging and per-task validation."""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict, defaultdict
+from os import path as osp
+
+import torch
+from basicsr.archs import build_network
+from basicsr.losses import build_loss
+from basicsr.metrics import calculate_metric
+from basicsr.models.base_model import BaseModel
+from basicsr.utils import get_root_logger, imwrite, tensor2img
+from basicsr.utils.registry import MODEL_REGISTRY
+from tqdm import tqdm
+
+from basicsr_tur.losses.tur_loss import per_task_mean
+from basicsr_tur.utils.checkpoint import atomic_save, load_checkpoint
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised after too many consecutive steps with a non-finite loss or gradient."""
+
+
+@MODEL_REGISTRY.register()
+class TURModel(BaseModel):
+    """Trains net_g with a task-aware pixel loss and validates it task by task.
+
+    With `pixel_opt: {type: TURLoss}` the network must have `uncertainty_head: true`; it returns
+    (restored, uncertainty) in training and the loss receives each sample's task id. With any basicsr loss
+    (e.g. `L1Loss`) the same model trains the plain baseline. Validation and testing use the restored output
+    only (EMA weights when `ema_decay` is set).
+    """
+
+    def __init__(self, opt: dict) -> None:
+        super().__init__(opt)
+        self.tasks = list(opt.get('tasks') or [])
+        self.net_g = self.model_to_device(build_network(opt['network_g']))
+        self.print_network(self.net_g)
+        load_path = opt['path'].get('pretrain_network_g')
+        if load_path is not None:
+            load_checkpoint(self.get_bare_model(self.net_g), load_path, opt['path'].get('param_key_g', 'params'),
+                            opt['path'].get('strict_load_g', True))
+        self._log_sums: dict[str, float] = defaultdict(float)
+        self._log_counts: dict[str, int] = defaultdict(int)
+        self._nonfinite_in_a_row = 0
+        if self.is_train:
+            self.init_training_settings()
+
+    def init_training_settings(self) -> None:
+        """EMA copy, pixel loss, optimizer and scheduler from the `train` options."""
+        self.net_g.train()
+        train_opt = self.opt['train']
+        self.ema_decay = train_opt.get('ema_decay', 0)
+        if self.ema_decay > 0:
+            get_root_logger().info(f'Use Exponential Moving Average with decay: {self.ema_decay}')
+            self.net_g_ema = build_network(self.opt['network_g']).to(self.device)
+            load_path = self.opt['path'].get('pretrain_network_g')
+            if load_path is not None:
+                load_checkpoint(self.net_g_ema, load_path, 'params_ema', self.opt['path'].get('strict_load_g', True))
+            else:
+                self.model_ema(0)
+            self.net_g_ema.eval()
+        if not train_opt.get('pixel_opt'):
+            raise ValueError("options 'train.pixel_opt' is missing (e.g. {type: TURLoss} or {type: L1Loss})")
+        self.cri_pix = build_loss(train_opt['pixel_opt']).to(self.device)
+        self.needs_uncertainty = getattr(self.cri_pix, 'needs_uncertainty', False)
+        if self.needs_uncertainty and getattr(self.get_bare_model(self.net_g), 'uncertainty_head', None) is None:
+            raise ValueError(f"train.pixel_opt.type '{train_opt['pixel_opt']['type']}' needs the uncertainty head: "
+                             'set network_g.uncertainty_head: true')
+        self.max_nonfinite = int(train_opt.get('max_nonfinite_steps', 5))
+        self.setup_optimizers()
+        self.setup_schedulers()
+
+    def setup_optimizers(self) -> None:
+        """One optimizer over all trainable parameters of net_g (uncertainty head included)."""
+        optim_opt = dict(self.opt['train']['optim_g'])
+        optim_type = optim_opt.pop('type')
+        params = [p for p in self.net_g.parameters() if p.requires_grad]
+        self.optimizer_g = self.get_optimizer(optim_type, params, **optim_opt)
+        self.optimizers.append(self.optimizer_g)
+
+    def feed_data(self, data: dict) -> None:
+        """Take a batch: lq, gt (B, C, H, W), task_id (B,) and task names."""
+        self.lq = data['lq'].to(self.device)
+        self.gt = data['gt'].to(self.device) if 'gt' in data else None
+        self.task_ids = torch.as_tensor(data['task_id'], dtype=torch.long, device=self.device)
+        self.task_names = list(data['task'])
+
+    def optimize_parameters(self, current_iter: int) -> None:
+        """One optimisation step; a non-finite loss or gradient skips the step and is reported."""
+        self.optimizer_g.zero_grad(set_to_none=True)
+        if self.needs_uncertainty:
+            self.output, uncertainty = self.net_g(self.lq, with_uncertainty=True)
+            l_pix = self.cri_pix(self.output, self.gt, uncertainty, self.task_ids)
+            stats = self.cri_pix.last_task_stats
+            task_ids, figures = stats['task_ids'], {k: stats[k] for k in ('l1', 'sigma', 'loss')}
+        else:
+            self.output = self.net_g(self.lq)
+            l_pix = self.cri_pix(self.output, self.gt)
+            per_sample_l1 = (self.output.detach() - self.gt).abs().flatten(1).mean(1)
+            task_ids, l1 = per_task_mean(per_sample_l1, self.task_ids)
+            figures = {'l1': l1}
+        l_pix.backward()
+        grads_finite = all(torch.isfinite(p.grad).all() for p in self.net_g.parameters() if p.grad is not None)
+        if not (torch.isfinite(l_pix) and grads_finite):
+            self._skip_nonfinite_step(current_iter, l_pix)
+            return
+        self._nonfinite_in_a_row = 0
+        self.optimizer_g.step()
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+        self._accumulate('l_pix', l_pix.item())
+        for name, values in figures.items():
+            for tid, value in zip(task_ids.tolist(), values.tolist()):
+                self._accumulate(f'{name}/{self._task_name(tid)}', value)
+
+    def _skip_nonfinite_step(self, current_iter: int, loss: torch.Tensor) -> None:
+        self.optimizer_g.zero_grad(set_to_none=True)
+        self._nonfinite_in_a_row += 1
+        tasks = ', '.join(sorted(set(self.task_names)))
+        get_root_logger().warning(f'iter {current_iter}: non-finite loss ({loss.item()}) or gradient; step skipped '
+                                  f'(tasks in batch: {tasks}; {self._nonfinite_in_a_row} in a row)')
+        if self._nonfinite_in_a_row >= self.max_nonfinite:
+            raise NonFiniteLossError(f'iter {current_iter}: {self._nonfinite_in_a_row} consecutive non-finite steps '
+                                     f'(last batch tasks: {tasks}); lower the learning rate or check the data '
+                                     '(train.max_nonfinite_steps sets the limit)')
+
+    def _task_name(self, task_id: int) -> str:
+        return self.tasks[task_id] if task_id < len(self.tasks) else str(task_id)
+
+    def _accumulate(self, key: str, value: float) -> None:
+        self._log_sums[key] += value
+        self._log_counts[key] += 1
+
+    def get_current_log(self) -> OrderedDict:
+        """Mean of each logged figure since the previous call (per-task figures averaged over the batches)."""
+        log = OrderedDict((k, self._log_sums[k] / self._log_counts[k]) for k in sorted(self._log_sums))
+        self._log_sums.clear()
+        self._log_counts.clear()
+        return log
+
+    def test(self) -> None:
+        """Restore self.lq into self.output with the EMA weights if any (uncertainty head unused)."""
+        net = getattr(self, 'net_g_ema', None) or self.net_g
+        was_training = net.training
+        net.eval()
+        with torch.no_grad():
+            self.output = net(self.lq)
+        net.train(was_training)
+
+    def get_current_visuals(self) -> OrderedDict:
+        """lq, result and gt of the current batch, on the CPU."""
+        out = OrderedDict(lq=self.lq.detach().cpu(), result=self.output.detach().cpu())
+        if self.gt is not None:
+            out['gt'] = self.gt.detach().cpu()
+        return out
+
+    def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        if self.opt['rank'] == 0:
+            return self.nondist_validation(dataloader, current_iter, tb_logger, save_img)
+        return None
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img: bool) -> dict:
+        """Per-task metrics of the restored images (and of the degraded inputs); returns them as a dict.
+
+        Returns {'tasks': {task: {metric: mean}}, 'average': {metric: mean over tasks}, 'counts': {task: n},
+        'input': same layout for the degraded input} and logs them (tensorboard: metrics/<dataset>/<task>/<m>).
+        """
+        dataset_name = dataloader.dataset.opt['name']
+        val_opt = self.opt.get('val') or {}
+        metric_opts = val_opt.get('metrics') or {}
+        with_input = val_opt.get('input_row', True)
+        sums = {'model': defaultdict(lambda: defaultdict(float)), 'input': defaultdict(lambda: defaultdict(float))}
+        counts: dict[str, int] = defaultdict(int)
+        pbar = tqdm(total=len(dataloader), unit='image', desc=f'Test {dataset_name}', leave=False) \
+            if val_opt.get('pbar', True) else None
+        for val_data in dataloader:
+            self.feed_data(val_data)
+            self.test()
+            task = self.task_names[0]
+            counts[task] += 1
+            result_img = tensor2img([self.output.detach().cpu()])
+            gt_img = tensor2img([self.gt.detach().cpu()]) if self.gt is not None else None
+            if save_img:
+                self._save_image(result_img, val_data, dataset_name, task, current_iter)
+            if gt_img is not None:
+                images = {'model': result_img}
+                if with_input:
+                    images['input'] = tensor2img([self.lq.detach().cpu()])
+                for source, img in images.items():
+                    for name, m_opt in metric_opts.items():
+                        sums[source][task][name] += float(calculate_metric({'img': img, 'img2': gt_img}, m_opt))
+            if pbar is not None:
+                pbar.update(1)
+        if pbar is not None:
+            pbar.close()
+        results = {'counts': dict(counts)}
+        for source in ('model', 'input') if with_input else ('model',):
+            per_task = {t: {m: sums[source][t][m] / counts[t] for m in metric_opts} for t in self._ordered(counts)}
+            average = {m: sum(per_task[t][m] for t in per_task) / len(per_task) for m in metric_opts} \
+                if per_task else {}
+            results[source] = {'tasks': per_task, 'average': average}
+        self._log_validation(results, dataset_name, current_iter, tb_logger)
+        return results
+
+    def _ordered(self, counts: dict) -> list[str]:
+        """Tasks seen, in the options' task order (unknown ones after)."""
+        known = [t for t in self.tasks if t in counts]
+        return known + sorted(t for t in counts if t not in self.tasks)
+
+    def _save_image(self, img, val_data: dict, dataset_name: str, task: str, current_iter) -> None:
+        name = osp.splitext(osp.basename(str(val_data['lq_path'][0]).split('#')[0]))[0]
+        if self.opt['is_train']:
+            path = osp.join(self.opt['path']['visualization'], dataset_name, task, f'{name}_{current_iter}.png')
+        else:
+            suffix = (self.opt.get('val') or {}).get('suffix') or self.opt['name']
+            path = osp.join(self.opt['path']['visualization'], dataset_name, task, f'{name}_{suffix}.png')
+        if not imwrite(img, path):
+            raise OSError(f'could not write image {path}')
+
+    def _log_validation(self, results: dict, dataset_name: str, current_iter, tb_logger) -> None:
+        model = results['model']
+        lines = [f'Validation {dataset_name} (iter {current_iter})']
+        for task, values in list(model['tasks'].items()) + [('average', model['average'])]:
+            figures = ', '.join(f'{m}: {v:.4f}' for m, v in values.items())
+            lines.append(f'\t{task:>10s}  {figures}')
+        get_root_logger().info('\n'.join(lines))
+        if tb_logger and isinstance(current_iter, int):
+            for task, values in list(model['tasks'].items()) + [('average', model['average'])]:
+                for metric, value in values.items():
+                    if math.isfinite(value):
+                        tb_logger.add_scalar(f'metrics/{dataset_name}/{task}/{metric}', value, current_iter)
+
+    def save(self, epoch: int, current_iter: int) -> None:
+        """Save net_g (params, and params_ema with EMA) and the training state, each atomically."""
+        self.save_weights(current_iter)
+        self.save_training_state(epoch, current_iter)
+
+    def save_weights(self, label: int | str) -> None:
+        """Write models/net_g_<label>.pth with `params` (and `params_ema` when EMA is on)."""
+        nets = {'params': self.get_bare_model(self.net_g)}
+        if hasattr(self, 'net_g_ema'):
+            nets['params_ema'] = self.net_g_ema
+        atomic_save({k: {n: t.detach().cpu() for n, t in net.state_dict().items()} for k, net in nets.items()},
+                    osp.join(self.opt['path']['models'], f'net_g_{label}.pth'))
+
+    def save_training_state(self, epoch: int, current_iter: int) -> None:
+        """Optimizer and scheduler states, epoch and iteration, written atomically."""
+        state = {'epoch': epoch, 'iter': current_iter,
+                 'optimizers': [o.state_dict() for o in self.optimizers],
+                 'schedulers': [s.state_dict() for s in self.schedulers]}
+        atomic_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))

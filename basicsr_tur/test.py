@@ -1,0 +1,131 @@
+"""Test pipeline: options -> test sets -> restored images -> per-task PSNR/SSIM tables (Markdown, JSON, CSV)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from os import path as osp
+
+import torch
+from basicsr.data import build_dataloader, build_dataset
+from basicsr.models import build_model
+from basicsr.utils import get_env_info, get_root_logger, get_time_str, make_exp_dirs
+from basicsr.utils.options import dict2str
+
+from basicsr_tur.utils.cli import removed_on_failure
+from basicsr_tur.utils.options import parse_options, run_prepare_step
+
+
+def _fmt(values: dict, metric: str, digits: int) -> str:
+    value = values.get(metric)
+    return '-' if value is None else f'{value:.{digits}f}'
+
+
+def metrics_tables(name: str, dataset_name: str, results: dict) -> str:
+    """Markdown tables of one test set: per-task rows (input vs model, with an average row) and a paper-style row."""
+    model, inp = results['model'], results.get('input')
+    metrics = list(model['average'])
+    psnr = next((m for m in metrics if 'psnr' in m.lower()), None)
+    header = ['Task', 'Images'] + [f'Input {m.upper()}' for m in metrics if inp] + [f'{name} {m.upper()}'
+                                                                                    for m in metrics]
+    if inp and psnr:
+        header.append(f'Δ{psnr.upper()}')
+    rows = []
+    tasks = list(model['tasks'])
+    for task in tasks + ['Average']:
+        values = model['tasks'][task] if task != 'Average' else model['average']
+        in_values = (inp['tasks'][task] if task != 'Average' else inp['average']) if inp else {}
+        n = str(results['counts'][task]) if task != 'Average' else str(sum(results['counts'].values()))
+        row = [task if task != 'Average' else '**Average**', n]
+        row += [_fmt(in_values, m, 2 if 'psnr' in m.lower() else 4) for m in metrics if inp]
+        row += [_fmt(values, m, 2 if 'psnr' in m.lower() else 4) for m in metrics]
+        if inp and psnr:
+            row.append(f'{values[psnr] - in_values[psnr]:+.2f}')
+        rows.append(row)
+    out = [f'### {dataset_name}: per task (average = mean over tasks)', '',
+           '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    out += ['| ' + ' | '.join(r) + ' |' for r in rows]
+    # Paper layout: one row per method, one column per task, cells "PSNR/SSIM".
+    paper_header = ['Method'] + tasks + ['Average']
+    out += ['', f'### {dataset_name}: paper layout ({" / ".join(m.upper() for m in metrics)})', '',
+            '| ' + ' | '.join(paper_header) + ' |', '|' + '---|' * len(paper_header)]
+    sources = ([('Input (degraded)', inp)] if inp else []) + [(name, model)]
+    for label, source in sources:
+        cells = ['/'.join(_fmt(source['tasks'][t], m, 2 if 'psnr' in m.lower() else 4) for m in metrics)
+                 for t in tasks]
+        cells.append('/'.join(_fmt(source['average'], m, 2 if 'psnr' in m.lower() else 4) for m in metrics))
+        out.append('| ' + ' | '.join([label] + cells) + ' |')
+    return '\n'.join(out) + '\n'
+
+
+def metrics_csv(name: str, all_results: dict) -> str:
+    """One CSV line per (test set, source, task, metric)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(['name', 'dataset', 'source', 'task', 'metric', 'value', 'images'])
+    for dataset_name, results in all_results.items():
+        for source in ('input', 'model'):
+            if source not in results:
+                continue
+            per_task = dict(results[source]['tasks'], average=results[source]['average'])
+            for task, values in per_task.items():
+                n = results['counts'].get(task, sum(results['counts'].values()))
+                for metric, value in values.items():
+                    writer.writerow([name, dataset_name, source, task, metric, f'{value:.6f}', n])
+    return buf.getvalue()
+
+
+def write_text(path: str, text: str) -> None:
+    """Write a results file through a temporary name, so a full disk never leaves a truncated table."""
+    tmp = path + '.tmp'
+    try:
+        with open(tmp, 'w', encoding='utf-8') as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise OSError(f'could not write {path}: {err.strerror or err}') from None
+
+
+def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
+    """Evaluate the model of `-opt` on its test sets; print and write the tables; return all results."""
+    opt, _ = parse_options(root_path, is_train=False, argv=argv)
+    torch.backends.cudnn.benchmark = True
+    run_prepare_step(opt, root_path)
+    make_exp_dirs(opt)
+    with removed_on_failure(opt['path']['results_root']):
+        log_file = osp.join(opt['path']['log'], f"test_{opt['name']}_{get_time_str()}.log")
+        logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=log_file)
+        logger.info(get_env_info())
+        logger.info(dict2str(opt))
+        loaders = []
+        for _, dataset_opt in sorted(opt['datasets'].items()):
+            test_set = build_dataset(dataset_opt)
+            loaders.append(build_dataloader(test_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
+                                            sampler=None, seed=opt['manual_seed']))
+            logger.info(f"Test set {dataset_opt['name']}: {len(test_set)} images")
+        model = build_model(opt)
+    val_opt = opt.get('val') or {}
+    all_results = {}
+    for loader in loaders:
+        name = loader.dataset.opt['name']
+        all_results[name] = model.validation(loader, current_iter=opt['name'], tb_logger=None,
+                                             save_img=val_opt.get('save_img', False))
+
+    label = opt['name']
+    tables = '\n'.join(metrics_tables(label, d, r) for d, r in all_results.items())
+    metric_notes = ', '.join(f"{k}: {v.get('type')} (crop_border {v.get('crop_border', 0)}, "
+                             f"{'Y channel' if v.get('test_y_channel') else 'RGB'})"
+                             for k, v in (val_opt.get('metrics') or {}).items())
+    text = f'## {label}\n\nMetrics: {metric_notes}; images as 8-bit.\n\n{tables}'
+    results_root = opt['path']['results_root']
+    write_text(osp.join(results_root, 'metrics.md'), text)
+    write_text(osp.join(results_root, 'metrics.json'),
+               json.dumps({'name': label, 'options': opt['opt_path'], 'results': all_results}, indent=2))
+    write_text(osp.join(results_root, 'metrics.csv'), metrics_csv(label, all_results))
+    print(text, flush=True)
+    logger.info(f"Tables written to {osp.join(results_root, 'metrics.md')} (.json, .csv)")
+    return all_results

@@ -1,0 +1,89 @@
+"""Checkpoint I/O in one place: unwrap foreign formats, load strictly with the head reported, save atomically."""
+from __future__ import annotations
+
+import os
+from os import path as osp
+from typing import Any
+
+import torch
+from basicsr.utils import get_root_logger
+from torch import nn
+
+from basicsr_tur.archs.uncertainty import HEAD_PREFIX
+
+_WRAPPER_KEYS = ('params_ema', 'params', 'state_dict', 'model', 'net', 'net_g')
+_PREFIXES = ('module.', 'net.')
+
+
+def unwrap_state_dict(ckpt: Any, param_key: str | None = None, where: str = 'checkpoint') -> dict:
+    """The tensor dict inside a checkpoint: `param_key` (or params_ema/params/state_dict/...), prefixes stripped."""
+    state = ckpt
+    if isinstance(ckpt, dict) and not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        keys = [param_key] if param_key else list(_WRAPPER_KEYS)
+        found = [k for k in keys if k in ckpt and isinstance(ckpt[k], dict)]
+        if not found:
+            raise KeyError(f"{where}: no '{param_key or '/'.join(_WRAPPER_KEYS)}' entry "
+                           f"(top-level keys: {', '.join(map(str, list(ckpt)[:10]))})")
+        state = ckpt[found[0]]
+    if not isinstance(state, dict):
+        raise TypeError(f'{where}: expected a state dict, got {type(state).__name__}')
+    for prefix in _PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params', strict: bool = True) -> None:
+    """Load a checkpoint file into net; with strict, only the uncertainty head may be missing (and is reported)."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint not found: {path}')
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:
+        raise ValueError(f'cannot read checkpoint {path}: {str(err).splitlines()[0]}') from None
+    # A requested key the file lacks falls back to the usual wrappers (a plain or foreign checkpoint).
+    state = unwrap_state_dict(ckpt, param_key if isinstance(ckpt, dict) and param_key in ckpt else None, path)
+    own = net.state_dict()
+    for key, value in state.items():
+        if key in own and own[key].shape != value.shape:
+            raise ValueError(f"{path}: key '{key}' has shape {tuple(value.shape)}, "
+                             f'the network expects {tuple(own[key].shape)}')
+    # The head is training-only: a TUR checkpoint loads into a head-less backbone with its head keys dropped.
+    head_dropped = [k for k in state if k.startswith(HEAD_PREFIX) and k not in own]
+    state = {k: v for k, v in state.items() if k not in head_dropped}
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    head_missing = [k for k in missing if k.startswith(HEAD_PREFIX)]
+    other_missing = [k for k in missing if not k.startswith(HEAD_PREFIX)]
+    if strict and (other_missing or unexpected):
+        parts = []
+        if other_missing:
+            parts.append(f'missing keys {other_missing[:5]}{" ..." if len(other_missing) > 5 else ""}')
+        if unexpected:
+            parts.append(f'unexpected keys {unexpected[:5]}{" ..." if len(unexpected) > 5 else ""}')
+        raise KeyError(f'{path}: does not match {type(net).__name__}: ' + '; '.join(parts))
+    net.load_state_dict(state, strict=False)
+    logger = get_root_logger()
+    if head_dropped:
+        logger.info(f'{path}: uncertainty head weights ignored (the network has no head; inference never uses it)')
+    if head_missing:
+        logger.info(f'{path}: backbone checkpoint without the uncertainty head; '
+                    f'its {len(head_missing)} tensors keep their fresh initialisation')
+    if not strict and (other_missing or unexpected):
+        logger.warning(f'{path}: loaded non-strictly; missing {other_missing}, unexpected {unexpected}')
+
+
+def atomic_save(obj: Any, path: str) -> None:
+    """torch.save to `path` through a temporary file and a rename, so a crash never leaves a partial file."""
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    tmp = f'{path}.tmp{os.getpid()}'
+    try:
+        torch.save(obj, tmp)
+        with open(tmp, 'rb') as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise OSError(f'could not save {path}: {err.strerror or err} (the previous file, if any, is intact)') \
+            from None

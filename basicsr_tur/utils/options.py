@@ -1,0 +1,273 @@
+"""Options: a safe YAML loader with basicsr's option semantics, and early checks of every key.
+
+basicsr 1.4.2's `parse_options` reads YAML with `yaml.CLoader`, which constructs `!!python/object` tags, so a
+downloaded options file could run code. We keep its semantics (paths, phases, `experiments/` and `results/`
+layout, `--force_yml`) but load with `yaml.SafeLoader`, and we check keys before anything is written so that a
+typo fails at once with the file and key named.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import inspect
+import os
+import random
+from collections import OrderedDict
+from os import path as osp
+from typing import Any
+
+import yaml
+
+
+class OptionError(ValueError):
+    """A problem in an options file; its message names the file and the key at fault."""
+
+
+class _SafeOrderedLoader(yaml.SafeLoader):
+    """SafeLoader that keeps mapping order; any python/* tag is refused by SafeLoader itself."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> OrderedDict:
+    loader.flatten_mapping(node)
+    return OrderedDict(loader.construct_pairs(node))
+
+
+_SafeOrderedLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_yaml(path: str) -> dict:
+    """Read a YAML file with a safe loader; unsafe tags and syntax errors raise OptionError naming the file."""
+    if not osp.isfile(path):
+        raise OptionError(f'{path}: options file not found')
+    with open(path, encoding='utf-8') as f:
+        try:
+            data = yaml.load(f, Loader=_SafeOrderedLoader)
+        except yaml.constructor.ConstructorError as err:
+            mark = err.problem_mark
+            where = f'line {mark.line + 1}' if mark is not None else 'unknown line'
+            raise OptionError(f'{path}: {where}: refused unsafe or unknown YAML tag ({err.problem}); '
+                              'options files may only hold plain values') from None
+        except yaml.YAMLError as err:
+            raise OptionError(f'{path}: invalid YAML: {str(err).splitlines()[0]}') from None
+    if not isinstance(data, dict):
+        raise OptionError(f'{path}: expected a mapping of options at the top level, got {type(data).__name__}')
+    return data
+
+
+def dump_yaml(data: Any) -> str:
+    """Serialise plain option data (OrderedDicts included) back to YAML text."""
+
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    _Dumper.add_representer(OrderedDict, lambda d, v: d.represent_dict(v.items()))
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=None)
+
+
+# Known keys, so that a typo is caught before a run starts. Values: None = any value, dict = nested schema.
+_DATASET_COMMON = {'name', 'type', 'phase', 'io_backend', 'tasks', 'scale', 'num_worker_per_gpu',
+                   'batch_size_per_gpu', 'dataset_enlarge_ratio', 'prefetch_mode', 'pin_memory',
+                   'persistent_workers', 'num_prefetch_queue'}
+SCHEMA: dict[str, Any] = {
+    'name': None, 'model_type': None, 'scale': None, 'num_gpu': None, 'manual_seed': None, 'tasks': None,
+    'prepare': {'script': None, 'args': None, 'creates': None},
+    'datasets': None,  # checked against each dataset class's OPTION_KEYS
+    'network_g': None,  # checked against the arch constructor's signature
+    'path': {'pretrain_network_g': None, 'param_key_g': None, 'strict_load_g': None, 'resume_state': None,
+             'experiments_root': None, 'models': None, 'training_states': None, 'log': None,
+             'visualization': None, 'results_root': None},
+    'train': {'ema_decay': None, 'optim_g': None, 'scheduler': None, 'total_iter': None, 'warmup_iter': None,
+              'pixel_opt': None, 'max_nonfinite_steps': None},
+    'val': {'val_freq': None, 'save_img': None, 'suffix': None, 'metrics': None, 'pbar': None,
+            'input_row': None},
+    'logger': {'print_freq': None, 'save_checkpoint_freq': None, 'use_tb_logger': None, 'wandb': None},
+    'dist_params': None, 'is_train': None, 'dist': None, 'rank': None, 'world_size': None,
+    'auto_resume': None, 'opt_path': None,
+}
+
+
+def _unknown(key: str, allowed: set[str] | list[str], where: str, path: str) -> OptionError:
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else f'; allowed: {", ".join(sorted(allowed))}'
+    return OptionError(f"{path}: unknown key '{where}{key}'{hint}")
+
+
+def _check_schema(opt: dict, schema: dict, path: str, prefix: str = '') -> None:
+    for key, value in opt.items():
+        if key not in schema:
+            raise _unknown(key, schema, prefix, path)
+        sub = schema[key]
+        if isinstance(sub, dict):
+            if not isinstance(value, dict):
+                raise OptionError(f"{path}: '{prefix}{key}' must be a mapping, got {value!r}")
+            _check_schema(value, sub, path, f'{prefix}{key}.')
+
+
+def _check_registered(registry: Any, type_name: Any, kind: str, key: str, path: str) -> type:
+    if type_name is None:
+        raise OptionError(f"{path}: '{key}.type' is missing")
+    known = [name for name, _ in registry]
+    if type_name not in known:
+        close = difflib.get_close_matches(str(type_name), known, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ''
+        raise OptionError(f"{path}: '{key}.type': unknown {kind} '{type_name}'{hint}")
+    return registry.get(type_name)
+
+
+def _check_kwargs(cls: type, kwargs: dict, key: str, path: str) -> None:
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [name for name in params if name != 'self']
+    for name in kwargs:
+        if name != 'type' and name not in allowed:
+            raise _unknown(name, allowed, f'{key}.', path)
+
+
+def check_options(opt: dict, path: str) -> None:
+    """Check keys, registered type names and arguments of an options dict; raise OptionError on the first fault."""
+    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
+
+    import basicsr_tur  # noqa: F401  (registers our classes before the registries are consulted)
+
+    _check_schema(opt, SCHEMA, path)
+    for required in ('name', 'model_type', 'network_g', 'datasets'):
+        if required not in opt:
+            raise OptionError(f"{path}: required key '{required}' is missing")
+    if opt['model_type'] not in [name for name, _ in MODEL_REGISTRY]:
+        raise OptionError(f"{path}: 'model_type': unknown model '{opt['model_type']}'")
+    arch = _check_registered(ARCH_REGISTRY, opt['network_g'].get('type'), 'arch', 'network_g', path)
+    _check_kwargs(arch, opt['network_g'], 'network_g', path)
+    pixel_opt = opt.get('train', {}).get('pixel_opt')
+    if pixel_opt is not None:
+        loss = _check_registered(LOSS_REGISTRY, pixel_opt.get('type'), 'loss', 'train.pixel_opt', path)
+        _check_kwargs(loss, pixel_opt, 'train.pixel_opt', path)
+    for phase_name, dataset_opt in opt['datasets'].items():
+        key = f'datasets.{phase_name}'
+        if not isinstance(dataset_opt, dict):
+            raise OptionError(f"{path}: '{key}' must be a mapping")
+        dataset = _check_registered(DATASET_REGISTRY, dataset_opt.get('type'), 'dataset', key, path)
+        allowed = _DATASET_COMMON | set(getattr(dataset, 'OPTION_KEYS', ()))
+        if hasattr(dataset, 'OPTION_KEYS'):
+            for name in dataset_opt:
+                if name not in allowed:
+                    raise _unknown(name, allowed, f'{key}.', path)
+    tasks = opt.get('tasks')
+    if tasks is not None and (not isinstance(tasks, list) or not tasks or len(set(tasks)) != len(tasks)):
+        raise OptionError(f"{path}: 'tasks' must be a non-empty list of distinct task names, got {tasks!r}")
+
+
+def _parse_force_value(value: str) -> Any:
+    """Read a --force_yml value as a YAML scalar or flow list (never evaluated as Python)."""
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return ast.literal_eval(value)
+
+
+def parse_options(root_path: str, is_train: bool = True, argv: list[str] | None = None) -> tuple[dict, Any]:
+    """Parse the command line and the options file the basicsr way, with a safe loader and key checks."""
+    parser = argparse.ArgumentParser(description='basicsr-tur ' + ('training' if is_train else 'testing'))
+    parser.add_argument('-opt', type=str, required=True, help='Path to option YAML file.')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none', help='job launcher')
+    parser.add_argument('--auto_resume', action='store_true', help='resume from the latest training state')
+    parser.add_argument('--debug', action='store_true')
+    parser.add_argument('--local_rank', type=int, default=0)
+    parser.add_argument('--force_yml', nargs='+', default=None,
+                        help='override options, e.g. train:ema_decay=0.999 (values read as YAML, never executed)')
+    args = parser.parse_args(argv)
+
+    opt = load_yaml(args.opt)
+    for entry in args.force_yml or []:
+        if '=' not in entry:
+            raise OptionError(f"--force_yml: expected 'a:b:c=value', got {entry!r}")
+        keys, value = (s.strip() for s in entry.split('=', 1))
+        node = opt
+        *parents, last = keys.split(':')
+        for k in parents:
+            node = node.setdefault(k, OrderedDict())
+        node[last] = _parse_force_value(value)
+
+    opt.setdefault('path', OrderedDict())
+    opt.setdefault('num_gpu', 0)
+    check_options(opt, args.opt)
+    opt['opt_path'] = args.opt
+
+    if args.launcher != 'none':
+        raise OptionError(f'--launcher {args.launcher}: distributed training is not supported yet; '
+                          'run with --launcher none on one device')
+    opt['dist'] = False
+    opt['rank'], opt['world_size'] = 0, 1
+
+    if opt.get('manual_seed') is None:
+        opt['manual_seed'] = random.randint(1, 10000)
+    opt['auto_resume'] = args.auto_resume
+    opt['is_train'] = is_train
+    if args.debug and not opt['name'].startswith('debug'):
+        opt['name'] = 'debug_' + opt['name']
+
+    if opt['num_gpu'] == 'auto':
+        import torch
+        opt['num_gpu'] = torch.cuda.device_count()
+    if opt['num_gpu'] > 0:
+        import torch
+        if not torch.cuda.is_available():
+            raise OptionError(f"{args.opt}: 'num_gpu: {opt['num_gpu']}' but no CUDA device is available; "
+                              'set num_gpu: 0 to run on the CPU')
+
+    for phase, dataset in opt['datasets'].items():
+        dataset['phase'] = phase.split('_')[0]
+        if 'scale' in opt:
+            dataset['scale'] = opt['scale']
+        if 'tasks' in opt:
+            dataset.setdefault('tasks', list(opt['tasks']))
+        dataset.setdefault('seed', opt['manual_seed'])
+        for key in ('dataroot_gt', 'dataroot_lq', 'meta_file'):
+            if dataset.get(key) is not None:
+                dataset[key] = osp.expanduser(dataset[key])
+
+    for key, val in opt['path'].items():
+        if val is not None and ('resume_state' in key or 'pretrain_network' in key):
+            opt['path'][key] = osp.expanduser(val)
+
+    if is_train:
+        experiments_root = osp.join(root_path, 'experiments', opt['name'])
+        opt['path']['experiments_root'] = experiments_root
+        opt['path']['models'] = osp.join(experiments_root, 'models')
+        opt['path']['training_states'] = osp.join(experiments_root, 'training_states')
+        opt['path']['log'] = experiments_root
+        opt['path']['visualization'] = osp.join(experiments_root, 'visualization')
+        opt.setdefault('logger', OrderedDict())
+        if 'debug' in opt['name']:
+            if 'val' in opt:
+                opt['val']['val_freq'] = 8
+            opt['logger']['print_freq'] = 1
+            opt['logger']['save_checkpoint_freq'] = 8
+    else:
+        results_root = osp.join(root_path, 'results', opt['name'])
+        opt['path']['results_root'] = results_root
+        opt['path']['log'] = results_root
+        opt['path']['visualization'] = osp.join(results_root, 'visualization')
+    return opt, args
+
+
+def run_prepare_step(opt: dict, root_path: str) -> None:
+    """Build a setting's data with the script the options point to (`prepare:`), unless it already exists."""
+    import subprocess
+    import sys
+
+    prepare = opt.get('prepare')
+    if not prepare:
+        return
+    creates = osp.join(root_path, prepare['creates'])
+    if osp.exists(creates):
+        return
+    script = osp.join(root_path, prepare['script'])
+    if not osp.isfile(script):
+        raise OptionError(f"{opt.get('opt_path')}: 'prepare.script': {script} not found")
+    cmd = [sys.executable, script] + [str(a) for a in prepare.get('args', [])]
+    result = subprocess.run(cmd, cwd=root_path, env=dict(os.environ))
+    if result.returncode != 0 or not osp.exists(creates):
+        raise RuntimeError(f"data preparation failed: '{' '.join(cmd)}' exited with {result.returncode} "
+                           f'and did not create {creates}')

@@ -1,0 +1,231 @@
+"""Tests for the MiOIR degradation synthesis in basicsr_tur.data.degradations."""
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from basicsr_tur.data.degradations import (
+    DEFAULT_SPECS,
+    DEGRADATION_TYPES,
+    add_dark,
+    add_haze,
+    add_noise,
+    add_rain,
+    apply_degradation,
+    degrade,
+    sample_params,
+    validate_spec,
+)
+
+# The mildest end of every MiOIR range, so "visibly changes" holds for the whole range, not a lucky draw.
+# Dark uses gamma 1.2 because gamma 1, the bottom of its range, is the identity by definition.
+MILDEST = {
+    'sr': {'type': 'sr', 'scale': 4},
+    'blur': {'type': 'blur', 'kernel_size': 7, 'sigma': 1.0},
+    'noise': {'type': 'noise', 'sigma': 15},
+    'jpeg': {'type': 'jpeg', 'quality': 70},
+    'rain': {'type': 'rain', 'amount': 50, 'width': 3, 'length': 20, 'angle': 0},
+    'haze': {'type': 'haze', 'A': 0.8, 'beta': 0.5},
+    'dark': {'type': 'dark', 'gamma': 1.2},
+}
+# sr has a fixed scale by default and no randomness, so two seeds give the same image.
+RANDOM_TYPES = tuple(t for t in DEGRADATION_TYPES if t != 'sr')
+
+
+@pytest.fixture(scope='module')
+def img() -> np.ndarray:
+    """A 64x64 RGB float32 crop of scikit-image's astronaut, in [0, 1]."""
+    return cv2.resize(skimage.data.astronaut(), (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+
+
+def test_types_are_the_seven_mioir_tasks():
+    assert DEGRADATION_TYPES == ('sr', 'blur', 'noise', 'jpeg', 'rain', 'haze', 'dark')
+    assert set(DEFAULT_SPECS) == set(DEGRADATION_TYPES)
+
+
+@pytest.mark.parametrize('deg_type', DEGRADATION_TYPES)
+def test_same_seed_gives_identical_output(img, deg_type):
+    out_a, params_a = degrade(img, {'type': deg_type}, np.random.default_rng(123))
+    out_b, params_b = degrade(img, {'type': deg_type}, np.random.default_rng(123))
+    assert params_a == params_b
+    assert np.array_equal(out_a, out_b)
+
+
+@pytest.mark.parametrize('deg_type', RANDOM_TYPES)
+def test_different_seeds_give_different_outputs(img, deg_type):
+    out_a, _ = degrade(img, {'type': deg_type}, np.random.default_rng(0))
+    out_b, _ = degrade(img, {'type': deg_type}, np.random.default_rng(1))
+    assert not np.array_equal(out_a, out_b)
+
+
+@pytest.mark.parametrize('deg_type', DEGRADATION_TYPES)
+def test_output_is_float32_same_shape_in_unit_range(img, deg_type):
+    out, _ = degrade(img, {'type': deg_type}, np.random.default_rng(0))
+    assert out.dtype == np.float32
+    assert out.shape == img.shape
+    assert out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.parametrize('deg_type', DEGRADATION_TYPES)
+def test_input_is_not_modified(img, deg_type):
+    original = img.copy()
+    out, _ = degrade(img, {'type': deg_type}, np.random.default_rng(0))
+    assert np.array_equal(img, original)
+    assert not np.shares_memory(out, img)
+
+
+@pytest.mark.parametrize('deg_type', DEGRADATION_TYPES)
+def test_mildest_params_visibly_change_the_image(img, deg_type):
+    out = apply_degradation(img, MILDEST[deg_type], np.random.default_rng(0))
+    # 0.01 is 2.5 grey levels of 255: far above what 8-bit rounding or float error could cause (<= 0.5 level),
+    # and still below the weakest change measured at the mildest end of a range (about 0.03, jpeg at quality 70).
+    assert np.abs(out - img).mean() > 0.01
+
+
+def test_sr_keeps_a_size_not_divisible_by_the_scale(img):
+    odd = np.ascontiguousarray(img[:61, :47])
+    out = apply_degradation(odd, {'type': 'sr', 'scale': 4}, np.random.default_rng(0))
+    assert out.shape == (61, 47, 3)
+
+
+def test_noise_sigma_25_has_std_25_over_255():
+    grey = np.full((64, 64, 3), 0.5, np.float32)  # 0.5 +- 3 sigma stays inside [0, 1], so clipping adds no bias
+    out = add_noise(grey, {'sigma': 25}, np.random.default_rng(0))
+    assert np.std(out - grey) == pytest.approx(25 / 255, rel=0.03)
+
+
+def test_fixed_scalar_spec_gives_that_exact_param():
+    rng = np.random.default_rng(0)
+    assert sample_params({'type': 'noise', 'sigma': 25}, rng)['sigma'] == 25
+    assert sample_params({'type': 'jpeg', 'quality': 10}, rng)['quality'] == 10
+
+
+def test_list_spec_draws_within_lo_hi():
+    rng = np.random.default_rng(0)
+    sigmas = [sample_params({'type': 'noise', 'sigma': [15, 50]}, rng)['sigma'] for _ in range(200)]
+    assert min(sigmas) >= 15 and max(sigmas) <= 50
+    assert len(set(sigmas)) > 100  # continuous, not a handful of values
+
+
+@pytest.mark.parametrize(('deg_type', 'key'), [('jpeg', 'quality'), ('rain', 'amount'), ('rain', 'length'),
+                                               ('rain', 'width'), ('blur', 'kernel_size'), ('sr', 'scale')])
+def test_integer_keys_draw_python_integers(deg_type, key):
+    spec = {'type': deg_type, 'scale': [2, 4]} if deg_type == 'sr' else {'type': deg_type}
+    value = sample_params(spec, np.random.default_rng(0))[key]
+    assert type(value) is int
+
+
+def test_integer_ranges_include_both_ends():
+    rng = np.random.default_rng(0)
+    qualities = {sample_params({'type': 'jpeg', 'quality': [30, 33]}, rng)['quality'] for _ in range(200)}
+    assert qualities == {30, 31, 32, 33}
+
+
+def test_blur_kernel_size_is_always_odd():
+    rng = np.random.default_rng(0)
+    sizes = {sample_params({'type': 'blur'}, rng)['kernel_size'] for _ in range(400)}
+    assert sizes == {7, 9, 11, 13, 15, 17, 19, 21}
+
+
+def test_spec_key_order_does_not_change_the_draws():
+    keys = ['amount', 'width', 'length', 'angle']
+    forward = sample_params({'type': 'rain', **{k: DEFAULT_SPECS['rain'][k] for k in keys}}, np.random.default_rng(5))
+    backward = sample_params({'type': 'rain', **{k: DEFAULT_SPECS['rain'][k] for k in keys[::-1]}},
+                             np.random.default_rng(5))
+    assert forward == backward
+
+
+def test_validate_spec_fills_omitted_keys_with_mioir_defaults():
+    spec = validate_spec({'type': 'blur', 'sigma': 2})
+    assert spec == {'type': 'blur', 'kernel_size': [7, 21], 'sigma': 2.0}
+
+
+def test_haze_far_pixels_are_closer_to_a_than_near_ones():
+    flat = np.full((16, 32, 3), 0.2, np.float32)
+    depth = np.ones((16, 32))
+    depth[:, 16:] = 10.0  # right half ten times farther
+    out = add_haze(flat, {'A': 0.9, 'beta': 1.5}, np.random.default_rng(0), depth=depth)
+    near_gap = np.abs(out[:, :16] - 0.9).mean()
+    far_gap = np.abs(out[:, 16:] - 0.9).mean()
+    assert far_gap < near_gap
+
+
+def test_haze_without_depth_is_heavier_at_the_top():
+    flat = np.full((32, 32, 3), 0.2, np.float32)
+    out = add_haze(flat, {'A': 0.9, 'beta': 1.5}, np.random.default_rng(0))
+    assert out[0].mean() > out[-1].mean()
+
+
+def test_haze_depth_shape_mismatch_raises_naming_both_shapes(img):
+    with pytest.raises(ValueError, match=r'\(32, 64\).*\(64, 64, 3\)'):
+        add_haze(img, {'A': 0.9, 'beta': 1.0}, np.random.default_rng(0), depth=np.ones((32, 64)))
+
+
+def _streak_orientation(layer: np.ndarray) -> float:
+    """Dominant line orientation of a 2-D image in degrees in [0, 180), x right and y down (90 = vertical)."""
+    gy, gx = np.gradient(layer.astype(np.float64))
+    jxx, jyy, jxy = (gx * gx).sum(), (gy * gy).sum(), (gx * gy).sum()
+    gradient_angle = 0.5 * np.degrees(np.arctan2(2 * jxy, jxx - jyy))
+    return float((gradient_angle + 90) % 180)  # streaks run across their gradient
+
+
+@pytest.mark.parametrize(('angle', 'expected'), [(-45, 135.0), (0, 90.0), (45, 45.0)])
+def test_rain_angle_sets_streak_direction(angle, expected):
+    black = np.zeros((96, 96, 3), np.float32)
+    params = {'amount': 100, 'width': 3, 'length': 30, 'angle': angle}
+    out = add_rain(black, params, np.random.default_rng(0))
+    # angle > 0 leans the streak's top to the left ('\'), i.e. 45 degrees below the x axis with y pointing down.
+    assert _streak_orientation(out[..., 0]) == pytest.approx(expected, abs=10)
+
+
+def test_rain_streaks_only_brighten(img):
+    out = add_rain(img, MILDEST['rain'], np.random.default_rng(0))
+    assert np.all(out >= img)
+    assert (out - img).max() > 0.5
+
+
+def test_dark_equals_img_to_the_power_gamma(img):
+    out = add_dark(img, {'gamma': 2.2}, np.random.default_rng(0))
+    np.testing.assert_allclose(out, img.astype(np.float64) ** 2.2, rtol=1e-5, atol=1e-7)
+
+
+def test_dark_output_is_darker(img):
+    out = add_dark(img, {'gamma': 1.5}, np.random.default_rng(0))
+    assert np.all(out <= img) and out.mean() < img.mean()
+
+
+def test_unknown_type_raises_listing_known_types():
+    with pytest.raises(ValueError, match=r"opts\.yml.*'derain'.*did you mean 'rain'.*sr, blur, noise"):
+        validate_spec({'type': 'derain'}, where='opts.yml')
+
+
+def test_unknown_key_raises_with_closest_suggestion():
+    with pytest.raises(ValueError, match=r"'sigm'.*did you mean 'sigma'.*allowed keys: sigma"):
+        validate_spec({'type': 'noise', 'sigm': 25})
+
+
+def test_lo_above_hi_raises_naming_the_key():
+    with pytest.raises(ValueError, match=r'sigma=\[50, 15\].*lo > hi'):
+        validate_spec({'type': 'noise', 'sigma': [50, 15]})
+
+
+@pytest.mark.parametrize('quality', [0, 101])
+def test_jpeg_quality_outside_1_100_raises(quality):
+    with pytest.raises(ValueError, match=rf'quality={quality}\b.*\[1, 100\]'):
+        validate_spec({'type': 'jpeg', 'quality': quality})
+
+
+@pytest.mark.parametrize(('spec', 'culprit'), [
+    ({'type': 'blur', 'kernel_size': 8}, 'kernel_size=8 is even'),
+    ({'type': 'noise', 'sigma': -5}, 'sigma=-5 is out of range'),
+    ({'type': 'noise', 'sigma': 'high'}, "sigma='high' is not valid"),
+    ({'type': 'dark', 'gamma': [1, 2, 3]}, 'gamma=\\[1, 2, 3\\] has 3 items'),
+])
+def test_senseless_values_raise_naming_the_value(spec, culprit):
+    with pytest.raises(ValueError, match=culprit):
+        validate_spec(spec)
+
+
+def test_image_on_0_255_scale_is_rejected(img):
+    with pytest.raises(ValueError, match=r'expected values in \[0, 1\]'):
+        apply_degradation(img * 255, {'type': 'dark', 'gamma': 2.0}, np.random.default_rng(0))
