@@ -34,17 +34,20 @@ def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch), int(index)]))
 
 
-def make_file_client(io_backend: dict | None, where: str) -> FileClient:
-    """basicsr FileClient from an `io_backend` option; `disk` (default) or `lmdb`."""
-    opt = dict(io_backend or {'type': 'disk'})
-    backend = opt.pop('type', 'disk')
+def check_backend(io_backend: dict, where: str) -> None:
+    """Check an `io_backend` option: type `disk` (default) or `lmdb` with existing database folders."""
+    backend = io_backend.get('type', 'disk')
     if backend not in ('disk', 'lmdb'):
         raise ValueError(f"{where}: io_backend.type must be 'disk' or 'lmdb', got '{backend}'")
-    if backend == 'lmdb':
-        for db in opt.get('db_paths', []):
-            if not osp.isdir(db):
-                raise FileNotFoundError(f'{where}: LMDB folder not found: {db}')
-    return FileClient(backend, **opt)
+    for db in io_backend.get('db_paths', []) if backend == 'lmdb' else []:
+        if not osp.isdir(db):
+            raise FileNotFoundError(f'{where}: LMDB folder not found: {db}')
+
+
+def make_file_client(io_backend: dict) -> FileClient:
+    """basicsr FileClient from a checked `io_backend` option."""
+    opt = dict(io_backend)
+    return FileClient(opt.pop('type', 'disk'), **opt)
 
 
 def lmdb_key(path: str) -> str:
@@ -54,7 +57,7 @@ def lmdb_key(path: str) -> str:
 
 def read_image(client: FileClient, root: str, rel_path: str, client_key: str, where: str) -> np.ndarray:
     """Read one image as float32 RGB (H, W, 3) in [0, 1]; missing or undecodable files name the culprit."""
-    if client.backend.__class__.__name__ == 'LmdbBackend':
+    if client.backend == 'lmdb':
         key = lmdb_key(rel_path)
         buf = client.get(key, client_key)
         culprit = f"key '{key}' in {root}"

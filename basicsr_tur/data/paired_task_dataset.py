@@ -9,6 +9,7 @@ from torch.utils import data
 
 from basicsr_tur.data.data_util import (
     augment,
+    check_backend,
     list_images,
     lookup_task,
     make_file_client,
@@ -92,7 +93,9 @@ class PairedTaskDataset(data.Dataset):
             if not opt.get('meta_file'):
                 raise ValueError(f"{self.where}: the lmdb backend needs 'meta_file' (written by scripts/make_lmdb.py)")
             io_backend.update(db_paths=[self.lq_root, self.gt_root], client_keys=['lq', 'gt'])
-        self.file_client = make_file_client(io_backend, self.where)
+        check_backend(io_backend, self.where)
+        self.io_backend = io_backend
+        self.file_client = None  # opened in the worker that first reads: LMDB handles do not survive pickling
         if opt.get('meta_file'):
             self.pairs = read_meta_file(opt['meta_file'], self.task_to_id)
         else:
@@ -110,6 +113,8 @@ class PairedTaskDataset(data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         lq_rel, gt_rel, task = self.pairs[index]
+        if self.file_client is None:
+            self.file_client = make_file_client(self.io_backend)
         lq = read_image(self.file_client, self.lq_root, lq_rel, 'lq', self.where)
         gt = read_image(self.file_client, self.gt_root, gt_rel, 'gt', self.where)
         lq_path, gt_path = osp.join(self.lq_root, lq_rel), osp.join(self.gt_root, gt_rel)

@@ -9,6 +9,7 @@ from torch.utils import data
 
 from basicsr_tur.data.data_util import (
     augment,
+    check_backend,
     list_images,
     make_file_client,
     random_crop,
@@ -85,7 +86,9 @@ class SyntheticTaskDataset(data.Dataset):
             if not opt.get('meta_file'):
                 raise ValueError(f"{self.where}: the lmdb backend needs 'meta_file'")
             io_backend.update(db_paths=[self.gt_root], client_keys=['gt'])
-        self.file_client = make_file_client(io_backend, self.where)
+        check_backend(io_backend, self.where)
+        self.io_backend = io_backend
+        self.file_client = None  # opened in the worker that first reads: LMDB handles do not survive pickling
         if opt.get('meta_file'):
             with open(opt['meta_file'], encoding='utf-8') as f:
                 self.names = [line.split()[0] for line in f if line.strip() and not line.startswith('#')]
@@ -111,6 +114,8 @@ class SyntheticTaskDataset(data.Dataset):
         task = self.tasks[index % len(self.tasks)]
         name = self.names[(index // len(self.tasks)) % len(self.names)]
         gt_path = osp.join(self.gt_root, name)
+        if self.file_client is None:
+            self.file_client = make_file_client(self.io_backend)
         gt = read_image(self.file_client, self.gt_root, name, 'gt', self.where)
         depth = load_depth(self.opt.get('depth_root'), name, gt.shape[:2])
         rng = sample_rng(self.seed, self.epoch, index)

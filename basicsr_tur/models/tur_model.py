@@ -157,10 +157,11 @@ class TURModel(BaseModel):
             out['gt'] = self.gt.detach().cpu()
         return out
 
-    def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
-        if self.opt['rank'] == 0:
-            return self.nondist_validation(dataloader, current_iter, tb_logger, save_img)
-        return None
+    def validation(self, dataloader, current_iter, tb_logger, save_img: bool = False) -> dict | None:
+        """Per-task validation on rank 0 (see nondist_validation); returns its results there, None elsewhere."""
+        if self.opt['rank'] != 0:
+            return None
+        return self.nondist_validation(dataloader, current_iter, tb_logger, save_img)
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img: bool) -> dict:
         """Per-task metrics of the restored images (and of the degraded inputs); returns them as a dict.
@@ -217,8 +218,10 @@ class TURModel(BaseModel):
         else:
             suffix = (self.opt.get('val') or {}).get('suffix') or self.opt['name']
             path = osp.join(self.opt['path']['visualization'], dataset_name, task, f'{name}_{suffix}.png')
-        if not imwrite(img, path):
-            raise OSError(f'could not write image {path}')
+        try:
+            imwrite(img, path)
+        except OSError as err:
+            raise OSError(f'could not write image {path}: {err}') from None
 
     def _log_validation(self, results: dict, dataset_name: str, current_iter, tb_logger) -> None:
         model = results['model']

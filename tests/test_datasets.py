@@ -1,0 +1,177 @@
+"""Task-labelled datasets: pairing, task ids, disk/LMDB equality, per-sample determinism, clear errors."""
+import os
+from os import path as osp
+
+import numpy as np
+import pytest
+import torch
+from basicsr.data import build_dataset
+from conftest import TASKS, write_rgb
+
+from basicsr_tur.utils.lmdb_util import build_clean_lmdb, build_paired_lmdb
+
+
+def paired_opt(root, phase='train', **kw):
+    """PairedTaskDataset options on the fixture's disk layout."""
+    opt = {'name': 'p', 'type': 'PairedTaskDataset', 'phase': phase, 'tasks': TASKS, 'seed': 3,
+           'dataroot_lq': osp.join(root, 'lq'), 'dataroot_gt': osp.join(root, 'gt'), 'gt_size': 16,
+           'use_hflip': True, 'use_rot': True}
+    opt.update(kw)
+    return opt
+
+
+def assert_same_sample(a, b):
+    assert torch.equal(a['lq'], b['lq']) and torch.equal(a['gt'], b['gt'])
+    assert a['task_id'] == b['task_id'] and a['task'] == b['task']
+
+
+def test_folder_scan_pairs_each_task_with_shared_gt(paired_root):
+    ds = build_dataset(paired_opt(paired_root))
+    assert len(ds) == 9
+    assert ds.task_counts() == {'sr': 3, 'noise': 3, 'dark': 3}
+    sample = ds[0]
+    assert set(sample) == {'lq', 'gt', 'task_id', 'task', 'lq_path', 'gt_path'}
+    assert sample['lq'].shape == (3, 16, 16) and sample['lq'].dtype == torch.float32
+    assert osp.basename(sample['lq_path']) == osp.basename(sample['gt_path'])
+
+
+def test_meta_file_and_folder_scan_give_the_same_pairs(paired_root):
+    a = build_dataset(paired_opt(paired_root, phase='val'))
+    b = build_dataset(paired_opt(paired_root, phase='val', meta_file=osp.join(paired_root, 'meta.txt')))
+    assert sorted(a.pairs) == sorted(b.pairs)
+
+
+def test_task_ids_follow_the_options_task_list(paired_root):
+    forward = build_dataset(paired_opt(paired_root, phase='val'))
+    backward = build_dataset(paired_opt(paired_root, phase='val', tasks=list(reversed(TASKS))))
+    ids = {}
+    for ds in (forward, backward):
+        for i in range(len(ds)):
+            sample = ds[i]
+            assert sample['task_id'] == ds.opt['tasks'].index(sample['task'])
+            ids.setdefault(sample['task'], set()).add(sample['task_id'])
+    assert ids == {'sr': {0, 2}, 'noise': {1}, 'dark': {2, 0}}
+
+
+def test_lmdb_and_disk_backends_give_identical_samples(paired_root, tmp_path):
+    meta = osp.join(paired_root, 'meta.txt')
+    out = str(tmp_path / 'lmdb')
+    from basicsr_tur.data.paired_task_dataset import read_meta_file
+    pairs = read_meta_file(meta, {t: i for i, t in enumerate(TASKS)})
+    build_paired_lmdb(pairs, osp.join(paired_root, 'lq'), osp.join(paired_root, 'gt'), out)
+    disk = build_dataset(paired_opt(paired_root, meta_file=meta))
+    lmdb_ds = build_dataset(paired_opt(paired_root, meta_file=osp.join(out, 'meta.txt'), io_backend={'type': 'lmdb'},
+                                       dataroot_lq=osp.join(out, 'lq.lmdb'), dataroot_gt=osp.join(out, 'gt.lmdb')))
+    assert len(disk) == len(lmdb_ds)
+    for i in range(len(disk)):
+        assert_same_sample(disk[i], lmdb_ds[i])
+
+
+def test_lmdb_clean_images_match_disk_for_synthetic_dataset(clean_root, tmp_path):
+    out = str(tmp_path / 'clean_lmdb')
+    names = sorted(os.listdir(clean_root))
+    build_clean_lmdb(names, clean_root, out)
+    base = {'name': 's', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': TASKS, 'seed': 1, 'gt_size': 16}
+    disk = build_dataset(dict(base, dataroot_gt=clean_root))
+    lmdb_ds = build_dataset(dict(base, dataroot_gt=osp.join(out, 'gt.lmdb'), io_backend={'type': 'lmdb'},
+                                 meta_file=osp.join(out, 'meta.txt')))
+    for i in range(len(disk)):
+        assert_same_sample(disk[i], lmdb_ds[i])
+
+
+def test_lmdb_builder_leaves_nothing_when_an_image_is_unreadable(paired_root, tmp_path):
+    open(osp.join(paired_root, 'gt', 'coffee.png'), 'wb').write(b'not a png')
+    out = str(tmp_path / 'broken')
+    pairs = [('sr/coffee.png', 'coffee.png', 'sr')]
+    with pytest.raises(ValueError, match='coffee.png'):
+        build_paired_lmdb(pairs, osp.join(paired_root, 'lq'), osp.join(paired_root, 'gt'), out)
+    assert not osp.exists(out) and not osp.exists(out + '.partial')
+
+
+def test_sample_depends_only_on_seed_epoch_and_index(paired_root):
+    a = build_dataset(paired_opt(paired_root))
+    b = build_dataset(paired_opt(paired_root))
+    b[5], b[2]
+    assert_same_sample(a[4], b[4])
+    a.set_epoch(1)
+    assert not torch.equal(a[4]['lq'], b[4]['lq']) or not torch.equal(a[3]['lq'], b[3]['lq'])
+
+
+def test_synthetic_batches_do_not_depend_on_worker_count(clean_root):
+    opt = {'name': 's', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': TASKS, 'seed': 2,
+           'dataroot_gt': clean_root, 'gt_size': 16, 'use_hflip': True, 'use_rot': True}
+    ds = build_dataset(opt)
+    ds.set_epoch(2)
+    batches = []
+    for workers in (0, 2):
+        loader = torch.utils.data.DataLoader(ds, batch_size=3, shuffle=False, num_workers=workers)
+        batches.append(torch.cat([b['lq'] for b in loader]))
+    assert torch.equal(batches[0], batches[1])
+
+
+def test_synthetic_dataset_degrades_each_task(clean_root):
+    ds = build_dataset({'name': 's', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': TASKS,
+                        'dataroot_gt': clean_root, 'seed': 0})
+    assert len(ds) == 3 * len(TASKS)
+    for i in range(len(TASKS)):
+        s = ds[i]
+        assert s['task'] == TASKS[i] and s['task_id'] == i
+        assert (s['lq'] - s['gt']).abs().mean() > 0.005
+
+
+def test_synthetic_dataset_takes_ranges_from_options(clean_root):
+    ds = build_dataset({'name': 's', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': ['denoise_25'],
+                        'dataroot_gt': clean_root, 'degradations': {'denoise_25': {'type': 'noise', 'sigma': 25}}})
+    assert ds.specs['denoise_25']['sigma'] == 25
+
+
+# ---- errors name the culprit ----
+
+def test_unknown_task_in_meta_file_is_named(paired_root):
+    meta = osp.join(paired_root, 'meta.txt')
+    with open(meta, 'a') as f:
+        f.write('noise/coffee.png coffee.png nosie\n')
+    with pytest.raises(ValueError, match=r"meta.txt line 10: unknown task 'nosie'.*did you mean 'noise'"):
+        build_dataset(paired_opt(paired_root, meta_file=meta))
+
+
+def test_unknown_task_without_degradation_type_is_named(clean_root):
+    with pytest.raises(ValueError, match="task 'derain_x' needs 'degradations.derain_x.type'"):
+        build_dataset({'name': 's', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': ['derain_x'],
+                       'dataroot_gt': clean_root})
+
+
+def test_missing_lq_folder_is_named(paired_root):
+    with pytest.raises(FileNotFoundError, match='lq/jpeg'):
+        build_dataset(paired_opt(paired_root, tasks=TASKS + ['jpeg']))
+
+
+def test_missing_gt_partner_is_named(paired_root):
+    os.remove(osp.join(paired_root, 'gt', 'chelsea.png'))
+    with pytest.raises(FileNotFoundError, match='chelsea.png'):
+        build_dataset(paired_opt(paired_root))
+
+
+def test_missing_image_listed_in_meta_file_is_named(paired_root):
+    meta = osp.join(paired_root, 'meta.txt')
+    ds = build_dataset(paired_opt(paired_root, meta_file=meta))
+    os.remove(osp.join(paired_root, 'lq', 'sr', 'astronaut.png'))
+    idx = [i for i, p in enumerate(ds.pairs) if p[0] == 'sr/astronaut.png'][0]
+    with pytest.raises(FileNotFoundError, match='sr/astronaut.png'):
+        ds[idx]
+
+
+def test_unreadable_image_is_named(paired_root):
+    ds = build_dataset(paired_opt(paired_root))
+    open(osp.join(paired_root, 'lq', 'noise', 'coffee.png'), 'wb').write(b'\x89PNG garbage')
+    idx = [i for i, p in enumerate(ds.pairs) if p[0] == osp.join('noise', 'coffee.png')][0]
+    with pytest.raises(ValueError, match=r'cannot decode lq image .*noise/coffee.png'):
+        ds[idx]
+
+
+def test_lq_gt_size_mismatch_is_named(paired_root):
+    write_rgb(osp.join(paired_root, 'lq', 'dark', 'astronaut.png'), np.zeros((20, 30, 3), np.uint8))
+    ds = build_dataset(paired_opt(paired_root, phase='val'))
+    idx = [i for i, p in enumerate(ds.pairs) if p[0] == osp.join('dark', 'astronaut.png')][0]
+    with pytest.raises(ValueError, match=r'size mismatch: .*dark/astronaut.png is 20x30'):
+        ds[idx]

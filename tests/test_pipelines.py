@@ -1,0 +1,130 @@
+"""End to end on tiny data: train.py lowers the loss and resumes, test.py writes the tables, failures are clean."""
+import json
+import os
+import subprocess
+import sys
+from os import path as osp
+
+import pytest
+import torch
+from basicsr.models import build_model
+from conftest import TASKS, make_options, make_test_options
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from basicsr_tur.models.tur_model import NonFiniteLossError
+from basicsr_tur.test import test_pipeline as run_test
+from basicsr_tur.train import train_pipeline as run_train
+from basicsr_tur.utils.options import parse_options
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def scalars(root, name, tag):
+    """Values of one tensorboard scalar of run `name`, in step order."""
+    acc = EventAccumulator(osp.join(root, 'tb_logger', name))
+    acc.Reload()
+    return [e.value for e in acc.Scalars(tag)]
+
+
+@pytest.fixture
+def trained(tmp_path, clean_root, paired_root):
+    """A finished 20-iteration TUR run: (root, options path)."""
+    opt_path = make_options(tmp_path, clean_root, paired_root)
+    run_train(str(tmp_path), ['-opt', opt_path])
+    return str(tmp_path), opt_path
+
+
+def test_training_lowers_the_loss_and_logs_each_task(trained):
+    root, _ = trained
+    losses = scalars(root, 'tiny', 'losses/l_pix')
+    assert len(losses) == 4 and losses[-1] < losses[0]
+    acc = EventAccumulator(osp.join(root, 'tb_logger', 'tiny'))
+    acc.Reload()
+    tags = set(acc.Tags()['scalars'])
+    assert {f'train/sigma/{t}' for t in TASKS} <= tags and {f'train/l1/{t}' for t in TASKS} <= tags
+    assert {f'metrics/tiny_val/{t}/psnr' for t in TASKS} | {'metrics/tiny_val/average/psnr'} <= tags
+
+
+def test_training_writes_resumable_states_and_weights(trained):
+    root, _ = trained
+    exp = osp.join(root, 'experiments', 'tiny')
+    assert sorted(os.listdir(osp.join(exp, 'training_states'))) == ['10.state', '20.state']
+    assert {'net_g_10.pth', 'net_g_20.pth', 'net_g_latest.pth'} <= set(os.listdir(osp.join(exp, 'models')))
+    state = torch.load(osp.join(exp, 'training_states', '20.state'), weights_only=True)
+    assert state['iter'] == 20 and len(state['optimizers']) == 1
+
+
+def test_auto_resume_continues_from_the_latest_state(trained):
+    root, opt_path = trained
+    run_train(root, ['-opt', opt_path, '--auto_resume', '--force_yml', 'train:total_iter=30'])
+    exp = osp.join(root, 'experiments', 'tiny')
+    assert '30.state' in os.listdir(osp.join(exp, 'training_states'))
+    assert not [d for d in os.listdir(osp.join(root, 'experiments')) if 'archived' in d]
+    steps = EventAccumulator(osp.join(root, 'tb_logger', 'tiny'))
+    steps.Reload()
+    assert [e.step for e in steps.Scalars('losses/l_pix')][-2:] == [25, 30]
+
+
+def test_test_pipeline_writes_per_task_tables(trained, paired_root):
+    root, _ = trained
+    weights = osp.join(root, 'experiments', 'tiny', 'models', 'net_g_latest.pth')
+    results = run_test(root, ['-opt', make_test_options(__import__('pathlib').Path(root), paired_root, weights)])
+    out = osp.join(root, 'results', 'tiny_test')
+    table = open(osp.join(out, 'metrics.md')).read()
+    for task in TASKS:
+        assert f'| {task} | 3 |' in table
+    assert '**Average**' in table and 'Input (degraded)' in table
+    data = json.load(open(osp.join(out, 'metrics.json')))
+    per_task = data['results']['tiny_test_set']['model']['tasks']
+    assert list(per_task) == TASKS and set(per_task['sr']) == {'psnr', 'ssim'}
+    assert results['tiny_test_set']['input']['tasks']['noise']['psnr'] > 0
+    assert open(osp.join(out, 'metrics.csv')).readline().startswith('name,dataset,source,task')
+    assert len(os.listdir(osp.join(out, 'visualization', 'tiny_test_set', 'sr'))) == 3
+
+
+def test_l1_baseline_is_one_yaml_change_away(tmp_path, clean_root, paired_root):
+    opt_path = make_options(tmp_path, clean_root, paired_root, loss='L1Loss')
+    run_train(str(tmp_path), ['-opt', opt_path])
+    assert scalars(str(tmp_path), 'tiny', 'train/l1/sr')
+
+
+def test_tur_loss_without_head_fails_before_training(tmp_path, clean_root, paired_root):
+    opt_path = make_options(tmp_path, clean_root, paired_root)
+    with pytest.raises(ValueError, match='uncertainty_head: true'):
+        run_train(str(tmp_path), ['-opt', opt_path, '--force_yml', 'network_g:uncertainty_head=false'])
+    assert not osp.exists(osp.join(tmp_path, 'experiments', 'tiny'))
+
+
+def test_bad_data_fails_with_nothing_half_written(tmp_path, clean_root, paired_root):
+    with open(osp.join(paired_root, 'meta.txt'), 'a') as f:
+        f.write('sr/x.png x.png deblur\n')
+    opt_path = make_options(tmp_path, clean_root, paired_root)
+    with pytest.raises(ValueError, match="unknown task 'deblur'"):
+        run_train(str(tmp_path), ['-opt', opt_path])
+    assert not osp.exists(osp.join(tmp_path, 'experiments', 'tiny'))
+    assert not osp.exists(osp.join(tmp_path, 'tb_logger', 'tiny'))
+
+
+def test_non_finite_loss_skips_the_step_then_stops_the_run(tmp_path, clean_root, paired_root):
+    opt_path = make_options(tmp_path, clean_root, paired_root, max_nonfinite_steps=2)
+    opt, _ = parse_options(str(tmp_path), True, ['-opt', opt_path])
+    model = build_model(opt)
+    before = {k: v.clone() for k, v in model.net_g.state_dict().items()}
+    batch = {'lq': torch.full((2, 3, 8, 8), float('nan')), 'gt': torch.rand(2, 3, 8, 8),
+             'task_id': torch.tensor([0, 2]), 'task': ['sr', 'dark']}
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    assert all(torch.equal(before[k], v) for k, v in model.net_g.state_dict().items())
+    with pytest.raises(NonFiniteLossError, match=r'2 consecutive non-finite steps.*dark, sr'):
+        model.optimize_parameters(2)
+
+
+def test_command_line_error_is_one_clear_line(tmp_path, clean_root, paired_root):
+    opt_path = make_options(tmp_path, clean_root, paired_root)
+    with open(opt_path, 'a') as f:
+        f.write('manual_sed: 1\n')
+    proc = subprocess.run([sys.executable, osp.join(REPO, 'train.py'), '-opt', opt_path], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"error: {opt_path}: unknown key 'manual_sed'; "
+                                                 f"did you mean 'manual_seed'?"]
