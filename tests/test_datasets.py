@@ -175,3 +175,10 @@ def test_lq_gt_size_mismatch_is_named(paired_root):
     idx = [i for i, p in enumerate(ds.pairs) if p[0] == osp.join('dark', 'astronaut.png')][0]
     with pytest.raises(ValueError, match=r'size mismatch: .*dark/astronaut.png is 20x30'):
         ds[idx]
+
+
+def test_enlarged_repeats_draw_their_own_crops(paired_root):
+    ds = build_dataset(paired_opt(paired_root, dataset_enlarge_ratio=2))
+    assert len(ds) == 18
+    assert ds[0]['lq_path'] == ds[9]['lq_path']
+    assert not torch.equal(ds[0]['lq'], ds[9]['lq'])

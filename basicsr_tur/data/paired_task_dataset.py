@@ -72,6 +72,7 @@ class PairedTaskDataset(data.Dataset):
             scanned: dataroot_lq/<task>/NAME pairs with dataroot_gt/<task>/NAME or dataroot_gt/NAME.
         io_backend: {type: disk} or {type: lmdb} (the LMDB roots are taken from dataroot_lq/gt).
         gt_size: crop size for training; none for validation. use_hflip, use_rot: dihedral augmentation.
+        dataset_enlarge_ratio: training length multiplier (each repeat draws its own crop and flips).
         seed: base of the per-sample generators (defaults to the run's manual_seed).
     Randomness of sample `index` in epoch `e` comes only from a generator seeded by (seed, e, index).
     """
@@ -102,6 +103,8 @@ class PairedTaskDataset(data.Dataset):
             self.pairs = scan_task_folders(self.lq_root, self.gt_root, self.tasks)
         self.gt_size = opt.get('gt_size')
         self.seed = int(opt.get('seed', 0))
+        # Enlarged here rather than by the sampler so that each repeat has its own index, hence its own crop.
+        self.enlarge = int(opt.get('dataset_enlarge_ratio', 1)) if opt.get('phase') == 'train' else 1
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -109,10 +112,10 @@ class PairedTaskDataset(data.Dataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.pairs) * self.enlarge
 
     def __getitem__(self, index: int) -> dict:
-        lq_rel, gt_rel, task = self.pairs[index]
+        lq_rel, gt_rel, task = self.pairs[index % len(self.pairs)]
         if self.file_client is None:
             self.file_client = make_file_client(self.io_backend)
         lq = read_image(self.file_client, self.lq_root, lq_rel, 'lq', self.where)
