@@ -182,3 +182,19 @@ def test_enlarged_repeats_draw_their_own_crops(paired_root):
     assert len(ds) == 18
     assert ds[0]['lq_path'] == ds[9]['lq_path']
     assert not torch.equal(ds[0]['lq'], ds[9]['lq'])
+
+
+def test_make_lmdb_script_builds_from_task_folders(paired_root, tmp_path, capsys):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('make_lmdb', osp.join(osp.dirname(osp.dirname(__file__)),
+                                                                        'scripts', 'make_lmdb.py'))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = str(tmp_path / 'from_folders')
+    assert script.main(['--lq', osp.join(paired_root, 'lq'), '--gt', osp.join(paired_root, 'gt'),
+                        '--tasks', *TASKS, '--out', out]) == 0
+    assert '3 pairs' in capsys.readouterr().out
+    assert sorted(os.listdir(out)) == ['gt.lmdb', 'lq.lmdb', 'meta.txt']
+    assert len(open(osp.join(out, 'lq.lmdb', 'meta_info.txt')).read().splitlines()) == 9
+    assert script.main(['--lq', osp.join(paired_root, 'lq'), '--gt', osp.join(paired_root, 'gt'),
+                        '--tasks', *TASKS, '--out', out]) == 1  # refuses to overwrite

@@ -102,8 +102,10 @@ class TURModel(BaseModel):
             task_ids, l1 = per_task_mean(per_sample_l1, self.task_ids)
             figures = {'l1': l1}
         l_pix.backward()
-        grads_finite = all(torch.isfinite(p.grad).all() for p in self.net_g.parameters() if p.grad is not None)
-        if not (torch.isfinite(l_pix) and grads_finite):
+        # One device sync for the whole check rather than one per parameter.
+        checks = [torch.isfinite(l_pix)] + [torch.isfinite(p.grad).all() for p in self.net_g.parameters()
+                                             if p.grad is not None]
+        if not torch.stack(checks).all().item():
             self._skip_nonfinite_step(current_iter, l_pix)
             return
         self._nonfinite_in_a_row = 0
@@ -143,7 +145,7 @@ class TURModel(BaseModel):
 
     def test(self) -> None:
         """Restore self.lq into self.output with the EMA weights if any (uncertainty head unused)."""
-        net = getattr(self, 'net_g_ema', None) or self.net_g
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         was_training = net.training
         net.eval()
         with torch.no_grad():
