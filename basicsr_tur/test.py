@@ -8,6 +8,8 @@ import logging
 import os
 from os import path as osp
 
+import cv2
+import numpy as np
 import torch
 from basicsr.data import build_dataloader, build_dataset
 from basicsr.models import build_model
@@ -77,6 +79,26 @@ def metrics_csv(name: str, all_results: dict) -> str:
     return buf.getvalue()
 
 
+def comparison_figure(examples: dict, height: int = 160) -> np.ndarray:
+    """One row per task: degraded input | restored | ground truth (8-bit BGR), each scaled to `height`."""
+    rows = []
+    for task, images in examples.items():
+        tiles = [cv2.resize(img, (max(1, round(img.shape[1] * height / img.shape[0])), height),
+                            interpolation=cv2.INTER_AREA) for img in images]
+        row = np.concatenate([np.pad(t, ((0, 0), (0, 4), (0, 0)), constant_values=255) for t in tiles], axis=1)
+        label = np.full((height, 90, 3), 255, np.uint8)
+        cv2.putText(label, task, (4, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+        rows.append(np.concatenate([label, row], axis=1))
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    header = np.full((24, width, 3), 255, np.uint8)
+    tile_w = (rows[0].shape[1] - 90) // 3
+    for i, text in enumerate(('input', 'restored', 'ground truth')):
+        cv2.putText(header, text, (90 + i * tile_w + 4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    return np.concatenate([header] + rows, axis=0)
+
+
 def write_text(path: str, text: str) -> None:
     """Write a results file through a temporary name, so a full disk never leaves a truncated table."""
     tmp = path + '.tmp'
@@ -114,6 +136,10 @@ def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
         name = loader.dataset.opt['name']
         all_results[name] = model.validation(loader, current_iter=opt['name'], tb_logger=None,
                                              save_img=val_opt.get('save_img', False))
+        if val_opt.get('save_img', False) and model.examples:
+            figure_path = osp.join(opt['path']['results_root'], f'comparison_{name}.png')
+            if not cv2.imwrite(figure_path, comparison_figure(model.examples)):
+                raise OSError(f'could not write {figure_path}')
 
     label = opt['name']
     tables = '\n'.join(metrics_tables(label, d, r) for d, r in all_results.items())

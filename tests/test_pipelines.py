@@ -5,6 +5,7 @@ import subprocess
 import sys
 from os import path as osp
 
+import cv2
 import pytest
 import torch
 from basicsr.models import build_model
@@ -80,6 +81,8 @@ def test_test_pipeline_writes_per_task_tables(trained, paired_root):
     assert results['tiny_test_set']['input']['tasks']['noise']['psnr'] > 0
     assert open(osp.join(out, 'metrics.csv')).readline().startswith('name,dataset,source,task')
     assert len(os.listdir(osp.join(out, 'visualization', 'tiny_test_set', 'sr'))) == 3
+    figure = cv2.imread(osp.join(out, 'comparison_tiny_test_set.png'))
+    assert figure is not None and figure.shape[0] > 3 * 160
 
 
 def test_l1_baseline_is_one_yaml_change_away(tmp_path, clean_root, paired_root):

@@ -177,6 +177,7 @@ class TURModel(BaseModel):
         with_input = val_opt.get('input_row', True)
         sums = {'model': defaultdict(lambda: defaultdict(float)), 'input': defaultdict(lambda: defaultdict(float))}
         counts: dict[str, int] = defaultdict(int)
+        self.examples = {}  # first (input, restored, gt) of each task, 8-bit BGR, for comparison figures
         pbar = tqdm(total=len(dataloader), unit='image', desc=f'Test {dataset_name}', leave=False) \
             if val_opt.get('pbar', True) else None
         for val_data in dataloader:
@@ -188,10 +189,13 @@ class TURModel(BaseModel):
             gt_img = tensor2img([self.gt.detach().cpu()]) if self.gt is not None else None
             if save_img:
                 self._save_image(result_img, val_data, dataset_name, task, current_iter)
+            lq_img = tensor2img([self.lq.detach().cpu()])
+            if task not in self.examples and gt_img is not None:
+                self.examples[task] = (lq_img, result_img, gt_img)
             if gt_img is not None:
                 images = {'model': result_img}
                 if with_input:
-                    images['input'] = tensor2img([self.lq.detach().cpu()])
+                    images['input'] = lq_img
                 for source, img in images.items():
                     for name, m_opt in metric_opts.items():
                         sums[source][task][name] += float(calculate_metric({'img': img, 'img2': gt_img}, m_opt))
