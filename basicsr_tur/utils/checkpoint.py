@@ -34,7 +34,11 @@ def unwrap_state_dict(ckpt: Any, param_key: str | None = None, where: str = 'che
 
 
 def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params', strict: bool = True) -> None:
-    """Load a checkpoint file into net; with strict, only the uncertainty head may be missing (and is reported)."""
+    """Load a checkpoint file into net; with strict, only the uncertainty head may be missing (and is reported).
+
+    The file may wrap its tensors (params/params_ema/state_dict/...) and prefix them (module./net.); when the
+    network's class defines a static `checkpoint_filter_fn(state) -> state`, official key names are mapped by it.
+    """
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {path}')
     try:
@@ -43,6 +47,10 @@ def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params',
         raise ValueError(f'cannot read checkpoint {path}: {str(err).splitlines()[0]}') from None
     # A requested key the file lacks falls back to the usual wrappers (a plain or foreign checkpoint).
     state = unwrap_state_dict(ckpt, param_key if isinstance(ckpt, dict) and param_key in ckpt else None, path)
+    # A backbone whose authors saved other key names maps them in one function next to its definition (timm's habit).
+    filter_fn = getattr(type(net), 'checkpoint_filter_fn', None)
+    if filter_fn is not None:
+        state = filter_fn(state)
     own = net.state_dict()
     for key, value in state.items():
         if key in own and own[key].shape != value.shape:
