@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import torch
 from basicsr.utils import FileClient
+from torch.utils import data
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -117,3 +118,58 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
 def list_images(folder: str) -> list[str]:
     """Sorted image file names (not paths) of a folder."""
     return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMG_EXTENSIONS))
+
+
+class TaskDataset(data.Dataset):
+    """What the task-labelled datasets share: task ids, the io backend, per-sample seeding and enlargement.
+
+    `roots` maps each LMDB client key ('lq', 'gt') to its option name; with io_backend lmdb those roots are the
+    databases. Subclasses set `self.num_items` and read images through `self.read(root, rel_path, client_key)`.
+    """
+
+    def __init__(self, opt: dict, roots: dict[str, str]) -> None:
+        super().__init__()
+        self.opt = opt
+        self.where = f"dataset '{opt.get('name', type(self).__name__)}'"
+        self.tasks = list(opt.get('tasks') or [])
+        self.task_to_id = task_index(self.tasks, self.where)
+        for key in roots.values():
+            if not opt.get(key):
+                raise ValueError(f"{self.where}: '{key}' is missing")
+        io_backend = dict(opt.get('io_backend') or {'type': 'disk'})
+        if io_backend.get('type') == 'lmdb':
+            if not opt.get('meta_file'):
+                raise ValueError(f"{self.where}: the lmdb backend needs 'meta_file' (written by scripts/make_lmdb.py)")
+            io_backend.update(db_paths=[opt[k] for k in roots.values()], client_keys=list(roots))
+        check_backend(io_backend, self.where)
+        self.io_backend = io_backend
+        self._file_client: FileClient | None = None
+        self.gt_size = opt.get('gt_size')
+        self.seed = int(opt.get('seed', 0))
+        # Enlarged here rather than by the sampler so that each repeat has its own index, hence its own crop.
+        self.enlarge = int(opt.get('dataset_enlarge_ratio', 1)) if opt.get('phase') == 'train' else 1
+        self.epoch = 0
+        self.num_items = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose per-sample generators __getitem__ uses."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_items * self.enlarge
+
+    def read(self, root: str, rel_path: str, client_key: str) -> np.ndarray:
+        """Read one image (float32 RGB HWC in [0, 1]) through the backend, opened lazily in the reading process."""
+        if self._file_client is None:  # LMDB handles do not survive pickling into loader workers
+            self._file_client = make_file_client(self.io_backend)
+        return read_image(self._file_client, root, rel_path, client_key, self.where)
+
+    def generator(self, index: int) -> np.random.Generator:
+        """The generator of sample `index` in the current epoch."""
+        return sample_rng(self.seed, self.epoch, index)
+
+    def crop_and_flip(self, arrays: list[np.ndarray], rng: np.random.Generator, where: str) -> list[np.ndarray]:
+        """Training crop (gt_size) and dihedral flips (use_hflip, use_rot) applied alike to aligned arrays."""
+        if self.gt_size:
+            arrays = random_crop(arrays, int(self.gt_size), rng, where)
+        return augment(arrays, rng, self.opt.get('use_hflip', False), self.opt.get('use_rot', False))

@@ -5,20 +5,8 @@ from os import path as osp
 
 import numpy as np
 from basicsr.utils.registry import DATASET_REGISTRY
-from torch.utils import data
 
-from basicsr_tur.data.data_util import (
-    augment,
-    check_backend,
-    list_images,
-    lookup_task,
-    make_file_client,
-    random_crop,
-    read_image,
-    sample_rng,
-    task_index,
-    to_tensor,
-)
+from basicsr_tur.data.data_util import TaskDataset, list_images, lookup_task, to_tensor
 
 
 def read_meta_file(meta_file: str, index: dict[str, int]) -> list[tuple[str, str, str]]:
@@ -62,7 +50,7 @@ def scan_task_folders(lq_root: str, gt_root: str, tasks: list[str]) -> list[tupl
 
 
 @DATASET_REGISTRY.register()
-class PairedTaskDataset(data.Dataset):
+class PairedTaskDataset(TaskDataset):
     """Paired LQ/GT images labelled with their task; returns lq, gt (C, H, W), task_id, task, lq_path, gt_path.
 
     Options:
@@ -80,55 +68,24 @@ class PairedTaskDataset(data.Dataset):
     OPTION_KEYS = ('dataroot_lq', 'dataroot_gt', 'meta_file', 'gt_size', 'use_hflip', 'use_rot', 'seed')
 
     def __init__(self, opt: dict) -> None:
-        super().__init__()
-        self.opt = opt
-        self.where = f"dataset '{opt.get('name', 'PairedTaskDataset')}'"
-        self.tasks = list(opt.get('tasks') or [])
-        self.task_to_id = task_index(self.tasks, self.where)
-        for key in ('dataroot_lq', 'dataroot_gt'):
-            if not opt.get(key):
-                raise ValueError(f"{self.where}: '{key}' is missing")
+        super().__init__(opt, {'lq': 'dataroot_lq', 'gt': 'dataroot_gt'})
         self.lq_root, self.gt_root = opt['dataroot_lq'], opt['dataroot_gt']
-        io_backend = dict(opt.get('io_backend') or {'type': 'disk'})
-        if io_backend.get('type') == 'lmdb':
-            if not opt.get('meta_file'):
-                raise ValueError(f"{self.where}: the lmdb backend needs 'meta_file' (written by scripts/make_lmdb.py)")
-            io_backend.update(db_paths=[self.lq_root, self.gt_root], client_keys=['lq', 'gt'])
-        check_backend(io_backend, self.where)
-        self.io_backend = io_backend
-        self.file_client = None  # opened in the worker that first reads: LMDB handles do not survive pickling
         if opt.get('meta_file'):
             self.pairs = read_meta_file(opt['meta_file'], self.task_to_id)
         else:
             self.pairs = scan_task_folders(self.lq_root, self.gt_root, self.tasks)
-        self.gt_size = opt.get('gt_size')
-        self.seed = int(opt.get('seed', 0))
-        # Enlarged here rather than by the sampler so that each repeat has its own index, hence its own crop.
-        self.enlarge = int(opt.get('dataset_enlarge_ratio', 1)) if opt.get('phase') == 'train' else 1
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose per-sample generators __getitem__ uses."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.pairs) * self.enlarge
+        self.num_items = len(self.pairs)
 
     def __getitem__(self, index: int) -> dict:
         lq_rel, gt_rel, task = self.pairs[index % len(self.pairs)]
-        if self.file_client is None:
-            self.file_client = make_file_client(self.io_backend)
-        lq = read_image(self.file_client, self.lq_root, lq_rel, 'lq', self.where)
-        gt = read_image(self.file_client, self.gt_root, gt_rel, 'gt', self.where)
+        lq = self.read(self.lq_root, lq_rel, 'lq')
+        gt = self.read(self.gt_root, gt_rel, 'gt')
         lq_path, gt_path = osp.join(self.lq_root, lq_rel), osp.join(self.gt_root, gt_rel)
         if lq.shape != gt.shape:
             raise ValueError(f'{self.where}: LQ/GT size mismatch: {lq_path} is {lq.shape[0]}x{lq.shape[1]}, '
                              f'{gt_path} is {gt.shape[0]}x{gt.shape[1]}')
         if self.opt.get('phase') == 'train':
-            rng = sample_rng(self.seed, self.epoch, index)
-            if self.gt_size:
-                lq, gt = random_crop([lq, gt], int(self.gt_size), rng, f'{self.where}: {gt_path}')
-            lq, gt = augment([lq, gt], rng, self.opt.get('use_hflip', False), self.opt.get('use_rot', False))
+            lq, gt = self.crop_and_flip([lq, gt], self.generator(index), f'{self.where}: {gt_path}')
         return {'lq': to_tensor(lq), 'gt': to_tensor(gt), 'task_id': self.task_to_id[task], 'task': task,
                 'lq_path': lq_path, 'gt_path': gt_path}
 

@@ -5,19 +5,8 @@ from os import path as osp
 
 import numpy as np
 from basicsr.utils.registry import DATASET_REGISTRY
-from torch.utils import data
 
-from basicsr_tur.data.data_util import (
-    augment,
-    check_backend,
-    list_images,
-    make_file_client,
-    random_crop,
-    read_image,
-    sample_rng,
-    task_index,
-    to_tensor,
-)
+from basicsr_tur.data.data_util import TaskDataset, list_images, to_tensor
 from basicsr_tur.data.degradations import DEGRADATION_TYPES, degrade, validate_spec
 
 
@@ -54,7 +43,7 @@ def load_depth(depth_root: str | None, image_name: str, shape: tuple[int, int]) 
 
 
 @DATASET_REGISTRY.register()
-class SyntheticTaskDataset(data.Dataset):
+class SyntheticTaskDataset(TaskDataset):
     """Clean GT images, each sample degraded by one task; returns lq, gt, task_id, task, lq_path, gt_path.
 
     Options:
@@ -72,23 +61,9 @@ class SyntheticTaskDataset(data.Dataset):
                    'seed')
 
     def __init__(self, opt: dict) -> None:
-        super().__init__()
-        self.opt = opt
-        self.where = f"dataset '{opt.get('name', 'SyntheticTaskDataset')}'"
-        self.tasks = list(opt.get('tasks') or [])
-        self.task_to_id = task_index(self.tasks, self.where)
+        super().__init__(opt, {'gt': 'dataroot_gt'})
         self.specs = degradation_specs(self.tasks, opt.get('degradations'), self.where)
-        if not opt.get('dataroot_gt'):
-            raise ValueError(f"{self.where}: 'dataroot_gt' is missing")
         self.gt_root = opt['dataroot_gt']
-        io_backend = dict(opt.get('io_backend') or {'type': 'disk'})
-        if io_backend.get('type') == 'lmdb':
-            if not opt.get('meta_file'):
-                raise ValueError(f"{self.where}: the lmdb backend needs 'meta_file'")
-            io_backend.update(db_paths=[self.gt_root], client_keys=['gt'])
-        check_backend(io_backend, self.where)
-        self.io_backend = io_backend
-        self.file_client = None  # opened in the worker that first reads: LMDB handles do not survive pickling
         if opt.get('meta_file'):
             with open(opt['meta_file'], encoding='utf-8') as f:
                 self.names = [line.split()[0] for line in f if line.strip() and not line.startswith('#')]
@@ -98,31 +73,17 @@ class SyntheticTaskDataset(data.Dataset):
             self.names = list_images(self.gt_root)
         if not self.names:
             raise ValueError(f'{self.where}: no images in {self.gt_root}')
-        self.gt_size = opt.get('gt_size')
-        self.seed = int(opt.get('seed', 0))
-        self.enlarge = int(opt.get('dataset_enlarge_ratio', 1))
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose per-sample generators __getitem__ uses."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.names) * len(self.tasks) * self.enlarge
+        self.num_items = len(self.names) * len(self.tasks)
 
     def __getitem__(self, index: int) -> dict:
         task = self.tasks[index % len(self.tasks)]
         name = self.names[(index // len(self.tasks)) % len(self.names)]
         gt_path = osp.join(self.gt_root, name)
-        if self.file_client is None:
-            self.file_client = make_file_client(self.io_backend)
-        gt = read_image(self.file_client, self.gt_root, name, 'gt', self.where)
+        gt = self.read(self.gt_root, name, 'gt')
         depth = load_depth(self.opt.get('depth_root'), name, gt.shape[:2])
-        rng = sample_rng(self.seed, self.epoch, index)
+        rng = self.generator(index)
         arrays = [gt] if depth is None else [gt, depth[..., None]]
-        if self.gt_size:
-            arrays = random_crop(arrays, int(self.gt_size), rng, f'{self.where}: {gt_path}')
-        arrays = augment(arrays, rng, self.opt.get('use_hflip', False), self.opt.get('use_rot', False))
+        arrays = self.crop_and_flip(arrays, rng, f'{self.where}: {gt_path}')
         gt = np.ascontiguousarray(arrays[0])
         depth = np.ascontiguousarray(arrays[1][..., 0]) if depth is not None else None
         lq, _ = degrade(gt, self.specs[task], rng, depth=depth)
