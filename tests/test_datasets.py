@@ -198,3 +198,16 @@ def test_make_lmdb_script_builds_from_task_folders(paired_root, tmp_path, capsys
     assert len(open(osp.join(out, 'lq.lmdb', 'meta_info.txt')).read().splitlines()) == 9
     assert script.main(['--lq', osp.join(paired_root, 'lq'), '--gt', osp.join(paired_root, 'gt'),
                         '--tasks', *TASKS, '--out', out]) == 1  # refuses to overwrite
+
+
+@pytest.mark.parametrize('kind', ['paired', 'synthetic'])
+def test_key_crop_returns_a_second_crop_of_the_same_image(kind, paired_root, clean_root):
+    if kind == 'paired':
+        ds = build_dataset(paired_opt(paired_root, key_crop=True))
+    else:
+        ds = build_dataset({'name': 's', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': TASKS, 'seed': 0,
+                            'dataroot_gt': clean_root, 'gt_size': 16, 'key_crop': True})
+    sample = ds[1]
+    assert sample['lq_key'].shape == sample['lq'].shape
+    assert not torch.equal(sample['lq_key'], sample['lq'])
+    assert torch.equal(ds[1]['lq_key'], sample['lq_key'])

@@ -61,11 +61,13 @@ class PairedTaskDataset(TaskDataset):
         io_backend: {type: disk} or {type: lmdb} (the LMDB roots are taken from dataroot_lq/gt).
         gt_size: crop size for training; none for validation. use_hflip, use_rot: dihedral augmentation.
         dataset_enlarge_ratio: training length multiplier (each repeat draws its own crop and flips).
+        key_crop: also return `lq_key`, a second crop of the same degraded image (AirNet's contrastive key).
         seed: base of the per-sample generators (defaults to the run's manual_seed).
     Randomness of sample `index` in epoch `e` comes only from a generator seeded by (seed, e, index).
     """
 
-    OPTION_KEYS = ('dataroot_lq', 'dataroot_gt', 'meta_file', 'gt_size', 'use_hflip', 'use_rot', 'seed')
+    OPTION_KEYS = ('dataroot_lq', 'dataroot_gt', 'meta_file', 'gt_size', 'use_hflip', 'use_rot', 'seed',
+                   'dataset_enlarge_ratio', 'key_crop')
 
     def __init__(self, opt: dict) -> None:
         super().__init__(opt, {'lq': 'dataroot_lq', 'gt': 'dataroot_gt'})
@@ -84,10 +86,14 @@ class PairedTaskDataset(TaskDataset):
         if lq.shape != gt.shape:
             raise ValueError(f'{self.where}: LQ/GT size mismatch: {lq_path} is {lq.shape[0]}x{lq.shape[1]}, '
                              f'{gt_path} is {gt.shape[0]}x{gt.shape[1]}')
+        sample = {'task_id': self.task_to_id[task], 'task': task, 'lq_path': lq_path, 'gt_path': gt_path}
         if self.opt.get('phase') == 'train':
-            lq, gt = self.crop_and_flip([lq, gt], self.generator(index), f'{self.where}: {gt_path}')
-        return {'lq': to_tensor(lq), 'gt': to_tensor(gt), 'task_id': self.task_to_id[task], 'task': task,
-                'lq_path': lq_path, 'gt_path': gt_path}
+            rng = self.generator(index)
+            lq_full, where = lq, f'{self.where}: {gt_path}'
+            lq, gt = self.crop_and_flip([lq, gt], rng, where)
+            if self.opt.get('key_crop'):
+                sample['lq_key'] = to_tensor(self.crop_and_flip([lq_full], rng, where)[0])
+        return dict(sample, lq=to_tensor(lq), gt=to_tensor(gt))
 
     def task_counts(self) -> dict[str, int]:
         """Number of pairs of each task."""

@@ -7,7 +7,7 @@ import numpy as np
 from basicsr.utils.registry import DATASET_REGISTRY
 
 from basicsr_tur.data.data_util import TaskDataset, list_images, to_tensor
-from basicsr_tur.data.degradations import DEGRADATION_TYPES, degrade, validate_spec
+from basicsr_tur.data.degradations import DEGRADATION_TYPES, apply_degradation, degrade, validate_spec
 
 
 def degradation_specs(tasks: list[str], specs: dict | None, where: str) -> dict[str, dict]:
@@ -55,10 +55,11 @@ class SyntheticTaskDataset(TaskDataset):
             after a degradation type takes the MiOIR ranges by default.
         depth_root: optional folder of `<image stem>.npy` depth maps used by haze.
         gt_size, use_hflip, use_rot, dataset_enlarge_ratio, seed: as in PairedTaskDataset.
+        key_crop: also return `lq_key`, another crop degraded with the same parameters (AirNet's contrastive key).
     """
 
     OPTION_KEYS = ('dataroot_gt', 'meta_file', 'degradations', 'depth_root', 'gt_size', 'use_hflip', 'use_rot',
-                   'seed')
+                   'seed', 'dataset_enlarge_ratio', 'key_crop')
 
     def __init__(self, opt: dict) -> None:
         super().__init__(opt, {'gt': 'dataroot_gt'})
@@ -82,10 +83,21 @@ class SyntheticTaskDataset(TaskDataset):
         gt = self.read(self.gt_root, name, 'gt')
         depth = load_depth(self.opt.get('depth_root'), name, gt.shape[:2])
         rng = self.generator(index)
-        arrays = [gt] if depth is None else [gt, depth[..., None]]
-        arrays = self.crop_and_flip(arrays, rng, f'{self.where}: {gt_path}')
-        gt = np.ascontiguousarray(arrays[0])
-        depth = np.ascontiguousarray(arrays[1][..., 0]) if depth is not None else None
-        lq, _ = degrade(gt, self.specs[task], rng, depth=depth)
-        return {'lq': to_tensor(lq), 'gt': to_tensor(gt), 'task_id': self.task_to_id[task], 'task': task,
-                'lq_path': f'{gt_path}#{task}', 'gt_path': gt_path}
+        full = [gt] if depth is None else [gt, depth[..., None]]
+        where = f'{self.where}: {gt_path}'
+        gt_crop, depth_crop = self._crop(full, rng, where)
+        lq, params = degrade(gt_crop, self.specs[task], rng, depth=depth_crop)
+        sample = {'lq': to_tensor(lq), 'gt': to_tensor(gt_crop), 'task_id': self.task_to_id[task], 'task': task,
+                  'lq_path': f'{gt_path}#{task}', 'gt_path': gt_path}
+        if self.opt.get('key_crop'):
+            # Another crop of the same image with the same degradation parameters (AirNet's contrastive key).
+            key_gt, key_depth = self._crop(full, rng, where)
+            sample['lq_key'] = to_tensor(apply_degradation(key_gt, params, rng, depth=key_depth))
+        return sample
+
+    def _crop(self, arrays: list[np.ndarray], rng: np.random.Generator,
+              where: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """Crop and flip the image (and its depth, if any) alike: (H, W, 3) image, (H, W) depth or None."""
+        arrays = self.crop_and_flip(arrays, rng, where)
+        depth = np.ascontiguousarray(arrays[1][..., 0]) if len(arrays) > 1 else None
+        return np.ascontiguousarray(arrays[0]), depth
