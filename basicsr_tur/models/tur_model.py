@@ -90,33 +90,43 @@ class TURModel(BaseModel):
     def optimize_parameters(self, current_iter: int) -> None:
         """One optimisation step; a non-finite loss or gradient skips the step and is reported."""
         self.optimizer_g.zero_grad(set_to_none=True)
-        if self.needs_uncertainty:
-            self.output, uncertainty = self.net_g(self.lq, with_uncertainty=True)
-            l_pix = self.cri_pix(self.output, self.gt, uncertainty, self.task_ids)
-            stats = self.cri_pix.last_task_stats
-            task_ids, figures = stats['task_ids'], {k: stats[k] for k in ('l1', 'sigma', 'loss')}
-        else:
-            self.output = self.net_g(self.lq)
-            l_pix = self.cri_pix(self.output, self.gt)
-            per_sample_l1 = (self.output.detach() - self.gt).abs().flatten(1).mean(1)
-            task_ids, l1 = per_task_mean(per_sample_l1, self.task_ids)
-            figures = {'l1': l1}
-        l_pix.backward()
+        l_total, logs = self.compute_losses(current_iter)
+        l_total.backward()
         # One device sync for the whole check rather than one per parameter.
-        checks = [torch.isfinite(l_pix)] + [torch.isfinite(p.grad).all() for p in self.net_g.parameters()
-                                             if p.grad is not None]
+        checks = [torch.isfinite(l_total)] + [torch.isfinite(p.grad).all() for p in self.net_g.parameters()
+                                              if p.grad is not None]
         if not torch.stack(checks).all().item():
-            self._skip_nonfinite_step(current_iter, l_pix)
+            self._skip_nonfinite_step(current_iter, l_total)
             return
         self._nonfinite_in_a_row = 0
         self.optimizer_g.step()
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
+        for key, value in logs.items():
+            self._accumulate(key, value)
 
-        self._accumulate('l_pix', l_pix.item())
-        for name, values in figures.items():
-            for tid, value in zip(task_ids.tolist(), values.tolist()):
-                self._accumulate(f'{name}/{self._task_name(tid)}', value)
+    def compute_losses(self, current_iter: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """Forward the batch; return the loss to minimise and the figures to log (per task: `l1/<task>`, ...)."""
+        if self.needs_uncertainty:
+            self.output, uncertainty = self.net_g(self.lq, with_uncertainty=True)
+            l_pix = self.cri_pix(self.output, self.gt, uncertainty, self.task_ids)
+        else:
+            self.output = self.net_g(self.lq)
+            l_pix = self.cri_pix(self.output, self.gt)
+        return l_pix, {'l_pix': l_pix.item(), **self.task_figures()}
+
+    def task_figures(self) -> dict[str, float]:
+        """Per-task figures of the last forward: L1 always; σ and loss per task from TURLoss's stats."""
+        if self.needs_uncertainty:
+            stats = self.cri_pix.last_task_stats
+            task_ids, figures = stats['task_ids'], {k: stats[k] for k in ('l1', 'sigma', 'loss')}
+        else:
+            per_sample_l1 = (self.output.detach() - self.gt).abs().flatten(1).mean(1)
+            task_ids, l1 = per_task_mean(per_sample_l1, self.task_ids)
+            figures = {'l1': l1}
+        names = [self._task_name(t) for t in task_ids.tolist()]
+        return {f'{name}/{task}': value for name, values in figures.items()
+                for task, value in zip(names, values.tolist())}
 
     def _skip_nonfinite_step(self, current_iter: int, loss: torch.Tensor) -> None:
         self.optimizer_g.zero_grad(set_to_none=True)
