@@ -54,18 +54,24 @@ def clean_root(tmp_path) -> str:
     return str(root)
 
 
-def make_options(tmp_path, clean_root: str, paired_root: str, loss: str = 'TURLoss', **train_overrides) -> str:
-    """Write a tiny training options file (2-block, 8-channel SRResNet, 24² patches) and return its path."""
+def make_options(tmp_path, clean_root: str, paired_root: str, loss: str = 'TURLoss', network_g: dict | None = None,
+                 model_type: str = 'TURModel', train_set: dict | None = None, **train_overrides) -> str:
+    """Write a tiny training options file (2-block, 8-channel SRResNet, 24² patches) and return its path.
+
+    network_g replaces the network, model_type the model, train_set adds keys to datasets.train, and keyword
+    arguments add keys to `train`.
+    """
     opt = {
-        'name': 'tiny', 'model_type': 'TURModel', 'num_gpu': 0, 'manual_seed': 0, 'tasks': TASKS,
+        'name': 'tiny', 'model_type': model_type, 'num_gpu': 0, 'manual_seed': 0, 'tasks': TASKS,
         'datasets': {
             'train': {'name': 'tiny_train', 'type': 'SyntheticTaskDataset', 'dataroot_gt': clean_root,
                       'gt_size': 24, 'use_hflip': True, 'use_rot': True, 'dataset_enlarge_ratio': 4,
-                      'num_worker_per_gpu': 0, 'batch_size_per_gpu': 6},
+                      'num_worker_per_gpu': 0, 'batch_size_per_gpu': 6, **(train_set or {})},
             'val': {'name': 'tiny_val', 'type': 'PairedTaskDataset', 'dataroot_lq': osp.join(paired_root, 'lq'),
                     'dataroot_gt': osp.join(paired_root, 'gt'), 'meta_file': osp.join(paired_root, 'meta.txt')},
         },
-        'network_g': {'type': 'SRResNet', 'num_feat': 8, 'num_block': 2, 'uncertainty_head': loss == 'TURLoss'},
+        'network_g': network_g or {'type': 'SRResNet', 'num_feat': 8, 'num_block': 2,
+                                   'uncertainty_head': loss == 'TURLoss'},
         'path': {},
         'train': {'optim_g': {'type': 'Adam', 'lr': 2e-3}, 'total_iter': 20,
                   'scheduler': {'type': 'MultiStepLR', 'milestones': [1000], 'gamma': 0.5},

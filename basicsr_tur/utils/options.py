@@ -78,7 +78,8 @@ SCHEMA: dict[str, Any] = {
              'experiments_root': None, 'models': None, 'training_states': None, 'log': None,
              'visualization': None, 'results_root': None},
     'train': {'ema_decay': None, 'optim_g': None, 'scheduler': None, 'total_iter': None, 'warmup_iter': None,
-              'pixel_opt': None, 'max_nonfinite_steps': None},
+              'pixel_opt': None, 'max_nonfinite_steps': None,
+              'contrast_weight': None, 'encoder_warmup_iter': None},  # the last two: AirNetModel
     'val': {'val_freq': None, 'save_img': None, 'suffix': None, 'metrics': None, 'pbar': None,
             'input_row': None},
     'logger': {'print_freq': None, 'save_checkpoint_freq': None, 'use_tb_logger': None, 'wandb': None},

@@ -1,0 +1,198 @@
+"""AirNet: shapes, official size and checkpoints, the MoCo training step, the uncertainty head."""
+import pytest
+import torch
+from basicsr.archs import build_network
+from torch.nn import functional as F
+
+from basicsr_tur.archs.airnet_arch import DCNLayer
+from basicsr_tur.archs.uncertainty import HEAD_PREFIX
+from basicsr_tur.losses.tur_loss import TURLoss
+from basicsr_tur.utils.checkpoint import load_checkpoint
+
+DIM, BATCH = 16, 2  # reduced MoCo: queue of 32 keys
+
+
+def tiny(head: bool = False, seed: int = 0):
+    """One group of one block (two DGMs), a 16-d embedding and a 32-key queue."""
+    torch.manual_seed(seed)
+    return build_network({'type': 'AirNet', 'n_groups': 1, 'n_blocks': 1, 'encoder_dim': DIM,
+                          'batch_size': BATCH, 'uncertainty_head': head})
+
+
+def test_output_has_input_shape_for_odd_sizes():
+    x = torch.rand(1, 3, 17, 23)
+    with torch.no_grad():
+        out = tiny().eval()(x)
+    assert out.shape == x.shape
+
+
+def test_official_parameter_count():
+    # R 6,290,441 + encoder_q 1,319,936 + encoder_k 1,319,936 (frozen but a parameter, as the official count has
+    # it); the queue (256, 1280) and BatchNorm statistics are buffers. The head adds 2 x 36,928 + 1,731.
+    net = build_network({'type': 'AirNet'})
+    assert sum(p.numel() for p in net.parameters()) == 8_930_313
+    head = build_network({'type': 'AirNet', 'uncertainty_head': True})
+    assert sum(p.numel() for p in head.parameters()) == 8_930_313 + 2 * 36_928 + 1_731
+
+
+def test_official_queue_holds_batch_size_times_dim_keys():
+    state = build_network({'type': 'AirNet'}).state_dict()
+    assert state['E.E.queue'].shape == (256, 5 * 256)
+    assert state['E.E.queue_ptr'].tolist() == [0]
+
+
+def test_uncertainty_has_output_shape_and_is_positive():
+    net = tiny(head=True).eval()
+    with torch.no_grad():
+        out, u = net(torch.rand(2, 3, 16, 16) * 10, with_uncertainty=True)
+    assert u.shape == out.shape and (u > 0).all()
+
+
+def test_eval_output_with_head_equals_backbone_without_head():
+    with_head, without = tiny(head=True).eval(), tiny(seed=1).eval()
+    without.load_state_dict({k: v for k, v in with_head.state_dict().items() if not k.startswith(HEAD_PREFIX)})
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(with_head(x), without(x))
+        assert torch.equal(with_head(x), with_head(x, with_uncertainty=True)[0])
+
+
+def test_eval_ignores_the_key_crop():
+    net = tiny().eval()
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(net(x, torch.rand_like(x)), net(x))
+    assert net.E.E.queue_ptr.item() == 0
+
+
+def test_tur_loss_decreases_over_a_few_steps():
+    net = tiny(head=True).train()
+    loss_fn = TURLoss()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    torch.manual_seed(0)
+    gt = torch.rand(3, 3, 8, 8)
+    lq = (gt + 0.1 * torch.randn_like(gt)).clamp(0, 1)
+    task_ids = torch.tensor([0, 1, 2])
+    losses = []
+    for _ in range(8):
+        out, u = net(lq, with_uncertainty=True)
+        loss = loss_fn(out, gt, u, task_ids)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def test_training_forward_returns_logits_over_the_queue_and_zero_labels():
+    net = tiny(head=True).train()
+    x = torch.rand(BATCH, 3, 12, 12)
+    result = net(x, torch.rand_like(x), with_uncertainty=True)
+    assert result['restored'].shape == x.shape and result['uncertainty'].shape == x.shape
+    assert result['logits'].shape == (BATCH, 1 + BATCH * DIM)
+    assert result['labels'].dtype == torch.long and result['labels'].tolist() == [0] * BATCH
+    assert set(net(x, torch.rand_like(x))) == {'restored', 'logits', 'labels'}
+
+
+def test_queue_pointer_advances_by_the_batch_size_and_enqueues_unit_keys():
+    net = tiny().train()
+    moco = net.E.E
+    x = torch.rand(BATCH, 3, 12, 12)
+    queue_before = moco.queue.clone()
+    net.encoder_forward(x, x)
+    assert moco.queue_ptr.item() == BATCH
+    assert not torch.equal(moco.queue[:, :BATCH], queue_before[:, :BATCH])
+    assert torch.equal(moco.queue[:, BATCH:], queue_before[:, BATCH:])
+    assert torch.allclose(moco.queue[:, :BATCH].norm(dim=0), torch.ones(BATCH))
+    moco.queue_ptr[0] = moco.K - BATCH
+    net.encoder_forward(x, x)
+    assert moco.queue_ptr.item() == 0  # wrapped around
+
+
+def test_encoder_forward_leaves_the_restorer_untouched():
+    net = tiny().train()
+    x = torch.rand(BATCH, 3, 12, 12)
+    _, logits, labels = net.encoder_forward(x, torch.rand_like(x))
+    F.cross_entropy(logits, labels).backward()
+    assert all(p.grad is None for p in net.R.parameters())
+    assert all(p.grad is None for p in net.E.E.encoder_k.parameters())
+    assert net.E.E.encoder_q.mlp[0].weight.grad is not None
+
+
+def test_key_encoder_follows_the_query_encoder_by_momentum():
+    net = tiny().train()
+    moco = net.E.E
+    x = torch.rand(BATCH, 3, 12, 12)
+    with torch.no_grad():
+        for p in moco.encoder_q.parameters():
+            p.add_(1.0)
+    k_before = [p.clone() for p in moco.encoder_k.parameters()]
+    net.encoder_forward(x, x)
+    for p_q, p_k, before in zip(moco.encoder_q.parameters(), moco.encoder_k.parameters(), k_before):
+        assert torch.allclose(p_k, before * 0.999 + p_q * 0.001)
+        assert not p_k.requires_grad
+
+
+def test_batch_size_not_dividing_the_queue_is_named():
+    net = tiny().train()
+    x = torch.rand(3, 3, 12, 12)
+    with pytest.raises(ValueError, match=r'batch size 3 must divide the queue length 32'):
+        net.encoder_forward(x, x)
+
+
+def test_deformable_offsets_use_the_mmcv_layout():
+    # Even offset channels are dy, odd ones dx, per kernel tap (mmcv's layout, which torchvision shares):
+    # dy = +1 everywhere samples one row lower; the zero-initialised mask logits give a constant 0.5 modulation.
+    torch.manual_seed(0)
+    dcn = DCNLayer(4, 4, 3, padding=1, bias=False)
+    with torch.no_grad():
+        dcn.conv_offset_mask.bias[0:18:2] = 1.0
+    x = torch.rand(1, 4, 7, 9)
+    # Tap row i of output row h reads input row h + i (zero outside): no zero row on top, two below.
+    expected = 0.5 * F.conv2d(F.pad(x, (1, 1, 0, 2)), dcn.weight)
+    with torch.no_grad():
+        assert torch.allclose(dcn(x, torch.rand_like(x)), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize('wrap', [lambda s: s, lambda s: {f'module.{k}': v for k, v in s.items()}],
+                         ids=['plain_state_dict', 'dataparallel'])
+def test_official_checkpoint_loads_strictly(tmp_path, wrap):
+    # The release (All.pth etc.) is `torch.save(net.state_dict())` of the whole AirNet, queue included.
+    src, dst = tiny(seed=1), tiny(seed=2)
+    src.E.E.queue_ptr[0] = 6
+    path = str(tmp_path / 'All.pth')
+    torch.save(wrap(src.state_dict()), path)
+    load_checkpoint(dst, path, strict=True)
+    assert all(torch.equal(v, dst.state_dict()[k]) for k, v in src.state_dict().items())
+
+
+def test_tur_checkpoint_head_maps_to_uncertainty_head(tmp_path):
+    # The authors' TUR AirNet keeps its head as `R.var_conv` (conv, ELU, conv, ELU, conv, Softplus).
+    src, dst = tiny(head=True, seed=1), tiny(head=True, seed=2)
+    state = {(k.replace(HEAD_PREFIX, 'R.var_conv.') if k.startswith(HEAD_PREFIX) else k): v
+             for k, v in src.state_dict().items()}
+    assert type(dst).checkpoint_filter_fn({'R.var_conv.4.bias': 0}) == {'uncertainty_head.4.bias': 0}
+    path = str(tmp_path / 'tur.pth')
+    torch.save({'params': state}, path)
+    load_checkpoint(dst, path, strict=True)
+    assert all(torch.equal(v, dst.state_dict()[k]) for k, v in src.state_dict().items())
+
+
+def test_wrong_shape_names_the_key(tmp_path):
+    # e.g. the single-task Denoise.pth (queue of 3 x dim keys) loaded into a batch_size=2 model.
+    state = tiny().state_dict()
+    state['E.E.queue'] = torch.zeros(DIM, 3 * DIM)
+    path = str(tmp_path / 'Denoise.pth')
+    torch.save(state, path)
+    with pytest.raises(ValueError, match='E.E.queue'):
+        load_checkpoint(tiny(), path)
+
+
+def test_restorer_width_other_than_encoder_map_is_refused():
+    with pytest.raises(ValueError, match='n_feats must be 64'):
+        build_network({'type': 'AirNet', 'n_feats': 32})
+
+
+def test_positional_flag_in_place_of_the_key_is_refused():
+    with pytest.raises(TypeError, match='x_key must be a tensor or None, got True'):
+        tiny()(torch.rand(1, 3, 8, 8), True)
