@@ -1,0 +1,129 @@
+"""TransWeather: odd sizes, official size and keys, the uncertainty head, TUR training, official checkpoints."""
+import pytest
+import torch
+import torch.nn.functional as F
+from basicsr.archs import build_network
+
+from basicsr_tur.archs.uncertainty import HEAD_PREFIX
+from basicsr_tur.losses.tur_loss import TURLoss
+from basicsr_tur.utils.checkpoint import load_checkpoint
+
+TINY = {'embed_dims': [8, 16, 16, 16], 'num_heads': [1, 1, 1, 1], 'mlp_ratios': [1, 1, 1, 1], 'depths': [1, 1, 1, 1],
+        'sr_ratios': [2, 1, 1, 1], 'dec_num_heads': 1, 'dec_mlp_ratio': 1, 'dec_depth': 1, 'num_task_queries': 4}
+
+
+def tiny(head: bool = False, seed: int = 0, name: str = 'Transweather', **kwargs):
+    """A one-block-per-stage, 8-16-channel TransWeather with deterministic weights."""
+    torch.manual_seed(seed)
+    return build_network({'type': name, **TINY, 'uncertainty_head': head, **kwargs})
+
+
+def test_output_has_input_shape_for_odd_sizes():
+    x = torch.rand(2, 3, 17, 23)
+    assert tiny()(x).shape == x.shape
+
+
+def test_odd_sizes_are_reflect_padded_to_a_multiple_of_16_and_cropped_back():
+    net = tiny().eval()
+    x = torch.rand(1, 3, 17, 23)
+    with torch.no_grad():
+        padded = net(F.pad(x, (0, 32 - 23, 0, 32 - 17), mode='reflect'))
+        assert torch.equal(net(x), padded[..., :17, :23])
+
+
+def test_output_is_tanh_bounded_without_input_residual():
+    net = tiny().eval()
+    with torch.no_grad():
+        out = net(torch.full((1, 3, 32, 32), 50.0))
+    assert out.abs().max() <= 1
+
+
+def test_too_small_input_is_refused_with_its_size():
+    with pytest.raises(ValueError, match='5x40'):
+        tiny()(torch.rand(1, 3, 5, 40))
+
+
+@pytest.mark.parametrize('name', ['Transweather', 'TransWeather'])
+def test_official_configuration_has_official_parameter_count(name):
+    # The authors' Transweather() (Tenc + Tdec + convtail + clean) has 38,052,078 parameters (38.052 M).
+    with torch.device('meta'):  # shapes only: no memory, no initialisation
+        net = build_network({'type': name})
+    assert sum(p.numel() for p in net.parameters()) == 38_052_078
+
+
+def test_both_spellings_have_the_same_keys():
+    assert list(tiny(name='Transweather').state_dict()) == list(tiny(name='TransWeather').state_dict())
+
+
+def test_state_dict_keys_match_official_names():
+    keys = set(tiny().state_dict())
+    assert {'Tenc.patch_embed1.proj.weight', 'Tenc.mini_patch_embed4.norm.bias', 'Tenc.block1.0.attn.sr.weight',
+            'Tenc.block1.0.mlp.dwconv.dwconv.weight', 'Tenc.patch_block3.0.attn.kv.weight', 'Tenc.pnorm3.weight',
+            'Tdec.patch_embed1.proj.weight', 'Tdec.block1.0.attn.task_query', 'Tdec.norm1.bias',
+            'convtail.convd32x.conv2d.weight', 'convtail.dense_4.0.conv1.conv2d.weight',
+            'convtail.conv_output.conv2d.bias', 'clean.conv2d.weight'} <= keys
+
+
+def test_uncertainty_has_output_shape_and_is_positive():
+    x = torch.randn(2, 3, 17, 23) * 10
+    out, u = tiny(head=True)(x, with_uncertainty=True)
+    assert out.shape == x.shape and u.shape == out.shape
+    assert (u > 0).all()
+
+
+def test_eval_output_with_head_equals_backbone_without_head():
+    with_head, without = tiny(head=True).eval(), tiny(head=False, seed=1).eval()
+    backbone_state = {k: v for k, v in with_head.state_dict().items() if not k.startswith(HEAD_PREFIX)}
+    without.load_state_dict(backbone_state, strict=True)
+    x = torch.rand(2, 3, 17, 23)
+    with torch.no_grad():
+        assert torch.equal(with_head(x), without(x))
+        assert torch.equal(with_head(x), with_head(x, with_uncertainty=True)[0])
+
+
+def test_tur_training_lowers_the_loss():
+    net = tiny(head=True)
+    loss_fn = TURLoss()
+    optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
+    torch.manual_seed(1)
+    gt = torch.rand(3, 3, 16, 16)
+    lq = gt + 0.1 * torch.randn_like(gt)
+    task_ids = torch.tensor([0, 1, 2])
+    losses = []
+    for _ in range(10):
+        out, u = net(lq, with_uncertainty=True)
+        loss = loss_fn(out, gt, u, task_ids)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize('wrap', [
+    lambda s: {f'module.{k}': v for k, v in s.items()},
+    lambda s: {'state_dict': {f'module.{k}': v for k, v in s.items()}},
+], ids=['train_py_dataparallel_state_dict', 'state_dict_entry_read_by_Transweather_load'])
+def test_official_checkpoint_loads_strictly(tmp_path, wrap):
+    src, dst = tiny(seed=1), tiny(seed=2)
+    path = str(tmp_path / 'best')
+    torch.save(wrap(src.state_dict()), path)
+    load_checkpoint(dst, path, strict=True)
+    assert all(torch.equal(v, dst.state_dict()[k]) for k, v in src.state_dict().items())
+
+
+def test_path_argument_loads_the_checkpoint(tmp_path):
+    src = tiny(seed=1)
+    path = str(tmp_path / 'best')
+    torch.save({f'module.{k}': v for k, v in src.state_dict().items()}, path)
+    dst = tiny(seed=2, path=path)
+    assert all(torch.equal(v, dst.state_dict()[k]) for k, v in src.state_dict().items())
+
+
+def test_wrong_shape_names_the_key(tmp_path):
+    state = tiny().state_dict()
+    state['Tdec.block1.0.attn.task_query'] = torch.zeros(1, 48, 16)
+    path = str(tmp_path / 'bad.pth')
+    torch.save({f'module.{k}': v for k, v in state.items()}, path)
+    with pytest.raises(ValueError, match='Tdec.block1.0.attn.task_query'):
+        load_checkpoint(tiny(), path)
