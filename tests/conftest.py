@@ -13,6 +13,16 @@ import yaml
 import basicsr_tur  # noqa: F401  (registers archs, datasets, losses and models)
 
 TASKS = ['sr', 'noise', 'dark']
+
+
+@pytest.fixture(autouse=True, scope='session')
+def one_torch_thread():
+    """Run on one thread: on tensors this small, threads on 2 shared CI cores cost far more than they save."""
+    import torch
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 SIZE = 40
 
 

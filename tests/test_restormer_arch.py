@@ -7,16 +7,6 @@ from basicsr_tur.archs.uncertainty import HEAD_PREFIX
 from basicsr_tur.losses.tur_loss import TURLoss
 from basicsr_tur.utils.checkpoint import load_checkpoint
 
-
-@pytest.fixture(autouse=True, scope='module')
-def one_torch_thread():
-    """Run on one thread: on tensors this small, threads on shared CI cores cost far more than they save."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 TINY = {'type': 'Restormer', 'dim': 8, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1}
 
 
