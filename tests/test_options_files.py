@@ -1,0 +1,56 @@
+"""Every shipped options file parses, and every demo backbone trains and tests from its YAML (with TUR and L1)."""
+import glob
+import json
+from os import path as osp
+
+import pytest
+
+from basicsr_tur.test import test_pipeline as run_test
+from basicsr_tur.train import train_pipeline as run_train
+from basicsr_tur.utils.options import parse_options
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TRAIN_FILES = sorted(glob.glob(osp.join(REPO, 'options', 'train', '**', '*.yml'), recursive=True))
+TEST_FILES = sorted(glob.glob(osp.join(REPO, 'options', 'test', '**', '*.yml'), recursive=True))
+DEMO_ARCHS = sorted({osp.basename(p).rsplit('_', 1)[0] for p in glob.glob(osp.join(REPO, 'options/train/demo/*.yml'))})
+
+
+@pytest.mark.parametrize('path', TRAIN_FILES, ids=lambda p: osp.relpath(p, REPO))
+def test_train_options_file_is_valid(path, tmp_path):
+    opt, _ = parse_options(str(tmp_path), True, ['-opt', path])
+    assert opt['datasets']['train']['tasks'] == opt['tasks']
+
+
+@pytest.mark.parametrize('path', TEST_FILES, ids=lambda p: osp.relpath(p, REPO))
+def test_test_options_file_is_valid(path, tmp_path):
+    opt, _ = parse_options(str(tmp_path), False, ['-opt', path])
+    assert opt['path']['pretrain_network_g']
+
+
+def tiny_data_overrides(clean_root: str, paired_root: str) -> list[str]:
+    """--force_yml entries pointing a demo options file at the test fixtures, for a 2-iteration run."""
+    return ['prepare:creates=' + clean_root, 'train:total_iter=2', 'logger:print_freq=1',
+            'logger:save_checkpoint_freq=2', 'val:val_freq=2', 'datasets:train:gt_size=32',
+            'datasets:train:batch_size_per_gpu=4', 'datasets:train:num_worker_per_gpu=0',
+            'datasets:train:dataroot_gt=' + clean_root, 'datasets:train:depth_root=' + clean_root,
+            'datasets:val:dataroot_lq=' + osp.join(paired_root, 'lq'),
+            'datasets:val:dataroot_gt=' + osp.join(paired_root, 'gt'),
+            'datasets:val:meta_file=' + osp.join(paired_root, 'meta.txt')]
+
+
+@pytest.mark.parametrize('arch', DEMO_ARCHS)
+def test_demo_backbone_trains_and_tests_with_tur_and_l1(arch, tmp_path, clean_root, paired_root):
+    root = str(tmp_path)
+    for loss in ('TUR', 'L1'):
+        train_opt = osp.join(REPO, 'options', 'train', 'demo', f'{arch}_{loss}.yml')
+        run_train(root, ['-opt', train_opt, '--force_yml', *tiny_data_overrides(clean_root, paired_root)])
+        weights = osp.join(root, 'experiments', f'demo_{arch}_{loss}', 'models', 'net_g_latest.pth')
+        assert osp.isfile(weights)
+        test_opt = osp.join(REPO, 'options', 'test', 'demo', f'{arch}.yml')
+        run_test(root, ['-opt', test_opt, '--force_yml', f'name=t_{arch}_{loss}', 'prepare:creates=' + clean_root,
+                        'path:pretrain_network_g=' + weights, 'val:save_img=false',
+                        'datasets:test:dataroot_lq=' + osp.join(paired_root, 'lq'),
+                        'datasets:test:dataroot_gt=' + osp.join(paired_root, 'gt'),
+                        'datasets:test:meta_file=' + osp.join(paired_root, 'meta.txt')])
+        results = json.load(open(osp.join(root, 'results', f't_{arch}_{loss}', 'metrics.json')))['results']
+        assert set(results['demo_test']['model']['tasks']) == {'sr', 'noise', 'dark'}
