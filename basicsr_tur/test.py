@@ -17,7 +17,7 @@ from basicsr.utils import get_env_info, get_root_logger, get_time_str, make_exp_
 from basicsr.utils.options import dict2str
 
 from basicsr_tur.utils.cli import removed_on_failure
-from basicsr_tur.utils.options import parse_options, run_prepare_step
+from basicsr_tur.utils.options import check_device, parse_options, run_prepare_step
 
 
 def _fmt(values: dict, metric: str, digits: int) -> str:
@@ -115,6 +115,7 @@ def write_text(path: str, text: str) -> None:
 def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
     """Evaluate the model of `-opt` on its test sets; print and write the tables; return all results."""
     opt, _ = parse_options(root_path, is_train=False, argv=argv)
+    check_device(opt)
     torch.backends.cudnn.benchmark = True
     run_prepare_step(opt, root_path)
     make_exp_dirs(opt)

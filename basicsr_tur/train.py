@@ -21,7 +21,7 @@ from basicsr.utils.options import dict2str
 from tqdm import tqdm
 
 from basicsr_tur.utils.cli import removed_on_failure
-from basicsr_tur.utils.options import dump_yaml, parse_options, run_prepare_step
+from basicsr_tur.utils.options import check_device, dump_yaml, parse_options, run_prepare_step
 
 
 def find_resume_state(opt: dict) -> str | None:
@@ -116,6 +116,7 @@ def _set_up(opt: dict, root_path: str, resume_state: dict | None):
 def train_pipeline(root_path: str, argv: list[str] | None = None) -> str:
     """Run a training from `-opt`; returns the experiment folder."""
     opt, _ = parse_options(root_path, is_train=True, argv=argv)
+    check_device(opt)
     torch.backends.cudnn.benchmark = True
     state_path = find_resume_state(opt)
     resume_state = load_resume_state(opt, state_path) if state_path else None

@@ -131,3 +131,18 @@ def test_command_line_error_is_one_clear_line(tmp_path, clean_root, paired_root)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [f"error: {opt_path}: unknown key 'manual_sed'; "
                                                  f"did you mean 'manual_seed'?"]
+
+
+def test_adamw_and_any_torch_optimizer_are_built(tmp_path, clean_root, paired_root):
+    path = make_options(tmp_path, clean_root, paired_root, optim_g={'type': 'AdamW', 'lr': 1e-3, 'weight_decay': 0.02})
+    opt, _ = parse_options(str(tmp_path), True, ['-opt', path])
+    assert isinstance(build_model(opt).optimizer_g, torch.optim.AdamW)
+
+
+def test_gpu_run_without_cuda_is_refused_before_anything_is_written(tmp_path, clean_root, paired_root):
+    if torch.cuda.is_available():
+        pytest.skip('a GPU is present')
+    path = make_options(tmp_path, clean_root, paired_root)
+    with pytest.raises(ValueError, match="'num_gpu: 1' but no CUDA device"):
+        run_train(str(tmp_path), ['-opt', path, '--force_yml', 'num_gpu=1'])
+    assert not osp.exists(osp.join(tmp_path, 'experiments'))

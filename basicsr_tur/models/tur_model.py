@@ -80,6 +80,13 @@ class TURModel(BaseModel):
         self.optimizer_g = self.get_optimizer(optim_type, params, **optim_opt)
         self.optimizers.append(self.optimizer_g)
 
+    def get_optimizer(self, optim_type: str, params, lr: float, **kwargs) -> torch.optim.Optimizer:
+        """Any torch.optim optimizer by class name (basicsr 1.4.2 builds only Adam; PromptIR and Uformer use AdamW)."""
+        cls = getattr(torch.optim, optim_type, None)
+        if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+            raise ValueError(f"train.optim_g.type: unknown optimizer '{optim_type}' (a torch.optim class, e.g. Adam)")
+        return cls(params, lr, **kwargs)
+
     def feed_data(self, data: dict) -> None:
         """Take a batch: lq, gt (B, C, H, W), task_id (B,) and task names."""
         self.lq = data['lq'].to(self.device)

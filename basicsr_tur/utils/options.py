@@ -211,11 +211,6 @@ def parse_options(root_path: str, is_train: bool = True, argv: list[str] | None 
     if opt['num_gpu'] == 'auto':
         import torch
         opt['num_gpu'] = torch.cuda.device_count()
-    if opt['num_gpu'] > 0:
-        import torch
-        if not torch.cuda.is_available():
-            raise OptionError(f"{args.opt}: 'num_gpu: {opt['num_gpu']}' but no CUDA device is available; "
-                              'set num_gpu: 0 to run on the CPU')
 
     for phase, dataset in opt['datasets'].items():
         dataset['phase'] = phase.split('_')[0]
@@ -251,6 +246,14 @@ def parse_options(root_path: str, is_train: bool = True, argv: list[str] | None 
         opt['path']['log'] = results_root
         opt['path']['visualization'] = osp.join(results_root, 'visualization')
     return opt, args
+
+
+def check_device(opt: dict) -> None:
+    """Refuse a GPU run on a machine without CUDA before the run creates anything (checked at start, not parse)."""
+    import torch
+    if opt['num_gpu'] > 0 and not torch.cuda.is_available():
+        raise OptionError(f"{opt['opt_path']}: 'num_gpu: {opt['num_gpu']}' but no CUDA device is available; "
+                          'set num_gpu: 0 (or --force_yml num_gpu=0) to run on the CPU')
 
 
 def run_prepare_step(opt: dict, root_path: str) -> None:
