@@ -24,14 +24,14 @@ def test_rows_columns_average_and_difference_to_published(tmp_path, capsys):
     a = write_result(tmp_path, 'L1', [30.0, 28.0])
     b = write_result(tmp_path, 'TUR', [31.0, 29.0])
     published = tmp_path / 'published.yml'
-    published.write_text('aio3:\n  rows:\n    PromptIR: {rain100l: [36.37, 0.972], sots: [30.58, 0.974]}\n')
+    published.write_text('aio3:\n  rows:\n    PromptIR: {rain100l: [36.37, 0.972], sots: [30.59, 0.974]}\n')
     out = str(tmp_path / 'cmp')
     assert compare.main([a, b, '--published', str(published), '--setting', 'aio3', '--out', out]) == 0
     table = open(out + '.md').read()
     assert '| Method | rain100l | sots | Average |' in table
     assert '| TUR | 31.00/0.9000 | 29.00/0.9000 | 30.00/0.9000 |' in table
-    assert '| PromptIR (published) | 36.37/0.9720 | 30.58/0.9740 | 33.48/0.9730 |' in table
-    assert '| Δ TUR − published | -5.37/-0.0720 | -1.58/-0.0740 | -3.47/-0.0730 |' in table
+    assert '| PromptIR (published) | 36.37/0.9720 | 30.59/0.9740 | 33.48/0.9730 |' in table
+    assert '| Δ TUR − published | -5.37/-0.0720 | -1.59/-0.0740 | -3.48/-0.0730 |' in table
     assert json.load(open(out + '.json'))['columns'] == ['rain100l', 'sots', 'Average']
 
 
