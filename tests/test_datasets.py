@@ -211,3 +211,44 @@ def test_key_crop_returns_a_second_crop_of_the_same_image(kind, paired_root, cle
     assert sample['lq_key'].shape == sample['lq'].shape
     assert not torch.equal(sample['lq_key'], sample['lq'])
     assert torch.equal(ds[1]['lq_key'], sample['lq_key'])
+
+
+def mixed_opt(clean_root, paired_root, **kw):
+    """On-the-fly noise on clean images beside fixed sr/dark pairs, as one dataset."""
+    opt = {'name': 'mix', 'type': 'MixedTaskDataset', 'phase': 'train', 'tasks': TASKS, 'seed': 5, 'gt_size': 16,
+           'parts': [{'type': 'SyntheticTaskDataset', 'dataroot_gt': clean_root,
+                      'degradations': {'sr': {'type': 'sr'}, 'noise': {'type': 'noise', 'sigma': 25},
+                                       'dark': {'type': 'dark'}}},
+                     {'type': 'PairedTaskDataset', 'dataroot_lq': osp.join(paired_root, 'lq'),
+                      'dataroot_gt': osp.join(paired_root, 'gt'), 'dataset_enlarge_ratio': 2}]}
+    opt.update(kw)
+    return opt
+
+
+def test_mixed_dataset_concatenates_parts_with_their_task_ids(clean_root, paired_root):
+    ds = build_dataset(mixed_opt(clean_root, paired_root))
+    assert len(ds) == 9 + 18
+    assert ds[0]['lq_path'].endswith('#sr') and ds[9]['lq_path'].endswith('.png')
+    assert all(ds[i]['task_id'] == TASKS.index(ds[i]['task']) for i in (0, 1, 2, 9, 20))
+    assert ds[0]['lq'].shape == (3, 16, 16) and ds[20]['gt'].shape == (3, 16, 16)
+
+
+def test_mixed_dataset_epoch_reaches_every_part(clean_root, paired_root):
+    ds = build_dataset(mixed_opt(clean_root, paired_root))
+    first = [ds[i]['lq'] for i in (1, 12)]
+    ds.set_epoch(3)
+    assert all(not torch.equal(a, ds[i]['lq']) for a, i in zip(first, (1, 12)))
+
+
+def test_mixed_dataset_part_keys_are_checked(tmp_path, clean_root, paired_root):
+    import yaml
+    from conftest import make_options
+
+    from basicsr_tur.utils.options import OptionError, parse_options
+    path = make_options(tmp_path, clean_root, paired_root)
+    opt = yaml.safe_load(open(path))
+    opt['datasets']['train'] = mixed_opt(clean_root, paired_root, num_worker_per_gpu=0, batch_size_per_gpu=4)
+    opt['datasets']['train']['parts'][1]['dataroot_qq'] = 'x'
+    open(path, 'w').write(yaml.safe_dump(opt))
+    with pytest.raises(OptionError, match=r"unknown key 'datasets.train.parts\[1\].dataroot_qq'"):
+        parse_options(str(tmp_path), True, ['-opt', path])

@@ -126,6 +126,20 @@ def _check_kwargs(cls: type, kwargs: dict, key: str, path: str) -> None:
             raise _unknown(name, allowed, f'{key}.', path)
 
 
+def _check_dataset(registry: Any, dataset_opt: Any, key: str, path: str) -> None:
+    """Check one dataset's type and keys, and those of its `parts` (MixedTaskDataset)."""
+    if not isinstance(dataset_opt, dict):
+        raise OptionError(f"{path}: '{key}' must be a mapping")
+    dataset = _check_registered(registry, dataset_opt.get('type'), 'dataset', key, path)
+    if hasattr(dataset, 'OPTION_KEYS'):
+        allowed = _DATASET_COMMON | set(dataset.OPTION_KEYS)
+        for name in dataset_opt:
+            if name not in allowed:
+                raise _unknown(name, allowed, f'{key}.', path)
+    for k, part in enumerate(dataset_opt.get('parts') or []):
+        _check_dataset(registry, part, f'{key}.parts[{k}]', path)
+
+
 def check_options(opt: dict, path: str) -> None:
     """Check keys, registered type names and arguments of an options dict; raise OptionError on the first fault."""
     from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
@@ -145,15 +159,7 @@ def check_options(opt: dict, path: str) -> None:
         loss = _check_registered(LOSS_REGISTRY, pixel_opt.get('type'), 'loss', 'train.pixel_opt', path)
         _check_kwargs(loss, pixel_opt, 'train.pixel_opt', path)
     for phase_name, dataset_opt in opt['datasets'].items():
-        key = f'datasets.{phase_name}'
-        if not isinstance(dataset_opt, dict):
-            raise OptionError(f"{path}: '{key}' must be a mapping")
-        dataset = _check_registered(DATASET_REGISTRY, dataset_opt.get('type'), 'dataset', key, path)
-        allowed = _DATASET_COMMON | set(getattr(dataset, 'OPTION_KEYS', ()))
-        if hasattr(dataset, 'OPTION_KEYS'):
-            for name in dataset_opt:
-                if name not in allowed:
-                    raise _unknown(name, allowed, f'{key}.', path)
+        _check_dataset(DATASET_REGISTRY, dataset_opt, f'datasets.{phase_name}', path)
     tasks = opt.get('tasks')
     if tasks is not None and (not isinstance(tasks, list) or not tasks or len(set(tasks)) != len(tasks)):
         raise OptionError(f"{path}: 'tasks' must be a non-empty list of distinct task names, got {tasks!r}")

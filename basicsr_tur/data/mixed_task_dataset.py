@@ -1,0 +1,60 @@
+"""Several task datasets read as one: e.g. noise added on the fly to clean images beside fixed rain/haze pairs."""
+from __future__ import annotations
+
+import bisect
+
+from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data
+
+# Keys a part inherits from the mixed dataset unless it sets them itself.
+_INHERITED = ('phase', 'tasks', 'gt_size', 'use_hflip', 'use_rot', 'key_crop', 'dataset_enlarge_ratio', 'io_backend')
+_SEED_STRIDE = 1_000_003  # parts draw from different generator streams even at equal local indices
+
+
+@DATASET_REGISTRY.register()
+class MixedTaskDataset(data.Dataset):
+    """Concatenation of task datasets sharing the setting's task list; samples keep their parts' task ids.
+
+    Options:
+        parts: a list of dataset options (each with its own `type`, e.g. SyntheticTaskDataset for on-the-fly noise
+            and PairedTaskDataset for fixed pairs); each inherits phase, tasks, gt_size, flips, key_crop,
+            dataset_enlarge_ratio and io_backend from this dataset unless it sets them, and gets seed + k·1000003.
+    Length is the sum of the parts' lengths (each part applies its own dataset_enlarge_ratio, so the ratio of a
+    part is how it is weighted in the mix, as the authors repeat Rain100L lines in their lists).
+    """
+
+    OPTION_KEYS = ('parts', 'gt_size', 'use_hflip', 'use_rot', 'key_crop', 'seed')
+
+    def __init__(self, opt: dict) -> None:
+        super().__init__()
+        self.opt = opt
+        where = f"dataset '{opt.get('name', 'MixedTaskDataset')}'"
+        parts = opt.get('parts')
+        if not isinstance(parts, list) or not parts:
+            raise ValueError(f"{where}: 'parts' must be a non-empty list of dataset options")
+        self.parts = []
+        for k, part in enumerate(parts):
+            part_opt = {key: opt[key] for key in _INHERITED if key in opt}
+            part_opt.update(part)
+            part_opt.setdefault('name', f"{opt.get('name', 'mixed')}[{k}]")
+            part_opt['seed'] = int(opt.get('seed', 0)) + _SEED_STRIDE * (k + 1)
+            if part_opt.get('tasks') != opt.get('tasks'):
+                raise ValueError(f"{where}: parts[{k}].tasks must be the setting's task list {opt.get('tasks')}")
+            self.parts.append(DATASET_REGISTRY.get(part_opt['type'])(part_opt))
+        self.ends = []
+        total = 0
+        for part in self.parts:
+            total += len(part)
+            self.ends.append(total)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch of every part."""
+        for part in self.parts:
+            part.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return self.ends[-1]
+
+    def __getitem__(self, index: int) -> dict:
+        k = bisect.bisect_right(self.ends, index)
+        return self.parts[k][index - (self.ends[k - 1] if k else 0)]
