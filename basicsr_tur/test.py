@@ -18,6 +18,7 @@ from basicsr.utils.options import dict2str
 
 from basicsr_tur.utils.cli import removed_on_failure
 from basicsr_tur.utils.options import check_device, parse_options, run_prepare_step
+from basicsr_tur.utils.tables import build_table, columns_of, load_published, to_markdown
 
 
 def _fmt(values: dict, metric: str, digits: int) -> str:
@@ -26,7 +27,7 @@ def _fmt(values: dict, metric: str, digits: int) -> str:
 
 
 def metrics_tables(name: str, dataset_name: str, results: dict) -> str:
-    """Markdown tables of one test set: per-task rows (input vs model, with an average row) and a paper-style row."""
+    """Markdown table of one test set: one row per task (input vs model, with Δ) and an average row."""
     model, inp = results['model'], results.get('input')
     metrics = list(model['average'])
     psnr = next((m for m in metrics if 'psnr' in m.lower()), None)
@@ -49,16 +50,6 @@ def metrics_tables(name: str, dataset_name: str, results: dict) -> str:
     out = [f'### {dataset_name}: per task (average = mean over tasks)', '',
            '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     out += ['| ' + ' | '.join(r) + ' |' for r in rows]
-    # Paper layout: one row per method, one column per task, cells "PSNR/SSIM".
-    paper_header = ['Method'] + tasks + ['Average']
-    out += ['', f'### {dataset_name}: paper layout ({" / ".join(m.upper() for m in metrics)})', '',
-            '| ' + ' | '.join(paper_header) + ' |', '|' + '---|' * len(paper_header)]
-    sources = ([('Input (degraded)', inp)] if inp else []) + [(name, model)]
-    for label, source in sources:
-        cells = ['/'.join(_fmt(source['tasks'][t], m, 2 if 'psnr' in m.lower() else 4) for m in metrics)
-                 for t in tasks]
-        cells.append('/'.join(_fmt(source['average'], m, 2 if 'psnr' in m.lower() else 4) for m in metrics))
-        out.append('| ' + ' | '.join([label] + cells) + ' |')
     return '\n'.join(out) + '\n'
 
 
@@ -77,6 +68,19 @@ def metrics_csv(name: str, all_results: dict) -> str:
                 for metric, value in values.items():
                     writer.writerow([name, dataset_name, source, task, metric, f'{value:.6f}', n])
     return buf.getvalue()
+
+
+def setting_table(label: str, all_results: dict, published: dict | None) -> str:
+    """The paper's layout over all test sets: input and model rows (and published rows with differences)."""
+    measured = {label: columns_of(all_results)}
+    if all('input' in r for r in all_results.values()):
+        measured = {'Input (degraded)': columns_of(all_results, 'input'), **measured}
+    rows = load_published(published['file'], published['setting']) if published else {}
+    names, table = build_table(measured, rows, no_diff=('Input (degraded)',))
+    title = '### All test sets: paper layout (PSNR/SSIM, average = mean over columns)'
+    if published:
+        title += f" with published rows of '{published['setting']}' ({published['file']})"
+    return f'{title}\n\n' + to_markdown(names, table)
 
 
 def comparison_figure(examples: dict, height: int = 160) -> np.ndarray:
@@ -144,6 +148,7 @@ def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
 
     label = opt['name']
     tables = '\n'.join(metrics_tables(label, d, r) for d, r in all_results.items())
+    tables += '\n' + setting_table(label, all_results, opt.get('published'))
     metric_notes = ', '.join(f"{k}: {v.get('type')} (crop_border {v.get('crop_border', 0)}, "
                              f"{'Y channel' if v.get('test_y_channel') else 'RGB'})"
                              for k, v in (val_opt.get('metrics') or {}).items())

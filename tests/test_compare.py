@@ -31,7 +31,7 @@ def test_rows_columns_average_and_difference_to_published(tmp_path, capsys):
     assert '| Method | rain100l | sots | Average |' in table
     assert '| TUR | 31.00/0.9000 | 29.00/0.9000 | 30.00/0.9000 |' in table
     assert '| PromptIR (published) | 36.37/0.9720 | 30.59/0.9740 | 33.48/0.9730 |' in table
-    assert '| Δ TUR − published | -5.37/-0.0720 | -1.59/-0.0740 | -3.48/-0.0730 |' in table
+    assert '| Δ TUR − PromptIR (published) | -5.37/-0.0720 | -1.59/-0.0740 | -3.48/-0.0730 |' in table
     assert json.load(open(out + '.json'))['columns'] == ['rain100l', 'sots', 'Average']
 
 

@@ -69,12 +69,20 @@ def test_auto_resume_continues_from_the_latest_state(trained):
 def test_test_pipeline_writes_per_task_tables(trained, paired_root):
     root, _ = trained
     weights = osp.join(root, 'experiments', 'tiny', 'models', 'net_g_latest.pth')
-    results = run_test(root, ['-opt', make_test_options(__import__('pathlib').Path(root), paired_root, weights)])
+    published = osp.join(root, 'published.yml')
+    with open(published, 'w') as f:
+        f.write('tiny:\n  rows:\n    Paper: {tiny_test_set/sr: [30.0, 0.9], tiny_test_set/noise: [31.0, 0.9], '
+                'tiny_test_set/dark: [32.0, 0.9]}\n')
+    results = run_test(root, ['-opt', make_test_options(__import__('pathlib').Path(root), paired_root, weights),
+                              '--force_yml', f'published:file={published}', 'published:setting=tiny'])
     out = osp.join(root, 'results', 'tiny_test')
     table = open(osp.join(out, 'metrics.md')).read()
     for task in TASKS:
         assert f'| {task} | 3 |' in table
     assert '**Average**' in table and 'Input (degraded)' in table
+    assert '| Method | tiny_test_set/sr | tiny_test_set/noise | tiny_test_set/dark | Average |' in table
+    assert '| Paper (published) | 30.00/0.9000 | 31.00/0.9000 | 32.00/0.9000 | 31.00/0.9000 |' in table
+    assert '| Δ tiny_test − Paper (published) |' in table
     data = json.load(open(osp.join(out, 'metrics.json')))
     per_task = data['results']['tiny_test_set']['model']['tasks']
     assert list(per_task) == TASKS and set(per_task['sr']) == {'psnr', 'ssim'}

@@ -72,6 +72,7 @@ _DATASET_COMMON = {'name', 'type', 'phase', 'io_backend', 'tasks', 'scale', 'num
 SCHEMA: dict[str, Any] = {
     'name': None, 'model_type': None, 'scale': None, 'num_gpu': None, 'manual_seed': None, 'tasks': None,
     'prepare': {'script': None, 'args': None, 'creates': None},
+    'published': {'file': None, 'setting': None},  # test.py: published rows to show beside the measured ones
     'datasets': None,  # checked against each dataset class's OPTION_KEYS
     'network_g': None,  # checked against the arch constructor's signature
     'path': {'pretrain_network_g': None, 'param_key_g': None, 'strict_load_g': None, 'resume_state': None,
