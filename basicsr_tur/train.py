@@ -16,11 +16,13 @@ from basicsr.data import build_dataloader, build_dataset
 from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from basicsr.models import build_model
+from basicsr.models.base_model import BaseModel
 from basicsr.utils import get_env_info, get_root_logger, get_time_str, init_tb_logger, make_exp_dirs, set_random_seed
 from basicsr.utils.options import dict2str
 from tqdm import tqdm
 
 from basicsr_tur.utils.cli import removed_on_failure
+from basicsr_tur.utils.dist import barrier
 from basicsr_tur.utils.options import check_device, dump_yaml, parse_options, run_prepare_step
 
 
@@ -86,7 +88,9 @@ def create_dataloaders(opt: dict, logger: logging.Logger):
 
 
 def write_options_copy(opt: dict) -> None:
-    """Keep the options this run used beside its outputs."""
+    """Keep the options this run used beside its outputs (rank 0 writes it)."""
+    if opt['rank'] != 0:
+        return
     path = osp.join(opt['path']['experiments_root'], osp.basename(opt['opt_path']))
     with open(path, 'w', encoding='utf-8') as f:
         f.write(f'# {get_time_str()}\n' + dump_yaml(opt))
@@ -99,7 +103,9 @@ def _set_up(opt: dict, root_path: str, resume_state: dict | None):
     logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=log_file)
     logger.info(get_env_info())
     logger.info(dict2str(opt))
-    run_prepare_step(opt, root_path)
+    if opt['rank'] == 0:
+        run_prepare_step(opt, root_path)
+    barrier()
     set_random_seed(opt['manual_seed'])
     loaders = create_dataloaders(opt, logger)
     model = build_model(opt)
@@ -113,16 +119,18 @@ def _set_up(opt: dict, root_path: str, resume_state: dict | None):
     return logger, tb_logger, loaders, model, start_epoch, current_iter
 
 
-def train_pipeline(root_path: str, argv: list[str] | None = None) -> str:
-    """Run a training from `-opt`; returns the experiment folder."""
+def train_pipeline(root_path: str, argv: list[str] | None = None) -> BaseModel:
+    """Run a training from `-opt`; returns the trained model (its files are in experiments/<name>/)."""
     opt, _ = parse_options(root_path, is_train=True, argv=argv)
     check_device(opt)
     torch.backends.cudnn.benchmark = True
     state_path = find_resume_state(opt)
     resume_state = load_resume_state(opt, state_path) if state_path else None
     if resume_state is None:
-        make_exp_dirs(opt)  # an existing folder of the same name is renamed to *_archived_<time>, never lost
-    made = [] if resume_state else [opt['path']['experiments_root'], osp.join(root_path, 'tb_logger', opt['name'])]
+        make_exp_dirs(opt)  # rank 0; an existing folder of the same name is renamed to *_archived_<time>, never lost
+    barrier()
+    made = [] if resume_state or opt['rank'] != 0 else [opt['path']['experiments_root'],
+                                                         osp.join(root_path, 'tb_logger', opt['name'])]
     with removed_on_failure(*made):
         logger, tb_logger, loaders, model, start_epoch, current_iter = _set_up(opt, root_path, resume_state)
     train_loader, train_sampler, val_loaders, total_epochs, total_iters = loaders
@@ -138,7 +146,8 @@ def train_pipeline(root_path: str, argv: list[str] | None = None) -> str:
     train_set = train_loader.dataset
 
     logger.info(f'Start training from epoch {start_epoch}, iter {current_iter}')
-    pbar = tqdm(total=total_iters, initial=current_iter, unit='it', desc=opt['name'], dynamic_ncols=True)
+    pbar = tqdm(total=total_iters, initial=current_iter, unit='it', desc=opt['name'], dynamic_ncols=True,
+                disable=opt['rank'] != 0)
     start_time, iter_start = time.time(), current_iter
     for epoch in range(start_epoch, total_epochs + 1):
         train_sampler.set_epoch(epoch)
@@ -179,4 +188,4 @@ def train_pipeline(root_path: str, argv: list[str] | None = None) -> str:
     logger.info(f'End of training: {current_iter} iterations in {time.time() - start_time:.1f}s')
     if tb_logger:
         tb_logger.close()
-    return opt['path']['experiments_root']
+    return model

@@ -12,10 +12,13 @@ from basicsr.metrics import calculate_metric
 from basicsr.models.base_model import BaseModel
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
+from torch.nn import DataParallel
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from basicsr_tur.losses.tur_loss import per_task_mean
 from basicsr_tur.utils.checkpoint import atomic_save, load_checkpoint
+from basicsr_tur.utils.dist import all_reduce_sum
 
 
 class NonFiniteLossError(RuntimeError):
@@ -46,6 +49,17 @@ class TURModel(BaseModel):
         self._nonfinite_in_a_row = 0
         if self.is_train:
             self.init_training_settings()
+
+    def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
+        """Move net to this process's device; wrap it in DistributedDataParallel (GPU or CPU) or DataParallel."""
+        net = net.to(self.device)
+        if self.opt['dist']:
+            device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
+            return DistributedDataParallel(net, device_ids=device_ids,
+                                           find_unused_parameters=self.opt.get('find_unused_parameters', False))
+        if self.opt['num_gpu'] > 1:
+            return DataParallel(net)
+        return net
 
     def init_training_settings(self) -> None:
         """EMA copy, pixel loss, optimizer and scheduler from the `train` options."""
@@ -176,10 +190,8 @@ class TURModel(BaseModel):
             out['gt'] = self.gt.detach().cpu()
         return out
 
-    def validation(self, dataloader, current_iter, tb_logger, save_img: bool = False) -> dict | None:
-        """Per-task validation on rank 0 (see nondist_validation); returns its results there, None elsewhere."""
-        if self.opt['rank'] != 0:
-            return None
+    def validation(self, dataloader, current_iter, tb_logger, save_img: bool = False) -> dict:
+        """Per-task validation (see nondist_validation); in distributed runs each rank scores a shard."""
         return self.nondist_validation(dataloader, current_iter, tb_logger, save_img)
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img: bool) -> dict:
@@ -196,8 +208,11 @@ class TURModel(BaseModel):
         counts: dict[str, int] = defaultdict(int)
         self.examples = {}  # first (input, restored, gt) of each task, 8-bit BGR, for comparison figures
         pbar = tqdm(total=len(dataloader), unit='image', desc=f'Test {dataset_name}', leave=False) \
-            if val_opt.get('pbar', True) else None
-        for val_data in dataloader:
+            if val_opt.get('pbar', True) and self.opt['rank'] == 0 else None
+        rank, world_size = self.opt['rank'], self.opt['world_size']
+        for index, val_data in enumerate(dataloader):
+            if index % world_size != rank:  # each rank scores its shard; sums are gathered below
+                continue
             self.feed_data(val_data)
             self.test()
             task = self.task_names[0]
@@ -220,6 +235,8 @@ class TURModel(BaseModel):
                 pbar.update(1)
         if pbar is not None:
             pbar.close()
+        if world_size > 1:
+            counts, sums = self._gather_sums(counts, sums, list(metric_opts))
         results = {'counts': dict(counts)}
         for source in ('model', 'input') if with_input else ('model',):
             per_task = {t: {m: sums[source][t][m] / counts[t] for m in metric_opts} for t in self._ordered(counts)}
@@ -228,6 +245,18 @@ class TURModel(BaseModel):
             results[source] = {'tasks': per_task, 'average': average}
         self._log_validation(results, dataset_name, current_iter, tb_logger)
         return results
+
+    def _gather_sums(self, counts: dict, sums: dict, metrics: list[str]) -> tuple[dict, dict]:
+        """Add up every rank's per-task counts and metric sums (keys in the options' task order)."""
+        keys = [(t, None, None) for t in self.tasks] + [(t, s, m) for t in self.tasks for s in ('model', 'input')
+                                                         for m in metrics]
+        local = [float(counts.get(t, 0)) if s is None else sums[s][t][m] for t, s, m in keys]
+        total = all_reduce_sum(local)
+        counts = {t: int(v) for (t, s, _), v in zip(keys, total) if s is None and v > 0}
+        for (t, s, m), v in zip(keys, total):
+            if s is not None:
+                sums[s][t][m] = v
+        return counts, sums
 
     def _ordered(self, counts: dict) -> list[str]:
         """Tasks seen, in the options' task order (unknown ones after)."""
@@ -266,6 +295,8 @@ class TURModel(BaseModel):
 
     def save_weights(self, label: int | str) -> None:
         """Write models/net_g_<label>.pth with `params` (and `params_ema` when EMA is on)."""
+        if self.opt['rank'] != 0:
+            return
         nets = {'params': self.get_bare_model(self.net_g)}
         if hasattr(self, 'net_g_ema'):
             nets['params_ema'] = self.net_g_ema
@@ -274,6 +305,8 @@ class TURModel(BaseModel):
 
     def save_training_state(self, epoch: int, current_iter: int) -> None:
         """Optimizer and scheduler states, epoch and iteration, written atomically."""
+        if self.opt['rank'] != 0:
+            return
         state = {'epoch': epoch, 'iter': current_iter,
                  'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': [s.state_dict() for s in self.schedulers]}

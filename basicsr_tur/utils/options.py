@@ -84,7 +84,8 @@ SCHEMA: dict[str, Any] = {
     'val': {'val_freq': None, 'save_img': None, 'suffix': None, 'metrics': None, 'pbar': None,
             'input_row': None},
     'logger': {'print_freq': None, 'save_checkpoint_freq': None, 'use_tb_logger': None, 'wandb': None},
-    'dist_params': None, 'is_train': None, 'dist': None, 'rank': None, 'world_size': None,
+    'dist_params': None, 'find_unused_parameters': None,
+    'is_train': None, 'dist': None, 'rank': None, 'world_size': None,
     'auto_resume': None, 'opt_path': None,
 }
 
@@ -202,11 +203,13 @@ def parse_options(root_path: str, is_train: bool = True, argv: list[str] | None 
     check_options(opt, args.opt)
     opt['opt_path'] = args.opt
 
-    if args.launcher != 'none':
-        raise OptionError(f'--launcher {args.launcher}: distributed training is not supported yet; '
-                          'run with --launcher none on one device')
-    opt['dist'] = False
-    opt['rank'], opt['world_size'] = 0, 1
+    opt['dist'] = args.launcher != 'none'
+    if opt['dist']:
+        from basicsr_tur.utils.dist import init_dist
+        num_gpu = opt['num_gpu'] if opt['num_gpu'] != 'auto' else -1
+        opt['rank'], opt['world_size'] = init_dist(args.launcher, num_gpu, opt.get('dist_params'))
+    else:
+        opt['rank'], opt['world_size'] = 0, 1
 
     if opt.get('manual_seed') is None:
         opt['manual_seed'] = random.randint(1, 10000)

@@ -1,0 +1,58 @@
+"""Process-group setup for torchrun (`--launcher pytorch`) and Slurm (`--launcher slurm`), on GPUs or CPUs.
+
+basicsr's `init_dist` assumes CUDA; here the backend follows the hardware (NCCL when the run uses GPUs, gloo
+otherwise) and `dist_params: {backend: ..., port: ...}` overrides it. Multi-node with torchrun:
+    torchrun --nnodes=2 --node_rank=<0|1> --nproc_per_node=8 --master_addr=<node 0 address> --master_port=29500 \
+        train.py -opt <options.yml> --launcher pytorch
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import torch
+import torch.distributed as dist
+
+
+def init_dist(launcher: str, num_gpu: int, dist_params: dict | None = None) -> tuple[int, int]:
+    """Join the process group of `launcher`; returns (rank, world size) and selects this process's GPU."""
+    params = dict(dist_params or {})
+    use_cuda = num_gpu != 0 and torch.cuda.is_available()
+    backend = params.pop('backend', 'nccl' if use_cuda else 'gloo')
+    if launcher == 'slurm':
+        proc_id, ntasks = int(os.environ['SLURM_PROCID']), int(os.environ['SLURM_NTASKS'])
+        node_list = os.environ['SLURM_NODELIST']
+        addr = subprocess.getoutput(f'scontrol show hostname {node_list} | head -n1')
+        os.environ.setdefault('MASTER_PORT', str(params.pop('port', 29500)))
+        os.environ.setdefault('MASTER_ADDR', addr)
+        os.environ['WORLD_SIZE'] = str(ntasks)
+        os.environ['RANK'] = str(proc_id)
+        os.environ['LOCAL_RANK'] = str(proc_id % max(torch.cuda.device_count(), 1))
+    elif launcher != 'pytorch':
+        raise ValueError(f"--launcher {launcher}: expected 'none', 'pytorch' or 'slurm'")
+    for var in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'):
+        if var not in os.environ:
+            raise RuntimeError(f'--launcher {launcher}: environment variable {var} is not set; start the run with '
+                               'torchrun (or srun for slurm)')
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ['LOCAL_RANK']) % torch.cuda.device_count())
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, **params)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def barrier() -> None:
+    """Wait for every process (no-op outside distributed runs)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def all_reduce_sum(values: list[float]) -> list[float]:
+    """Sum a list of numbers over all processes (identity outside distributed runs)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64)
+    if dist.get_backend() == 'nccl':
+        tensor = tensor.cuda()
+    dist.all_reduce(tensor)
+    return tensor.cpu().tolist()

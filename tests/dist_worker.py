@@ -1,0 +1,13 @@
+"""Run by tests/test_distributed.py under torchrun: train, then save this rank's final weights for comparison."""
+import sys
+from os import path as osp
+
+import torch
+
+from basicsr_tur.train import train_pipeline
+
+if __name__ == '__main__':
+    root, out = sys.argv[1], sys.argv[2]
+    model = train_pipeline(root, sys.argv[3:])
+    state = model.get_bare_model(model.net_g).state_dict()
+    torch.save(state, osp.join(out, f"rank{model.opt['rank']}.pth"))
