@@ -13,7 +13,6 @@ from os import path as osp
 
 import torch
 from basicsr.data import build_dataloader, build_dataset
-from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from basicsr.models import build_model
 from basicsr.models.base_model import BaseModel
@@ -21,6 +20,7 @@ from basicsr.utils import get_env_info, get_root_logger, get_time_str, init_tb_l
 from basicsr.utils.options import dict2str
 from tqdm import tqdm
 
+from basicsr_tur.data.samplers import ShuffledSampler, TaskBalancedSampler
 from basicsr_tur.utils.cli import removed_on_failure
 from basicsr_tur.utils.dist import barrier
 from basicsr_tur.utils.options import check_device, dump_yaml, parse_options, run_prepare_step
@@ -53,6 +53,22 @@ def load_resume_state(opt: dict, state_path: str) -> dict:
     return state
 
 
+def build_sampler(train_set, dataset_opt: dict, opt: dict) -> ShuffledSampler | TaskBalancedSampler:
+    """The train sampler of `datasets.train.sampler`: `shuffle` (default) or `balanced` (every task in every batch)."""
+    # basicsr's loader multiplies the batch by the GPU count under DataParallel; the sampler must cut the same batch.
+    batch = dataset_opt['batch_size_per_gpu'] * (1 if opt['dist'] else max(opt['num_gpu'], 1))
+    kind = dataset_opt.get('sampler', 'shuffle')
+    args = (batch, opt['world_size'], opt['rank'], opt['manual_seed'])
+    if kind == 'shuffle':
+        return ShuffledSampler(len(train_set), *args)
+    if kind == 'balanced':
+        if not hasattr(train_set, 'item_tasks'):
+            raise ValueError(f"datasets.train.sampler: 'balanced' needs a task-labelled dataset, not "
+                             f'{type(train_set).__name__}')
+        return TaskBalancedSampler(train_set.item_tasks(), *args)
+    raise ValueError(f"datasets.train.sampler: expected 'shuffle' or 'balanced', got '{kind}'")
+
+
 def create_dataloaders(opt: dict, logger: logging.Logger):
     """Train loader, its sampler, epochs/iterations, and the validation loaders."""
     train_loader, train_sampler, val_loaders, total_epochs, total_iters = None, None, [], 0, 0
@@ -63,9 +79,12 @@ def create_dataloaders(opt: dict, logger: logging.Logger):
                 raise ValueError('datasets.train.persistent_workers: not supported; workers must restart each '
                                  'epoch to see the epoch that seeds every sample')
             train_set = build_dataset(dataset_opt)
-            train_sampler = EnlargedSampler(train_set, opt['world_size'], opt['rank'], 1)
+            train_sampler = build_sampler(train_set, dataset_opt, opt)
             train_loader = build_dataloader(train_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
                                             sampler=train_sampler, seed=opt['manual_seed'])
+            # The loader's own generator, so that making an iterator does not draw from the global torch RNG
+            # (which dropout uses): a resumed run then consumes the global RNG exactly as an uninterrupted one.
+            train_loader.generator = torch.Generator().manual_seed(opt['manual_seed'])
             iters_per_epoch = len(train_loader)
             if iters_per_epoch == 0:
                 raise ValueError(f"datasets.train: {len(train_set)} samples is fewer than one batch of "
@@ -134,8 +153,10 @@ def train_pipeline(root_path: str, argv: list[str] | None = None) -> BaseModel:
     with removed_on_failure(*made):
         logger, tb_logger, loaders, model, start_epoch, current_iter = _set_up(opt, root_path, resume_state)
     train_loader, train_sampler, val_loaders, total_epochs, total_iters = loaders
+    skip_batches = resume_state.get('batch_in_epoch', 0) if resume_state else 0
     if resume_state:
-        logger.info(f'Resuming training from epoch {start_epoch}, iter {current_iter} ({state_path})')
+        logger.info(f'Resuming training from epoch {start_epoch}, iter {current_iter}, batch {skip_batches} of '
+                    f'the epoch ({state_path})')
 
     prefetch_mode = opt['datasets']['train'].get('prefetch_mode')
     prefetcher = CUDAPrefetcher(train_loader, opt) if prefetch_mode == 'cuda' else CPUPrefetcher(train_loader)
@@ -151,12 +172,16 @@ def train_pipeline(root_path: str, argv: list[str] | None = None) -> BaseModel:
     start_time, iter_start = time.time(), current_iter
     for epoch in range(start_epoch, total_epochs + 1):
         train_sampler.set_epoch(epoch)
+        # A resumed run skips the batches its epoch had already used (same order: seed and epoch fix it).
+        batch_in_epoch = skip_batches if epoch == start_epoch else 0
+        train_sampler.set_start(batch_in_epoch)
         if hasattr(train_set, 'set_epoch'):
             train_set.set_epoch(epoch)
         prefetcher.reset()
         train_data = prefetcher.next()
         while train_data is not None and current_iter < total_iters:
             current_iter += 1
+            batch_in_epoch += 1
             model.update_learning_rate(current_iter, warmup_iter=warmup)
             model.feed_data(train_data)
             model.optimize_parameters(current_iter)
@@ -176,7 +201,7 @@ def train_pipeline(root_path: str, argv: list[str] | None = None) -> BaseModel:
                                              current_iter)
             if current_iter % save_freq == 0 or current_iter == total_iters:
                 logger.info('Saving models and training states.')
-                model.save(epoch, current_iter)
+                model.save(epoch, current_iter, batch_in_epoch)
             if val_freq and (current_iter % val_freq == 0 or current_iter == total_iters):
                 for val_loader in val_loaders:
                     model.validation(val_loader, current_iter, tb_logger, opt['val'].get('save_img', False))

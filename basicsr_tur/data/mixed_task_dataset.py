@@ -52,6 +52,10 @@ class MixedTaskDataset(data.Dataset):
         for part in self.parts:
             part.set_epoch(epoch)
 
+    def item_tasks(self) -> list[int]:
+        """Task id of every index, part after part."""
+        return [t for part in self.parts for t in part.item_tasks()]
+
     def __len__(self) -> int:
         return self.ends[-1]
 

@@ -95,6 +95,10 @@ class PairedTaskDataset(TaskDataset):
                 sample['lq_key'] = to_tensor(self.crop_and_flip([lq_full], rng, where)[0])
         return dict(sample, lq=to_tensor(lq), gt=to_tensor(gt))
 
+    def item_tasks(self) -> list[int]:
+        """Task id of every index, without reading images (for the task-balanced sampler)."""
+        return [self.task_to_id[self.pairs[i % len(self.pairs)][2]] for i in range(len(self))]
+
     def task_counts(self) -> dict[str, int]:
         """Number of pairs of each task."""
         tasks = np.array([p[2] for p in self.pairs])

@@ -76,6 +76,10 @@ class SyntheticTaskDataset(TaskDataset):
             raise ValueError(f'{self.where}: no images in {self.gt_root}')
         self.num_items = len(self.names) * len(self.tasks)
 
+    def item_tasks(self) -> list[int]:
+        """Task id of every index (index % number of tasks), for the task-balanced sampler."""
+        return [self.task_to_id[self.tasks[i % len(self.tasks)]] for i in range(len(self))]
+
     def __getitem__(self, index: int) -> dict:
         task = self.tasks[index % len(self.tasks)]
         name = self.names[(index // len(self.tasks)) % len(self.names)]

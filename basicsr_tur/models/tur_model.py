@@ -17,7 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from basicsr_tur.losses.tur_loss import per_task_mean
-from basicsr_tur.utils.checkpoint import atomic_save, load_checkpoint
+from basicsr_tur.utils.checkpoint import atomic_save, capture_rng_state, load_checkpoint, restore_rng_state
 from basicsr_tur.utils.dist import all_reduce_sum
 
 
@@ -148,6 +148,13 @@ class TURModel(BaseModel):
         names = [self._task_name(t) for t in task_ids.tolist()]
         return {f'{name}/{task}': value for name, values in figures.items()
                 for task, value in zip(names, values.tolist())}
+
+    def resume_training(self, resume_state: dict) -> None:
+        """Optimizer and scheduler states (basicsr), then the RNGs and the non-finite streak of the saved run."""
+        super().resume_training(resume_state)
+        if 'rng' in resume_state:
+            restore_rng_state(resume_state['rng'])
+        self._nonfinite_in_a_row = resume_state.get('nonfinite_in_a_row', 0)
 
     def _skip_nonfinite_step(self, current_iter: int, loss: torch.Tensor) -> None:
         self.optimizer_g.zero_grad(set_to_none=True)
@@ -288,10 +295,13 @@ class TURModel(BaseModel):
                     if math.isfinite(value):
                         tb_logger.add_scalar(f'metrics/{dataset_name}/{task}/{metric}', value, current_iter)
 
-    def save(self, epoch: int, current_iter: int) -> None:
-        """Save net_g (params, and params_ema with EMA) and the training state, each atomically."""
+    def save(self, epoch: int, current_iter: int, batch_in_epoch: int = 0) -> None:
+        """Save net_g (params, and params_ema with EMA), then the training state, each atomically.
+
+        Weights first: a run killed between the two resumes from the previous state, whose weights are intact.
+        """
         self.save_weights(current_iter)
-        self.save_training_state(epoch, current_iter)
+        self.save_training_state(epoch, current_iter, batch_in_epoch)
 
     def save_weights(self, label: int | str) -> None:
         """Write models/net_g_<label>.pth with `params` (and `params_ema` when EMA is on)."""
@@ -303,11 +313,12 @@ class TURModel(BaseModel):
         atomic_save({k: {n: t.detach().cpu() for n, t in net.state_dict().items()} for k, net in nets.items()},
                     osp.join(self.opt['path']['models'], f'net_g_{label}.pth'))
 
-    def save_training_state(self, epoch: int, current_iter: int) -> None:
-        """Optimizer and scheduler states, epoch and iteration, written atomically."""
+    def save_training_state(self, epoch: int, current_iter: int, batch_in_epoch: int = 0) -> None:
+        """Optimizers, schedulers, epoch, iteration, position in the epoch and every RNG, written atomically."""
         if self.opt['rank'] != 0:
             return
-        state = {'epoch': epoch, 'iter': current_iter,
+        state = {'epoch': epoch, 'iter': current_iter, 'batch_in_epoch': batch_in_epoch,
                  'optimizers': [o.state_dict() for o in self.optimizers],
-                 'schedulers': [s.state_dict() for s in self.schedulers]}
+                 'schedulers': [s.state_dict() for s in self.schedulers], 'rng': capture_rng_state(),
+                 'nonfinite_in_a_row': self._nonfinite_in_a_row}
         atomic_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))

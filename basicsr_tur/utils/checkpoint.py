@@ -95,3 +95,31 @@ def atomic_save(obj: Any, path: str) -> None:
             os.remove(tmp)
         raise OSError(f'could not save {path}: {err.strerror or err} (the previous file, if any, is intact)') \
             from None
+
+
+def capture_rng_state() -> dict:
+    """Every global RNG (python, numpy, torch, CUDA) in a form `torch.load(weights_only=True)` accepts."""
+    import random
+
+    import numpy as np
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {'python': random.getstate(), 'numpy': (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
+                                                     gauss),
+             'torch': torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    """Put back the RNG states saved by capture_rng_state."""
+    import random
+
+    import numpy as np
+    version, internal, gauss_next = state['python']
+    random.setstate((version, tuple(internal), gauss_next))
+    name, keys, pos, has_gauss, gauss = state['numpy']
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state['torch'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])

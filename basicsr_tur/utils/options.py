@@ -68,7 +68,7 @@ def dump_yaml(data: Any) -> str:
 # Known keys, so that a typo is caught before a run starts. Values: None = any value, dict = nested schema.
 _DATASET_COMMON = {'name', 'type', 'phase', 'io_backend', 'tasks', 'scale', 'num_worker_per_gpu',
                    'batch_size_per_gpu', 'dataset_enlarge_ratio', 'prefetch_mode', 'pin_memory',
-                   'persistent_workers', 'num_prefetch_queue'}
+                   'persistent_workers', 'num_prefetch_queue', 'sampler'}
 SCHEMA: dict[str, Any] = {
     'name': None, 'model_type': None, 'scale': None, 'num_gpu': None, 'manual_seed': None, 'tasks': None,
     'prepare': {'script': None, 'args': None, 'creates': None},

@@ -1,0 +1,64 @@
+"""Samplers: every task in every balanced batch, reproducible from (seed, epoch), ranks sharing global batches."""
+import numpy as np
+import pytest
+
+from basicsr_tur.data.samplers import ShuffledSampler, TaskBalancedSampler
+
+ITEM_TASKS = [0] * 50 + [1] * 7 + [2] * 20 + [3] * 3  # unbalanced on purpose
+
+
+def batches(sampler, batch):
+    """The sampler's indices cut into its batches."""
+    order = list(sampler)
+    return [order[i:i + batch] for i in range(0, len(order), batch)]
+
+
+@pytest.mark.parametrize('batch', [4, 6, 9])
+def test_balanced_sampler_puts_every_task_in_every_batch(batch):
+    sampler = TaskBalancedSampler(ITEM_TASKS, batch, seed=1)
+    for b in batches(sampler, batch):
+        assert {ITEM_TASKS[i] for i in b} == {0, 1, 2, 3}
+
+
+def test_balanced_sampler_rotates_tasks_when_the_batch_is_smaller_than_the_task_count():
+    sampler = TaskBalancedSampler(ITEM_TASKS, 2, seed=0)
+    seen = [{ITEM_TASKS[i] for i in b} for b in batches(sampler, 2)[:2]]
+    assert seen[0] | seen[1] == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize('cls', ['shuffle', 'balanced'])
+def test_samplers_are_reproducible_and_change_with_the_epoch(cls):
+    def make():
+        return ShuffledSampler(len(ITEM_TASKS), 4, seed=3) if cls == 'shuffle' else \
+            TaskBalancedSampler(ITEM_TASKS, 4, seed=3)
+    a, b = make(), make()
+    assert list(a) == list(b)
+    b.set_epoch(1)
+    assert list(a) != list(b)
+
+
+@pytest.mark.parametrize('cls', ['shuffle', 'balanced'])
+def test_ranks_share_the_global_batches_of_one_process(cls):
+    def make(batch, replicas, rank):
+        return ShuffledSampler(len(ITEM_TASKS), batch, replicas, rank, seed=5) if cls == 'shuffle' else \
+            TaskBalancedSampler(ITEM_TASKS, batch, replicas, rank, seed=5)
+    one = batches(make(8, 1, 0), 8)
+    r0, r1 = batches(make(4, 2, 0), 4), batches(make(4, 2, 1), 4)
+    assert len(r0) == len(r1) == len(one)
+    if cls == 'shuffle':  # rank batches k together are the one-process batch k, and the ranks never overlap
+        assert all(sorted(r0[k] + r1[k]) == sorted(one[k]) for k in range(len(one)))
+        assert not set(np.concatenate(r0)) & set(np.concatenate(r1))
+    else:  # each rank's batch is balanced by itself
+        assert all({ITEM_TASKS[i] for i in b} == {0, 1, 2, 3} for b in r0 + r1)
+
+
+def test_set_start_skips_whole_batches():
+    sampler = ShuffledSampler(len(ITEM_TASKS), 4, seed=2)
+    full = list(sampler)
+    sampler.set_start(3)
+    assert list(sampler) == full[12:] and len(sampler) == len(full) - 12
+
+
+def test_too_few_samples_for_a_batch_is_named():
+    with pytest.raises(ValueError, match='fewer than one global batch of 8 x 2'):
+        ShuffledSampler(10, 8, 2, 0)
