@@ -120,7 +120,7 @@ def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
     """Evaluate the model of `-opt` on its test sets; print and write the tables; return all results."""
     opt, _ = parse_options(root_path, is_train=False, argv=argv)
     check_device(opt)
-    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.benchmark = bool(opt.get('cudnn_benchmark', False))
     run_prepare_step(opt, root_path)
     make_exp_dirs(opt)
     with removed_on_failure(opt['path']['results_root']):

@@ -90,7 +90,8 @@ def create_dataloaders(opt: dict, logger: logging.Logger):
                 raise ValueError(f"datasets.train: {len(train_set)} samples is fewer than one batch of "
                                  f"{dataset_opt['batch_size_per_gpu']}")
             total_iters = int(opt['train']['total_iter'])
-            total_epochs = math.ceil(total_iters / iters_per_epoch)
+            # An iteration is one optimizer step over `accumulate_steps` batches.
+            total_epochs = math.ceil(total_iters * int(opt['train'].get('accumulate_steps', 1)) / iters_per_epoch)
             logger.info(f'Training statistics: samples {len(train_set)} (enlarge ratio {enlarge}), batch '
                         f"{dataset_opt['batch_size_per_gpu']}, iters/epoch {iters_per_epoch}, "
                         f'total epochs {total_epochs}, iters {total_iters}')
@@ -142,7 +143,8 @@ def train_pipeline(root_path: str, argv: list[str] | None = None) -> BaseModel:
     """Run a training from `-opt`; returns the trained model (its files are in experiments/<name>/)."""
     opt, _ = parse_options(root_path, is_train=True, argv=argv)
     check_device(opt)
-    torch.backends.cudnn.benchmark = True
+    # Off by default: autotuned convolution algorithms may change the numerics from run to run.
+    torch.backends.cudnn.benchmark = bool(opt.get('cudnn_benchmark', False))
     state_path = find_resume_state(opt)
     resume_state = load_resume_state(opt, state_path) if state_path else None
     if resume_state is None:
@@ -166,6 +168,7 @@ def train_pipeline(root_path: str, argv: list[str] | None = None) -> BaseModel:
     warmup = opt['train'].get('warmup_iter', -1)
     train_set = train_loader.dataset
 
+    accumulate, micro = int(opt['train'].get('accumulate_steps', 1)), 0
     logger.info(f'Start training from epoch {start_epoch}, iter {current_iter}')
     pbar = tqdm(total=total_iters, initial=current_iter, unit='it', desc=opt['name'], dynamic_ncols=True,
                 disable=opt['rank'] != 0)
@@ -180,11 +183,17 @@ def train_pipeline(root_path: str, argv: list[str] | None = None) -> BaseModel:
         prefetcher.reset()
         train_data = prefetcher.next()
         while train_data is not None and current_iter < total_iters:
-            current_iter += 1
             batch_in_epoch += 1
-            model.update_learning_rate(current_iter, warmup_iter=warmup)
+            micro = (micro + 1) % accumulate
+            step = micro == 0  # an iteration is one optimizer step: `accumulate` batches
             model.feed_data(train_data)
-            model.optimize_parameters(current_iter)
+            if not step:
+                model.optimize_parameters(current_iter + 1, step=False)
+                train_data = prefetcher.next()
+                continue
+            current_iter += 1
+            model.update_learning_rate(current_iter, warmup_iter=warmup)
+            model.optimize_parameters(current_iter, step=True)
             pbar.update(1)
             if current_iter % print_freq == 0 or current_iter == total_iters:
                 log = model.get_current_log()

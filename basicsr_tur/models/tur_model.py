@@ -1,6 +1,7 @@
 """The all-in-one restoration model: TUR (or plain L1) training, EMA, per-task logging and per-task validation."""
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import OrderedDict, defaultdict
 from os import path as osp
@@ -38,12 +39,20 @@ class TURModel(BaseModel):
     def __init__(self, opt: dict) -> None:
         super().__init__(opt)
         self.tasks = list(opt.get('tasks') or [])
-        self.net_g = self.model_to_device(build_network(opt['network_g']))
-        self.print_network(self.net_g)
+        train_opt = opt.get('train') or {}
+        self.channels_last = bool(train_opt.get('channels_last', False))
+        net = build_network(opt['network_g'])
         load_path = opt['path'].get('pretrain_network_g')
-        if load_path is not None:
-            load_checkpoint(self.get_bare_model(self.net_g), load_path, opt['path'].get('param_key_g', 'params'),
+        if load_path is not None:  # before wrapping, so DDP broadcasts the loaded weights
+            load_checkpoint(net, load_path, opt['path'].get('param_key_g', 'params'),
                             opt['path'].get('strict_load_g', True))
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.net_g = self.model_to_device(net)
+        compile_opt = train_opt.get('compile') if self.is_train else None
+        if compile_opt:
+            self.net_g = torch.compile(self.net_g, **(compile_opt if isinstance(compile_opt, dict) else {}))
+        self.print_network(self.net_g)
         self._log_sums: dict[str, float] = defaultdict(float)
         self._log_counts: dict[str, int] = defaultdict(int)
         self._nonfinite_in_a_row = 0
@@ -60,6 +69,11 @@ class TURModel(BaseModel):
         if self.opt['num_gpu'] > 1:
             return DataParallel(net)
         return net
+
+    def get_bare_model(self, net: torch.nn.Module) -> torch.nn.Module:
+        """The network inside torch.compile, DataParallel and DistributedDataParallel wrappers."""
+        net = getattr(net, '_orig_mod', net)
+        return super().get_bare_model(net)
 
     def init_training_settings(self) -> None:
         """EMA copy, pixel loss, optimizer and scheduler from the `train` options."""
@@ -83,6 +97,17 @@ class TURModel(BaseModel):
             raise ValueError(f"train.pixel_opt.type '{train_opt['pixel_opt']['type']}' needs the uncertainty head: "
                              'set network_g.uncertainty_head: true')
         self.max_nonfinite = int(train_opt.get('max_nonfinite_steps', 5))
+        precision = train_opt.get('mixed_precision')
+        if precision not in (None, 'bf16', 'fp16'):
+            raise ValueError(f"train.mixed_precision: expected bf16, fp16 or null, got '{precision}'")
+        self.amp_dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(precision)
+        # fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == 'fp16')
+        self.grad_clip = train_opt.get('grad_clip')
+        self.accumulate_steps = int(train_opt.get('accumulate_steps', 1))
+        if self.accumulate_steps < 1:
+            raise ValueError(f'train.accumulate_steps must be >= 1, got {self.accumulate_steps}')
+        self._micro_losses: list[torch.Tensor] = []
         self.setup_optimizers()
         self.setup_schedulers()
 
@@ -103,28 +128,50 @@ class TURModel(BaseModel):
 
     def feed_data(self, data: dict) -> None:
         """Take a batch: lq, gt (B, C, H, W), task_id (B,) and task names."""
-        self.lq = data['lq'].to(self.device)
-        self.gt = data['gt'].to(self.device) if 'gt' in data else None
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.lq = data['lq'].to(self.device, memory_format=memory_format)
+        self.gt = data['gt'].to(self.device, memory_format=memory_format) if 'gt' in data else None
         self.task_ids = torch.as_tensor(data['task_id'], dtype=torch.long, device=self.device)
         self.task_names = list(data['task'])
 
-    def optimize_parameters(self, current_iter: int) -> None:
-        """One optimisation step; a non-finite loss or gradient skips the step and is reported."""
-        self.optimizer_g.zero_grad(set_to_none=True)
-        l_total, logs = self.compute_losses(current_iter)
-        l_total.backward()
-        # One device sync for the whole check rather than one per parameter.
-        checks = [torch.isfinite(l_total)] + [torch.isfinite(p.grad).all() for p in self.net_g.parameters()
-                                              if p.grad is not None]
-        if not torch.stack(checks).all().item():
-            self._skip_nonfinite_step(current_iter, l_total)
-            return
-        self._nonfinite_in_a_row = 0
-        self.optimizer_g.step()
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+    def optimize_parameters(self, current_iter: int, step: bool = True) -> None:
+        """Forward/backward one (micro-)batch; with step, update the weights (skipped if anything is non-finite).
+
+        With `train.accumulate_steps: k` the pipeline calls this k times per iteration, step=True on the last:
+        gradients add up (each loss divided by k) and TUR pools σ within each micro-batch. Under mixed precision
+        the forward runs in autocast; TURLoss computes in float32 whatever the autocast.
+        """
+        if not self._micro_losses:
+            self.optimizer_g.zero_grad(set_to_none=True)
+        no_sync = getattr(self.net_g, 'no_sync', None) if not step else None
+        with no_sync() if no_sync else contextlib.nullcontext():
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                                enabled=self.amp_dtype is not None):
+                l_total, logs = self.compute_losses(current_iter)
+            self.scaler.scale(l_total / self.accumulate_steps).backward()
+        self._micro_losses.append(l_total.detach())
         for key, value in logs.items():
             self._accumulate(key, value)
+        if not step:
+            return
+        losses, self._micro_losses = torch.stack(self._micro_losses), []
+        self.scaler.unscale_(self.optimizer_g)
+        # One device sync for the whole check rather than one per parameter. Under fp16, overflowing gradients
+        # are the scaler's business (it skips the step and lowers the scale); a non-finite loss is ours.
+        checks = [torch.isfinite(losses).all()]
+        if not self.scaler.is_enabled():
+            checks += [torch.isfinite(p.grad).all() for p in self.net_g.parameters() if p.grad is not None]
+        if not torch.stack(checks).all().item():
+            self.scaler.update()
+            self._skip_nonfinite_step(current_iter, losses)
+            return
+        self._nonfinite_in_a_row = 0
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), float(self.grad_clip))
+        self.scaler.step(self.optimizer_g)
+        self.scaler.update()
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
 
     def compute_losses(self, current_iter: int) -> tuple[torch.Tensor, dict[str, float]]:
         """Forward the batch; return the loss to minimise and the figures to log (per task: `l1/<task>`, ...)."""
@@ -160,7 +207,7 @@ class TURModel(BaseModel):
         self.optimizer_g.zero_grad(set_to_none=True)
         self._nonfinite_in_a_row += 1
         tasks = ', '.join(sorted(set(self.task_names)))
-        get_root_logger().warning(f'iter {current_iter}: non-finite loss ({loss.item()}) or gradient; step skipped '
+        get_root_logger().warning(f'iter {current_iter}: non-finite loss ({loss.tolist()}) or gradient; step skipped '
                                   f'(tasks in batch: {tasks}; {self._nonfinite_in_a_row} in a row)')
         if self._nonfinite_in_a_row >= self.max_nonfinite:
             raise NonFiniteLossError(f'iter {current_iter}: {self._nonfinite_in_a_row} consecutive non-finite steps '

@@ -80,11 +80,13 @@ SCHEMA: dict[str, Any] = {
              'visualization': None, 'results_root': None},
     'train': {'ema_decay': None, 'optim_g': None, 'scheduler': None, 'total_iter': None, 'warmup_iter': None,
               'pixel_opt': None, 'max_nonfinite_steps': None,
+              'mixed_precision': None, 'channels_last': None, 'compile': None, 'grad_clip': None,
+              'accumulate_steps': None,
               'contrast_weight': None, 'encoder_warmup_iter': None},  # the last two: AirNetModel
     'val': {'val_freq': None, 'save_img': None, 'suffix': None, 'metrics': None, 'pbar': None,
             'input_row': None},
     'logger': {'print_freq': None, 'save_checkpoint_freq': None, 'use_tb_logger': None, 'wandb': None},
-    'dist_params': None, 'find_unused_parameters': None,
+    'dist_params': None, 'find_unused_parameters': None, 'cudnn_benchmark': None,
     'is_train': None, 'dist': None, 'rank': None, 'world_size': None,
     'auto_resume': None, 'opt_path': None,
 }

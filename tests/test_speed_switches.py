@@ -1,0 +1,97 @@
+"""Speed switches on CPU: mixed precision, channels_last, torch.compile, gradient clipping and accumulation."""
+import pytest
+import torch
+from basicsr.models import build_model
+from conftest import make_options
+
+from basicsr_tur.utils.options import parse_options
+
+
+def model_from(tmp_path, clean_root, paired_root, loss='TURLoss', **train):
+    """A tiny TURModel whose `train` options are updated with `train`."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = make_options(tmp_path, clean_root, paired_root, loss=loss, **train)
+    opt, _ = parse_options(str(tmp_path), True, ['-opt', path])
+    return build_model(opt)
+
+
+def batch(n=6, size=16, seed=0):
+    """A fixed random batch over the three fixture tasks."""
+    g = torch.Generator().manual_seed(seed)
+    return {'lq': torch.rand(n, 3, size, size, generator=g), 'gt': torch.rand(n, 3, size, size, generator=g),
+            'task_id': torch.arange(n) % 3, 'task': [['sr', 'noise', 'dark'][i % 3] for i in range(n)]}
+
+
+def weights(model):
+    """A copy of the bare network's tensors."""
+    return {k: v.detach().clone() for k, v in model.get_bare_model(model.net_g).state_dict().items()}
+
+
+def test_bf16_autocast_trains_with_a_float32_tur_loss(tmp_path, clean_root, paired_root):
+    model = model_from(tmp_path, clean_root, paired_root, mixed_precision='bf16')
+    before = weights(model)
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    log = model.get_current_log()
+    assert torch.isfinite(torch.tensor(log['l_pix']))
+    assert any(not torch.equal(before[k], v) for k, v in weights(model).items())
+
+
+def test_unknown_precision_is_named(tmp_path, clean_root, paired_root):
+    with pytest.raises(ValueError, match="mixed_precision: expected bf16, fp16 or null, got 'fp8'"):
+        model_from(tmp_path, clean_root, paired_root, mixed_precision='fp8')
+
+
+def test_channels_last_gives_the_same_step(tmp_path, clean_root, paired_root):
+    results = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        model = model_from(tmp_path / str(channels_last), clean_root, paired_root, channels_last=channels_last)
+        model.feed_data(batch())
+        model.optimize_parameters(1)
+        results.append(weights(model))
+    for key in results[0]:
+        torch.testing.assert_close(results[0][key], results[1][key], rtol=1e-4, atol=1e-6)
+
+
+def test_compiled_network_trains_and_saves_plain_keys(tmp_path, clean_root, paired_root):
+    model = model_from(tmp_path, clean_root, paired_root, compile={'backend': 'aot_eager'})
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    assert not any(k.startswith('_orig_mod') for k in model.get_bare_model(model.net_g).state_dict())
+
+
+def test_grad_clip_bounds_the_update(tmp_path, clean_root, paired_root):
+    model = model_from(tmp_path, clean_root, paired_root, loss='L1Loss', optim_g={'type': 'SGD', 'lr': 1.0},
+                       grad_clip=1e-3)
+    before = weights(model)
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    after = weights(model)
+    total = torch.sqrt(sum(((after[k] - before[k]) ** 2).sum() for k in before))
+    assert 0 < total <= 1e-3 + 1e-9
+
+
+def test_accumulating_two_half_batches_equals_one_full_batch(tmp_path, clean_root, paired_root):
+    sgd = {'type': 'SGD', 'lr': 0.5}
+    full = model_from(tmp_path / 'full', clean_root, paired_root, loss='L1Loss', optim_g=sgd)
+    half = model_from(tmp_path / 'half', clean_root, paired_root, loss='L1Loss', optim_g=sgd, accumulate_steps=2)
+    half.get_bare_model(half.net_g).load_state_dict(weights(full))
+    data = batch()
+    full.feed_data(data)
+    full.optimize_parameters(1)
+    half.feed_data({k: v[:3] for k, v in data.items()})
+    half.optimize_parameters(1, step=False)
+    half.feed_data({k: v[3:] for k, v in data.items()})
+    half.optimize_parameters(1, step=True)
+    a, b = weights(full), weights(half)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-7)
+
+
+def test_training_run_with_accumulation_counts_optimizer_steps(tmp_path, clean_root, paired_root):
+    from basicsr_tur.train import train_pipeline
+    path = make_options(tmp_path, clean_root, paired_root, accumulate_steps=2)
+    model = train_pipeline(str(tmp_path), ['-opt', path, '--force_yml', 'train:total_iter=6',
+                                           'logger:save_checkpoint_freq=3', 'val:val_freq=6'])
+    assert model.optimizer_g.state_dict()['state'][0]['step'].item() == 6
