@@ -1,0 +1,427 @@
+"""scripts/prepare_data.py: every setting's downloads -> the pairs and meta files its options read, LMDB = disk."""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import importlib.util
+import os
+from os import path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+from basicsr.data import build_dataset
+from conftest import write_rgb
+
+from basicsr_tur.data import settings as S
+from basicsr_tur.data.data_util import task_index
+from basicsr_tur.data.paired_task_dataset import read_meta_file
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+_spec = importlib.util.spec_from_file_location('prepare_data', osp.join(REPO, 'scripts', 'prepare_data.py'))
+prep = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(prep)
+
+MIO_CROP = (8, 8, 2)  # 16x16 images: four 8x8 sub-images instead of MiOIR's 300x300
+
+# --- Tiny replicas of the downloads, with the real naming -------------------------------------------------------------
+# Each pair's LQ is the negative of its GT (255 - GT), so a wrong partner shows in the pixels.
+# RAW: (LQ, GT) paths under the raw folder (GT '' for clean images); EXPECTED: the distinct meta lines per split and
+# LINES: the number of meta lines per task where the authors repeat pairs.
+RAW = {
+    'mio7': [('DF2K/GT/0001.png', ''), ('MiO_test/original/GT/0801.png', ''), ('MiO_test/original/GT/0802.png', '')],
+    'aio3': [('BSD400/test_001.png', ''), ('WED/00001.bmp', ''), ('BSD68/3096.png', ''),
+             ('Rain100L/train/rainy/rain-1.png', 'Rain100L/train/gt/norain-1.png'),
+             ('Rain100L/train/rainy/rain-2.png', 'Rain100L/train/gt/norain-2.png'),
+             ('OTS/hazy/part1/0001_0.8_0.04.jpg', 'OTS/clear/0001.jpg'),
+             ('OTS/hazy/part1/0001_0.9_0.1.jpg', 'OTS/clear/0001.jpg'),  # not in AirNet's list: left out
+             ('OTS/hazy/part2/0002_1_0.2.jpg', 'OTS/clear/0002.jpg'),
+             ('Rain100L/test/input/1.png', 'Rain100L/test/target/1.png'),
+             ('SOTS/outdoor/hazy/0001_0.8_0.2.jpg', 'SOTS/outdoor/gt/0001.png')],
+    'allweather': [('allweather/input/im_0001_s80_a04.png', 'allweather/gt/im_0001_s80_a04.png'),
+                   ('allweather/input/beautiful_smile_00003.jpg', 'allweather/gt/beautiful_smile_00003.jpg'),
+                   ('allweather/input/2_rain.png', 'allweather/gt/2_rain.png'),
+                   ('Outdoor-Rain/test1/input/im_0002_s85_a05.png', 'Outdoor-Rain/test1/gt/im_0002.png'),
+                   ('Snow100K/Snow100K-L/synthetic/city_read_13800.jpg', 'Snow100K/Snow100K-L/gt/city_read_13800.jpg'),
+                   ('RainDrop/test_a/data/5_rain.png', 'RainDrop/test_a/gt/5_clean.png')],
+    'realweather': [('SPA+/train/input/003/003_12-5.png', 'SPA+/train/gt/003/003_12.png'),
+                    ('SPA+/train/input/003/003_12-6.png', 'SPA+/train/gt/003/003_12.png'),
+                    ('SPA+/test/input/1.png', 'SPA+/test/gt/1.png'),
+                    ('RealSnow/train/input/a.png', 'RealSnow/train/gt/a.png'),
+                    ('RealSnow/test/input/b.png', 'RealSnow/test/gt/b.png'),
+                    ('REVIDE/train/input/W001/00001.png', 'REVIDE/train/gt/W001/00001.png'),
+                    ('REVIDE/test/input/E001/00002.png', 'REVIDE/test/gt/E001/00002.png')],
+}
+RAW['aio5'] = RAW['aio3'] + [
+    ('GOPRO_Large/train/GOPR0372_07_00/blur/000047.png', 'GOPRO_Large/train/GOPR0372_07_00/sharp/000047.png'),
+    ('GOPRO_Large/train/GOPR0372_07_00/blur_gamma/000047.png', ''),  # not the blur folder: left out
+    ('GOPRO_Large/test/GOPR0384_11_00/blur/000001.png', 'GOPRO_Large/test/GOPR0384_11_00/sharp/000001.png'),
+    ('LOL/our485/low/2.png', 'LOL/our485/high/2.png'), ('LOL/eval15/low/1.png', 'LOL/eval15/high/1.png')]
+LISTS = {
+    'aio3': {'OTS/hazy_outside.txt': ['synthetic/part1/0001_0.8_0.04.jpg', 'synthetic/part2/0002_1_0.2.jpg']},
+    'allweather': {'allweather.txt': ['./allweather/input/im_0001_s80_a04.png',
+                                      './allweather/input/beautiful_smile_00003.jpg', './allweather/input/2_rain.png']},
+}
+LISTS['aio5'] = LISTS['aio3']
+
+_DENOISE = {(f'denoise/noisy{s}/{n}.png', f'denoise/clean/{f}', f'denoise_{s}')
+            for s in (15, 25, 50) for n, f in (('test_001', 'test_001.png'), ('00001', '00001.bmp'))}
+_RAIN_HAZE = {('derain/rainy/rain-1.png', 'derain/gt/norain-1.png', 'derain'),
+              ('derain/rainy/rain-2.png', 'derain/gt/norain-2.png', 'derain'),
+              ('dehaze/hazy/part1/0001_0.8_0.04.jpg', 'dehaze/clear/0001.jpg', 'dehaze'),
+              ('dehaze/hazy/part2/0002_1_0.2.jpg', 'dehaze/clear/0002.jpg', 'dehaze')}
+_AIO_TESTS = {'test_rain100l': {('rain100l/rainy/1.png', 'rain100l/gt/1.png', 'derain')},
+              'test_sots': {('sots/hazy/0001_0.8_0.2.png', 'sots/clear/0001.png', 'dehaze')}}
+EXPECTED = {
+    'mio7': {'train': {(f'{t}/0001_s00{k}.png', f'0001_s00{k}.png', t) for t in S.MIO_TASKS for k in range(1, 5)},
+             'test_indis': {(f'{t}/{n}.png', f'{n}.png', t) for t in S.MIO_TASKS for n in ('0801', '0802')}},
+    'aio3': {'train': _DENOISE | _RAIN_HAZE, **_AIO_TESTS,
+             'test_bsd68': {(f'bsd68/noisy{s}/3096.png', 'bsd68/clean/3096.png', f'denoise_{s}')
+                            for s in (15, 25, 50)}},
+    'aio5': {'train': {x for x in _DENOISE if x[2] == 'denoise_25'} | _RAIN_HAZE | {
+                 ('deblur/input/GOPR0372_07_00/000047.png', 'deblur/target/GOPR0372_07_00/000047.png', 'deblur'),
+                 ('lowlight/low/2.png', 'lowlight/high/2.png', 'lowlight')}, **_AIO_TESTS,
+             'test_bsd68': {('bsd68/noisy25/3096.png', 'bsd68/clean/3096.png', 'denoise_25')},
+             'test_gopro': {('gopro/input/GOPR0384_11_00/000001.png', 'gopro/target/GOPR0384_11_00/000001.png',
+                             'deblur')},
+             'test_lol': {('lol/low/1.png', 'lol/high/1.png', 'lowlight')}},
+    'allweather': {'train': {('input/im_0001_s80_a04.png', 'gt/im_0001_s80_a04.png', 'rain_haze'),
+                             ('input/beautiful_smile_00003.jpg', 'gt/beautiful_smile_00003.jpg', 'snow'),
+                             ('input/2_rain.png', 'gt/2_rain.png', 'raindrop')},
+                   'test_test1': {('test1/input/im_0002_s85_a05.png', 'test1/gt/im_0002.png', 'rain_haze')},
+                   'test_snow100k_l': {('snow100k_l/input/city_read_13800.png', 'snow100k_l/gt/city_read_13800.png',
+                                        'snow')},
+                   'test_raindrop_a': {('raindrop_a/input/5_rain.png', 'raindrop_a/gt/5_clean.png', 'raindrop')}},
+    'realweather': {'train': {('spa_plus/input/003/003_12-5.png', 'spa_plus/gt/003/003_12.png', 'rain'),
+                              ('spa_plus/input/003/003_12-6.png', 'spa_plus/gt/003/003_12.png', 'rain'),
+                              ('realsnow/input/a.png', 'realsnow/gt/a.png', 'snow'),
+                              ('revide/input/W001/00001.png', 'revide/gt/W001/00001.png', 'haze')},
+                    'test_spa': {('spa_plus/input/1.png', 'spa_plus/gt/1.png', 'rain')},
+                    'test_realsnow': {('realsnow/input/b.png', 'realsnow/gt/b.png', 'snow')},
+                    'test_revide': {('revide/input/E001/00002.png', 'revide/gt/E001/00002.png', 'haze')}},
+}
+LINES = {'aio3': {'denoise_15': 6, 'denoise_25': 6, 'denoise_50': 6, 'derain': 240, 'dehaze': 2},
+         'aio5': {'denoise_25': 6, 'derain': 240, 'dehaze': 2, 'deblur': 10, 'lowlight': 50}}
+
+
+def smooth_image(rng: np.random.Generator, h: int = 16, w: int = 16) -> np.ndarray:
+    """A low-frequency RGB uint8 image (JPEG keeps it within a few levels)."""
+    return cv2.resize(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def make_raw(raw: str, setting: str, seed: int = 0) -> None:
+    """Write the setting's replica: each LQ the negative of its GT, list files, MiOIR depth maps."""
+    rng = np.random.default_rng(seed)
+    gts = {}
+    for lq, gt in RAW[setting]:
+        if gt:
+            gts.setdefault(gt, smooth_image(rng))
+            write_rgb(osp.join(raw, gt), gts[gt])
+            write_rgb(osp.join(raw, lq), 255 - gts[gt])
+        else:
+            write_rgb(osp.join(raw, lq), smooth_image(rng))
+    for rel, lines in LISTS.get(setting, {}).items():
+        with open(osp.join(raw, rel), 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+    if setting == 'mio7':  # MiOIR's depth maps: a quarter-size .npy and the test set's predict_depth.mat
+        from scipy.io import savemat
+        os.makedirs(osp.join(raw, 'DF2K/depth'))
+        np.save(osp.join(raw, 'DF2K/depth/0001.npy'), rng.uniform(0.1, 1, (4, 4)).astype(np.float32))
+        os.makedirs(osp.join(raw, 'MiO_test/original/depth/LR_tensor/0801'))
+        savemat(osp.join(raw, 'MiO_test/original/depth/LR_tensor/0801/predict_depth.mat'),
+                {'data_obj': rng.uniform(0.1, 1, (4, 4))})
+
+
+@pytest.fixture(autouse=True)
+def small_mio_crop(monkeypatch):
+    """MiOIR's 300x300 sub-images become 8x8 ones, so that 16x16 images make four."""
+    mio7 = S.SETTINGS['mio7']
+    part = dataclasses.replace(mio7.train[0], crop=MIO_CROP)
+    monkeypatch.setitem(S.SETTINGS, 'mio7', dataclasses.replace(mio7, train=(part,)))
+
+
+def build(tmp_path, setting: str, lmdb: bool = False, seed: int = 0) -> tuple[str, str]:
+    """Replica under tmp_path/raw, prepared into tmp_path/<setting>; returns (root, setting folder)."""
+    root = str(tmp_path)
+    raw = osp.join(root, 'raw')
+    if not osp.isdir(raw):
+        make_raw(raw, setting)
+    prep.prepare(setting, root, seed=seed, lmdb=lmdb, workers=1)
+    return root, osp.join(root, setting)
+
+
+@pytest.fixture(scope='module')
+def built(tmp_path_factory):
+    """Each setting prepared once with its LMDBs: {setting: (root, setting folder)}."""
+    out = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mio7 = S.SETTINGS['mio7']
+        mp.setitem(S.SETTINGS, 'mio7', dataclasses.replace(
+            mio7, train=(dataclasses.replace(mio7.train[0], crop=MIO_CROP),)))
+        for setting in S.SETTINGS:
+            out[setting] = build(tmp_path_factory.mktemp(setting), setting, lmdb=True)
+    return out
+
+
+def option_files(setting: str) -> list[str]:
+    files = sorted(glob.glob(osp.join(REPO, 'options', '*', setting, '*.yml')))
+    assert files, f'no options for {setting}'
+    return files
+
+
+def option_datasets(opt: dict) -> list[dict]:
+    """Every dataset dict of an options file, the parts of a mixed dataset included."""
+    found = []
+
+    def walk(d: dict) -> None:
+        if 'dataroot_gt' in d or 'meta_file' in d:
+            found.append(d)
+        for part in d.get('parts') or []:
+            walk(part)
+
+    for d in (opt.get('datasets') or {}).values():
+        walk(d)
+    return found
+
+
+def options_tasks(setting: str) -> list[str]:
+    tasks = {tuple(yaml.safe_load(open(f))['tasks']) for f in option_files(setting)}
+    assert len(tasks) == 1, f'{setting} options disagree on tasks: {tasks}'
+    return list(tasks.pop())
+
+
+def read_gray(path: str) -> np.ndarray:
+    return cv2.imread(path, cv2.IMREAD_COLOR).astype(np.float32)
+
+
+# --- Pure rules -------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('rule, lq, gt', [
+    (S.rain100l_gt, 'rain-12.png', ('norain-12.png',)),
+    (S.ots_gt, 'part1/0025_0.8_0.04.jpg', ('0025.jpg', '0025.png')),
+    (S.sots_gt, '0001_0.8_0.2.jpg', ('0001.png',)),
+    (S.gopro_gt, 'GOPR0372_07_00/blur/000047.png', ('GOPR0372_07_00/sharp/000047.png',)),
+    (S.outdoor_rain_gt, 'im_0001_s80_a04.png', ('im_0001.png',)),
+    (S.raindrop_gt, '3_rain.png', ('3_clean.png',)),
+    (S.spa_plus_gt, '003/003_12-5.png', ('003/003_12.png',)),
+    (S.same_name, 'W001/00001.png', ('W001/00001.png',)),
+])
+def test_pairing_rules_give_the_authors_partner(rule, lq, gt):
+    assert rule(lq) == gt
+
+
+@pytest.mark.parametrize('rule, lq', [
+    (S.rain100l_gt, 'norain-12.png'), (S.ots_gt, 'part1/0025.jpg'), (S.sots_gt, 'hazy_0001.jpg'),
+    (S.gopro_gt, 'GOPR0372_07_00/sharp/000047.png'), (S.outdoor_rain_gt, 'im_0001.png'),
+    (S.raindrop_gt, '3_clean.png'), (S.spa_plus_gt, '003/004_12-5.png'), (S.allweather_task, 'photo.tif'),
+])
+def test_names_off_the_rule_raise_naming_error(rule, lq):
+    with pytest.raises(S.NamingError, match=lq.split('/')[-1]):
+        rule(lq)
+
+
+@pytest.mark.parametrize('name, task', [('im_0001_s80_a04.png', 'rain_haze'), ('beautiful_smile_00003.jpg', 'snow'),
+                                        ('city_read_13800.jpg', 'snow'), ('12_rain.png', 'raindrop')])
+def test_allweather_task_is_told_by_the_source_naming(name, task):
+    assert S.allweather_task(name) == task
+
+
+def test_mio_windows_match_gen_sub(tmp_path):
+    def gen_sub(h, w, crop_sz=300, step=150, thres_sz=48):  # MiOIR data_script/gen_sub.py, worker()
+        h_space = np.arange(0, h - crop_sz + 1, step)
+        if h - (h_space[-1] + crop_sz) > thres_sz:
+            h_space = np.append(h_space, h - crop_sz)
+        w_space = np.arange(0, w - crop_sz + 1, step)
+        if w - (w_space[-1] + crop_sz) > thres_sz:
+            w_space = np.append(w_space, w - crop_sz)
+        return [(int(x), int(y)) for x in h_space for y in w_space]
+
+    for h, w in [(1356, 2040), (300, 300), (449, 520), (1080, 1920)]:
+        assert S.mio_windows(h, w) == gen_sub(h, w)
+    assert S.mio_sub_name('0001.png', 3) == '0001_s003.png'
+
+
+def test_test_image_geometry_follows_airnet_and_transweather():
+    assert prep.crop16(np.zeros((481, 321, 3))).shape == (480, 320, 3)
+    assert prep.transweather_size(720, 480) == (720, 480)
+    assert prep.transweather_size(1280, 720) == (1024, 576)
+    assert prep.transweather_size(500, 2000) == (256, 1024)
+    assert prep.transweather_size(35, 20) == (48, 32)
+
+
+# --- Every setting ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('setting', list(S.SETTINGS))
+def test_options_read_the_folders_and_meta_files_written(setting):
+    setting_t = S.SETTINGS[setting]
+    assert options_tasks(setting) == list(setting_t.tasks)
+    written = {f'datasets/{setting}/{S.meta_name(split)}': split for split in prep.splits_of(setting_t)}
+    used = set()
+    for file in option_files(setting):
+        for d in option_datasets(yaml.safe_load(open(file))):
+            where = f"{osp.relpath(file, REPO)} dataset '{d.get('name')}'"
+            assert d.get('meta_file') in written, f'{where}: meta_file {d.get("meta_file")} is not written'
+            split = written[d['meta_file']]
+            lq_root, gt_root = prep.roots_of(setting_t, split)
+            assert d['dataroot_lq'] == f'datasets/{setting}/{lq_root}', where
+            assert d['dataroot_gt'] == f'datasets/{setting}/{gt_root}', where
+            used.add(split)
+    assert used == set(written.values()), f'meta files no options read: {set(written.values()) - used}'
+
+
+@pytest.mark.parametrize('setting', list(S.SETTINGS))
+def test_each_lq_gets_its_partner_and_task(setting, built):
+    root, out = built[setting]
+    index = task_index(options_tasks(setting), setting)
+    for split, expected in EXPECTED[setting].items():
+        pairs = read_meta_file(osp.join(out, S.meta_name(split)), index)
+        assert set(pairs) == expected, split
+        lq_root, gt_root = (osp.join(out, r) for r in prep.roots_of(S.SETTINGS[setting], split))
+        for lq, gt, task in set(pairs):
+            lq_img, gt_img = read_gray(osp.join(lq_root, lq)), read_gray(osp.join(gt_root, gt))
+            assert lq_img.shape == gt_img.shape
+            if setting != 'mio7' and not task.startswith('denoise'):  # real pairs: LQ is the negative of its GT
+                assert np.abs(lq_img + gt_img - 255).mean() < 6, (split, lq, gt)
+    if setting in LINES:
+        pairs = read_meta_file(osp.join(out, 'meta_train.txt'), index)
+        assert {t: sum(p[2] == t for p in pairs) for t in LINES[setting]} == LINES[setting]
+
+
+@pytest.mark.parametrize('setting', list(S.SETTINGS))
+def test_lmdb_and_disk_backends_give_identical_samples(setting, built):
+    root, out = built[setting]
+    tasks = options_tasks(setting)
+    seen = set()
+    for file in option_files(setting):
+        for d in option_datasets(yaml.safe_load(open(file))):
+            if d['meta_file'] in seen:
+                continue
+            seen.add(d['meta_file'])
+            split = osp.splitext(osp.basename(d['meta_file']))[0][len('meta_'):]
+            disk = {'name': d['name'], 'type': 'PairedTaskDataset', 'phase': 'val', 'tasks': tasks,
+                    **{k: osp.join(root, d[k][len('datasets/'):]) for k in ('dataroot_lq', 'dataroot_gt', 'meta_file')}}
+            db = osp.join(out, 'lmdb', split)
+            lmdb = dict(disk, dataroot_lq=osp.join(db, 'lq.lmdb'), dataroot_gt=osp.join(db, 'gt.lmdb'),
+                        meta_file=osp.join(db, 'meta.txt'), io_backend={'type': 'lmdb'})
+            a, b = build_dataset(disk), build_dataset(lmdb)
+            assert a.pairs == b.pairs
+            for i in sorted({a.pairs.index(p) for p in a.pairs}):
+                x, y = a[i], b[i]
+                assert torch.equal(x['lq'], y['lq']) and torch.equal(x['gt'], y['gt']), (split, a.pairs[i])
+                assert x['task_id'] == y['task_id'] == tasks.index(x['task'])
+    assert seen
+
+
+# --- Synthesized sets -------------------------------------------------------------------------------------------------
+
+def test_noisy_copies_add_gaussian_noise_of_their_sigma(built):
+    _, out = built['aio3']
+    for sigma in (15, 25, 50):
+        clean = read_gray(osp.join(out, 'test', 'bsd68', 'clean', '3096.png'))
+        noisy = read_gray(osp.join(out, 'test', 'bsd68', f'noisy{sigma}', '3096.png'))
+        assert 0.6 * sigma < np.std(noisy - clean) < 1.2 * sigma
+
+
+def test_synthesized_sets_depend_only_on_the_seed(tmp_path):
+    files = {}
+    for name, seed in (('a', 7), ('b', 7), ('c', 8)):
+        _, out = build(tmp_path / name, 'mio7', seed=seed)
+        files[name] = {rel: open(osp.join(out, rel), 'rb').read()
+                       for rel in ('test/lq/haze/0801.png', 'test/lq/rain/0802.png', 'train/lq/noise/0001_s004.png')}
+    assert files['a'] == files['b']
+    assert all(files['a'][k] != files['c'][k] for k in files['a'])
+
+
+def test_mio_sub_images_are_crops_of_the_gt(built):
+    root, out = built['mio7']
+    gt = read_gray(osp.join(root, 'raw', 'DF2K', 'GT', '0001.png'))
+    assert np.array_equal(read_gray(osp.join(out, 'train', 'gt', '0001_s004.png')), gt[8:16, 8:16])
+    assert read_gray(osp.join(out, 'train', 'lq', 'sr', '0001_s004.png')).shape == (8, 8, 3)
+
+
+# --- Broken layouts ---------------------------------------------------------------------------------------------------
+
+def break_and_prepare(tmp_path, setting: str, breakage) -> str:
+    """Build the replica, apply breakage(raw), prepare, and return the error message (nothing must be left)."""
+    raw = str(tmp_path / 'raw')
+    make_raw(raw, setting)
+    breakage(raw)
+    with pytest.raises(prep.PrepareError) as err:
+        prep.prepare(setting, str(tmp_path), workers=1)
+    assert not osp.exists(tmp_path / setting) and not osp.exists(tmp_path / f'{setting}.partial')
+    return str(err.value)
+
+
+def test_missing_partner_names_the_lq_and_the_expected_gt(tmp_path):
+    msg = break_and_prepare(tmp_path, 'aio3', lambda raw: os.remove(osp.join(raw, 'Rain100L/train/gt/norain-2.png')))
+    assert 'no GT partner for' in msg and 'rainy/rain-2.png' in msg and 'gt/norain-2.png' in msg
+
+
+def test_name_off_the_naming_rule_is_named(tmp_path):
+    msg = break_and_prepare(tmp_path, 'aio5', lambda raw: write_rgb(osp.join(raw, 'SOTS/outdoor/hazy/haze_7.jpg'),
+                                                                     np.zeros((16, 16, 3), np.uint8)))
+    assert 'hazy/haze_7.jpg' in msg and 'SOTS outdoor naming rule' in msg
+
+
+def test_lq_gt_size_mismatch_names_both_files(tmp_path):
+    msg = break_and_prepare(tmp_path, 'realweather', lambda raw: write_rgb(
+        osp.join(raw, 'REVIDE/train/gt/W001/00001.png'), np.zeros((16, 20, 3), np.uint8)))
+    assert 'size mismatch' in msg and 'input/W001/00001.png is 16x16' in msg and 'gt/W001/00001.png is 16x20' in msg
+
+
+def test_missing_folder_is_named_with_the_expected_layout(tmp_path):
+    import shutil
+    msg = break_and_prepare(tmp_path, 'allweather',
+                            lambda raw: shutil.rmtree(osp.join(raw, 'Snow100K/Snow100K-L/gt')))
+    assert 'missing folder' in msg and 'Snow100K/Snow100K-L/gt' in msg and 'synthetic/NAME.jpg with' in msg
+
+
+def test_mio_image_smaller_than_a_sub_image_is_named(tmp_path):
+    msg = break_and_prepare(tmp_path, 'mio7', lambda raw: write_rgb(osp.join(raw, 'DF2K/GT/0002.png'),
+                                                                     np.zeros((6, 16, 3), np.uint8)))
+    assert 'DF2K/GT/0002.png is 6x16' in msg
+
+
+def test_allweather_file_of_no_known_set_is_named(tmp_path):
+    def add_unknown(raw):
+        for sub in ('input', 'gt'):
+            write_rgb(osp.join(raw, 'allweather', sub, 'photo-1.png'), np.zeros((16, 16, 3), np.uint8))
+        with open(osp.join(raw, 'allweather.txt'), 'a') as f:
+            f.write('./allweather/input/photo-1.png\n')
+    msg = break_and_prepare(tmp_path, 'allweather', add_unknown)
+    assert 'input/photo-1.png' in msg and 'AllWeather source set' in msg
+
+
+def test_missing_airnet_list_is_named(tmp_path):
+    msg = break_and_prepare(tmp_path, 'aio3', lambda raw: os.remove(osp.join(raw, 'OTS/hazy_outside.txt')))
+    assert 'missing list file' in msg and 'OTS/hazy_outside.txt' in msg
+
+
+def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
+    def fail(job):
+        raise OSError('disk full')
+    monkeypatch.setattr(prep, 'job_transform', fail)
+    make_raw(str(tmp_path / 'raw'), 'aio3')
+    with pytest.raises(OSError, match='disk full'):
+        prep.prepare('aio3', str(tmp_path), workers=1)
+    assert sorted(os.listdir(tmp_path)) == ['raw']
+
+
+# --- Command line -----------------------------------------------------------------------------------------------------
+
+def test_main_prints_pairs_per_task_and_test_set(tmp_path, capsys):
+    make_raw(str(tmp_path / 'raw'), 'realweather')
+    assert prep.main(['realweather', '--root', str(tmp_path), '--workers', '1']) == 0
+    out = capsys.readouterr().out
+    assert 'meta_train.txt' in out and 'meta_test_revide.txt' in out
+    assert 'rain                  2 pairs' in out and 'haze                  1 pairs' in out
+
+
+def test_existing_setting_is_kept_and_lmdb_added_on_request(tmp_path, capsys):
+    root, out = build(tmp_path, 'realweather')
+    assert prep.main(['realweather', '--root', root]) == 1
+    assert 'already exists' in capsys.readouterr().err
+    assert prep.main(['realweather', '--root', root, '--lmdb']) == 0
+    assert sorted(os.listdir(osp.join(out, 'lmdb'))) == ['test_realsnow', 'test_revide', 'test_spa', 'train']
