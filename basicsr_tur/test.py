@@ -70,12 +70,25 @@ def metrics_csv(name: str, all_results: dict) -> str:
     return buf.getvalue()
 
 
+def find_relative(path: str, opt_path: str, root_path: str) -> str:
+    """A path from an options file: as given, else under the run's root, else under an ancestor of the file."""
+    if osp.isabs(path) or osp.exists(path):
+        return path
+    candidates = [osp.join(root_path, path)]
+    folder = osp.dirname(osp.abspath(opt_path))
+    while folder != osp.dirname(folder):
+        candidates.append(osp.join(folder, path))
+        folder = osp.dirname(folder)
+    return next((c for c in candidates if osp.exists(c)), path)
+
+
 def setting_table(label: str, all_results: dict, published: dict | None) -> str:
     """The paper's layout over all test sets: input and model rows (and published rows with differences)."""
     measured = {label: columns_of(all_results)}
     if all('input' in r for r in all_results.values()):
         measured = {'Input (degraded)': columns_of(all_results, 'input'), **measured}
     rows = load_published(published['file'], published['setting']) if published else {}
+
     names, table = build_table(measured, rows, no_diff=('Input (degraded)',))
     title = '### All test sets: paper layout (PSNR/SSIM, average = mean over columns)'
     if published:
@@ -148,7 +161,10 @@ def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
 
     label = opt['name']
     tables = '\n'.join(metrics_tables(label, d, r) for d, r in all_results.items())
-    tables += '\n' + setting_table(label, all_results, opt.get('published'))
+    published = opt.get('published')
+    if published:
+        published = dict(published, file=find_relative(published['file'], opt['opt_path'], root_path))
+    tables += '\n' + setting_table(label, all_results, published)
     metric_notes = ', '.join(f"{k}: {v.get('type')} (crop_border {v.get('crop_border', 0)}, "
                              f"{'Y channel' if v.get('test_y_channel') else 'RGB'})"
                              for k, v in (val_opt.get('metrics') or {}).items())

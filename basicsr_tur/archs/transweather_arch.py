@@ -370,12 +370,11 @@ class Transweather(UncertaintyMixin, nn.Module):
         h, w = x.shape[2:]
         pad_h = max(self.min_size, h + -h % SIZE_MULTIPLE) - h
         pad_w = max(self.min_size, w + -w % SIZE_MULTIPLE) - w
-        if pad_h >= h or pad_w >= w:
-            raise ValueError(f'Transweather: input of size {h}x{w} is too small; reflect padding reaches '
-                             f'{self.min_size}x{self.min_size} (the least these sr_ratios allow) from '
-                             f'{self.min_size // 2 + 1} pixels a side')
         if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode='reflect')
+            # Reflection needs the image to be larger than the padding; tiny inputs repeat their border instead
+            # (as Uformer does), so a small patch is restored rather than refused.
+            mode = 'reflect' if pad_h < h and pad_w < w else 'replicate'
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
         enc = self.Tenc(x)
         feat = self.convtail(enc, self.Tdec(enc[3]))
         out = self.active(self.clean(feat))

@@ -69,10 +69,11 @@ def average(cols: dict, names: list[str]) -> dict[str, float]:
 
 def build_table(measured: dict, published: dict,
                 no_diff: tuple[str, ...] = ()) -> tuple[list[str], list[tuple[str, dict]]]:
-    """Column names (first-seen order, then Average) and rows (label, columns): published rows first, then each
-    measured row followed by its difference to the first published row (except the labels in no_diff)."""
+    """Column names (first seen in the measured rows, then the published ones; then Average) and rows (label,
+    columns): published rows first, then each measured row followed by its difference to the first published row
+    (except the labels in no_diff)."""
     names: list[str] = []
-    for cols in list(published.values()) + list(measured.values()):
+    for cols in list(measured.values()) + list(published.values()):  # measured order first
         names += [c for c in cols if c not in names]
     rows = [(f'{label} (published)', dict(cols, Average=average(cols, names))) for label, cols in published.items()]
     reference = next(iter(rows), (None, None))[1]

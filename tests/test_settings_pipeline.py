@@ -1,0 +1,55 @@
+"""Every paper setting end to end on a tiny replica: prepare, train 2 iterations from the setting's own options
+(tiny network override), test, and get the paper-layout table with one column per test set."""
+import glob
+import os
+from os import path as osp
+
+import pytest
+from test_prepare_data import build, small_mio_crop  # noqa: F401  (fixture: 8x8 MiOIR sub-images)
+
+from basicsr_tur.test import test_pipeline as run_test
+from basicsr_tur.train import train_pipeline as run_train
+from basicsr_tur.utils.options import load_yaml
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TINY = {  # per arch: --force_yml entries shrinking the network (the rest of the options stay the setting's own)
+    'SRResNet': ['network_g:num_feat=8', 'network_g:num_block=1'],
+    'Uformer': ['network_g:embed_dim=8', 'network_g:depths=[1,1,1,1,1,1,1,1,1]'],
+    'AirNet': ['network_g:n_groups=1', 'network_g:n_blocks=1', 'network_g:batch_size=2'],
+    'PromptIR': ['network_g:num_blocks=[1,1,1,1]', 'network_g:num_refinement_blocks=1'],
+    'Transweather': ['network_g:embed_dims=[16,32,64,128]', 'network_g:depths=[1,1,1,1]', 'network_g:dec_depth=1',
+                     'network_g:num_task_queries=16'],
+}
+CASES = sorted((osp.basename(osp.dirname(p)), osp.basename(p)[:-len('_TUR.yml')])
+               for p in glob.glob(osp.join(REPO, 'options', 'train', '*', '*_TUR.yml')) if '/demo/' not in p)
+
+
+@pytest.mark.parametrize('setting, arch', CASES, ids=[f'{s}-{a}' for s, a in CASES])
+def test_setting_trains_and_tests_from_its_options(setting, arch, tmp_path, monkeypatch):
+    data_root, _ = build(tmp_path / 'data', setting)
+    work = tmp_path / 'work'
+    work.mkdir()
+    os.symlink(data_root, work / 'datasets')  # the options name datasets/<setting>/... relative to the run
+    monkeypatch.chdir(work)
+    train_opt = osp.join(REPO, 'options', 'train', setting, f'{arch}_TUR.yml')
+    overrides = ['num_gpu=0', 'train:total_iter=2', 'train:warmup_iter=-1', 'logger:print_freq=1',
+                 'logger:save_checkpoint_freq=2', 'val:val_freq=2', 'datasets:train:gt_size=8',
+                 'datasets:train:batch_size_per_gpu=2', 'datasets:train:num_worker_per_gpu=0'] + TINY[arch]
+    if arch == 'AirNet':
+        overrides.append('train:encoder_warmup_iter=1')
+    run_train(str(work), ['-opt', train_opt, '--force_yml', *overrides])
+    name = load_yaml(train_opt)['name']
+    weights = work / 'experiments' / name / 'models' / 'net_g_latest.pth'
+    assert weights.is_file()
+
+    test_opt = osp.join(REPO, 'options', 'test', setting, f'{arch}.yml')
+    results = run_test(str(work), ['-opt', test_opt, '--force_yml', 'num_gpu=0', 'name=tiny_test',
+                                   f'path:pretrain_network_g={weights}', 'val:save_img=false',
+                                   *[o for o in TINY[arch] if o.startswith('network_g')]])
+    table = (work / 'results' / 'tiny_test' / 'metrics.md').read_text()
+    header = next(line for line in table.splitlines() if line.startswith('| Method |'))
+    columns = header.strip('| ').split(' | ')[1:-1]
+    expected = [d if len(r['model']['tasks']) == 1 else f'{d}/{t}' for d, r in results.items()
+                for t in r['model']['tasks']]
+    assert columns == expected and len(columns) >= len(results)
+    assert '(published)' in table  # the setting's published rows, with differences
