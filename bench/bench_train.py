@@ -1,0 +1,137 @@
+"""Benchmark training steps (forward + backward + Adam) of every backbone at its official size: TUR against L1, in
+fp32, bf16 and bf16 + torch.compile, and the data loader's samples/s against the model's consumption.
+
+    python bench/bench_train.py [--device cuda] [--batch 8] [--size 128] [--repeat 5] [--archs SRResNet ...]
+        [--modes fp32 bf16 bf16+compile] [--workers 4]
+
+Prints Markdown tables (paste into BENCHMARKS.md): images/s with L1 (no head) and TUR (head on, TURLoss over 7
+tasks), TUR's overhead, peak GPU memory; then SyntheticTaskDataset samples/s (7 MiO tasks, 128² patches).
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import basicsr_tur  # noqa: F401  # isort: skip  (first: it adds the torchvision alias basicsr needs)
+import torch
+import torch.nn.functional as F
+from basicsr.archs import build_network
+
+from basicsr_tur.losses.tur_loss import TURLoss
+
+OFFICIAL = {
+    'SRResNet': {'type': 'SRResNet'},
+    'Restormer': {'type': 'Restormer'},
+    'PromptIR': {'type': 'PromptIR', 'decoder': True},
+    'AirNet': {'type': 'AirNet'},
+    'Uformer-B': {'type': 'Uformer', 'embed_dim': 32, 'depths': [1, 2, 8, 8, 2, 8, 8, 2, 1], 'modulator': True,
+                  'img_size': 128},
+    'Transweather': {'type': 'Transweather'},
+}
+
+
+def step_time(opt: dict, loss: str, batch: int, size: int, repeat: int, device: str, mode: str) -> tuple[float, float]:
+    """Median seconds of one Adam step after warm-up, and peak GPU memory in GiB (0 on CPU)."""
+    torch.manual_seed(0)
+    net = build_network(dict(opt, uncertainty_head=loss == 'TUR')).to(device).train()
+    optim = torch.optim.Adam(net.parameters(), lr=1e-4)
+    model = torch.compile(net) if mode.endswith('+compile') else net
+    dtype = torch.bfloat16 if mode.startswith('bf16') else None
+    lq = torch.rand(batch, 3, size, size, device=device)
+    gt = torch.rand(batch, 3, size, size, device=device)
+    ids = (torch.arange(batch) % 7).to(device)
+    tur = TURLoss()
+
+    def step() -> None:
+        optim.zero_grad(set_to_none=True)
+        with torch.autocast(torch.device(device).type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            if loss == 'TUR':
+                out, u = model(lq, with_uncertainty=True)
+                value = tur(out, gt, u, ids)
+            else:
+                value = F.l1_loss(model(lq).float(), gt)
+        value.backward()
+        optim.step()
+
+    for _ in range(3 if mode.endswith('+compile') else 1):
+        step()
+    if device == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(repeat):
+        if device == 'cuda':
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        step()
+        if device == 'cuda':
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device == 'cuda' else 0.0
+    return statistics.median(times), peak
+
+
+def loader_rate(batch: int, size: int, workers: int) -> float:
+    """Samples/s of SyntheticTaskDataset (7 MiO tasks on the fly from scikit-image photos) through a DataLoader."""
+    import tempfile
+
+    import cv2
+    import skimage.data
+    from basicsr.data import build_dataset
+    with tempfile.TemporaryDirectory() as root:
+        for name in ('astronaut', 'coffee', 'rocket', 'chelsea'):
+            cv2.imwrite(f'{root}/{name}.png', getattr(skimage.data, name)()[..., ::-1])
+        ds = build_dataset({'name': 'bench', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'seed': 0,
+                            'tasks': ['sr', 'blur', 'noise', 'jpeg', 'rain', 'haze', 'dark'], 'dataroot_gt': root,
+                            'gt_size': size, 'use_hflip': True, 'use_rot': True, 'dataset_enlarge_ratio': 50})
+        loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True)
+        it = iter(loader)
+        next(it)
+        start, n = time.perf_counter(), 0
+        while n < 40 * batch:
+            n += next(it)['lq'].shape[0]
+        return n / (time.perf_counter() - start)
+
+
+def count(opt: dict, head: bool) -> int:
+    """Parameters of the backbone, built on the meta device (no memory)."""
+    with torch.device('meta'):
+        return sum(p.numel() for p in build_network(dict(opt, uncertainty_head=head)).parameters())
+
+
+def main() -> None:
+    """Time each backbone and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--size', type=int, default=128)
+    parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--archs', nargs='+', default=list(OFFICIAL), choices=list(OFFICIAL))
+    parser.add_argument('--modes', nargs='+', default=['fp32'], choices=['fp32', 'bf16', 'bf16+compile'])
+    parser.add_argument('--workers', type=int, default=2)
+    args = parser.parse_args()
+    print(f'# torch {torch.__version__}, {args.device}, {torch.get_num_threads()} threads, '
+          f'{platform.processor() or platform.machine()}, batch {args.batch}, {args.size}x{args.size}\n')
+    print('| Backbone | Params (M) | Head (M) | Mode | L1 (img/s) | TUR (img/s) | TUR vs L1 time | Peak GiB (TUR) |')
+    print('|---|---|---|---|---|---|---|---|')
+    fastest = 0.0
+    for name in args.archs:
+        opt = OFFICIAL[name]
+        params, with_head = count(opt, False), count(opt, True)
+        for mode in args.modes:
+            l1, _ = step_time(opt, 'L1', args.batch, args.size, args.repeat, args.device, mode)
+            tur, peak = step_time(opt, 'TUR', args.batch, args.size, args.repeat, args.device, mode)
+            fastest = max(fastest, args.batch / l1)
+            print(f'| {name} | {params / 1e6:.3f} | {(with_head - params) / 1e6:.3f} | {mode} | '
+                  f'{args.batch / l1:.1f} | {args.batch / tur:.1f} | {100 * (tur / l1 - 1):+.1f}% | '
+                  f"{f'{peak:.2f}' if args.device == 'cuda' else '-'} |",
+                  flush=True)
+    rate = loader_rate(args.batch, args.size, args.workers)
+    verdict = 'the loader keeps up' if rate >= fastest else 'the loader is the bottleneck'
+    print(f'\nData loader (SyntheticTaskDataset, {args.workers} workers): {rate:.0f} samples/s; the fastest row above '
+          f'consumes {fastest:.0f} img/s: {verdict}.')
+
+
+if __name__ == '__main__':
+    main()
