@@ -75,9 +75,6 @@ def create_dataloaders(opt: dict, logger: logging.Logger):
     for phase, dataset_opt in opt['datasets'].items():
         if phase == 'train':
             enlarge = dataset_opt.get('dataset_enlarge_ratio', 1)
-            if dataset_opt.get('persistent_workers') and dataset_opt.get('num_worker_per_gpu', 0) > 0:
-                raise ValueError('datasets.train.persistent_workers: not supported; workers must restart each '
-                                 'epoch to see the epoch that seeds every sample')
             train_set = build_dataset(dataset_opt)
             train_sampler = build_sampler(train_set, dataset_opt, opt)
             train_loader = build_dataloader(train_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],

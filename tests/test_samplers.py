@@ -62,3 +62,20 @@ def test_set_start_skips_whole_batches():
 def test_too_few_samples_for_a_batch_is_named():
     with pytest.raises(ValueError, match='fewer than one global batch of 8 x 2'):
         ShuffledSampler(10, 8, 2, 0)
+
+
+def test_indices_carry_the_epoch_so_persistent_workers_see_it(clean_root):
+    import torch
+    from basicsr.data import build_dataset
+    ds = build_dataset({'name': 's', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': ['sr', 'noise'],
+                        'seed': 1, 'dataroot_gt': clean_root, 'gt_size': 16})
+    sampler = ShuffledSampler(len(ds), 2, seed=0)
+    persistent = torch.utils.data.DataLoader(ds, batch_size=2, sampler=sampler, num_workers=2,
+                                             persistent_workers=True)
+    list(persistent)  # epoch 0 starts the workers
+    sampler.set_epoch(1)
+    got = torch.cat([b['lq'] for b in persistent])
+    fresh = build_dataset(dict(ds.opt))
+    fresh.set_epoch(1)
+    expected = torch.cat([fresh[i % len(ds)]['lq'][None] for i in sampler])
+    assert torch.equal(got, expected)

@@ -155,6 +155,16 @@ class TaskDataset(data.Dataset):
         """Select the epoch whose per-sample generators __getitem__ uses."""
         self.epoch = epoch
 
+    def locate(self, index: int) -> int:
+        """Decode a sampler index `epoch * len(self) + i` into i, taking its epoch.
+
+        Our samplers carry the epoch in the index so that persistent loader workers, which never see set_epoch
+        in the main process, still seed each sample by (seed, epoch, index).
+        """
+        if index >= len(self):
+            self.epoch, index = divmod(index, len(self))
+        return index
+
     def __len__(self) -> int:
         return self.num_items * self.enlarge
 

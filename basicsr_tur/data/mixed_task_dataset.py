@@ -60,5 +60,8 @@ class MixedTaskDataset(data.Dataset):
         return self.ends[-1]
 
     def __getitem__(self, index: int) -> dict:
+        if index >= len(self):  # `epoch * len + i` from our samplers (see TaskDataset.locate)
+            epoch, index = divmod(index, len(self))
+            self.set_epoch(epoch)
         k = bisect.bisect_right(self.ends, index)
         return self.parts[k][index - (self.ends[k - 1] if k else 0)]

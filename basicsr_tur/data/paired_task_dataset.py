@@ -79,6 +79,7 @@ class PairedTaskDataset(TaskDataset):
         self.num_items = len(self.pairs)
 
     def __getitem__(self, index: int) -> dict:
+        index = self.locate(index)
         lq_rel, gt_rel, task = self.pairs[index % len(self.pairs)]
         lq = self.read(self.lq_root, lq_rel, 'lq')
         gt = self.read(self.gt_root, gt_rel, 'gt')

@@ -3,7 +3,8 @@
 `ShuffledSampler` is the plain shuffle; `TaskBalancedSampler` puts every task in every rank's batch when the batch
 holds at least as many samples as there are tasks (TUR pools σ per task within a batch, so a batch without a task
 gives that task no signal). Both yield, for rank r, the samples of the global batches r, r + W, r + 2W, ...
-so the ranks' batches together form the same global batches as one process with W times the batch.
+so the ranks' batches together form the same global batches as one process with W times the batch. Indices
+come as `epoch * len(dataset) + i`, which the task datasets decode, so persistent workers see the epoch too.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class _EpochSampler(Sampler[int]):
     def __init__(self, dataset_len: int, batch_size: int, num_replicas: int = 1, rank: int = 0,
                  seed: int = 0) -> None:
         self.batch_size, self.num_replicas, self.rank, self.seed = batch_size, num_replicas, rank, seed
+        self.dataset_len = dataset_len
         self.num_batches = dataset_len // (batch_size * num_replicas)  # per rank; the incomplete rest is dropped
         if self.num_batches == 0:
             raise ValueError(f'{dataset_len} samples are fewer than one global batch of {batch_size} x '
@@ -42,8 +44,10 @@ class _EpochSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         batches = self._global_batches()[self.rank::self.num_replicas][:self.num_batches]
+        # The epoch rides in the index (epoch * len + i) to reach persistent workers; datasets decode it.
+        offset = self.epoch * self.dataset_len
         for batch in batches[self.start_batch:]:
-            yield from (int(i) for i in batch)
+            yield from (offset + int(i) for i in batch)
 
     def __len__(self) -> int:
         return (self.num_batches - self.start_batch) * self.batch_size
@@ -55,7 +59,6 @@ class ShuffledSampler(_EpochSampler):
     def __init__(self, dataset_len: int, batch_size: int, num_replicas: int = 1, rank: int = 0,
                  seed: int = 0) -> None:
         super().__init__(dataset_len, batch_size, num_replicas, rank, seed)
-        self.dataset_len = dataset_len
 
     def _global_batches(self) -> list[np.ndarray]:
         order = self._generator().permutation(self.dataset_len)

@@ -81,6 +81,7 @@ class SyntheticTaskDataset(TaskDataset):
         return [self.task_to_id[self.tasks[i % len(self.tasks)]] for i in range(len(self))]
 
     def __getitem__(self, index: int) -> dict:
+        index = self.locate(index)
         task = self.tasks[index % len(self.tasks)]
         name = self.names[(index // len(self.tasks)) % len(self.names)]
         gt_path = osp.join(self.gt_root, name)
