@@ -23,6 +23,7 @@ import skimage.data
 from tqdm import tqdm
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from basicsr_tur.data.data_util import write_png
 from basicsr_tur.data.degradations import degrade
 from basicsr_tur.data.synthetic_task_dataset import degradation_specs
 
@@ -48,15 +49,6 @@ def center_crop(img: np.ndarray, size: int) -> np.ndarray:
     h, w = img.shape[:2]
     top, left = (h - size) // 2, (w - size) // 2
     return img[top:top + size, left:left + size]
-
-
-def write_png(path: str, img: np.ndarray) -> None:
-    """Write an RGB float [0,1] or uint8 image as PNG."""
-    if img.dtype != np.uint8:
-        img = np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    if not cv2.imwrite(path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
-        raise OSError(f'could not write {path}')
 
 
 def build(out: str, seed: int) -> None:

@@ -33,7 +33,7 @@ from PIL import Image
 from tqdm import tqdm
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from basicsr_tur.data.data_util import IMG_EXTENSIONS, task_index
+from basicsr_tur.data.data_util import IMG_EXTENSIONS, task_index, write_png
 from basicsr_tur.data.degradations import degrade
 from basicsr_tur.data.paired_task_dataset import read_meta_file
 from basicsr_tur.data.settings import (
@@ -229,15 +229,6 @@ def read_rgb(path: str) -> np.ndarray:
     if img is None:
         raise PrepareError(f'cannot read image {path} (missing, corrupt or not an image)')
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-def write_png(path: str, img: np.ndarray) -> None:
-    """Write an RGB uint8 array, or an RGB float array in [0, 1] (rounded), as PNG."""
-    if img.dtype != np.uint8:
-        img = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    if not cv2.imwrite(path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
-        raise OSError(f'could not write {path}')
 
 
 def crop16(img: np.ndarray) -> np.ndarray:

@@ -108,3 +108,26 @@ def make_test_options(tmp_path, paired_root: str, weights: str, name: str = 'tin
     path = tmp_path / f'{name}.yml'
     path.write_text(yaml.safe_dump(opt, sort_keys=False))
     return str(path)
+
+
+def tur_training_losses(net, size: int = 16, batch: int = 3, steps: int = 8, lr: float = 2e-3, noise: float = 0.1,
+                        seed: int = 0) -> list[float]:
+    """TURLoss after each of `steps` Adam steps of `net` on one fixed noisy batch over `batch` tasks."""
+    import torch
+
+    from basicsr_tur.losses.tur_loss import TURLoss
+    loss_fn = TURLoss()
+    optim = torch.optim.Adam(net.parameters(), lr=lr)
+    torch.manual_seed(seed)
+    gt = torch.rand(batch, 3, size, size)
+    lq = (gt + noise * torch.randn_like(gt)).clamp(0, 1)
+    task_ids = torch.arange(batch) % 3
+    losses = []
+    for _ in range(steps):
+        out, u = net(lq, with_uncertainty=True)
+        loss = loss_fn(out, gt, u, task_ids)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        losses.append(loss.item())
+    return losses

@@ -2,11 +2,11 @@
 import pytest
 import torch
 from basicsr.archs import build_network
+from conftest import tur_training_losses
 from torch.nn import functional as F
 
 from basicsr_tur.archs.airnet_arch import DCNLayer
 from basicsr_tur.archs.uncertainty import HEAD_PREFIX
-from basicsr_tur.losses.tur_loss import TURLoss
 from basicsr_tur.utils.checkpoint import load_checkpoint
 
 DIM, BATCH = 16, 2  # reduced MoCo: queue of 32 keys
@@ -66,21 +66,7 @@ def test_eval_ignores_the_key_crop():
 
 
 def test_tur_loss_decreases_over_a_few_steps():
-    net = tiny(head=True).train()
-    loss_fn = TURLoss()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    torch.manual_seed(0)
-    gt = torch.rand(3, 3, 8, 8)
-    lq = (gt + 0.1 * torch.randn_like(gt)).clamp(0, 1)
-    task_ids = torch.tensor([0, 1, 2])
-    losses = []
-    for _ in range(8):
-        out, u = net(lq, with_uncertainty=True)
-        loss = loss_fn(out, gt, u, task_ids)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = tur_training_losses(tiny(head=True).train(), size=8, lr=1e-3)
     assert losses[-1] < losses[0]
 
 

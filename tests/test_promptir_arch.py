@@ -2,10 +2,10 @@
 import pytest
 import torch
 from basicsr.archs import build_network
+from conftest import tur_training_losses
 
 from basicsr_tur.archs.restormer_arch import TransformerBlock
 from basicsr_tur.archs.uncertainty import HEAD_PREFIX
-from basicsr_tur.losses.tur_loss import TURLoss
 from basicsr_tur.utils.checkpoint import load_checkpoint
 
 # The prompt widths are fixed for dim=48 by the authors, so the small model keeps dim and cuts depth.
@@ -68,20 +68,7 @@ def test_eval_output_with_head_equals_backbone_without_head(net_pair):
 
 
 def test_few_tur_training_steps_lower_the_loss():
-    net, loss_fn = small(head=True), TURLoss()
-    torch.manual_seed(0)
-    gt = torch.rand(3, 3, 8, 8)
-    lq = (gt + 0.2 * torch.randn_like(gt)).clamp(0, 1)
-    task_ids = torch.tensor([0, 1, 2])
-    optim = torch.optim.Adam(net.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(8):
-        out, u = net(lq, with_uncertainty=True)
-        loss = loss_fn(out, gt, u, task_ids)
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
-        losses.append(loss.item())
+    losses = tur_training_losses(small(head=True), size=8, lr=1e-3, noise=0.2)
     assert losses[-1] < losses[0]
 
 

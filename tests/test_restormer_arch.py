@@ -2,9 +2,9 @@
 import pytest
 import torch
 from basicsr.archs import build_network
+from conftest import tur_training_losses
 
 from basicsr_tur.archs.uncertainty import HEAD_PREFIX
-from basicsr_tur.losses.tur_loss import TURLoss
 from basicsr_tur.utils.checkpoint import load_checkpoint
 
 TINY = {'type': 'Restormer', 'dim': 8, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1}
@@ -70,20 +70,7 @@ def test_eval_output_with_head_equals_backbone_without_head():
 
 
 def test_few_tur_training_steps_lower_the_loss():
-    net, loss_fn = tiny(head=True), TURLoss()
-    torch.manual_seed(0)
-    gt = torch.rand(6, 3, 16, 16)
-    lq = (gt + 0.2 * torch.randn_like(gt)).clamp(0, 1)
-    task_ids = torch.tensor([0, 0, 1, 1, 2, 2])
-    optim = torch.optim.Adam(net.parameters(), lr=2e-3)
-    losses = []
-    for _ in range(8):
-        out, u = net(lq, with_uncertainty=True)
-        loss = loss_fn(out, gt, u, task_ids)
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
-        losses.append(loss.item())
+    losses = tur_training_losses(tiny(head=True), batch=6, noise=0.2)
     assert losses[-1] < losses[0]
 
 

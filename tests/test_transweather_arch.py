@@ -3,9 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from basicsr.archs import build_network
+from conftest import tur_training_losses
 
 from basicsr_tur.archs.uncertainty import HEAD_PREFIX
-from basicsr_tur.losses.tur_loss import TURLoss
 from basicsr_tur.utils.checkpoint import load_checkpoint
 
 TINY = {'embed_dims': [8, 16, 16, 16], 'num_heads': [1, 1, 1, 1], 'mlp_ratios': [1, 1, 1, 1], 'depths': [1, 1, 1, 1],
@@ -82,21 +82,7 @@ def test_eval_output_with_head_equals_backbone_without_head():
 
 
 def test_tur_training_lowers_the_loss():
-    net = tiny(head=True)
-    loss_fn = TURLoss()
-    optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
-    torch.manual_seed(1)
-    gt = torch.rand(3, 3, 16, 16)
-    lq = gt + 0.1 * torch.randn_like(gt)
-    task_ids = torch.tensor([0, 1, 2])
-    losses = []
-    for _ in range(10):
-        out, u = net(lq, with_uncertainty=True)
-        loss = loss_fn(out, gt, u, task_ids)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = tur_training_losses(tiny(head=True), steps=10, seed=1)
     assert losses[-1] < losses[0]
 
 

@@ -83,6 +83,15 @@ def read_image(client: FileClient, root: str, rel_path: str, client_key: str, wh
     return img.astype(np.float32) / scale
 
 
+def write_png(path: str, img: np.ndarray) -> None:
+    """Write an RGB uint8 array, or an RGB float array in [0, 1] (rounded), as PNG (folders created)."""
+    if img.dtype != np.uint8:
+        img = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    if not cv2.imwrite(path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
+        raise OSError(f'could not write {path}')
+
+
 def random_crop(imgs: list[np.ndarray], size: int, rng: np.random.Generator, where: str) -> list[np.ndarray]:
     """Crop the same size×size window from each (H, W, ...) array; images smaller than size raise."""
     h, w = imgs[0].shape[:2]
