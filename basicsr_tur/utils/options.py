@@ -170,11 +170,20 @@ def check_options(opt: dict, path: str) -> None:
 
 
 def _parse_force_value(value: str) -> Any:
-    """Read a --force_yml value as a YAML scalar or flow list (never evaluated as Python)."""
+    """Read a --force_yml value as a YAML scalar or flow list (never evaluated as Python).
+
+    YAML 1.1 reads `2e-3` (no dot) as a string; a string that is a Python float literal becomes that float.
+    """
     try:
-        return yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
     except yaml.YAMLError:
         return ast.literal_eval(value)
+    if isinstance(parsed, str):
+        try:
+            return float(parsed)
+        except ValueError:
+            return parsed
+    return parsed
 
 
 def parse_options(root_path: str, is_train: bool = True, argv: list[str] | None = None) -> tuple[dict, Any]:
