@@ -78,9 +78,9 @@ def test_force_yml_values_are_read_as_yaml_not_code(tmp_path, clean_root, paired
     opt, _ = parse_options(str(tmp_path), True, ['-opt', path, '--force_yml', 'train:ema_decay=0.5',
                                                   'name=__import__("os")'])
     assert opt['train']['ema_decay'] == 0.5
+    assert opt['name'] == '__import__("os")'
     opt, _ = parse_options(str(tmp_path), True, ['-opt', path, '--force_yml', 'train:optim_g:lr=2e-3', 'name=1e'])
     assert opt['train']['optim_g']['lr'] == 2e-3 and opt['name'] == '1e'
-    assert opt['name'] == '__import__("os")'
 
 
 def test_missing_file_is_named(tmp_path):
