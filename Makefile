@@ -35,7 +35,7 @@ test: lint
 bench: install
 	$(PY) bench/bench_loss.py
 	$(PY) bench/bench_data.py
-	$(PY) bench/bench_train.py
+	$(PY) bench/bench_train.py --archs SRResNet Transweather --repeat 1  # all backbones: add --device cuda
 
 clean:
 	rm -rf experiments results tb_logger .pytest_cache .ruff_cache
