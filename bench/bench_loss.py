@@ -19,9 +19,9 @@ from basicsr.archs import build_network
 from basicsr_tur.losses.tur_loss import TURLoss
 
 
-def median_time(fn, repeat: int, device: str) -> float:
-    """Median seconds of fn() over `repeat` runs after 3 warm-up runs."""
-    for _ in range(3):
+def median_time(fn, repeat: int, device: str, warmup: int = 3) -> float:
+    """Median seconds of fn() over `repeat` runs after `warmup` untimed runs (synchronising CUDA around each)."""
+    for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeat):

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import time
 
 import basicsr_tur  # noqa: F401  # isort: skip  (first: it adds the torchvision alias basicsr needs)
 import torch
 import torch.nn.functional as F
 from basicsr.archs import build_network
+from bench_loss import median_time  # this folder: `python bench/bench_train.py` puts it on sys.path
 
 from basicsr_tur.losses.tur_loss import TURLoss
 
@@ -55,21 +55,12 @@ def step_time(opt: dict, loss: str, batch: int, size: int, repeat: int, device: 
         value.backward()
         optim.step()
 
-    for _ in range(3 if mode.endswith('+compile') else 1):
-        step()
     if device == 'cuda':
+        step()  # warm up before resetting the peak, so that it measures steady training
         torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(repeat):
-        if device == 'cuda':
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        step()
-        if device == 'cuda':
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+    seconds = median_time(step, repeat, device, warmup=3 if mode.endswith('+compile') else 1)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device == 'cuda' else 0.0
-    return statistics.median(times), peak
+    return seconds, peak
 
 
 def loader_rate(batch: int, size: int, workers: int) -> float:
