@@ -57,3 +57,20 @@ def test_two_process_training_matches_one_process_with_the_same_global_batch(tmp
         acc.Reload()
         psnr[name] = [acc.Scalars(f'metrics/tiny_val/{t}/psnr')[-1].value for t in ('sr', 'noise', 'dark')]
     assert psnr['dist'] == __import__('pytest').approx(psnr['single'], abs=0.01)
+
+
+def test_airnet_recipe_trains_under_ddp_through_its_encoder_warmup(tmp_path, clean_root, paired_root):
+    # The warm-up leaves the restorer idle: DDP must allow unused parameters and still sync the encoder.
+    opt_path = make_options(tmp_path, clean_root, paired_root, model_type='AirNetModel', total_iter=3,
+                            network_g={'type': 'AirNet', 'batch_size': 3, 'n_groups': 1, 'n_blocks': 1,
+                                       'uncertainty_head': True},
+                            train_set={'key_crop': True}, encoder_warmup_iter=1)
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=HERE + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+                           f'--master_port={free_port()}', osp.join(HERE, 'dist_worker.py'), str(tmp_path),
+                           str(tmp_path), '-opt', opt_path, '--force_yml', 'datasets:train:batch_size_per_gpu=3',
+                           'logger:save_checkpoint_freq=3', 'val:val_freq=3', '--launcher', 'pytorch'],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0, rank1 = torch.load(tmp_path / 'rank0.pth'), torch.load(tmp_path / 'rank1.pth')
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0 if 'queue' not in k)

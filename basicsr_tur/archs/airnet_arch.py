@@ -279,13 +279,23 @@ class AirNet(UncertaintyMixin, nn.Module):
         _, logits, labels, inter = self.E.E(x_query, x_key)
         return inter, logits, labels
 
-    def forward(self, x: torch.Tensor, x_key: torch.Tensor | None = None, with_uncertainty: bool = False
+    def forward(self, x: torch.Tensor, x_key: torch.Tensor | None = None, with_uncertainty: bool = False,
+                encoder_only: bool = False
                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor] | dict[str, torch.Tensor]:
-        """Restore x (B, 3, H, W); see the class docstring for the training call with x_key."""
+        """Restore x (B, 3, H, W); see the class docstring for the training call with x_key.
+
+        encoder_only=True (with x_key) runs only the contrastive step and returns {'logits', 'labels'}: the warm-up
+        goes through forward so that a DistributedDataParallel wrapper synchronises its gradients.
+        """
         if x_key is not None and not isinstance(x_key, torch.Tensor):
             # Other backbones take with_uncertainty second; here the second argument is the key crop.
             raise TypeError(f'AirNet: x_key must be a tensor or None, got {x_key!r}; '
                             'pass with_uncertainty by keyword')
+        if encoder_only:
+            if x_key is None:
+                raise ValueError('AirNet: encoder_only needs x_key, the second crop')
+            _, logits, labels = self.encoder_forward(x, x_key)
+            return {'logits': logits, 'labels': labels}
         if self.training and x_key is not None:
             inter, logits, labels = self.encoder_forward(x, x_key)
             out, feat = self.R(x, inter)

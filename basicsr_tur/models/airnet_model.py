@@ -20,6 +20,11 @@ class AirNetModel(TURModel):
     The pixel loss (TURLoss or L1Loss) applies to the restored output exactly as in TURModel.
     """
 
+    def __init__(self, opt: dict) -> None:
+        # The restorer sits idle during the encoder warm-up: DDP must be told that parameters may go unused.
+        opt.setdefault('find_unused_parameters', True)
+        super().__init__(opt)
+
     def init_training_settings(self) -> None:
         """TURModel's settings plus the contrastive weight and the warm-up length."""
         super().init_training_settings()
@@ -37,10 +42,9 @@ class AirNetModel(TURModel):
         if self.lq_key is None:
             raise ValueError("AirNetModel needs 'lq_key' in each training batch: set key_crop: true on "
                              'datasets.train')
-        net = self.get_bare_model(self.net_g)
         if current_iter <= self.encoder_warmup_iter:
-            _, logits, labels = net.encoder_forward(self.lq, self.lq_key)
-            l_con = F.cross_entropy(logits, labels)
+            result = self.net_g(self.lq, self.lq_key, encoder_only=True)
+            l_con = F.cross_entropy(result['logits'], result['labels'])
             return l_con, {'l_contrast': l_con.item()}
         result = self.net_g(self.lq, self.lq_key, with_uncertainty=self.needs_uncertainty)
         self.output = result['restored']
