@@ -131,3 +131,18 @@ def tur_training_losses(net, size: int = 16, batch: int = 3, steps: int = 8, lr:
         optim.step()
         losses.append(loss.item())
     return losses
+
+
+def assert_head_is_plug_and_play(with_head, without, x) -> None:
+    """Copy with_head's backbone weights into `without` (strict) and check eval outputs are identical, with the
+    head asked for or not: the uncertainty head never changes what a backbone restores."""
+    import torch
+
+    from basicsr_tur.archs.uncertainty import HEAD_PREFIX
+    with_head.eval()
+    without.eval()
+    without.load_state_dict({k: v for k, v in with_head.state_dict().items() if not k.startswith(HEAD_PREFIX)},
+                            strict=True)
+    with torch.no_grad():
+        assert torch.equal(with_head(x), without(x))
+        assert torch.equal(with_head(x), with_head(x, with_uncertainty=True)[0])

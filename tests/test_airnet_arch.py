@@ -2,7 +2,7 @@
 import pytest
 import torch
 from basicsr.archs import build_network
-from conftest import tur_training_losses
+from conftest import assert_head_is_plug_and_play, tur_training_losses
 from torch.nn import functional as F
 
 from basicsr_tur.archs.airnet_arch import DCNLayer
@@ -49,12 +49,7 @@ def test_uncertainty_has_output_shape_and_is_positive():
 
 
 def test_eval_output_with_head_equals_backbone_without_head():
-    with_head, without = tiny(head=True).eval(), tiny(seed=1).eval()
-    without.load_state_dict({k: v for k, v in with_head.state_dict().items() if not k.startswith(HEAD_PREFIX)})
-    x = torch.rand(1, 3, 16, 16)
-    with torch.no_grad():
-        assert torch.equal(with_head(x), without(x))
-        assert torch.equal(with_head(x), with_head(x, with_uncertainty=True)[0])
+    assert_head_is_plug_and_play(tiny(head=True), tiny(seed=1), torch.rand(1, 3, 16, 16))
 
 
 def test_eval_ignores_the_key_crop():

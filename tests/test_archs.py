@@ -2,6 +2,7 @@
 import pytest
 import torch
 from basicsr.archs import build_network
+from conftest import assert_head_is_plug_and_play
 
 from basicsr_tur.archs.uncertainty import HEAD_PREFIX
 
@@ -24,14 +25,7 @@ def test_uncertainty_is_strictly_positive():
 
 def test_eval_output_with_head_equals_backbone_without_head():
     torch.manual_seed(0)
-    with_head = tiny(True).eval()
-    without = tiny(False).eval()
-    backbone_state = {k: v for k, v in with_head.state_dict().items() if not k.startswith(HEAD_PREFIX)}
-    without.load_state_dict(backbone_state, strict=True)
-    x = torch.rand(1, 3, 20, 20)
-    with torch.no_grad():
-        assert torch.equal(with_head(x), without(x))
-        assert torch.equal(with_head(x), with_head(x, with_uncertainty=True)[0])
+    assert_head_is_plug_and_play(tiny(True), tiny(False), torch.rand(1, 3, 20, 20))
 
 
 def test_head_keys_live_under_their_own_prefix():

@@ -2,7 +2,7 @@
 import pytest
 import torch
 from basicsr.archs import build_network
-from conftest import tur_training_losses
+from conftest import assert_head_is_plug_and_play, tur_training_losses
 
 from basicsr_tur.archs.restormer_arch import TransformerBlock
 from basicsr_tur.archs.uncertainty import HEAD_PREFIX
@@ -60,11 +60,7 @@ def test_head_returns_positive_uncertainty_of_output_shape(net_pair):
 
 
 def test_eval_output_with_head_equals_backbone_without_head(net_pair):
-    with_head, without = net_pair
-    x = torch.rand(1, 3, 16, 16)
-    with torch.no_grad():
-        assert torch.equal(with_head(x), without(x))
-        assert torch.equal(with_head(x), with_head(x, with_uncertainty=True)[0])
+    assert_head_is_plug_and_play(*net_pair, torch.rand(1, 3, 16, 16))
 
 
 def test_few_tur_training_steps_lower_the_loss():

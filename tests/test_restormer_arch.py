@@ -2,9 +2,8 @@
 import pytest
 import torch
 from basicsr.archs import build_network
-from conftest import tur_training_losses
+from conftest import assert_head_is_plug_and_play, tur_training_losses
 
-from basicsr_tur.archs.uncertainty import HEAD_PREFIX
 from basicsr_tur.utils.checkpoint import load_checkpoint
 
 TINY = {'type': 'Restormer', 'dim': 8, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1}
@@ -61,12 +60,7 @@ def test_head_returns_positive_uncertainty_of_output_shape():
 
 
 def test_eval_output_with_head_equals_backbone_without_head():
-    with_head, without = tiny(head=True).eval(), tiny(head=False, seed=1).eval()
-    without.load_state_dict({k: v for k, v in with_head.state_dict().items() if not k.startswith(HEAD_PREFIX)})
-    x = torch.rand(1, 3, 16, 16)
-    with torch.no_grad():
-        assert torch.equal(with_head(x), without(x))
-        assert torch.equal(with_head(x), with_head(x, with_uncertainty=True)[0])
+    assert_head_is_plug_and_play(tiny(head=True), tiny(head=False, seed=1), torch.rand(1, 3, 16, 16))
 
 
 def test_few_tur_training_steps_lower_the_loss():

@@ -3,9 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from basicsr.archs import build_network
-from conftest import tur_training_losses
+from conftest import assert_head_is_plug_and_play, tur_training_losses
 
-from basicsr_tur.archs.uncertainty import HEAD_PREFIX
 from basicsr_tur.utils.checkpoint import load_checkpoint
 
 TINY = {'embed_dims': [8, 16, 16, 16], 'num_heads': [1, 1, 1, 1], 'mlp_ratios': [1, 1, 1, 1], 'depths': [1, 1, 1, 1],
@@ -72,13 +71,7 @@ def test_uncertainty_has_output_shape_and_is_positive():
 
 
 def test_eval_output_with_head_equals_backbone_without_head():
-    with_head, without = tiny(head=True).eval(), tiny(head=False, seed=1).eval()
-    backbone_state = {k: v for k, v in with_head.state_dict().items() if not k.startswith(HEAD_PREFIX)}
-    without.load_state_dict(backbone_state, strict=True)
-    x = torch.rand(2, 3, 17, 23)
-    with torch.no_grad():
-        assert torch.equal(with_head(x), without(x))
-        assert torch.equal(with_head(x), with_head(x, with_uncertainty=True)[0])
+    assert_head_is_plug_and_play(tiny(head=True), tiny(head=False, seed=1), torch.rand(2, 3, 17, 23))
 
 
 def test_tur_training_lowers_the_loss():
