@@ -4,13 +4,21 @@ fp32, bf16 and bf16 + torch.compile, and the data loader's samples/s against the
     python bench/bench_train.py [--device cuda] [--batch 8] [--size 128] [--repeat 5] [--archs SRResNet ...]
         [--modes fp32 bf16 bf16+compile] [--workers 4]
 
-Prints Markdown tables (paste into BENCHMARKS.md): images/s with L1 (no head) and TUR (head on, TURLoss over 7
-tasks), TUR's overhead, peak GPU memory; then SyntheticTaskDataset samples/s (7 MiO tasks, 128² patches).
+Each cell (backbone, mode, loss) runs in a process of its own, so that its peak memory is its own (peak allocated
+CUDA memory on a GPU, peak resident memory of the process on CPU) and a cell killed for lack of memory is reported
+as such instead of ending the benchmark. Prints Markdown tables (paste into BENCHMARKS.md): images/s with L1 (no
+head) and TUR (head on, TURLoss over 7 tasks), TUR's overhead, peak memory; then SyntheticTaskDataset samples/s
+(7 MiO tasks, 128² patches) against the fastest row.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+import resource
+import signal
+import subprocess
+import sys
 import time
 
 import basicsr_tur  # noqa: F401  # isort: skip  (first: it adds the torchvision alias basicsr needs)
@@ -33,7 +41,7 @@ OFFICIAL = {
 
 
 def step_time(opt: dict, loss: str, batch: int, size: int, repeat: int, device: str, mode: str) -> tuple[float, float]:
-    """Median seconds of one Adam step after warm-up, and peak GPU memory in GiB (0 on CPU)."""
+    """Median seconds of one Adam step after warm-up, and peak memory in GiB (allocated on CUDA, process RSS on CPU)."""
     torch.manual_seed(0)
     net = build_network(dict(opt, uncertainty_head=loss == 'TUR')).to(device).train()
     optim = torch.optim.Adam(net.parameters(), lr=1e-4)
@@ -59,8 +67,25 @@ def step_time(opt: dict, loss: str, batch: int, size: int, repeat: int, device: 
         step()  # warm up before resetting the peak, so that it measures steady training
         torch.cuda.reset_peak_memory_stats()
     seconds = median_time(step, repeat, device, warmup=3 if mode.endswith('+compile') else 1)
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device == 'cuda' else 0.0
+    if device == 'cuda':
+        peak = torch.cuda.max_memory_allocated() / 2**30
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
     return seconds, peak
+
+
+def run_cell(args: argparse.Namespace, name: str, mode: str, loss: str) -> tuple[float, float] | str:
+    """(seconds, peak GiB) of one cell measured in a fresh process, or why there is none ('OOM', 'error: ...')."""
+    cmd = [sys.executable, __file__, '--cell', name, mode, loss, '--batch', str(args.batch), '--size', str(args.size),
+           '--repeat', str(args.repeat), '--device', args.device]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode in (-signal.SIGKILL, 137) or 'out of memory' in proc.stderr.lower():
+        return 'OOM'
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [f'exit code {proc.returncode}'])[-1]
+        return f'error: {last[:120]}'
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result['seconds'], result['peak_gib']
 
 
 def loader_rate(batch: int, size: int, workers: int) -> float:
@@ -92,7 +117,7 @@ def count(opt: dict, head: bool) -> int:
 
 
 def main() -> None:
-    """Time each backbone and print the table."""
+    """Time each backbone, one process per cell, and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--size', type=int, default=128)
@@ -101,27 +126,45 @@ def main() -> None:
     parser.add_argument('--archs', nargs='+', default=list(OFFICIAL), choices=list(OFFICIAL))
     parser.add_argument('--modes', nargs='+', default=['fp32'], choices=['fp32', 'bf16', 'bf16+compile'])
     parser.add_argument('--workers', type=int, default=2)
+    parser.add_argument('--no-loader', action='store_true', help='skip the data loader measurement')
+    parser.add_argument('--cell', nargs=3, metavar=('ARCH', 'MODE', 'LOSS'), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cell:  # a child process: one measurement, printed as JSON
+        name, mode, loss = args.cell
+        seconds, peak = step_time(OFFICIAL[name], loss, args.batch, args.size, args.repeat, args.device, mode)
+        print(json.dumps({'seconds': seconds, 'peak_gib': peak}))
+        return
     print(f'# torch {torch.__version__}, {args.device}, {torch.get_num_threads()} threads, '
-          f'{platform.processor() or platform.machine()}, batch {args.batch}, {args.size}x{args.size}\n')
-    print('| Backbone | Params (M) | Head (M) | Mode | L1 (img/s) | TUR (img/s) | TUR vs L1 time | Peak GiB (TUR) |')
+          f'{platform.processor() or platform.machine()}, batch {args.batch}, {args.size}x{args.size}, '
+          f'median of {args.repeat} step(s)\n')
+    memory = 'Peak GiB allocated (TUR)' if args.device == 'cuda' else 'Peak RSS GiB (L1 / TUR)'
+    print(f'| Backbone | Params (M) | Head (M) | Mode | L1 (img/s) | TUR (img/s) | TUR vs L1 time | {memory} |')
     print('|---|---|---|---|---|---|---|---|')
     fastest = 0.0
     for name in args.archs:
         opt = OFFICIAL[name]
         params, with_head = count(opt, False), count(opt, True)
         for mode in args.modes:
-            l1, _ = step_time(opt, 'L1', args.batch, args.size, args.repeat, args.device, mode)
-            tur, peak = step_time(opt, 'TUR', args.batch, args.size, args.repeat, args.device, mode)
-            fastest = max(fastest, args.batch / l1)
-            print(f'| {name} | {params / 1e6:.3f} | {(with_head - params) / 1e6:.3f} | {mode} | '
-                  f'{args.batch / l1:.1f} | {args.batch / tur:.1f} | {100 * (tur / l1 - 1):+.1f}% | '
-                  f"{f'{peak:.2f}' if args.device == 'cuda' else '-'} |",
-                  flush=True)
+            start = time.perf_counter()
+            l1, tur = run_cell(args, name, mode, 'L1'), run_cell(args, name, mode, 'TUR')
+            rate = {k: f'{args.batch / v[0]:.2f}' if isinstance(v, tuple) else v for k, v in (('l1', l1), ('tur', tur))}
+            both = isinstance(l1, tuple) and isinstance(tur, tuple)
+            overhead = f'{100 * (tur[0] / l1[0] - 1):+.1f}%' if both else '-'
+            if isinstance(l1, tuple):
+                fastest = max(fastest, args.batch / l1[0])
+            if args.device == 'cuda':
+                peak = f'{tur[1]:.2f}' if isinstance(tur, tuple) else '-'
+            else:
+                peak = ' / '.join(f'{v[1]:.1f}' if isinstance(v, tuple) else '-' for v in (l1, tur))
+            print(f'| {name} | {params / 1e6:.3f} | {(with_head - params) / 1e6:.3f} | {mode} | {rate["l1"]} | '
+                  f'{rate["tur"]} | {overhead} | {peak} |', flush=True)
+            print(f'  ({name} {mode}: {time.perf_counter() - start:.0f} s)', file=sys.stderr, flush=True)
+    if args.no_loader:
+        return
     rate = loader_rate(args.batch, args.size, args.workers)
     verdict = 'the loader keeps up' if rate >= fastest else 'the loader is the bottleneck'
     print(f'\nData loader (SyntheticTaskDataset, {args.workers} workers): {rate:.0f} samples/s; the fastest row above '
-          f'consumes {fastest:.0f} img/s: {verdict}.')
+          f'consumes {fastest:.1f} img/s: {verdict}.')
 
 
 if __name__ == '__main__':

@@ -12,9 +12,23 @@ from basicsr_tur.train import find_resume_state
 from basicsr_tur.utils.checkpoint import capture_rng_state, restore_rng_state
 
 
-def train_cmd(root, opt_path):
-    """A process training the tiny run under `root` (60 iterations, states every 5, epochs of 3 batches)."""
-    code = 'import sys; from basicsr_tur.train import train_pipeline; train_pipeline(sys.argv[1], sys.argv[2:])'
+def train_cmd(root, opt_path, kill_while_saving=None):
+    """A process training the tiny run under `root` (60 iterations, states every 5, epochs of 3 batches).
+
+    With `kill_while_saving=N`, the process SIGKILLs itself halfway through writing the bytes of training state N.
+    """
+    hook = ''
+    if kill_while_saving is not None:
+        hook = ('import io, os, signal, torch; real_save = torch.save\n'
+                'def save(obj, f, *args, **kwargs):\n'
+                f'    if str(f).split(os.sep)[-1].startswith("{kill_while_saving}.state.tmp"):\n'
+                '        buf = io.BytesIO(); real_save(obj, buf, *args, **kwargs); data = buf.getvalue()\n'
+                '        with open(f, "wb") as out:\n'
+                '            out.write(data[:len(data) // 2]); out.flush(); os.fsync(out.fileno())\n'
+                '            os.kill(os.getpid(), signal.SIGKILL)\n'
+                '    return real_save(obj, f, *args, **kwargs)\n'
+                'torch.save = save\n')
+    code = hook + 'import sys; from basicsr_tur.train import train_pipeline; train_pipeline(sys.argv[1], sys.argv[2:])'
     return [sys.executable, '-c', code, str(root), '-opt', opt_path, '--force_yml', 'train:total_iter=60',
             'logger:save_checkpoint_freq=5', 'val:val_freq=100', 'datasets:train:dataset_enlarge_ratio=2']
 
@@ -28,19 +42,25 @@ def test_killed_run_resumes_to_bit_identical_weights(tmp_path, clean_root, paire
     opt_b = make_options(b, clean_root, paired_root)
     subprocess.run(train_cmd(a, opt_a), cwd=a, env=env, check=True, capture_output=True)
 
-    # The same run, killed once its state 10 exists (mid-epoch: 3 tasks x 3 images x 2 / batch 6 = 3 batches per
-    # epoch), then resumed from it.
-    proc = subprocess.Popen(train_cmd(b, opt_b), cwd=b, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The same run, first killed while it writes training state 15 (mid-epoch: 3 tasks x 3 images x 2 / batch 6 =
+    # 3 batches per epoch): only a partial temporary file is left beside the intact states 5 and 10.
+    killed = subprocess.run(train_cmd(b, opt_b, kill_while_saving=15), cwd=b, env=env, capture_output=True)
+    assert killed.returncode == -signal.SIGKILL
     states = b / 'experiments' / 'tiny' / 'training_states'
+    assert sorted(p.name for p in states.glob('*.state')) == ['10.state', '5.state']
+    partial = list(states.glob('15.state.tmp*'))
+    assert len(partial) == 1 and 0 < partial[0].stat().st_size
+    torch.load(states / '10.state', weights_only=True)  # the previous state is whole
+    # Resumed from state 10, then killed again, from outside, once state 30 exists.
+    proc = subprocess.Popen(train_cmd(b, opt_b) + ['--auto_resume'], cwd=b, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not (states / '10.state').exists() and proc.poll() is None and time.time() < deadline:
+    while not (states / '30.state').exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert (states / '10.state').exists()
+    assert (states / '30.state').exists()
     assert not (states / '60.state').exists()  # killed mid-run
-    # A kill in the middle of a save leaves only a temporary file, which resume ignores.
-    (states / '25.state.tmp999').write_bytes(b'partial')
     subprocess.run(train_cmd(b, opt_b) + ['--auto_resume'], cwd=b, env=env, check=True, capture_output=True)
 
     final_a = torch.load(a / 'experiments' / 'tiny' / 'models' / 'net_g_60.pth')
