@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-l1 test lint bench clean
+.PHONY: install demo demo-l1 test lint bench gpu-wheels clean
 
 $(STAMP): setup.py requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ bench: install
 	$(PY) bench/bench_loss.py
 	$(PY) bench/bench_data.py
 	$(PY) bench/bench_train.py --archs SRResNet Transweather --repeat 1  # all backbones: add --device cuda
+
+# Wheels of what the lent GPU machine lacks (Python 3.12 there), for bench/gpu_session.sh: carry .whl to the device.
+gpu-wheels: install
+	grep -qx '/.whl/' .git/info/exclude || echo /.whl/ >> .git/info/exclude
+	$(PY) -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d .whl lmdb==$$($(PY) -c 'import lmdb; print(lmdb.__version__)') addict
+	$(PY) -m pip wheel --no-deps -w .whl basicsr==1.4.2
 
 clean:
 	rm -rf experiments results tb_logger .pytest_cache .ruff_cache

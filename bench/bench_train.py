@@ -75,10 +75,13 @@ def step_time(opt: dict, loss: str, batch: int, size: int, repeat: int, device: 
 
 
 def run_cell(args: argparse.Namespace, name: str, mode: str, loss: str) -> tuple[float, float] | str:
-    """(seconds, peak GiB) of one cell measured in a fresh process, or why there is none ('OOM', 'error: ...')."""
+    """(seconds, peak GiB) of one cell measured in a fresh process, or why there is none (OOM, timeout, error)."""
     cmd = [sys.executable, __file__, '--cell', name, mode, loss, '--batch', str(args.batch), '--size', str(args.size),
            '--repeat', str(args.repeat), '--device', args.device]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.cell_timeout)
+    except subprocess.TimeoutExpired:
+        return f'over {args.cell_timeout:.0f} s'
     if proc.returncode in (-signal.SIGKILL, 137) or 'out of memory' in proc.stderr.lower():
         return 'OOM'
     if proc.returncode != 0:
@@ -126,6 +129,8 @@ def main() -> None:
     parser.add_argument('--archs', nargs='+', default=list(OFFICIAL), choices=list(OFFICIAL))
     parser.add_argument('--modes', nargs='+', default=['fp32'], choices=['fp32', 'bf16', 'bf16+compile'])
     parser.add_argument('--workers', type=int, default=2)
+    parser.add_argument('--cell-timeout', type=float, default=None,
+                        help='seconds allowed to one cell (process start, compilation and steps included)')
     parser.add_argument('--no-loader', action='store_true', help='skip the data loader measurement')
     parser.add_argument('--cell', nargs=3, metavar=('ARCH', 'MODE', 'LOSS'), help=argparse.SUPPRESS)
     args = parser.parse_args()
