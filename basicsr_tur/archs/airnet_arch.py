@@ -50,8 +50,14 @@ class DCNLayer(nn.Module):
         o1, o2, mask = torch.chunk(self.conv_offset_mask(torch.cat([x, inter], dim=1)), 3, dim=1)
         # torchvision reads offsets in mmcv's interleaved (dy, dx) per-tap layout, so the official
         # cat(o1, o2) is passed unchanged (as basicsr's DCNv2Pack does).
-        return deform_conv2d(x, torch.cat([o1, o2], dim=1), self.weight, self.bias, padding=self.padding,
-                             mask=torch.sigmoid(mask))
+        offset = torch.cat([o1, o2], dim=1)
+        # The deformable convolution always runs in float32 (torchvision's CPU kernel has no bfloat16/half version,
+        # and autocast does not cover it on CPU); under mixed precision its output goes back to the input's dtype.
+        with torch.autocast(x.device.type, enabled=False):
+            bias = None if self.bias is None else self.bias.float()
+            out = deform_conv2d(x.float(), offset.float(), self.weight.float(), bias, padding=self.padding,
+                                mask=torch.sigmoid(mask.float()))
+        return out.to(x.dtype)
 
 
 class SFTLayer(nn.Module):

@@ -19,16 +19,26 @@ def init_dist(launcher: str, num_gpu: int, dist_params: dict | None = None) -> t
     params = dict(dist_params or {})
     use_cuda = num_gpu != 0 and torch.cuda.is_available()
     backend = params.pop('backend', 'nccl' if use_cuda else 'gloo')
+    port = params.pop('port', None)
     if launcher == 'slurm':
         proc_id, ntasks = int(os.environ['SLURM_PROCID']), int(os.environ['SLURM_NTASKS'])
-        node_list = os.environ['SLURM_NODELIST']
-        addr = subprocess.getoutput(f'scontrol show hostname {node_list} | head -n1')
-        os.environ.setdefault('MASTER_PORT', str(params.pop('port', 29500)))
-        os.environ.setdefault('MASTER_ADDR', addr)
+        if 'MASTER_ADDR' not in os.environ:  # the first node of the allocation
+            node_list = os.environ['SLURM_NODELIST']
+            try:
+                hosts = subprocess.run(['scontrol', 'show', 'hostnames', node_list], capture_output=True, text=True)
+            except FileNotFoundError:
+                hosts = None
+            if hosts is None or hosts.returncode or not hosts.stdout.strip():
+                raise RuntimeError(f'--launcher slurm: `scontrol show hostnames {node_list}` failed; set MASTER_ADDR')
+            os.environ['MASTER_ADDR'] = hosts.stdout.split()[0]
+        os.environ.setdefault('MASTER_PORT', str(port or 29500))
         os.environ['WORLD_SIZE'] = str(ntasks)
         os.environ['RANK'] = str(proc_id)
-        os.environ['LOCAL_RANK'] = str(proc_id % max(torch.cuda.device_count(), 1))
-    elif launcher != 'pytorch':
+        os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', str(proc_id % max(torch.cuda.device_count(), 1)))
+    elif launcher == 'pytorch':
+        if port is not None:
+            os.environ.setdefault('MASTER_PORT', str(port))  # torchrun sets it: --master_port wins
+    else:
         raise ValueError(f"--launcher {launcher}: expected 'none', 'pytorch' or 'slurm'")
     for var in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'):
         if var not in os.environ:
