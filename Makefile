@@ -35,7 +35,10 @@ test: lint
 bench: install
 	$(PY) bench/bench_loss.py
 	$(PY) bench/bench_data.py
-	$(PY) bench/bench_train.py --archs SRResNet Transweather --repeat 1  # all backbones: add --device cuda
+	# every backbone, fp32/bf16/bf16+compile: about 75 minutes on 2 CPU cores (batch 8 of Restormer/PromptIR does
+	# not fit in 24 GiB; AirNet's deformable convolutions take ~50 s per image); on a GPU: bench/gpu_session.sh
+	$(PY) bench/bench_train.py --modes fp32 bf16 bf16+compile --repeat 1 \
+		--arch-batch Restormer=2 PromptIR=2 Uformer-B=2 AirNet=1
 
 # Wheels of what the lent GPU machine lacks (Python 3.12 there), for bench/gpu_session.sh: carry .whl to the device.
 gpu-wheels: install

@@ -2,7 +2,7 @@
 fp32, bf16 and bf16 + torch.compile, and the data loader's samples/s against the model's consumption.
 
     python bench/bench_train.py [--device cuda] [--batch 8] [--size 128] [--repeat 5] [--archs SRResNet ...]
-        [--modes fp32 bf16 bf16+compile] [--workers 4]
+        [--modes fp32 bf16 bf16+compile] [--workers 4] [--arch-batch Restormer=2 ...] [--cell-timeout S]
 
 Each cell (backbone, mode, loss) runs in a process of its own, so that its peak memory is its own (peak allocated
 CUDA memory on a GPU, peak resident memory of the process on CPU) and a cell killed for lack of memory is reported
@@ -74,9 +74,9 @@ def step_time(opt: dict, loss: str, batch: int, size: int, repeat: int, device: 
     return seconds, peak
 
 
-def run_cell(args: argparse.Namespace, name: str, mode: str, loss: str) -> tuple[float, float] | str:
+def run_cell(args: argparse.Namespace, name: str, mode: str, loss: str, batch: int) -> tuple[float, float] | str:
     """(seconds, peak GiB) of one cell measured in a fresh process, or why there is none (OOM, timeout, error)."""
-    cmd = [sys.executable, __file__, '--cell', name, mode, loss, '--batch', str(args.batch), '--size', str(args.size),
+    cmd = [sys.executable, __file__, '--cell', name, mode, loss, '--batch', str(batch), '--size', str(args.size),
            '--repeat', str(args.repeat), '--device', args.device]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.cell_timeout)
@@ -123,6 +123,8 @@ def main() -> None:
     """Time each backbone, one process per cell, and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--arch-batch', nargs='+', default=[], metavar='ARCH=N',
+                        help='another batch for some backbones (e.g. Restormer=2 where batch 8 does not fit in memory)')
     parser.add_argument('--size', type=int, default=128)
     parser.add_argument('--repeat', type=int, default=3)
     parser.add_argument('--device', default='cpu')
@@ -134,35 +136,42 @@ def main() -> None:
     parser.add_argument('--no-loader', action='store_true', help='skip the data loader measurement')
     parser.add_argument('--cell', nargs=3, metavar=('ARCH', 'MODE', 'LOSS'), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    batches = {name: args.batch for name in args.archs}
+    for item in args.arch_batch:
+        name, _, value = item.partition('=')
+        if name not in OFFICIAL or not value.isdigit() or int(value) < 1:
+            parser.error(f'--arch-batch {item}: expected ARCH=N with ARCH one of {", ".join(OFFICIAL)}')
+        batches[name] = int(value)
     if args.cell:  # a child process: one measurement, printed as JSON
         name, mode, loss = args.cell
         seconds, peak = step_time(OFFICIAL[name], loss, args.batch, args.size, args.repeat, args.device, mode)
         print(json.dumps({'seconds': seconds, 'peak_gib': peak}))
         return
     print(f'# torch {torch.__version__}, {args.device}, {torch.get_num_threads()} threads, '
-          f'{platform.processor() or platform.machine()}, batch {args.batch}, {args.size}x{args.size}, '
+          f'{platform.processor() or platform.machine()}, {args.size}x{args.size}, '
           f'median of {args.repeat} step(s)\n')
     memory = 'Peak GiB allocated (TUR)' if args.device == 'cuda' else 'Peak RSS GiB (L1 / TUR)'
-    print(f'| Backbone | Params (M) | Head (M) | Mode | L1 (img/s) | TUR (img/s) | TUR vs L1 time | {memory} |')
-    print('|---|---|---|---|---|---|---|---|')
+    print(f'| Backbone | Params (M) | Head (M) | Mode | Batch | L1 (img/s) | TUR (img/s) | TUR vs L1 time | {memory} |')
+    print('|---|---|---|---|---|---|---|---|---|')
     fastest = 0.0
     for name in args.archs:
         opt = OFFICIAL[name]
         params, with_head = count(opt, False), count(opt, True)
         for mode in args.modes:
             start = time.perf_counter()
-            l1, tur = run_cell(args, name, mode, 'L1'), run_cell(args, name, mode, 'TUR')
-            rate = {k: f'{args.batch / v[0]:.2f}' if isinstance(v, tuple) else v for k, v in (('l1', l1), ('tur', tur))}
+            batch = batches[name]
+            l1, tur = run_cell(args, name, mode, 'L1', batch), run_cell(args, name, mode, 'TUR', batch)
+            rate = {k: f'{batch / v[0]:.2f}' if isinstance(v, tuple) else v for k, v in (('l1', l1), ('tur', tur))}
             both = isinstance(l1, tuple) and isinstance(tur, tuple)
             overhead = f'{100 * (tur[0] / l1[0] - 1):+.1f}%' if both else '-'
             if isinstance(l1, tuple):
-                fastest = max(fastest, args.batch / l1[0])
+                fastest = max(fastest, batch / l1[0])
             if args.device == 'cuda':
                 peak = f'{tur[1]:.2f}' if isinstance(tur, tuple) else '-'
             else:
                 peak = ' / '.join(f'{v[1]:.1f}' if isinstance(v, tuple) else '-' for v in (l1, tur))
-            print(f'| {name} | {params / 1e6:.3f} | {(with_head - params) / 1e6:.3f} | {mode} | {rate["l1"]} | '
-                  f'{rate["tur"]} | {overhead} | {peak} |', flush=True)
+            print(f'| {name} | {params / 1e6:.3f} | {(with_head - params) / 1e6:.3f} | {mode} | {batch} | '
+                  f'{rate["l1"]} | {rate["tur"]} | {overhead} | {peak} |', flush=True)
             print(f'  ({name} {mode}: {time.perf_counter() - start:.0f} s)', file=sys.stderr, flush=True)
     if args.no_loader:
         return
