@@ -161,7 +161,7 @@ def main() -> None:
             start = time.perf_counter()
             batch = batches[name]
             l1, tur = run_cell(args, name, mode, 'L1', batch), run_cell(args, name, mode, 'TUR', batch)
-            rate = {k: f'{batch / v[0]:.2f}' if isinstance(v, tuple) else v for k, v in (('l1', l1), ('tur', tur))}
+            rate = {k: f'{batch / v[0]:.3g}' if isinstance(v, tuple) else v for k, v in (('l1', l1), ('tur', tur))}
             both = isinstance(l1, tuple) and isinstance(tur, tuple)
             overhead = f'{100 * (tur[0] / l1[0] - 1):+.1f}%' if both else '-'
             if isinstance(l1, tuple):
