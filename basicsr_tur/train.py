@@ -216,7 +216,9 @@ def train_pipeline(root_path: str, argv: list[str] | None = None) -> BaseModel:
             break
     pbar.close()
     model.save_weights('latest')
-    logger.info(f'End of training: {current_iter} iterations in {time.time() - start_time:.1f}s')
+    skipped = getattr(model, 'skipped_steps', 0)
+    logger.info(f'End of training: {current_iter} iterations in {time.time() - start_time:.1f}s'
+                + (f'; {skipped} non-finite steps skipped (warnings above)' if skipped else ''))
     if tb_logger:
         tb_logger.close()
     return model

@@ -54,3 +54,16 @@ def test_demo_backbone_trains_and_tests_with_tur_and_l1(arch, tmp_path, clean_ro
                         'datasets:test:meta_file=' + osp.join(paired_root, 'meta.txt')])
         results = json.load(open(osp.join(root, 'results', f't_{arch}_{loss}', 'metrics.json')))['results']
         assert set(results['demo_test']['model']['tasks']) == {'sr', 'noise', 'dark'}
+
+
+@pytest.mark.parametrize('arch', DEMO_ARCHS)
+def test_demo_backbone_trains_under_bf16_and_channels_last(arch, tmp_path, clean_root, paired_root):
+    # The speed switches on every backbone (this caught AirNet's deformable convolution, which has no bf16 CPU kernel).
+    import torch
+    root = str(tmp_path)
+    train_opt = osp.join(REPO, 'options', 'train', 'demo', f'{arch}_TUR.yml')
+    model = run_train(root, ['-opt', train_opt, '--force_yml', *tiny_data_overrides(clean_root, paired_root),
+                             'train:mixed_precision=bf16', 'train:channels_last=true', 'val:val_freq=100'])
+    assert model.skipped_steps == 0
+    weights = torch.load(osp.join(root, 'experiments', f'demo_{arch}_TUR', 'models', 'net_g_latest.pth'))
+    assert all(torch.isfinite(t).all() for t in weights['params'].values() if t.is_floating_point())

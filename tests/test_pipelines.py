@@ -126,6 +126,7 @@ def test_non_finite_loss_skips_the_step_then_stops_the_run(tmp_path, clean_root,
     model.feed_data(batch)
     model.optimize_parameters(1)
     assert all(torch.equal(before[k], v) for k, v in model.net_g.state_dict().items())
+    assert model.skipped_steps == 1
     with pytest.raises(NonFiniteLossError, match=r'2 consecutive non-finite steps.*dark, sr'):
         model.optimize_parameters(2)
 

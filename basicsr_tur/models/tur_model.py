@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from collections import OrderedDict, defaultdict
 from os import path as osp
@@ -47,7 +48,10 @@ class TURModel(BaseModel):
             load_checkpoint(net, load_path, opt['path'].get('param_key_g', 'params'),
                             opt['path'].get('strict_load_g', True))
         if self.channels_last:
-            net = net.to(memory_format=torch.channels_last)
+            # 4-D weights only: Module.to(memory_format=...) also converts 5-D tensors (PromptIR's prompts), and fails.
+            for tensor in itertools.chain(net.parameters(), net.buffers()):
+                if tensor.dim() == 4:
+                    tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
         self.net_g = self.model_to_device(net)
         compile_opt = train_opt.get('compile') if self.is_train else None
         if compile_opt:
@@ -56,6 +60,7 @@ class TURModel(BaseModel):
         self._log_sums: dict[str, float] = defaultdict(float)
         self._log_counts: dict[str, int] = defaultdict(int)
         self._nonfinite_in_a_row = 0
+        self.skipped_steps = 0  # non-finite steps skipped by this process (logged at the end of training)
         if self.is_train:
             self.init_training_settings()
 
@@ -206,6 +211,7 @@ class TURModel(BaseModel):
     def _skip_nonfinite_step(self, current_iter: int, loss: torch.Tensor) -> None:
         self.optimizer_g.zero_grad(set_to_none=True)
         self._nonfinite_in_a_row += 1
+        self.skipped_steps += 1
         tasks = ', '.join(sorted(set(self.task_names)))
         get_root_logger().warning(f'iter {current_iter}: non-finite loss ({loss.tolist()}) or gradient; step skipped '
                                   f'(tasks in batch: {tasks}; {self._nonfinite_in_a_row} in a row)')
