@@ -136,17 +136,17 @@ def main() -> None:
     parser.add_argument('--no-loader', action='store_true', help='skip the data loader measurement')
     parser.add_argument('--cell', nargs=3, metavar=('ARCH', 'MODE', 'LOSS'), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cell:  # a child process: one measurement, printed as JSON
+        name, mode, loss = args.cell
+        seconds, peak = step_time(OFFICIAL[name], loss, args.batch, args.size, args.repeat, args.device, mode)
+        print(json.dumps({'seconds': seconds, 'peak_gib': peak}))
+        return
     batches = {name: args.batch for name in args.archs}
     for item in args.arch_batch:
         name, _, value = item.partition('=')
         if name not in OFFICIAL or not value.isdigit() or int(value) < 1:
             parser.error(f'--arch-batch {item}: expected ARCH=N with ARCH one of {", ".join(OFFICIAL)}')
         batches[name] = int(value)
-    if args.cell:  # a child process: one measurement, printed as JSON
-        name, mode, loss = args.cell
-        seconds, peak = step_time(OFFICIAL[name], loss, args.batch, args.size, args.repeat, args.device, mode)
-        print(json.dumps({'seconds': seconds, 'peak_gib': peak}))
-        return
     print(f'# torch {torch.__version__}, {args.device}, {torch.get_num_threads()} threads, '
           f'{platform.processor() or platform.machine()}, {args.size}x{args.size}, '
           f'median of {args.repeat} step(s)\n')

@@ -38,6 +38,13 @@ def train_cmd(name: str, args: argparse.Namespace) -> list[str]:
             f'val:val_freq={10 * args.iters}', *precision]
 
 
+def remove_experiments(names: list[str]) -> None:
+    """Delete the experiments (and tensorboard logs) of these run names under the repository root."""
+    for name in names:
+        shutil.rmtree(osp.join(ROOT, 'experiments', name), ignore_errors=True)
+        shutil.rmtree(osp.join(ROOT, 'tb_logger', name), ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
@@ -51,9 +58,7 @@ def main() -> None:
         parser.error(f'--kill_at {args.kill_at}: must be a multiple of 5 (the state frequency) below --iters')
     tag = f'{args.device}_{args.precision}'
     names = [f'resume_check_{tag}_a', f'resume_check_{tag}_b']
-    for name in names:  # earlier leftovers would be archived and confuse --auto_resume
-        shutil.rmtree(osp.join(ROOT, 'experiments', name), ignore_errors=True)
-        shutil.rmtree(osp.join(ROOT, 'tb_logger', name), ignore_errors=True)
+    remove_experiments(names)  # earlier leftovers would be archived and confuse --auto_resume
     env = dict(os.environ, PYTHONUNBUFFERED='1')
     log = tempfile.TemporaryFile('w+')  # the runs' console output, shown if one fails
 
@@ -80,9 +85,7 @@ def main() -> None:
                  for n in names]
     finally:
         if not args.keep:
-            for name in names:
-                shutil.rmtree(osp.join(ROOT, 'experiments', name), ignore_errors=True)
-                shutil.rmtree(osp.join(ROOT, 'tb_logger', name), ignore_errors=True)
+            remove_experiments(names)
     same, total, worst = 0, 0, {}
     for key in final[0]:  # params and params_ema
         diffs = [(a.float() - b.float()).abs().max().item() for a, b in zip(final[0][key].values(),

@@ -31,45 +31,28 @@ def test_mapping_order_and_values_are_kept(tmp_path):
     assert list(data) == ['b', 'a', 'c'] and data['a'] == 1e-3
 
 
-def test_typo_in_a_key_is_named_with_a_suggestion(tmp_path, clean_root, paired_root):
+NAMED_MISTAKES = {  # a mistake in an options file -> the one-line error that names it
+    'typo_in_a_key': (lambda o: o['train'].update(ema_decy=0.9),
+                      r"unknown key 'train.ema_decy'; did you mean 'ema_decay'"),
+    'typo_in_a_dataset_key': (lambda o: o['datasets']['train'].update(gt_sise=32),
+                              r"'datasets.train.gt_sise'; did you mean 'gt_size'"),
+    'unknown_arch': (lambda o: o['network_g'].update(type='SRResNte'),
+                     r"network_g.type': unknown arch 'SRResNte'; did you mean 'SRResNet'"),
+    'unknown_arch_argument': (lambda o: o['network_g'].update(num_blocks=4),
+                              r"'network_g.num_blocks'; did you mean 'num_block'"),
+    'unknown_loss': (lambda o: o['train'].update(pixel_opt={'type': 'TURloss'}),
+                     r"unknown loss 'TURloss'; did you mean 'TURLoss'"),
+    'unknown_dataset_type': (lambda o: o['datasets']['val'].update(type='PairedTaskDatset'),
+                             r"unknown dataset 'PairedTaskDatset'"),
+}
+
+
+@pytest.mark.parametrize('mistake', NAMED_MISTAKES)
+def test_mistake_is_named(mistake, tmp_path, clean_root, paired_root):
+    change, message = NAMED_MISTAKES[mistake]
     path = make_options(tmp_path, clean_root, paired_root)
-    edit(path, lambda o: o['train'].update(ema_decy=0.9))
-    with pytest.raises(OptionError, match=r"unknown key 'train.ema_decy'; did you mean 'ema_decay'"):
-        parse_options(str(tmp_path), True, ['-opt', path])
-
-
-def test_typo_in_a_dataset_key_is_named(tmp_path, clean_root, paired_root):
-    path = make_options(tmp_path, clean_root, paired_root)
-    edit(path, lambda o: o['datasets']['train'].update(gt_sise=32))
-    with pytest.raises(OptionError, match=r"'datasets.train.gt_sise'; did you mean 'gt_size'"):
-        parse_options(str(tmp_path), True, ['-opt', path])
-
-
-def test_unknown_arch_is_named(tmp_path, clean_root, paired_root):
-    path = make_options(tmp_path, clean_root, paired_root)
-    edit(path, lambda o: o['network_g'].update(type='SRResNte'))
-    with pytest.raises(OptionError, match=r"network_g.type': unknown arch 'SRResNte'; did you mean 'SRResNet'"):
-        parse_options(str(tmp_path), True, ['-opt', path])
-
-
-def test_unknown_arch_argument_is_named(tmp_path, clean_root, paired_root):
-    path = make_options(tmp_path, clean_root, paired_root)
-    edit(path, lambda o: o['network_g'].update(num_blocks=4))
-    with pytest.raises(OptionError, match=r"'network_g.num_blocks'; did you mean 'num_block'"):
-        parse_options(str(tmp_path), True, ['-opt', path])
-
-
-def test_unknown_loss_is_named(tmp_path, clean_root, paired_root):
-    path = make_options(tmp_path, clean_root, paired_root)
-    edit(path, lambda o: o['train'].update(pixel_opt={'type': 'TURloss'}))
-    with pytest.raises(OptionError, match=r"unknown loss 'TURloss'; did you mean 'TURLoss'"):
-        parse_options(str(tmp_path), True, ['-opt', path])
-
-
-def test_unknown_dataset_type_is_named(tmp_path, clean_root, paired_root):
-    path = make_options(tmp_path, clean_root, paired_root)
-    edit(path, lambda o: o['datasets']['val'].update(type='PairedTaskDatset'))
-    with pytest.raises(OptionError, match=r"unknown dataset 'PairedTaskDatset'"):
+    edit(path, change)
+    with pytest.raises(OptionError, match=message):
         parse_options(str(tmp_path), True, ['-opt', path])
 
 

@@ -4,6 +4,7 @@ import json
 from os import path as osp
 
 import pytest
+import torch
 
 from basicsr_tur.test import test_pipeline as run_test
 from basicsr_tur.train import train_pipeline as run_train
@@ -59,7 +60,6 @@ def test_demo_backbone_trains_and_tests_with_tur_and_l1(arch, tmp_path, clean_ro
 @pytest.mark.parametrize('arch', DEMO_ARCHS)
 def test_demo_backbone_trains_under_bf16_and_channels_last(arch, tmp_path, clean_root, paired_root):
     # The speed switches on every backbone (this caught AirNet's deformable convolution, which has no bf16 CPU kernel).
-    import torch
     root = str(tmp_path)
     train_opt = osp.join(REPO, 'options', 'train', 'demo', f'{arch}_TUR.yml')
     model = run_train(root, ['-opt', train_opt, '--force_yml', *tiny_data_overrides(clean_root, paired_root),
