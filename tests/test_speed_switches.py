@@ -29,11 +29,23 @@ def weights(model):
 
 def test_bf16_autocast_trains_with_a_float32_tur_loss(tmp_path, clean_root, paired_root):
     model = model_from(tmp_path, clean_root, paired_root, mixed_precision='bf16')
+    seen = {}
+    tur_forward = model.cri_pix.forward
+
+    def spy(pred, target, uncertainty, task_ids):
+        seen['uncertainty'] = uncertainty.dtype
+        loss = tur_forward(pred, target, uncertainty, task_ids)
+        seen['loss'] = loss.dtype
+        return loss
+
+    model.cri_pix.forward = spy
     before = weights(model)
     model.feed_data(batch())
     model.optimize_parameters(1)
-    log = model.get_current_log()
-    assert torch.isfinite(torch.tensor(log['l_pix']))
+    assert seen['uncertainty'] == torch.bfloat16  # the network ran under bf16 autocast...
+    # ...and the loss was computed in float32, σ included (not just promoted at the end by a float32 output).
+    assert seen['loss'] == torch.float32 and model.cri_pix.last_task_stats['sigma'].dtype == torch.float32
+    assert torch.isfinite(torch.tensor(model.get_current_log()['l_pix']))
     assert any(not torch.equal(before[k], v) for k, v in weights(model).items())
 
 

@@ -1,4 +1,4 @@
-"""TURLoss: the published formula, computed without loops, and the per-task figures it exposes."""
+"""TURLoss: both authors' formulas (per_task, cumulative), computed without loops, and the per-task figures."""
 import math
 
 import pytest
@@ -19,6 +19,25 @@ def reference_tur(pred, target, uncertainty, task_ids):
         scaled_target = torch.stack([target[i] * (1.0 / sigma) for i in idx])
         losses.append(F.l1_loss(scaled_pred, scaled_target) + 2 * torch.log(torch.mean(sigma)))
     return sum(losses) / len(losses)
+
+
+def reference_cumulative(pred, target, uncertainty, task_ids, eps=1e-6):
+    """The authors' three/five-task computation (Aitical/TUR airnet_uncertainty_loss), as a plain per-sample loop.
+
+    Samples are sorted into per-task lists; walking the tasks in ascending id, the weighted lists are appended to
+    and never emptied, so each task's term is the L1 over all weighted samples so far plus 2 log of its mean σ.
+    """
+    per_task = {}
+    for i in range(len(task_ids)):
+        per_task.setdefault(int(task_ids[i]), []).append(i)
+    weighted_pred, weighted_target, terms = [], [], []
+    for task in sorted(per_task):
+        sigma = torch.mean(torch.stack([uncertainty[i] for i in per_task[task]]), dim=0) + eps
+        for i in per_task[task]:
+            weighted_pred.append(pred[i] * (1.0 / sigma))
+            weighted_target.append(target[i] * (1.0 / sigma))
+        terms.append(F.l1_loss(torch.stack(weighted_pred), torch.stack(weighted_target)) + 2 * torch.log(sigma.mean()))
+    return sum(terms) / len(terms)
 
 
 def random_batch(batch=16, num_tasks=7, seed=0, shape=(3, 8, 8)):
@@ -118,3 +137,74 @@ def test_float32_even_from_half_inputs():
     pred, target, u, ids = random_batch(seed=8)
     loss = TURLoss()(pred.bfloat16(), target.bfloat16(), u.bfloat16(), ids)
     assert loss.dtype == torch.float32
+
+
+@pytest.mark.parametrize('num_tasks', [1, 3, 7, 12])
+def test_cumulative_equals_the_authors_per_sample_loop(num_tasks):
+    pred, target, u, ids = random_batch(batch=20, num_tasks=num_tasks, seed=10 + num_tasks)
+    ours = TURLoss(variant='cumulative')(pred, target, u, ids)
+    assert ours.item() == pytest.approx(reference_cumulative(pred, target, u, ids).item(), rel=1e-5)
+
+
+def test_cumulative_with_absent_tasks_follows_ascending_ids():
+    pred, target, u, _ = random_batch(batch=9, seed=11)
+    # Ids 1, 2, 5 absent; the present ones (0, 3, 4, 6) come unsorted in the batch.
+    ids = torch.tensor([6, 3, 0, 6, 4, 3, 0, 4, 6])
+    loss = TURLoss(variant='cumulative')
+    assert loss(pred, target, u, ids).item() == pytest.approx(reference_cumulative(pred, target, u, ids).item(),
+                                                              rel=1e-5)
+    assert loss.last_task_stats['task_ids'].tolist() == [0, 3, 4, 6]
+
+
+def test_cumulative_weighs_lower_task_ids_more():
+    # Two tasks, one sample each, σ = 1: the cumulative loss counts task 0's error twice, task 1's once.
+    pred = torch.tensor([0.9, 0.1]).view(2, 1, 1, 1)
+    target = torch.zeros(2, 1, 1, 1)
+    u = torch.ones(2, 1, 1, 1)
+    low_first, high_first = torch.tensor([0, 1]), torch.tensor([1, 0])
+    loss = TURLoss(variant='cumulative', eps=0)
+    assert loss(pred, target, u, low_first).item() == pytest.approx((0.9 + (0.9 + 0.1) / 2) / 2, rel=1e-6)
+    assert loss(pred, target, u, high_first).item() == pytest.approx((0.1 + (0.9 + 0.1) / 2) / 2, rel=1e-6)
+    assert TURLoss()(pred, target, u, low_first).item() == pytest.approx((0.9 + 0.1) / 2, rel=1e-6)
+
+
+def test_variants_agree_on_a_single_task():
+    pred, target, u, _ = random_batch(batch=5, seed=12)
+    ids = torch.full((5,), 3)
+    assert TURLoss(variant='cumulative', eps=0)(pred, target, u, ids).item() == pytest.approx(
+        TURLoss()(pred, target, u, ids).item(), rel=1e-6)
+
+
+def test_eps_defaults_to_the_authors_value_of_each_variant():
+    assert TURLoss().eps == 0.0
+    assert TURLoss(variant='cumulative').eps == 1e-6
+    assert TURLoss(variant='per_task', eps=1e-6).eps == 1e-6
+    # eps shifts σ: a near-zero uncertainty gives a finite loss with eps and matches the loop with the same eps.
+    pred, target, u, ids = random_batch(batch=8, num_tasks=3, seed=13)
+    u = u * 1e-7
+    loss = TURLoss(variant='cumulative', eps=1e-3)(pred, target, u, ids)
+    assert loss.item() == pytest.approx(reference_cumulative(pred, target, u, ids, eps=1e-3).item(), rel=1e-5)
+
+
+def test_cumulative_stats_hold_the_running_weighted_term():
+    pred, target, u, ids = random_batch(batch=12, num_tasks=3, seed=14)
+    loss = TURLoss(variant='cumulative')
+    total = loss(pred, target, u, ids)
+    stats = loss.last_task_stats
+    assert stats['loss'].mean().item() == pytest.approx(total.item(), rel=1e-6)
+    assert torch.allclose(stats['loss'], stats['weighted'] + 2 * torch.log(stats['sigma']))
+    for k, task in enumerate(stats['task_ids'].tolist()):
+        mask = ids == task
+        assert stats['l1'][k].item() == pytest.approx(F.l1_loss(pred[mask], target[mask]).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize('kwargs, message', [({'variant': 'cumulativ'}, 'variant must be one of'),
+                                              ({'eps': -1.0}, 'eps must be >= 0')])
+def test_bad_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TURLoss(**kwargs)
+
+
+def test_variant_is_built_from_options():
+    loss = build_loss({'type': 'TURLoss', 'variant': 'cumulative', 'eps': 1e-6})
+    assert loss.variant == 'cumulative' and loss.eps == 1e-6
