@@ -8,11 +8,17 @@ import torch
 
 from basicsr_tur.test import test_pipeline as run_test
 from basicsr_tur.train import train_pipeline as run_train
-from basicsr_tur.utils.options import parse_options
+from basicsr_tur.utils.options import load_yaml, parse_options
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN_FILES = sorted(glob.glob(osp.join(REPO, 'options', 'train', '**', '*.yml'), recursive=True))
 TEST_FILES = sorted(glob.glob(osp.join(REPO, 'options', 'test', '**', '*.yml'), recursive=True))
+TUR_FILES = sorted(p for p in TRAIN_FILES if p.endswith('_TUR.yml'))
+# The TUR loss variant each setting's published row was trained with (options/RECIPES.md, "What each recipe follows"):
+# MiOIR's seven tasks: uncertainty_loss_softplus; the three/five-task AirNet, PromptIR and TransWeather models:
+# airnet_uncertainty_loss(_5_types); no authors' code for allweather/realweather, nor a published row for the demo.
+TUR_VARIANTS = {'mio7': 'per_task', 'aio3': 'cumulative', 'aio5': 'cumulative', 'allweather': 'per_task',
+                'realweather': 'per_task', 'demo': 'per_task'}
 DEMO_ARCHS = sorted({osp.basename(p).rsplit('_', 1)[0] for p in glob.glob(osp.join(REPO, 'options/train/demo/*.yml'))})
 
 
@@ -26,6 +32,13 @@ def test_train_options_file_is_valid(path, tmp_path):
 def test_test_options_file_is_valid(path, tmp_path):
     opt, _ = parse_options(str(tmp_path), False, ['-opt', path])
     assert opt['path']['pretrain_network_g']
+
+
+@pytest.mark.parametrize('path', TUR_FILES, ids=lambda p: osp.relpath(p, REPO))
+def test_tur_options_use_the_loss_variant_of_their_published_row(path):
+    setting = osp.basename(osp.dirname(path))
+    pixel_opt = load_yaml(path)['train']['pixel_opt']
+    assert pixel_opt['type'] == 'TURLoss' and pixel_opt.get('variant') == TUR_VARIANTS[setting]
 
 
 def tiny_data_overrides(clean_root: str, paired_root: str) -> list[str]:
