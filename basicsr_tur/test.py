@@ -70,29 +70,20 @@ def metrics_csv(name: str, all_results: dict) -> str:
     return buf.getvalue()
 
 
-def find_relative(path: str, opt_path: str, root_path: str) -> str:
-    """A path from an options file: as given, else under the run's root, else under an ancestor of the file."""
-    if osp.isabs(path) or osp.exists(path):
-        return path
-    candidates = [osp.join(root_path, path)]
-    folder = osp.dirname(osp.abspath(opt_path))
-    while folder != osp.dirname(folder):
-        candidates.append(osp.join(folder, path))
-        folder = osp.dirname(folder)
-    return next((c for c in candidates if osp.exists(c)), path)
-
-
 def setting_table(label: str, all_results: dict, published: dict | None) -> str:
-    """The paper's layout over all test sets: input and model rows (and published rows with differences)."""
+    """The paper's layout over all test sets: input and model rows, and the published rows with the model's difference
+    to the one `published.row` names (none without a `row`)."""
     measured = {label: columns_of(all_results)}
     if all('input' in r for r in all_results.values()):
         measured = {'Input (degraded)': columns_of(all_results, 'input'), **measured}
     rows = load_published(published['file'], published['setting']) if published else {}
-
-    names, table = build_table(measured, rows, no_diff=('Input (degraded)',))
+    row = (published or {}).get('row')
+    names, table = build_table(measured, rows, diff_to={label: row} if row is not None else None)
     title = '### All test sets: paper layout (PSNR/SSIM, average = mean over columns)'
     if published:
         title += f" with published rows of '{published['setting']}' ({published['file']})"
+        if row is None:
+            title += '; no Δ row: the options name no published row for this run (published.row)'
     return f'{title}\n\n' + to_markdown(names, table)
 
 
@@ -161,9 +152,7 @@ def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
 
     label = opt['name']
     tables = '\n'.join(metrics_tables(label, d, r) for d, r in all_results.items())
-    published = opt.get('published')
-    if published:
-        published = dict(published, file=find_relative(published['file'], opt['opt_path'], root_path))
+    published = opt.get('published')  # its file resolved and its row checked by parse_options
     tables += '\n' + setting_table(label, all_results, published)
     metric_notes = ', '.join(f"{k}: {v.get('type')} (crop_border {v.get('crop_border', 0)}, "
                              f"{'Y channel' if v.get('test_y_channel') else 'RGB'})"
@@ -172,7 +161,9 @@ def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
     results_root = opt['path']['results_root']
     write_text(osp.join(results_root, 'metrics.md'), text)
     write_text(osp.join(results_root, 'metrics.json'),
-               json.dumps({'name': label, 'options': opt['opt_path'], 'results': all_results}, indent=2))
+               json.dumps({'name': label, 'options': opt['opt_path'], 'results': all_results,
+                           'published_as': dict(published, row=published.get('row')) if published else None},
+                          indent=2))
     write_text(osp.join(results_root, 'metrics.csv'), metrics_csv(label, all_results))
     print(text, flush=True)
     logger.info(f"Tables written to {osp.join(results_root, 'metrics.md')} (.json, .csv)")

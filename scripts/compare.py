@@ -1,22 +1,70 @@
 """Join several test.py result files (and optionally published figures) into one table in the paper's layout.
 
     python scripts/compare.py results/aio3_PromptIR_L1/metrics.json results/aio3_PromptIR_TUR/metrics.json \
-        [--published options/published.yml --setting aio3] [--out results/compare_aio3]
+        [--published options/published.yml --setting aio3] [--published-as aio3_PromptIR_L1=PromptIR] \
+        [--out results/compare_aio3]
 
 One row per model (and per published row), one column per test set (per task when a test set holds several),
-cells "PSNR/SSIM", and an Average column (mean over the columns). With --published, each measured row is
-followed by its difference to the published row named in the result's `published_as` (or to the first one).
-Writes <out>.md, <out>.csv and <out>.json when --out is given.
+cells "PSNR/SSIM", and an Average column (mean over the columns). With --published, each measured row is followed
+by its difference to its own published row: the one its metrics.json names in `published_as` (written by test.py
+from the options' `published.row`), or the one `--published-as LABEL=ROW` names for the run called LABEL
+(`LABEL=` for none). A run with neither gets no difference row. A row the setting lacks, or a `published_as` of
+another setting than --setting, is an error. Writes <out>.md, <out>.csv and <out>.json when --out is given.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from os import path as osp
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from basicsr_tur.utils.tables import build_table, load_published, load_rows, to_csv, to_markdown
+from basicsr_tur.utils.tables import build_table, check_row, load_published, load_rows, to_csv, to_markdown
+
+
+def parse_published_as(entries: list[str], labels: list[str]) -> dict[str, str | None]:
+    """{run name: published row, or None for no difference row} from --published-as LABEL=ROW entries.
+
+    Raises ValueError for an entry without '=' or a LABEL that is not the name of one of the result files.
+    """
+    out = {}
+    for entry in entries:
+        if '=' not in entry:
+            raise ValueError(f"--published-as: expected LABEL=ROW, got '{entry}'")
+        label, row = (s.strip() for s in entry.split('=', 1))
+        if label not in labels:
+            raise ValueError(f"--published-as {entry}: no result file is named '{label}' "
+                             f"(names: {', '.join(labels)})")
+        out[label] = row or None
+    return out
+
+
+def references(sources: dict[str, dict], overrides: dict[str, str | None], published: dict, setting: str,
+               file: str) -> dict[str, str]:
+    """{run name: the published row its difference row is to}, each checked against the setting's rows.
+
+    Raises ValueError naming the result file (or the --published-as entry), the row and the setting's rows.
+    """
+    where = f"setting '{setting}' of {file}"
+    diff_to = {}
+    for label, source in sources.items():
+        if label in overrides:
+            row, origin = overrides[label], f'--published-as {label}={overrides[label] or ""}'
+        else:
+            entry = source['published_as'] or {}
+            row, origin = entry.get('row'), f"{source['path']}: published_as"
+            if row is not None and entry.get('setting') not in (None, setting):
+                raise ValueError(f"{origin}: row '{row}' of setting '{entry['setting']}', not of '{setting}' "
+                                 f'(--setting); choose one with --published-as {label}=ROW, or {label}= for none')
+        if row is None:
+            continue
+        try:
+            check_row(published, row, where)
+        except ValueError as err:
+            raise ValueError(f'{origin}: {err}') from None
+        diff_to[label] = row
+    return diff_to
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,30 +73,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('results', nargs='+', help='metrics.json files written by test.py')
     parser.add_argument('--published', help='YAML of published figures (options/published.yml)')
     parser.add_argument('--setting', help='setting name inside --published')
+    parser.add_argument('--published-as', action='append', default=[], metavar='LABEL=ROW',
+                        help="compare run LABEL (its name) with published row ROW instead of its metrics.json's "
+                             "published_as; 'LABEL=' for no difference row; repeatable")
     parser.add_argument('--out', help='write <out>.md, <out>.csv and <out>.json')
     args = parser.parse_args(argv)
+    if args.published and not args.setting:
+        parser.error('--published needs --setting')
+    if args.published_as and not args.published:
+        parser.error('--published-as needs --published and --setting')
     try:
-        measured = load_rows(args.results)
-        published = {}
+        measured, sources = load_rows(args.results)
+        published, diff_to = {}, {}
         if args.published:
-            if not args.setting:
-                parser.error('--published needs --setting')
             published = load_published(args.published, args.setting)
-        names, rows = build_table(measured, published)
+            overrides = parse_published_as(args.published_as, list(measured))
+            diff_to = references(sources, overrides, published, args.setting, args.published)
+        names, rows = build_table(measured, published, diff_to)
     except (OSError, ValueError, KeyError) as err:
         print(f'error: {err.args[0] if isinstance(err, KeyError) else err}', file=sys.stderr)
         return 1
     text = to_markdown(names, rows)
     print(text)
     if args.out:
-        import os
         os.makedirs(osp.dirname(args.out) or '.', exist_ok=True)
         with open(args.out + '.md', 'w', encoding='utf-8') as f:
             f.write(text)
         with open(args.out + '.csv', 'w', encoding='utf-8') as f:
             f.write(to_csv(names, rows))
         with open(args.out + '.json', 'w', encoding='utf-8') as f:
-            json.dump({'columns': names, 'rows': [{'method': r, 'cells': c} for r, c in rows]}, f, indent=2)
+            json.dump({'columns': names, 'rows': [{'method': r, 'cells': c} for r, c in rows],
+                       'published': {'file': args.published, 'setting': args.setting} if args.published else None,
+                       'published_as': {label: diff_to.get(label) for label in measured}}, f, indent=2)
     return 0
 
 

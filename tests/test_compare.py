@@ -11,18 +11,34 @@ compare = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(compare)
 
 
-def write_result(tmp_path, name, psnr):
-    """A metrics.json as test.py writes it: two single-task test sets."""
+AIO3 = ('aio3:\n  rows:\n'
+        '    AirNet: {rain100l: [34.90, 0.968], sots: [27.94, 0.962]}\n'
+        '    AirNet + TUR: {rain100l: [38.70, 0.984], sots: [33.49, 0.976]}\n'
+        '    PromptIR: {rain100l: [36.37, 0.972], sots: [30.58, 0.974]}\n'
+        '    PromptIR + TUR: {rain100l: [38.57, 0.984], sots: [31.17, 0.978]}\n')
+
+
+def write_result(tmp_path, name, psnr, row=None, setting='aio3'):
+    """A metrics.json as test.py writes it: two single-task test sets, compared with published row `row`."""
     results = {s: {'counts': {t: 1}, 'model': {'tasks': {t: {'psnr': p, 'ssim': 0.9}}, 'average': {}}}
                for (s, t), p in zip([('rain100l', 'derain'), ('sots', 'dehaze')], psnr)}
+    published_as = {'file': 'options/published.yml', 'setting': setting, 'row': row} if row else None
     path = tmp_path / f'{name}.json'
-    path.write_text(json.dumps({'name': name, 'results': results}))
+    path.write_text(json.dumps({'name': name, 'results': results, 'published_as': published_as}))
+    return str(path)
+
+
+@pytest.fixture
+def aio3(tmp_path):
+    """A published-figures file whose setting has four rows, as aio3's."""
+    path = tmp_path / 'published.yml'
+    path.write_text(AIO3)
     return str(path)
 
 
 def test_rows_columns_average_and_difference_to_published(tmp_path, capsys):
     a = write_result(tmp_path, 'L1', [30.0, 28.0])
-    b = write_result(tmp_path, 'TUR', [31.0, 29.0])
+    b = write_result(tmp_path, 'TUR', [31.0, 29.0], row='PromptIR')
     published = tmp_path / 'published.yml'
     published.write_text('aio3:\n  rows:\n    PromptIR: {rain100l: [36.37, 0.972], sots: [30.59, 0.974]}\n')
     out = str(tmp_path / 'cmp')
@@ -33,6 +49,57 @@ def test_rows_columns_average_and_difference_to_published(tmp_path, capsys):
     assert '| PromptIR (published) | 36.37/0.9720 | 30.59/0.9740 | 33.48/0.9730 |' in table
     assert '| Δ TUR − PromptIR (published) | -5.37/-0.0720 | -1.59/-0.0740 | -3.48/-0.0730 |' in table
     assert json.load(open(out + '.json'))['columns'] == ['rain100l', 'sots', 'Average']
+
+
+def test_each_result_is_compared_with_its_own_published_row(tmp_path, aio3):
+    l1 = write_result(tmp_path, 'PromptIR_L1', [36.0, 30.05], row='PromptIR')
+    tur = write_result(tmp_path, 'PromptIR_TUR', [38.0, 31.0], row='PromptIR + TUR')
+    out = str(tmp_path / 'cmp')
+    assert compare.main([l1, tur, '--published', aio3, '--setting', 'aio3', '--out', out]) == 0
+    table = open(out + '.md').read()
+    assert '| Δ PromptIR_L1 − PromptIR (published) | -0.37/-0.0720 | -0.53/-0.0740 | -0.45/-0.0730 |' in table
+    assert '| Δ PromptIR_TUR − PromptIR + TUR (published) | -0.57/-0.0840 | -0.17/-0.0780 | -0.37/-0.0810 |' in table
+    assert json.load(open(out + '.json'))['published_as'] == {'PromptIR_L1': 'PromptIR',
+                                                             'PromptIR_TUR': 'PromptIR + TUR'}
+    assert 'Δ PromptIR_TUR − PromptIR + TUR (published),sots,psnr,-0.170000' in open(out + '.csv').read()
+
+
+def test_result_without_published_row_gets_no_difference_row(tmp_path, aio3, capsys):
+    plain = write_result(tmp_path, 'plain', [36.0, 30.0])
+    assert compare.main([plain, '--published', aio3, '--setting', 'aio3']) == 0
+    table = capsys.readouterr().out
+    assert '| PromptIR + TUR (published) |' in table and '| plain |' in table
+    assert 'Δ' not in table
+
+
+def test_published_as_option_overrides_the_result_files_row(tmp_path, aio3, capsys):
+    l1 = write_result(tmp_path, 'L1', [36.0, 30.0], row='PromptIR')
+    tur = write_result(tmp_path, 'TUR', [38.0, 31.0], row='PromptIR + TUR')
+    assert compare.main([l1, tur, '--published', aio3, '--setting', 'aio3',
+                         '--published-as', 'TUR=AirNet + TUR', '--published-as', 'L1=']) == 0
+    table = capsys.readouterr().out
+    assert '| Δ TUR − AirNet + TUR (published) | -0.70/-0.0840 | -2.49/-0.0760 | -1.59/-0.0800 |' in table
+    assert 'Δ L1' not in table
+
+
+def test_unknown_published_row_is_named_with_the_rows_of_the_setting(tmp_path, aio3, capsys):
+    tur = write_result(tmp_path, 'TUR', [38.0, 31.0], row='PromptIR+TUR')
+    assert compare.main([tur, '--published', aio3, '--setting', 'aio3']) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {tur}: published_as: no published row 'PromptIR+TUR' in setting 'aio3' of {aio3}; "
+                   "did you mean 'PromptIR + TUR'? (rows: 'AirNet', 'AirNet + TUR', 'PromptIR', 'PromptIR + TUR')")
+
+
+def test_published_row_of_another_setting_is_refused(tmp_path, aio3, capsys):
+    tur = write_result(tmp_path, 'TUR', [38.0, 31.0], row='AirNet + TUR', setting='aio5')
+    assert compare.main([tur, '--published', aio3, '--setting', 'aio3']) == 1
+    assert "row 'AirNet + TUR' of setting 'aio5', not of 'aio3'" in capsys.readouterr().err
+
+
+def test_published_as_option_for_an_unknown_run_is_named(tmp_path, aio3, capsys):
+    tur = write_result(tmp_path, 'TUR', [38.0, 31.0])
+    assert compare.main([tur, '--published', aio3, '--setting', 'aio3', '--published-as', 'L1=PromptIR']) == 1
+    assert "no result file is named 'L1' (names: TUR)" in capsys.readouterr().err
 
 
 def test_missing_result_file_is_named(tmp_path, capsys):

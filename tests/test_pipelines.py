@@ -1,4 +1,5 @@
 """End to end on tiny data: train.py lowers the loss and resumes, test.py writes the tables, failures are clean."""
+import glob
 import json
 import os
 import subprocess
@@ -13,11 +14,18 @@ from conftest import TASKS, make_options, make_test_options
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from basicsr_tur.models.tur_model import NonFiniteLossError
+from basicsr_tur.test import setting_table
 from basicsr_tur.test import test_pipeline as run_test
 from basicsr_tur.train import train_pipeline as run_train
-from basicsr_tur.utils.options import parse_options
+from basicsr_tur.utils.options import OptionError, load_yaml, parse_options
+from basicsr_tur.utils.tables import load_published
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TINY_PUBLISHED = ('tiny:\n  rows:\n'
+                  '    Paper: {tiny_test_set/sr: [30.0, 0.9], tiny_test_set/noise: [31.0, 0.9], '
+                  'tiny_test_set/dark: [32.0, 0.9]}\n'
+                  '    Paper + TUR: {tiny_test_set/sr: [30.5, 0.95], tiny_test_set/noise: [31.5, 0.95], '
+                  'tiny_test_set/dark: [32.5, 0.95]}\n')
 
 
 def scalars(root, name, tag):
@@ -71,10 +79,10 @@ def test_test_pipeline_writes_per_task_tables(trained, paired_root):
     weights = osp.join(root, 'experiments', 'tiny', 'models', 'net_g_latest.pth')
     published = osp.join(root, 'published.yml')
     with open(published, 'w') as f:
-        f.write('tiny:\n  rows:\n    Paper: {tiny_test_set/sr: [30.0, 0.9], tiny_test_set/noise: [31.0, 0.9], '
-                'tiny_test_set/dark: [32.0, 0.9]}\n')
+        f.write(TINY_PUBLISHED)
     results = run_test(root, ['-opt', make_test_options(__import__('pathlib').Path(root), paired_root, weights),
-                              '--force_yml', f'published:file={published}', 'published:setting=tiny'])
+                              '--force_yml', f'published:file={published}', 'published:setting=tiny',
+                              'published:row=Paper + TUR'])
     out = osp.join(root, 'results', 'tiny_test')
     table = open(osp.join(out, 'metrics.md')).read()
     for task in TASKS:
@@ -82,8 +90,10 @@ def test_test_pipeline_writes_per_task_tables(trained, paired_root):
     assert '**Average**' in table and 'Input (degraded)' in table
     assert '| Method | tiny_test_set/sr | tiny_test_set/noise | tiny_test_set/dark | Average |' in table
     assert '| Paper (published) | 30.00/0.9000 | 31.00/0.9000 | 32.00/0.9000 | 31.00/0.9000 |' in table
-    assert '| Δ tiny_test − Paper (published) |' in table
+    sr = results['tiny_test_set']['model']['tasks']['sr']
+    assert f"| Δ tiny_test − Paper + TUR (published) | {sr['psnr'] - 30.5:+.2f}/{sr['ssim'] - 0.95:+.4f} |" in table
     data = json.load(open(osp.join(out, 'metrics.json')))
+    assert data['published_as'] == {'file': published, 'setting': 'tiny', 'row': 'Paper + TUR'}
     per_task = data['results']['tiny_test_set']['model']['tasks']
     assert list(per_task) == TASKS and set(per_task['sr']) == {'psnr', 'ssim'}
     assert results['tiny_test_set']['input']['tasks']['noise']['psnr'] > 0
@@ -91,6 +101,69 @@ def test_test_pipeline_writes_per_task_tables(trained, paired_root):
     assert len(os.listdir(osp.join(out, 'visualization', 'tiny_test_set', 'sr'))) == 3
     figure = cv2.imread(osp.join(out, 'comparison_tiny_test_set.png'))
     assert figure is not None and figure.shape[0] > 3 * 160
+
+
+def fake_results(psnr: dict[str, float]) -> dict:
+    """test.py's results of one test set holding several tasks: {task: PSNR} for the model, SSIM 0.8, input 20 dB."""
+    return {'tiny_test_set': {
+        'counts': {t: 1 for t in psnr},
+        'model': {'tasks': {t: {'psnr': p, 'ssim': 0.8} for t, p in psnr.items()}, 'average': {}},
+        'input': {'tasks': {t: {'psnr': 20.0, 'ssim': 0.5} for t in psnr}, 'average': {}}}}
+
+
+def test_difference_row_is_to_the_published_row_the_options_name(tmp_path):
+    path = tmp_path / 'published.yml'
+    path.write_text(TINY_PUBLISHED)
+    published = {'file': str(path), 'setting': 'tiny', 'row': 'Paper + TUR'}
+    table = setting_table('run', fake_results({'sr': 31.0, 'noise': 31.0, 'dark': 31.0}), published)
+    assert ('| Δ run − Paper + TUR (published) | +0.50/-0.1500 | -0.50/-0.1500 | -1.50/-0.1500 | -0.50/-0.1500 |'
+            in table)
+    assert table.count('Δ') == 1
+
+
+def test_no_difference_row_without_a_published_row(tmp_path):
+    path = tmp_path / 'published.yml'
+    path.write_text(TINY_PUBLISHED)
+    table = setting_table('run', fake_results({'sr': 31.0, 'noise': 31.0, 'dark': 31.0}),
+                          {'file': str(path), 'setting': 'tiny'})
+    assert '| Paper (published) |' in table and '| Paper + TUR (published) |' in table
+    assert '| Δ' not in table and 'no Δ row' in table
+
+
+def test_unknown_published_row_fails_before_the_run_starts(tmp_path, paired_root):
+    published = tmp_path / 'published.yml'
+    published.write_text(TINY_PUBLISHED)
+    opt_path = make_test_options(tmp_path, paired_root, str(tmp_path / 'no_weights_needed.pth'))
+    with pytest.raises(OptionError) as err:
+        run_test(str(tmp_path), ['-opt', opt_path, '--force_yml', f'published:file={published}',
+                                 'published:setting=tiny', 'published:row=paper+tur'])
+    assert str(err.value) == (f"{opt_path}: 'published.row': no published row 'paper+tur' in setting 'tiny' of "
+                              f"{published}; did you mean 'Paper + TUR'? (rows: 'Paper', 'Paper + TUR')")
+    assert not osp.exists(osp.join(tmp_path, 'results'))
+
+
+SHIPPED_TEST_FILES = sorted(p for p in glob.glob(osp.join(REPO, 'options', 'test', '*', '*.yml'))
+                            if '/demo/' not in p)
+
+
+@pytest.mark.parametrize('path', SHIPPED_TEST_FILES, ids=lambda p: osp.relpath(p, REPO))
+def test_shipped_test_options_compare_with_their_own_tur_row(path):
+    published = load_yaml(path)['published']
+    rows = load_published(osp.join(REPO, published['file']), published['setting'])
+    arch = osp.basename(path)[:-len('.yml')]
+    assert published['row'] in rows and published['row'].lower() == f'{arch.lower()} + tur'
+
+
+@pytest.mark.parametrize('path', SHIPPED_TEST_FILES, ids=lambda p: osp.relpath(p, REPO))
+def test_l1_command_in_the_header_compares_with_the_backbone_row(path, tmp_path):
+    header = open(path, encoding='utf-8').read().split('\n\n')[0]
+    command = header.split('For the L1 run: --force_yml', 1)[1].split('\n# Protocol')[0]
+    overrides = command.replace('#', ' ').split()
+    opt, _ = parse_options(str(tmp_path), False, ['-opt', path, '--force_yml', *overrides])
+    arch = osp.basename(path)[:-len('.yml')]
+    assert opt['name'].endswith('_L1') and '_L1' in opt['path']['pretrain_network_g']
+    assert opt['published']['row'].lower() == arch.lower()
+    assert opt['published']['row'] in load_published(opt['published']['file'], opt['published']['setting'])
 
 
 def test_l1_baseline_is_one_yaml_change_away(tmp_path, clean_root, paired_root):

@@ -52,4 +52,5 @@ def test_setting_trains_and_tests_from_its_options(setting, arch, tmp_path, monk
     expected = [d if len(r['model']['tasks']) == 1 else f'{d}/{t}' for d, r in results.items()
                 for t in r['model']['tasks']]
     assert columns == expected and len(columns) >= len(results)
-    assert '(published)' in table  # the setting's published rows, with differences
+    row = load_yaml(test_opt)['published']['row']  # the TUR options compare with the published '<Arch> + TUR' row
+    assert row.lower() == f'{arch.lower()} + tur' and f'| Δ tiny_test − {row} (published) |' in table

@@ -72,7 +72,8 @@ _DATASET_COMMON = {'name', 'type', 'phase', 'io_backend', 'tasks', 'scale', 'num
 SCHEMA: dict[str, Any] = {
     'name': None, 'model_type': None, 'scale': None, 'num_gpu': None, 'manual_seed': None, 'tasks': None,
     'prepare': {'script': None, 'args': None, 'creates': None},
-    'published': {'file': None, 'setting': None},  # test.py: published rows to show beside the measured ones
+    # test.py: the published rows of `setting` in `file` beside the measured ones, and the difference to `row`
+    'published': {'file': None, 'setting': None, 'row': None},
     'datasets': None,  # checked against each dataset class's OPTION_KEYS
     'network_g': None,  # checked against the arch constructor's signature
     'path': {'pretrain_network_g': None, 'param_key_g': None, 'strict_load_g': None, 'resume_state': None,
@@ -169,6 +170,46 @@ def check_options(opt: dict, path: str) -> None:
         raise OptionError(f"{path}: 'tasks' must be a non-empty list of distinct task names, got {tasks!r}")
 
 
+def find_relative(path: str, opt_path: str, root_path: str) -> str:
+    """A path from an options file: as given, else under the run's root, else under an ancestor of the file."""
+    if osp.isabs(path) or osp.exists(path):
+        return path
+    candidates = [osp.join(root_path, path)]
+    folder = osp.dirname(osp.abspath(opt_path))
+    while folder != osp.dirname(folder):
+        candidates.append(osp.join(folder, path))
+        folder = osp.dirname(folder)
+    return next((c for c in candidates if osp.exists(c)), path)
+
+
+def check_published(opt: dict, path: str, root_path: str) -> None:
+    """Check `published:` (its file holds `setting`, and `row`, when given, is one of that setting's rows) and
+    replace its file by the path found (see find_relative). Raises OptionError naming the options file."""
+    # tables reads YAML through this module, so it is imported here, not at the top (same layer, no cycle at load).
+    from basicsr_tur.utils.tables import check_row, load_published
+
+    published = opt.get('published')
+    if published is None:
+        return
+    for key in ('file', 'setting'):
+        if not published.get(key):
+            raise OptionError(f"{path}: 'published.{key}' is missing")
+    file = find_relative(str(published['file']), path, root_path)
+    if not osp.isfile(file):
+        raise OptionError(f"{path}: 'published.file': {published['file']} not found (looked as given, under "
+                          f'{root_path} and beside the options file and its parent folders)')
+    try:
+        rows = load_published(file, published['setting'])
+    except ValueError as err:
+        raise OptionError(f"{path}: 'published.setting': {err}") from None
+    if published.get('row') is not None:
+        try:
+            check_row(rows, published['row'], f"setting '{published['setting']}' of {file}")
+        except ValueError as err:
+            raise OptionError(f"{path}: 'published.row': {err}") from None
+    published['file'] = file
+
+
 def _parse_force_value(value: str) -> Any:
     """Read a --force_yml value as a YAML scalar or flow list (never evaluated as Python).
 
@@ -201,7 +242,8 @@ def parse_options(root_path: str, is_train: bool = True, argv: list[str] | None 
     opt = load_yaml(args.opt)
     for entry in args.force_yml or []:
         if '=' not in entry:
-            raise OptionError(f"--force_yml: expected 'a:b:c=value', got {entry!r}")
+            raise OptionError(f"--force_yml: expected 'a:b:c=value', got {entry!r} (quote a value with spaces as one "
+                              "argument: 'published:row=PromptIR + TUR')")
         keys, value = (s.strip() for s in entry.split('=', 1))
         node = opt
         *parents, last = keys.split(':')
@@ -212,6 +254,7 @@ def parse_options(root_path: str, is_train: bool = True, argv: list[str] | None 
     opt.setdefault('path', OrderedDict())
     opt.setdefault('num_gpu', 0)
     check_options(opt, args.opt)
+    check_published(opt, args.opt, root_path)
     opt['opt_path'] = args.opt
 
     opt['dist'] = args.launcher != 'none'

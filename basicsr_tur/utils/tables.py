@@ -1,8 +1,10 @@
 """Result tables in the paper's layout: one row per method, one column per test set (or test set/task), cells
-"PSNR/SSIM", an Average column, published rows and differences to them. Used by test.py and scripts/compare.py."""
+"PSNR/SSIM", an Average column, published rows and, for each measured row that names one, its difference to its own
+published row. Used by test.py and scripts/compare.py."""
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 from os import path as osp
@@ -25,9 +27,13 @@ def columns_of(results: dict, source: str = 'model') -> dict[str, dict[str, floa
     return out
 
 
-def load_rows(paths: list[str]) -> dict[str, dict[str, dict[str, float]]]:
-    """{row label: columns} of each result file (label: the run's name)."""
-    rows = {}
+def load_rows(paths: list[str]) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict]]:
+    """Rows of result files: ({row label: columns}, {row label: {'path': file, 'published_as': its entry or None}}).
+
+    The label is the run's name; `published_as` ({'file', 'setting', 'row'}) is the published row test.py compared
+    the run with. Raises FileNotFoundError, or ValueError for a file that is not a metrics.json or a repeated label.
+    """
+    rows, sources = {}, {}
     for path in paths:
         if not osp.isfile(path):
             raise FileNotFoundError(f'result file not found: {path}')
@@ -35,19 +41,42 @@ def load_rows(paths: list[str]) -> dict[str, dict[str, dict[str, float]]]:
             data = json.load(f)
         if 'results' not in data:
             raise ValueError(f"{path}: not a test.py metrics.json (no 'results' key)")
-        rows[data.get('name', osp.basename(osp.dirname(path)))] = columns_of(data['results'])
-    return rows
+        label = data.get('name', osp.basename(osp.dirname(path)))
+        if label in rows:
+            raise ValueError(f"{path}: run name '{label}' repeats that of {sources[label]['path']}; "
+                             'rows are told apart by run name')
+        rows[label] = columns_of(data['results'])
+        sources[label] = {'path': path, 'published_as': data.get('published_as')}
+    return rows, sources
 
 
 def load_published(path: str, setting: str) -> dict[str, dict[str, dict[str, float]]]:
-    """Published rows of a setting: {label: {column: {'psnr': .., 'ssim': ..}}} from a YAML of [psnr, ssim] pairs."""
+    """Published rows of a setting: {label: {column: {'psnr': .., 'ssim': ..}}} from a YAML of [psnr, ssim] pairs.
+
+    Raises ValueError naming the file when it has no such setting.
+    """
     data = load_yaml(path)
     if setting not in data:
-        raise KeyError(f"{path}: no setting '{setting}' (have: {', '.join(data)})")
+        raise ValueError(f"{path}: no setting '{setting}' (have: {', '.join(data)})")
     rows = {}
     for label, cells in (data[setting].get('rows') or {}).items():
         rows[label] = {col: dict(zip(METRICS, pair)) for col, pair in cells.items()}
     return rows
+
+
+def check_row(rows: dict, row: str, where: str) -> None:
+    """Raise ValueError (one line: the row, `where` the rows come from, their labels, the closest one) when `row` is
+    not a label of `rows`; `where` reads e.g. "setting 'aio3' of options/published.yml".
+
+    Matching is exact: 'PromptIR + TUR' and 'PromptIR+TUR' are different rows, and the error suggests the right one.
+    """
+    if isinstance(row, str) and row in rows:
+        return
+    lower = {str(label).lower(): str(label) for label in rows}
+    close = difflib.get_close_matches(str(row).lower(), list(lower), n=1, cutoff=0.5)
+    hint = f"; did you mean '{lower[close[0]]}'?" if close else ''
+    have = ', '.join(f"'{label}'" for label in rows) or 'none'
+    raise ValueError(f"no published row '{row}' in {where}{hint} (rows: {have})")
 
 
 def cell(values: dict | None) -> str:
@@ -68,22 +97,29 @@ def average(cols: dict, names: list[str]) -> dict[str, float]:
 
 
 def build_table(measured: dict, published: dict,
-                no_diff: tuple[str, ...] = ()) -> tuple[list[str], list[tuple[str, dict]]]:
+                diff_to: dict[str, str] | None = None) -> tuple[list[str], list[tuple[str, dict]]]:
     """Column names (first seen in the measured rows, then the published ones; then Average) and rows (label,
-    columns): published rows first, then each measured row followed by its difference to the first published row
-    (except the labels in no_diff)."""
+    columns): published rows first, then each measured row, followed by its difference to the published row that
+    diff_to names for it ('Δ <label> − <row> (published)'); a measured row diff_to does not name gets none.
+
+    Raises ValueError when diff_to names a row that `published` lacks.
+    """
+    diff_to = diff_to or {}
+    for label, row in diff_to.items():
+        if label in measured:
+            check_row(published, row, 'the published rows of this table')
     names: list[str] = []
     for cols in list(measured.values()) + list(published.values()):  # measured order first
         names += [c for c in cols if c not in names]
     rows = [(f'{label} (published)', dict(cols, Average=average(cols, names))) for label, cols in published.items()]
-    reference = next(iter(rows), (None, None))[1]
     for label, cols in measured.items():
         full = dict(cols, Average=average(cols, names))
         rows.append((label, full))
-        if reference is not None and label not in no_diff:
+        if label in diff_to:
+            reference = dict(published[diff_to[label]], Average=average(published[diff_to[label]], names))
             diff = {c: {m: full[c][m] - reference[c][m] for m in METRICS if m in full[c] and m in reference[c]}
                     for c in names + ['Average'] if c in full and c in reference}
-            rows.append((f'Δ {label} − {next(iter(published))} (published)', diff))
+            rows.append((f'Δ {label} − {diff_to[label]} (published)', diff))
     return names + ['Average'], rows
 
 
