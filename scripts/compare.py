@@ -5,7 +5,9 @@
         [--out results/compare_aio3]
 
 One row per model (and per published row), one column per test set (per task when a test set holds several),
-cells "PSNR/SSIM", and an Average column (mean over the columns). With --published, each measured row is followed
+cells "PSNR/SSIM", and an Average column (mean over the columns). Without --published, the published rows are those
+of the file and setting that every result's `published_as` names (none when they name different ones or none).
+With published rows, each measured row is followed
 by its difference to its own published row: the one its metrics.json names in `published_as` (written by test.py
 from the options' `published.row`), or the one `--published-as LABEL=ROW` names for the run called LABEL
 (`LABEL=` for none). A run with neither gets no difference row. A row the setting lacks, or a `published_as` of
@@ -67,6 +69,12 @@ def references(sources: dict[str, dict], overrides: dict[str, str | None], publi
     return diff_to
 
 
+def common_published(sources: dict[str, dict]) -> tuple[str, str] | None:
+    """(file, setting) that every result's `published_as` names, or None when one has none or they differ."""
+    found = {(e['file'], e['setting']) if (e := source.get('published_as')) else None for source in sources.values()}
+    return found.pop() if len(found) == 1 and None not in found else None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print (and optionally write) the joined table; errors print one line and return 1."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -85,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         measured, sources = load_rows(args.results)
         published, diff_to = {}, {}
+        if not args.published and (common := common_published(sources)):
+            args.published, args.setting = common
         if args.published:
             published = load_published(args.published, args.setting)
             overrides = parse_published_as(args.published_as, list(measured))

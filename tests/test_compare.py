@@ -18,11 +18,11 @@ AIO3 = ('aio3:\n  rows:\n'
         '    PromptIR + TUR: {rain100l: [38.57, 0.984], sots: [31.17, 0.978]}\n')
 
 
-def write_result(tmp_path, name, psnr, row=None, setting='aio3'):
+def write_result(tmp_path, name, psnr, row=None, setting='aio3', file='options/published.yml'):
     """A metrics.json as test.py writes it: two single-task test sets, compared with published row `row`."""
     results = {s: {'counts': {t: 1}, 'model': {'tasks': {t: {'psnr': p, 'ssim': 0.9}}, 'average': {}}}
                for (s, t), p in zip([('rain100l', 'derain'), ('sots', 'dehaze')], psnr)}
-    published_as = {'file': 'options/published.yml', 'setting': setting, 'row': row} if row else None
+    published_as = {'file': file, 'setting': setting, 'row': row} if row else None
     path = tmp_path / f'{name}.json'
     path.write_text(json.dumps({'name': name, 'results': results, 'published_as': published_as}))
     return str(path)
@@ -120,3 +120,17 @@ def test_non_result_json_is_refused(tmp_path, bad, capsys):
     path = tmp_path / 'bad.json'
     path.write_text(bad)
     assert compare.main([str(path)]) == 1
+
+
+def test_published_rows_default_to_the_file_and_setting_the_results_name(tmp_path, aio3):
+    l1 = write_result(tmp_path, 'PromptIR_L1', [36.0, 30.05], row='PromptIR', file=aio3)
+    tur = write_result(tmp_path, 'PromptIR_TUR', [38.0, 31.0], row='PromptIR + TUR', file=aio3)
+    out = str(tmp_path / 'cmp')
+    assert compare.main([l1, tur, '--out', out]) == 0
+    table = open(out + '.md').read()
+    assert '| AirNet (published) |' in table
+    assert '| Δ PromptIR_TUR − PromptIR + TUR (published) |' in table
+    # A result without published_as: no common published rows, so none are shown.
+    plain = write_result(tmp_path, 'other', [30.0, 28.0])
+    assert compare.main([l1, plain, '--out', out]) == 0
+    assert '(published)' not in open(out + '.md').read()
