@@ -50,6 +50,9 @@ def load_resume_state(opt: dict, state_path: str) -> dict:
     opt['path']['pretrain_network_g'] = model_path
     opt['path']['param_key_g'] = 'params'
     opt['path']['strict_load_g'] = True
+    # Those weights hold the encoder as training left it (AirNet's frozen encoder keeps updating its BatchNorm
+    # statistics): reloading its source checkpoint would turn the clock back on them.
+    opt['path'].pop('pretrain_network_encoder', None)
     return state
 
 

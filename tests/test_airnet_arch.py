@@ -1,4 +1,6 @@
 """AirNet: shapes, official size and checkpoints, the MoCo training step, the uncertainty head."""
+import copy
+
 import pytest
 import torch
 from basicsr.archs import build_network
@@ -195,3 +197,51 @@ def test_restorer_width_other_than_encoder_map_is_refused():
 def test_positional_flag_in_place_of_the_key_is_refused():
     with pytest.raises(TypeError, match='x_key must be a tensor or None, got True'):
         tiny()(torch.rand(1, 3, 8, 8), True)
+
+
+def test_frozen_encoder_stops_requiring_gradients_and_the_restorer_does_not():
+    # TUR's AirNet_uncertainty(fix_E=True) sets requires_grad False on every encoder parameter, key encoder included.
+    net = tiny(head=True)
+    net.freeze_encoder()
+    assert not any(p.requires_grad for p in net.E.parameters())
+    assert all(p.requires_grad for p in net.R.parameters())
+    assert all(p.requires_grad for p in net.uncertainty_head.parameters())
+
+
+def test_frozen_encoder_refuses_the_contrastive_step():
+    # The MoCo step would move the key encoder by momentum and overwrite the queue of a frozen encoder.
+    net = tiny().train()
+    net.freeze_encoder()
+    x = torch.rand(BATCH, 3, 12, 12)
+    queue = net.E.E.queue.clone()
+    with pytest.raises(RuntimeError, match='encoder is frozen'):
+        net(x, torch.rand_like(x))
+    with pytest.raises(RuntimeError, match='encoder is frozen'):
+        net(x, torch.rand_like(x), encoder_only=True)
+    assert torch.equal(net.E.E.queue, queue) and net.E.E.queue_ptr.item() == 0
+
+
+def test_training_forward_without_key_is_the_restorer_on_the_query_encoder_in_batch_mode():
+    # TUR's training path with fix_E: CBDE.inference(x) = encoder_q(x), the module in train mode (batch statistics).
+    net = tiny(head=True).train()
+    net.freeze_encoder()
+    reference = copy.deepcopy(net)
+    x = torch.rand(BATCH, 3, 12, 12)
+    with torch.no_grad():
+        out, u = net(x, with_uncertainty=True)
+        expected, feat = reference.R(x, reference.E.E.encoder_q(x)[2])
+        assert torch.equal(out, expected) and torch.equal(u, reference.uncertainty_head(feat))
+        assert not torch.allclose(out, reference.eval()(x))  # eval mode (running statistics) differs
+
+
+def test_frozen_encoder_batch_norm_keeps_updating_its_running_statistics_in_training_mode():
+    # Faithful to TUR: requires_grad False freezes parameters only; a BatchNorm in train mode still updates its
+    # running mean/var (momentum 0.1), and the eval path reads them. Only the query encoder runs, so the key
+    # encoder's statistics stay put.
+    net = tiny().train()
+    net.freeze_encoder()
+    bn_q, bn_k = net.E.E.encoder_q.E_pre.backbone[1], net.E.E.encoder_k.E_pre.backbone[1]
+    mean_q, mean_k, weight = bn_q.running_mean.clone(), bn_k.running_mean.clone(), bn_q.weight.clone()
+    net(torch.rand(BATCH, 3, 12, 12))
+    assert not torch.equal(bn_q.running_mean, mean_q) and bn_q.num_batches_tracked.item() == 1
+    assert torch.equal(bn_k.running_mean, mean_k) and torch.equal(bn_q.weight, weight)

@@ -74,3 +74,28 @@ def test_airnet_recipe_trains_under_ddp_through_its_encoder_warmup(tmp_path, cle
     assert proc.returncode == 0, proc.stderr[-3000:]
     rank0, rank1 = torch.load(tmp_path / 'rank0.pth'), torch.load(tmp_path / 'rank1.pth')
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0 if 'queue' not in k)
+
+
+def test_airnet_with_a_frozen_encoder_trains_under_ddp(tmp_path, clean_root, paired_root):
+    # TUR's recipe: the encoder is frozen before DDP wraps the network, so DDP neither syncs nor expects its gradients.
+    from basicsr.archs import build_network
+    tiny = {'type': 'AirNet', 'batch_size': 3, 'n_groups': 1, 'n_blocks': 1}
+    torch.manual_seed(1)
+    source = build_network(tiny).state_dict()
+    torch.save(source, str(tmp_path / 'All.pth'))
+    opt_path = make_options(tmp_path, clean_root, paired_root, model_type='AirNetModel', total_iter=3,
+                            network_g=dict(tiny, uncertainty_head=True), fix_encoder=True)
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=HERE + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+                           f'--master_port={free_port()}', osp.join(HERE, 'dist_worker.py'), str(tmp_path),
+                           str(tmp_path), '-opt', opt_path, '--force_yml', 'datasets:train:batch_size_per_gpu=3',
+                           'logger:save_checkpoint_freq=3', 'val:val_freq=3',
+                           f'path:pretrain_network_encoder={tmp_path / "All.pth"}', '--launcher', 'pytorch'],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0, rank1 = torch.load(tmp_path / 'rank0.pth'), torch.load(tmp_path / 'rank1.pth')
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    encoder = [k for k in source if k.startswith(('E.E.encoder_q.', 'E.E.encoder_k.')) and 'running' not in k
+               and 'batches' not in k]
+    assert all(torch.equal(rank0[k], source[k]) for k in encoder)
+    assert not torch.equal(rank0['R.head.0.weight'], source['R.head.0.weight'])

@@ -28,6 +28,15 @@ def test_train_options_file_is_valid(path, tmp_path):
     assert opt['datasets']['train']['tasks'] == opt['tasks']
 
 
+@pytest.mark.parametrize('setting', ['aio3', 'aio5'])
+def test_airnet_tur_options_train_as_tur_did_with_a_frozen_pretrained_encoder(setting, tmp_path):
+    # Aitical/TUR trains AirNet with fix_E=True: a trained encoder, frozen, and no contrastive loss.
+    opt, _ = parse_options(str(tmp_path), True, ['-opt', osp.join(REPO, 'options/train', setting, 'AirNet_TUR.yml')])
+    assert opt['model_type'] == 'AirNetModel' and opt['train']['fix_encoder'] is True
+    assert opt['path']['pretrain_network_encoder'].endswith('.pth')
+    assert not {'contrast_weight', 'encoder_warmup_iter'} & set(opt['train'])
+
+
 @pytest.mark.parametrize('path', TEST_FILES, ids=lambda p: osp.relpath(p, REPO))
 def test_test_options_file_is_valid(path, tmp_path):
     opt, _ = parse_options(str(tmp_path), False, ['-opt', path])

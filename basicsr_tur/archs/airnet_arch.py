@@ -261,6 +261,11 @@ class AirNet(UncertaintyMixin, nn.Module):
         `net.encoder_forward(x_query, x_key)` -> (inter, logits, labels): the contrastive step alone, for the
         official encoder-only warm-up epochs (loss CrossEntropy(logits, labels)); the restorer is not run.
         Each contrastive step updates the key encoder by momentum and enqueues the B keys (B must divide K).
+        `net.freeze_encoder()`: TUR's `fix_E=True` (Aitical/TUR `AirNet_uncertainty`): every encoder parameter
+        stops requiring gradients and the contrastive calls are refused; `net(x)` in training mode is then TUR's
+        training path `CBDE.inference(x)` = encoder_q(x) with the restorer on top. As in TUR, freezing touches
+        parameters only: in training mode the encoder's BatchNorm layers still normalise with batch statistics and
+        update their running statistics, which the eval path then uses.
     """
 
     def __init__(self, encoder_dim: int = 256, batch_size: int = 5, n_groups: int = 5, n_blocks: int = 5,
@@ -272,6 +277,7 @@ class AirNet(UncertaintyMixin, nn.Module):
         self.R = DGRN(n_groups, n_blocks, n_feats, kernel_size)
         self.E = CBDE(encoder_dim, batch_size, m, T)
         self._init_uncertainty(uncertainty_head, n_feats, 3)
+        self.encoder_frozen = False
 
     @staticmethod
     def checkpoint_filter_fn(state: dict) -> dict:
@@ -279,9 +285,19 @@ class AirNet(UncertaintyMixin, nn.Module):
         return {(HEAD_PREFIX + k[len('R.var_conv.'):] if k.startswith('R.var_conv.') else k): v
                 for k, v in state.items()}
 
+    def freeze_encoder(self) -> None:
+        """Stop training the encoder (TUR's fix_E): its parameters stop requiring gradients, contrastive calls raise."""
+        for param in self.E.parameters():
+            param.requires_grad_(False)
+        self.encoder_frozen = True
+
     def encoder_forward(self, x_query: torch.Tensor,
                         x_key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Contrastive step on two crops (B, 3, H, W): (inter (B, 64, H, W), logits (B, 1 + K), labels (B,))."""
+        if self.encoder_frozen:
+            # The step would still move the key encoder by momentum and overwrite the queue.
+            raise RuntimeError('AirNet: the encoder is frozen (freeze_encoder), so the contrastive step is refused; '
+                               'call net(x) without x_key')
         _, logits, labels, inter = self.E.E(x_query, x_key)
         return inter, logits, labels
 

@@ -1,23 +1,78 @@
-"""AirNet's training recipe on top of TURModel: contrastive encoder loss beside the restoration loss, and the
-encoder-only warm-up (XLearning-SCU/2022-CVPR-AirNet `train.py`; Aitical/TUR trains AirNet-TUR the same way)."""
+"""AirNet's two training recipes on top of TURModel.
+
+- Official AirNet (XLearning-SCU/2022-CVPR-AirNet `train.py`): the MoCo encoder trains with InfoNCE, first alone
+  (encoder warm-up), then jointly with the restorer (pixel loss + 0.1 InfoNCE).
+- AirNet-TUR as its authors trained it (Aitical/TUR `AirNet_uncertainty(fix_E=True)` with `AIRnet_uncertainty`):
+  the encoder comes from a trained AirNet checkpoint and is frozen; only the restorer (and the uncertainty head)
+  trains, on the TUR loss alone, and the encoder runs as the query encoder without a key crop or InfoNCE.
+"""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from basicsr_tur.models.tur_model import TURModel
+from basicsr_tur.utils.checkpoint import unwrap_state_dict
+
+# The MoCo queue (E.E.queue, E.E.queue_ptr) is left out: only the contrastive step reads it, and its length is the
+# batch size the checkpoint was trained with times encoder_dim (All.pth: 5 x 256), not ours.
+ENCODER_PREFIXES = ('E.E.encoder_q.', 'E.E.encoder_k.')
+
+
+def load_encoder_checkpoint(net: torch.nn.Module, path: str) -> None:
+    """Copy the query and key encoder tensors (`E.E.encoder_q.*`, `E.E.encoder_k.*`) of an AirNet checkpoint into net.
+
+    The file may be a plain state dict (the official `All.pth`) or ours (`params` preferred to `params_ema`: basicsr's
+    EMA averages parameters only, so an EMA copy holds stale BatchNorm statistics). Every encoder tensor of net must
+    be in the file with its shape; all other keys of the file (restorer, head, queue) are ignored.
+    Raises FileNotFoundError, or ValueError naming the file when it cannot be read or holds no matching encoder.
+    """
+    where = f'path.pretrain_network_encoder: {path}'
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f'{where}: file not found') from None
+    except Exception as err:
+        raise ValueError(f'{where}: cannot read it as a checkpoint: {str(err).splitlines()[0]}') from None
+    try:
+        state = unwrap_state_dict(ckpt, 'params' if isinstance(ckpt, dict) and 'params' in ckpt else None, where)
+    except (KeyError, TypeError) as err:
+        raise ValueError(err.args[0]) from None
+    if not any(k.startswith('E.') for k in state):
+        raise ValueError(f"{where}: no AirNet encoder tensors ('E.*' keys) in it; expected an AirNet checkpoint "
+                         'such as the official All.pth')
+    own = {k: v for k, v in net.state_dict().items() if k.startswith(ENCODER_PREFIXES)}
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise ValueError(f"{where}: lacks {len(missing)} of the {len(own)} encoder tensors, e.g. '{missing[0]}'")
+    for key, value in own.items():
+        if state[key].shape != value.shape:
+            raise ValueError(f"{where}: '{key}' has shape {tuple(state[key].shape)}, the network expects "
+                             f'{tuple(value.shape)} (check network_g.encoder_dim)')
+    net.load_state_dict({k: state[k] for k in own}, strict=False)
+    get_root_logger().info(f'{where}: loaded {len(own)} encoder tensors (query and key encoders)')
 
 
 @MODEL_REGISTRY.register()
 class AirNetModel(TURModel):
-    """TURModel for `AirNet`: each training batch needs `lq_key` (set `key_crop: true` on the train dataset).
+    """TURModel for `AirNet`, with the official recipe (default) or TUR's frozen encoder (`train.fix_encoder`).
 
     Train options (beside TURModel's):
+        fix_encoder: TUR's recipe. The encoder is loaded from `path.pretrain_network_encoder` (or comes with
+            `path.pretrain_network_g`, e.g. on resume), frozen before the network is wrapped (no gradients, not in
+            the optimizer), and run in training as the query encoder alone: no key crop, no InfoNCE, the pixel loss
+            only. The network stays in training mode as in TUR, so the encoder's BatchNorm layers use batch
+            statistics and keep updating their running statistics (used by validation and the saved model).
+            `contrast_weight` and `encoder_warmup_iter` are refused with it. Default: false.
         contrast_weight: weight of the InfoNCE loss of the MoCo encoder. Default: 0.1 (official).
         encoder_warmup_iter: iterations that train the encoder alone with InfoNCE before the restorer joins
             (the official recipe: the first 100 epochs). Default: 0.
-    The pixel loss (TURLoss or L1Loss) applies to the restored output exactly as in TURModel.
+    Path options: pretrain_network_encoder: an AirNet checkpoint whose query/key encoder tensors are loaded (only
+        with fix_encoder; see load_encoder_checkpoint); it overrides the encoder of `pretrain_network_g`.
+    The official recipe needs `lq_key` in each training batch (`key_crop: true` on the train dataset). The pixel
+    loss (TURLoss or L1Loss) applies to the restored output exactly as in TURModel.
     """
 
     def __init__(self, opt: dict) -> None:
@@ -25,23 +80,50 @@ class AirNetModel(TURModel):
         opt.setdefault('find_unused_parameters', True)
         super().__init__(opt)
 
+    def load_pretrained(self, net: torch.nn.Module) -> None:
+        """pretrain_network_g, then for `train.fix_encoder` the encoder checkpoint and the freezing (before DDP)."""
+        super().load_pretrained(net)
+        train_opt = (self.opt.get('train') or {}) if self.is_train else {}
+        self.fix_encoder = bool(train_opt.get('fix_encoder', False))
+        encoder_path = self.opt['path'].get('pretrain_network_encoder') if self.is_train else None
+        if not self.fix_encoder:
+            if encoder_path is not None:
+                raise ValueError('path.pretrain_network_encoder is read only with train.fix_encoder: true (the '
+                                 'official recipe trains the encoder from scratch)')
+            return
+        for key in ('contrast_weight', 'encoder_warmup_iter'):
+            if key in train_opt:
+                raise ValueError(f'train.{key} is refused with train.fix_encoder: true (a frozen encoder takes no '
+                                 f'contrastive loss and no warm-up); remove it')
+        if encoder_path is None and self.opt['path'].get('pretrain_network_g') is None:
+            raise ValueError('train.fix_encoder: true freezes the encoder, which needs trained weights: set '
+                             'path.pretrain_network_encoder to an AirNet checkpoint (e.g. the official All.pth)')
+        if encoder_path is not None:
+            load_encoder_checkpoint(net, encoder_path)
+        net.freeze_encoder()
+        if ((self.opt.get('datasets') or {}).get('train') or {}).get('key_crop'):
+            get_root_logger().warning('datasets.train.key_crop: the second crop is unused with train.fix_encoder '
+                                      '(set key_crop: false to skip it)')
+
     def init_training_settings(self) -> None:
-        """TURModel's settings plus the contrastive weight and the warm-up length."""
+        """TURModel's settings plus, for the official recipe, the contrastive weight and the warm-up length."""
         super().init_training_settings()
         train_opt = self.opt['train']
         self.contrast_weight = float(train_opt.get('contrast_weight', 0.1))
         self.encoder_warmup_iter = int(train_opt.get('encoder_warmup_iter', 0))
 
     def feed_data(self, data: dict) -> None:
-        """TURModel's batch plus `lq_key`, the second crop for the contrastive encoder (training only)."""
+        """TURModel's batch plus `lq_key`, the second crop for the contrastive encoder (official recipe only)."""
         super().feed_data(data)
-        self.lq_key = data['lq_key'].to(self.device) if 'lq_key' in data else None
+        self.lq_key = data['lq_key'].to(self.device) if 'lq_key' in data and not self.fix_encoder else None
 
     def compute_losses(self, current_iter: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Encoder-only InfoNCE during warm-up; afterwards pixel loss + contrast_weight · InfoNCE."""
+        """Frozen encoder: TURModel's pixel loss. Official: encoder-only InfoNCE, then pixel + weight · InfoNCE."""
+        if self.fix_encoder:
+            return super().compute_losses(current_iter)
         if self.lq_key is None:
             raise ValueError("AirNetModel needs 'lq_key' in each training batch: set key_crop: true on "
-                             'datasets.train')
+                             'datasets.train (or train.fix_encoder: true for TUR\'s frozen encoder)')
         if current_iter <= self.encoder_warmup_iter:
             result = self.net_g(self.lq, self.lq_key, encoder_only=True)
             l_con = F.cross_entropy(result['logits'], result['labels'])

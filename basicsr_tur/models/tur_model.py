@@ -43,10 +43,7 @@ class TURModel(BaseModel):
         train_opt = opt.get('train') or {}
         self.channels_last = bool(train_opt.get('channels_last', False))
         net = build_network(opt['network_g'])
-        load_path = opt['path'].get('pretrain_network_g')
-        if load_path is not None:  # before wrapping, so DDP broadcasts the loaded weights
-            load_checkpoint(net, load_path, opt['path'].get('param_key_g', 'params'),
-                            opt['path'].get('strict_load_g', True))
+        self.load_pretrained(net)  # before wrapping, so DDP broadcasts the loaded weights
         if self.channels_last:
             # 4-D weights only: Module.to(memory_format=...) also converts 5-D tensors (PromptIR's prompts), and fails.
             for tensor in itertools.chain(net.parameters(), net.buffers()):
@@ -63,6 +60,13 @@ class TURModel(BaseModel):
         self.skipped_steps = 0  # non-finite steps skipped by this process (logged at the end of training)
         if self.is_train:
             self.init_training_settings()
+
+    def load_pretrained(self, net: torch.nn.Module) -> None:
+        """Load `path.pretrain_network_g` into the bare network, before any device move or wrapper."""
+        load_path = self.opt['path'].get('pretrain_network_g')
+        if load_path is not None:
+            load_checkpoint(net, load_path, self.opt['path'].get('param_key_g', 'params'),
+                            self.opt['path'].get('strict_load_g', True))
 
     def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
         """Move net to this process's device; wrap it in DistributedDataParallel (GPU or CPU) or DataParallel."""

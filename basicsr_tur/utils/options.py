@@ -77,13 +77,15 @@ SCHEMA: dict[str, Any] = {
     'datasets': None,  # checked against each dataset class's OPTION_KEYS
     'network_g': None,  # checked against the arch constructor's signature
     'path': {'pretrain_network_g': None, 'param_key_g': None, 'strict_load_g': None, 'resume_state': None,
+             'pretrain_network_encoder': None,  # AirNetModel with train.fix_encoder
              'experiments_root': None, 'models': None, 'training_states': None, 'log': None,
              'visualization': None, 'results_root': None},
     'train': {'ema_decay': None, 'optim_g': None, 'scheduler': None, 'total_iter': None, 'warmup_iter': None,
               'pixel_opt': None, 'max_nonfinite_steps': None,
               'mixed_precision': None, 'channels_last': None, 'compile': None, 'grad_clip': None,
               'accumulate_steps': None,
-              'contrast_weight': None, 'encoder_warmup_iter': None},  # the last two: AirNetModel
+              # AirNetModel:
+              'contrast_weight': None, 'encoder_warmup_iter': None, 'fix_encoder': None},
     'val': {'val_freq': None, 'save_img': None, 'suffix': None, 'metrics': None, 'pbar': None,
             'input_row': None},
     'logger': {'print_freq': None, 'save_checkpoint_freq': None, 'use_tb_logger': None, 'wandb': None},
