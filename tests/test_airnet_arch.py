@@ -1,14 +1,14 @@
-"""AirNet: shapes, official size and checkpoints, the MoCo training step, the uncertainty head."""
+"""AirNet: shapes, official size, the MoCo training step, the frozen encoder of TUR's recipe, the uncertainty head
+(released checkpoints and the checks shared by every backbone: test_checkpoint.py, test_archs.py)."""
 import copy
 
 import pytest
 import torch
 from basicsr.archs import build_network
-from conftest import assert_head_is_plug_and_play, tur_training_losses
+from conftest import assert_head_is_plug_and_play
 from torch.nn import functional as F
 
 from basicsr_tur.archs.airnet_arch import DCNLayer
-from basicsr_tur.archs.uncertainty import HEAD_PREFIX
 from basicsr_tur.utils.checkpoint import load_checkpoint
 
 DIM, BATCH = 16, 2  # reduced MoCo: queue of 32 keys
@@ -60,11 +60,6 @@ def test_eval_ignores_the_key_crop():
     with torch.no_grad():
         assert torch.equal(net(x, torch.rand_like(x)), net(x))
     assert net.E.E.queue_ptr.item() == 0
-
-
-def test_tur_loss_decreases_over_a_few_steps():
-    losses = tur_training_losses(tiny(head=True).train(), size=8, lr=1e-3)
-    assert losses[-1] < losses[0]
 
 
 def test_bf16_autocast_runs_the_deformable_convolution_in_float32():
@@ -153,30 +148,6 @@ def test_deformable_offsets_use_the_mmcv_layout():
     expected = 0.5 * F.conv2d(F.pad(x, (1, 1, 0, 2)), dcn.weight)
     with torch.no_grad():
         assert torch.allclose(dcn(x, torch.rand_like(x)), expected, atol=1e-6)
-
-
-@pytest.mark.parametrize('wrap', [lambda s: s, lambda s: {f'module.{k}': v for k, v in s.items()}],
-                         ids=['plain_state_dict', 'dataparallel'])
-def test_official_checkpoint_loads_strictly(tmp_path, wrap):
-    # The release (All.pth etc.) is `torch.save(net.state_dict())` of the whole AirNet, queue included.
-    src, dst = tiny(seed=1), tiny(seed=2)
-    src.E.E.queue_ptr[0] = 6
-    path = str(tmp_path / 'All.pth')
-    torch.save(wrap(src.state_dict()), path)
-    load_checkpoint(dst, path, strict=True)
-    assert all(torch.equal(v, dst.state_dict()[k]) for k, v in src.state_dict().items())
-
-
-def test_tur_checkpoint_head_maps_to_uncertainty_head(tmp_path):
-    # The authors' TUR AirNet keeps its head as `R.var_conv` (conv, ELU, conv, ELU, conv, Softplus).
-    src, dst = tiny(head=True, seed=1), tiny(head=True, seed=2)
-    state = {(k.replace(HEAD_PREFIX, 'R.var_conv.') if k.startswith(HEAD_PREFIX) else k): v
-             for k, v in src.state_dict().items()}
-    assert type(dst).checkpoint_filter_fn({'R.var_conv.4.bias': 0}) == {'uncertainty_head.4.bias': 0}
-    path = str(tmp_path / 'tur.pth')
-    torch.save({'params': state}, path)
-    load_checkpoint(dst, path, strict=True)
-    assert all(torch.equal(v, dst.state_dict()[k]) for k, v in src.state_dict().items())
 
 
 def test_wrong_shape_names_the_key(tmp_path):

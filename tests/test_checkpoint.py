@@ -1,11 +1,49 @@
-"""Checkpoint loading: every wrapping form, the head reported missing, mismatches named; atomic saving."""
+"""Checkpoint loading: every wrapping form, the head reported missing, mismatches named, the authors' released
+checkpoints (built from the committed key/shape lists of tests/data/official_keys); atomic saving."""
+import json
+import logging
 import os
+from pathlib import Path
 
 import pytest
 import torch
 from basicsr.archs import build_network
 
-from basicsr_tur.utils.checkpoint import atomic_save, load_checkpoint
+from basicsr_tur.utils.checkpoint import HEAD_PREFIX, atomic_save, load_checkpoint
+
+OFFICIAL_KEYS = Path(__file__).parent / 'data' / 'official_keys'
+UFORMER_B = {'embed_dim': 32, 'depths': [1, 2, 8, 8, 2, 8, 8, 2, 1], 'modulator': True}
+
+# The authors' TUR models: key list, our network options, and the prefix of their head (var_conv) in the file.
+TUR_CHECKPOINTS = {
+    'tur_SRResNet_uncertanty_softplus': ({'type': 'SRResNet'}, 'var_conv.'),
+    'tur_Uformer_uncertainty': ({'type': 'Uformer', **UFORMER_B}, 'var_conv.'),
+    'tur_AirNet_uncertainty': ({'type': 'AirNet', 'batch_size': 32}, 'R.var_conv.'),  # their default batch_size
+    'tur_PromptIR_uncertainty': ({'type': 'PromptIR', 'decoder': True}, 'var_conv.'),
+    'tur_Transweather': ({'type': 'Transweather'}, 'var_conv.'),
+}
+# The TUR TransWeather (5d026e7) comments out two modules its forward never runs; they come from the model itself.
+TUR_ABSENT = {'tur_Transweather': {'Tenc.mini_patch_embed4.proj.weight', 'Tenc.mini_patch_embed4.proj.bias',
+                                   'Tenc.mini_patch_embed4.norm.weight', 'Tenc.mini_patch_embed4.norm.bias',
+                                   'convtail.conv_output.conv2d.weight', 'convtail.conv_output.conv2d.bias'}}
+
+# The official plain backbones: key list, our network options, and how their release wraps the tensors.
+OFFICIAL_CHECKPOINTS = {
+    'mioir_SRResNet': ({'type': 'SRResNet'}, lambda s: {'params': s}),
+    # torch.save(net.state_dict()); the MoCo queue of All.pth holds batch_size 5 x 256 keys.
+    'official_AirNet': ({'type': 'AirNet', 'batch_size': 5}, lambda s: s),
+    # A PyTorch Lightning checkpoint of PromptIRModel, whose network is `self.net`.
+    'official_PromptIR': ({'type': 'PromptIR', 'decoder': True},
+                          lambda s: {'epoch': 149, 'state_dict': {f'net.{k}': v for k, v in s.items()},
+                                     'optimizer_states': [], 'lr_schedulers': []}),
+    # The official train scripts: {'epoch', 'state_dict' of a DataParallel model, 'optimizer'}.
+    'official_Uformer': ({'type': 'Uformer', **UFORMER_B},
+                         lambda s: {'epoch': 250, 'state_dict': {f'module.{k}': v for k, v in s.items()},
+                                    'optimizer': {'state': {}, 'param_groups': []}}),
+    'official_Restormer': ({'type': 'Restormer'}, lambda s: {'params': s}),
+    # train.py saves the DataParallel model's state_dict.
+    'official_Transweather': ({'type': 'Transweather'}, lambda s: {f'module.{k}': v for k, v in s.items()}),
+}
 
 
 def net(head: bool, seed: int = 0):
@@ -90,3 +128,67 @@ def test_atomic_save_keeps_previous_file_when_writing_fails(tmp_path, monkeypatc
     monkeypatch.undo()
     assert torch.load(path)['a'].item() == 1.0
     assert os.listdir(tmp_path) == ['m.pth']
+
+
+def file_from_key_list(name: str, path: str, wrap=lambda s: {'params': s}) -> dict:
+    """Write a checkpoint with the keys and shapes of tests/data/official_keys/<name>.json and return its tensors.
+
+    Each tensor is one distinct random integer broadcast to the listed shape (stride 0, so the file stays small even
+    for 50 M parameters), which pins where every key lands and also suits integer buffers.
+    """
+    shapes = json.loads((OFFICIAL_KEYS / f'{name}.json').read_text())
+    values = torch.randperm(len(shapes)) + 1
+    state = {k: values[i].float().expand(shape) for i, (k, shape) in enumerate(shapes.items())}
+    torch.save(wrap(state), path)
+    return state
+
+
+def full_size(opt: dict, head: bool) -> torch.nn.Module:
+    """The full-size network, built on the meta device and given zeroed CPU memory (no initialisation cost)."""
+    with torch.device('meta'):
+        net = build_network({**opt, 'uncertainty_head': head})
+    net = net.to_empty(device='cpu')
+    for tensor in net.state_dict().values():
+        tensor.zero_()
+    return net
+
+
+@pytest.mark.parametrize('name', list(TUR_CHECKPOINTS))
+def test_authors_tur_checkpoint_loads_strictly_with_its_head_mapped(tmp_path, name):
+    opt, authors_head = TUR_CHECKPOINTS[name]
+    path = str(tmp_path / f'{name}.pth')
+    state = file_from_key_list(name, path)
+    net = full_size(opt, head=True)
+    load_checkpoint(net, path, strict=True)
+    ours = net.state_dict()
+    mapped = {(HEAD_PREFIX + k[len(authors_head):] if k.startswith(authors_head) else k): k for k in state}
+    assert any(k.startswith(authors_head) for k in state)
+    for our_key, their_key in mapped.items():
+        assert torch.all(ours[our_key] == state[their_key][(0,) * state[their_key].dim()]), our_key
+    assert set(ours) - set(mapped) == TUR_ABSENT.get(name, set())
+    assert all(torch.all(ours[k] == 0) for k in TUR_ABSENT.get(name, ()))  # kept from the model itself
+
+
+@pytest.mark.parametrize('name', list(TUR_CHECKPOINTS))
+def test_authors_tur_checkpoint_loads_into_plain_backbone_dropping_the_head(tmp_path, caplog, name):
+    opt, authors_head = TUR_CHECKPOINTS[name]
+    path = str(tmp_path / f'{name}.pth')
+    state = file_from_key_list(name, path)
+    net = full_size(opt, head=False)
+    with caplog.at_level(logging.INFO, logger='basicsr'):
+        load_checkpoint(net, path, strict=True)
+    assert 'uncertainty head weights ignored' in caplog.text
+    ours = net.state_dict()
+    assert all(torch.all(ours[k] == v[(0,) * v.dim()]) for k, v in state.items() if not k.startswith(authors_head))
+
+
+@pytest.mark.parametrize('name', list(OFFICIAL_CHECKPOINTS))
+def test_official_backbone_checkpoint_loads_strictly(tmp_path, name):
+    opt, wrap = OFFICIAL_CHECKPOINTS[name]
+    path = str(tmp_path / f'{name}.pth')
+    state = file_from_key_list(name, path, wrap)
+    net = full_size(opt, head=False)
+    load_checkpoint(net, path, strict=True)
+    ours = net.state_dict()
+    assert set(ours) == set(state)
+    assert all(torch.all(ours[k] == v[(0,) * v.dim()]) for k, v in state.items())

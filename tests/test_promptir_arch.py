@@ -1,8 +1,9 @@
-"""PromptIR: odd sizes, official sizes and keys, the TUR head, a short TUR training run, the released checkpoint."""
+"""PromptIR: odd sizes, official sizes and keys, the TUR head (the released checkpoint and TUR training:
+test_checkpoint.py, test_archs.py)."""
 import pytest
 import torch
 from basicsr.archs import build_network
-from conftest import assert_head_is_plug_and_play, tur_training_losses
+from conftest import assert_head_is_plug_and_play
 
 from basicsr_tur.archs.restormer_arch import TransformerBlock
 from basicsr_tur.archs.uncertainty import HEAD_PREFIX
@@ -61,23 +62,6 @@ def test_head_returns_positive_uncertainty_of_output_shape(net_pair):
 
 def test_eval_output_with_head_equals_backbone_without_head(net_pair):
     assert_head_is_plug_and_play(*net_pair, torch.rand(1, 3, 16, 16))
-
-
-def test_few_tur_training_steps_lower_the_loss():
-    losses = tur_training_losses(small(head=True), size=8, lr=1e-3, noise=0.2)
-    assert losses[-1] < losses[0]
-
-
-def test_released_lightning_checkpoint_loads_strictly(tmp_path, net_pair):
-    # The release (model.ckpt) is a PyTorch Lightning checkpoint of PromptIRModel, whose network is `self.net`.
-    src, dst = net_pair[1], small(head=True, seed=2)
-    ckpt = {'epoch': 149, 'global_step': 0, 'pytorch-lightning_version': '2.0.1',
-            'state_dict': {f'net.{k}': v for k, v in src.state_dict().items()},
-            'loops': {}, 'callbacks': {}, 'optimizer_states': [], 'lr_schedulers': []}
-    path = str(tmp_path / 'model.ckpt')
-    torch.save(ckpt, path)
-    load_checkpoint(dst, path, strict=True)
-    assert all(torch.equal(v, dst.state_dict()[k]) for k, v in src.state_dict().items())
 
 
 def test_wrong_shape_in_checkpoint_names_the_key(tmp_path, net_pair):

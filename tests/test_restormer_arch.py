@@ -1,8 +1,9 @@
-"""Restormer: odd sizes, official size and keys, the TUR head, a short TUR training run, released checkpoints."""
+"""Restormer: odd sizes, official size and keys, the TUR head, a wrong-shaped checkpoint (released checkpoints and
+TUR training: test_checkpoint.py, test_archs.py)."""
 import pytest
 import torch
 from basicsr.archs import build_network
-from conftest import assert_head_is_plug_and_play, tur_training_losses
+from conftest import assert_head_is_plug_and_play
 
 from basicsr_tur.utils.checkpoint import load_checkpoint
 
@@ -61,20 +62,6 @@ def test_head_returns_positive_uncertainty_of_output_shape():
 
 def test_eval_output_with_head_equals_backbone_without_head():
     assert_head_is_plug_and_play(tiny(head=True), tiny(head=False, seed=1), torch.rand(1, 3, 16, 16))
-
-
-def test_few_tur_training_steps_lower_the_loss():
-    losses = tur_training_losses(tiny(head=True), batch=6, noise=0.2)
-    assert losses[-1] < losses[0]
-
-
-def test_released_params_checkpoint_loads_strictly(tmp_path):
-    # Restormer's releases (e.g. motion_deblurring.pth, deraining.pth) hold {'params': state_dict}.
-    src, dst = tiny(seed=1), tiny(head=True, seed=2)
-    path = str(tmp_path / 'deraining.pth')
-    torch.save({'params': src.state_dict()}, path)
-    load_checkpoint(dst, path, strict=True)
-    assert all(torch.equal(v, dst.state_dict()[k]) for k, v in src.state_dict().items())
 
 
 def test_wrong_shape_in_checkpoint_names_the_key(tmp_path):

@@ -1,9 +1,10 @@
-"""TransWeather: odd sizes, official size and keys, the uncertainty head, TUR training, official checkpoints."""
+"""TransWeather: odd sizes, official size and keys, the input range, the uncertainty head, loading at construction
+(released checkpoints and TUR training: test_checkpoint.py, test_archs.py)."""
 import pytest
 import torch
 import torch.nn.functional as F
 from basicsr.archs import build_network
-from conftest import assert_head_is_plug_and_play, tur_training_losses
+from conftest import assert_head_is_plug_and_play
 
 from basicsr_tur.utils.checkpoint import load_checkpoint
 
@@ -35,6 +36,22 @@ def test_output_is_tanh_bounded_without_input_residual():
     with torch.no_grad():
         out = net(torch.full((1, 3, 32, 32), 50.0))
     assert out.abs().max() <= 1
+
+
+def test_input_range_maps_unit_inputs_to_the_authors_range():
+    # The authors normalise inputs to [-1, 1]; with input_range [-1, 1] the model on x is the [0, 1] model on 2x - 1.
+    authors, plain = tiny(input_range=[-1, 1], head=True).eval(), tiny(head=True).eval()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        out_a, u_a = authors(x, with_uncertainty=True)
+        out_p, u_p = plain(2 * x - 1, with_uncertainty=True)
+    assert torch.equal(out_a, out_p) and torch.equal(u_a, u_p)
+    assert not torch.allclose(out_a, plain(x))
+
+
+def test_invalid_input_range_is_named():
+    with pytest.raises(ValueError, match=r'input_range .* got \[1, -1\]'):
+        tiny(input_range=[1, -1])
 
 
 def test_input_smaller_than_the_padding_is_padded_by_replication():
@@ -72,23 +89,6 @@ def test_uncertainty_has_output_shape_and_is_positive():
 
 def test_eval_output_with_head_equals_backbone_without_head():
     assert_head_is_plug_and_play(tiny(head=True), tiny(head=False, seed=1), torch.rand(2, 3, 17, 23))
-
-
-def test_tur_training_lowers_the_loss():
-    losses = tur_training_losses(tiny(head=True), steps=10, seed=1)
-    assert losses[-1] < losses[0]
-
-
-@pytest.mark.parametrize('wrap', [
-    lambda s: {f'module.{k}': v for k, v in s.items()},
-    lambda s: {'state_dict': {f'module.{k}': v for k, v in s.items()}},
-], ids=['train_py_dataparallel_state_dict', 'state_dict_entry_read_by_Transweather_load'])
-def test_official_checkpoint_loads_strictly(tmp_path, wrap):
-    src, dst = tiny(seed=1), tiny(seed=2)
-    path = str(tmp_path / 'best')
-    torch.save(wrap(src.state_dict()), path)
-    load_checkpoint(dst, path, strict=True)
-    assert all(torch.equal(v, dst.state_dict()[k]) for k, v in src.state_dict().items())
 
 
 def test_path_argument_loads_the_checkpoint(tmp_path):

@@ -1,8 +1,9 @@
-"""Uformer: any input size, official sizes and checkpoints, the uncertainty head, a TUR training step."""
+"""Uformer: any input size, official sizes, the uncertainty head (released checkpoints and TUR training:
+test_checkpoint.py, test_archs.py)."""
 import pytest
 import torch
 from basicsr.archs import build_network
-from conftest import assert_head_is_plug_and_play, tur_training_losses
+from conftest import assert_head_is_plug_and_play
 from torch.nn import functional as F
 
 from basicsr_tur.utils.checkpoint import load_checkpoint
@@ -66,32 +67,6 @@ def test_uncertainty_has_output_shape_and_is_positive():
 
 def test_eval_output_with_head_equals_backbone_without_head():
     assert_head_is_plug_and_play(tiny(head=True), tiny(seed=1), torch.rand(1, 3, 20, 20))
-
-
-def test_tur_loss_decreases_over_a_few_steps():
-    losses = tur_training_losses(tiny(head=True, drop_path_rate=0.).train())
-    assert losses[-1] < losses[0]
-
-
-@pytest.mark.parametrize('wrap', [
-    # The official training scripts: torch.save({'epoch', 'state_dict' of a DataParallel model, 'optimizer'}).
-    lambda s, o: {'epoch': 250, 'state_dict': {f'module.{k}': v for k, v in s.items()}, 'optimizer': o},
-    lambda s, o: {'epoch': 250, 'state_dict': s, 'optimizer': o},
-    # MiOIR (basicsr): {'params': ...}.
-    lambda s, o: {'params': s},
-], ids=['official_dataparallel', 'official_single_gpu', 'mioir_basicsr'])
-def test_checkpoint_formats_load_strictly(tmp_path, wrap):
-    src, dst = tiny(seed=1), tiny(head=True, seed=2)
-    optimizer = torch.optim.Adam(src.parameters(), lr=2e-4)
-    for p in src.parameters():
-        p.grad = torch.randn_like(p)
-    optimizer.step()
-    path = str(tmp_path / 'model_best.pth')
-    torch.save(wrap(src.state_dict(), optimizer.state_dict()), path)
-    load_checkpoint(dst, path, strict=True)
-    state = dst.state_dict()
-    assert all(torch.equal(state[k], v) for k, v in src.state_dict().items())
-    assert any(k.endswith('relative_position_index') for k in src.state_dict())
 
 
 def test_wrong_shape_names_the_key(tmp_path):

@@ -4,7 +4,9 @@ State-dict keys match the official `net/model.py` of XLearning-SCU/2022-CVPR-Air
 with `encoder_q`, `encoder_k`, `queue`, `queue_ptr`), so the released `All.pth` / `Denoise.pth` / `Derain.pth` /
 `Dehaze.pth` (plain `torch.save(net.state_dict())`) load with strict=True. The compiled mmcv modulated deformable
 convolution is replaced by `torchvision.ops.deform_conv2d`, which takes the same offset/mask layout. The optional
-TUR uncertainty head reads the DGRN body output (64 channels), where the authors' TUR code puts `var_conv`.
+TUR uncertainty head reads the DGRN body output plus its head skip (`res`, 64 channels) before the tail, where the
+authors' `DGRN_uncertainty` puts its `var_conv` (HEAD_SPECS['AirNet'], torch's default conv init as theirs); their
+TUR checkpoints (head `R.var_conv.*`) load through `checkpoint_filter_fn`.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.ops import deform_conv2d
 
-from basicsr_tur.archs.uncertainty import HEAD_PREFIX, UncertaintyMixin
+from basicsr_tur.archs.uncertainty import UncertaintyMixin, rename_authors_head
 
 
 def default_conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = True) -> nn.Conv2d:
@@ -250,6 +252,9 @@ class AirNet(UncertaintyMixin, nn.Module):
         m: MoCo key-encoder momentum. Default: 0.999.
         T: InfoNCE temperature. Default: 0.07.
         uncertainty_head: add the TUR uncertainty head on the DGRN body output. Default: False.
+        uncertainty_detach: the head reads that output detached, so the σ term of TURLoss never reaches the restorer
+            or the encoder. Default: False (the authors'); the measurement that motivates it is in
+            basicsr_tur/archs/uncertainty.py.
 
     Calls:
         `net(x)` / `net(x, with_uncertainty=True)`: restore x with the query encoder only (the official inference
@@ -270,20 +275,23 @@ class AirNet(UncertaintyMixin, nn.Module):
 
     def __init__(self, encoder_dim: int = 256, batch_size: int = 5, n_groups: int = 5, n_blocks: int = 5,
                  n_feats: int = 64, kernel_size: int = 3, m: float = 0.999, T: float = 0.07,
-                 uncertainty_head: bool = False) -> None:
+                 uncertainty_head: bool = False, uncertainty_detach: bool = False) -> None:
         super().__init__()
         if n_feats != 64:
             raise ValueError(f'AirNet: n_feats must be 64, the channels of the encoder map `inter`, got {n_feats}')
         self.R = DGRN(n_groups, n_blocks, n_feats, kernel_size)
         self.E = CBDE(encoder_dim, batch_size, m, T)
-        self._init_uncertainty(uncertainty_head, n_feats, 3)
+        self._init_uncertainty('AirNet', uncertainty_head, uncertainty_detach, 3)
         self.encoder_frozen = False
 
     @staticmethod
-    def checkpoint_filter_fn(state: dict) -> dict:
-        """Map the authors' TUR checkpoint head (`R.var_conv.*`, same layer layout) to `uncertainty_head.*`."""
-        return {(HEAD_PREFIX + k[len('R.var_conv.'):] if k.startswith('R.var_conv.') else k): v
-                for k, v in state.items()}
+    def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
+        """Map the authors' TUR checkpoint (`AirNet_uncertainty`: head `R.var_conv.*`) to our keys.
+
+        Its MoCo queue `E.E.queue` is (256, batch_size * 256) with the authors' default batch_size 32: build the
+        model with the same batch_size to load it.
+        """
+        return rename_authors_head(state_dict, 'AirNet')
 
     def freeze_encoder(self) -> None:
         """Stop training the encoder (TUR's fix_E): its parameters stop requiring gradients, contrastive calls raise."""

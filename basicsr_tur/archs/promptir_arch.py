@@ -6,6 +6,15 @@ constructed-but-unused chnl_reduce1..3 and reduce_noise_channel_1..3. The releas
 (`model.ckpt`: {'state_dict': {'net.<key>': ...}, 'epoch': ..., ...}) loads with strict=True through
 `load_checkpoint`, which unwraps `state_dict` and strips the `net.` prefix. The transformer blocks are those of
 restormer_arch.py; the optional uncertainty head sits under `uncertainty_head.`.
+
+The uncertainty head (HEAD_SPECS['PromptIR']) reads the refined full-resolution features (2*dim channels), the input
+of the `output` conv, with torch's default conv init. The authors' `PromptIR_uncertainty` (Aitical/TUR,
+PromptIR_uncertainty_arch.py) cannot run as written: it overwrites those features with `output(features) + input`
+(3 channels), feeds that to its `var_conv`, whose first conv expects 2*dim channels (a channel-mismatch error),
+and would then apply `output` a second time to the 3-channel image. Its `var_conv` is built for 2*dim input
+channels, so the features it was written for are the refined ones before `output`; that is where ours reads, the
+same placement as the authors' working heads (AirNet, Uformer: the last feature map before the output conv). Their
+key names (`var_conv.*`) load through `checkpoint_filter_fn`.
 """
 from __future__ import annotations
 
@@ -25,7 +34,7 @@ from basicsr_tur.archs.restormer_arch import (
     pad_to_multiple,
     transformer_stage,
 )
-from basicsr_tur.archs.uncertainty import UncertaintyMixin
+from basicsr_tur.archs.uncertainty import UncertaintyMixin, rename_authors_head
 
 # The authors hard-coded the prompt and fusion widths for dim=48 (e.g. 192 = 4*48 in reduce_chan_level3).
 OFFICIAL_DIM = 48
@@ -75,12 +84,16 @@ class PromptIR(UncertaintyMixin, nn.Module):
         decoder: insert the prompt blocks into the decoder (the published all-in-one model). Default: False.
         uncertainty_head: add the TUR uncertainty head on the refined full-resolution features (2 dim channels).
             Default: False.
+        uncertainty_detach: the head reads those features detached, so the σ term of TURLoss never reaches the
+            backbone. Default: False (the authors'); the measurement that motivates it is in
+            basicsr_tur/archs/uncertainty.py.
     """
 
     def __init__(self, inp_channels: int = 3, out_channels: int = 3, dim: int = 48,
                  num_blocks: Sequence[int] = (4, 6, 6, 8), num_refinement_blocks: int = 4,
                  heads: Sequence[int] = (1, 2, 4, 8), ffn_expansion_factor: float = 2.66, bias: bool = False,
-                 LayerNorm_type: str = 'WithBias', decoder: bool = False, uncertainty_head: bool = False) -> None:
+                 LayerNorm_type: str = 'WithBias', decoder: bool = False, uncertainty_head: bool = False,
+                 uncertainty_detach: bool = False) -> None:
         super().__init__()
         check_restormer_args('PromptIR', num_blocks, heads, LayerNorm_type)
         if inp_channels != out_channels:
@@ -137,7 +150,12 @@ class PromptIR(UncertaintyMixin, nn.Module):
         self.decoder_level1 = stage(num_blocks[0], dim * 2, heads[0])
         self.refinement = stage(num_refinement_blocks, dim * 2, heads[0])
         self.output = nn.Conv2d(dim * 2, out_channels, kernel_size=3, padding=1, bias=bias)
-        self._init_uncertainty(uncertainty_head, dim * 2, out_channels)
+        self._init_uncertainty('PromptIR', uncertainty_head, uncertainty_detach, out_channels)
+
+    @staticmethod
+    def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
+        """Map the authors' TUR keys (`PromptIR_uncertainty`: head `var_conv.*`) to ours."""
+        return rename_authors_head(state_dict, 'PromptIR')
 
     def forward(self, x: torch.Tensor,
                 with_uncertainty: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:

@@ -5,6 +5,10 @@ encoder_level1..3, down1_2/2_3/3_4, latent, up4_3/3_2/2_1, reduce_chan_level3/2,
 skip_conv (dual-pixel only) and output; inside a block norm1.body, attn.{temperature,qkv,qkv_dwconv,project_out},
 norm2.body, ffn.{project_in,dwconv,project_out}. The released checkpoints ({'params': ...}) load with strict=True;
 the optional uncertainty head sits under `uncertainty_head.`.
+
+The authors of TUR have no TUR Restormer: its head is our extension (HEAD_SPECS['Restormer']), placed as for PromptIR,
+which shares Restormer's decoder: on the refined full-resolution features, the input of the `output` conv, with
+torch's default conv init.
 """
 from __future__ import annotations
 
@@ -189,15 +193,17 @@ class Restormer(UncertaintyMixin, nn.Module):
         LayerNorm_type: 'WithBias' or 'BiasFree'. Default: 'WithBias'.
         dual_pixel_task: dual-pixel defocus deblurring (skip_conv from the embedding, no image residual).
             Default: False.
-        uncertainty_head: add the TUR uncertainty head on the refined full-resolution features (2 dim channels).
-            Default: False.
+        uncertainty_head: add the TUR uncertainty head on the refined full-resolution features (2 dim channels; with
+            dual_pixel_task, after the skip_conv is added). Our extension: TUR has no Restormer. Default: False.
+        uncertainty_detach: the head reads those features detached, so the σ term of TURLoss never reaches the
+            backbone. Default: False; the measurement that motivates it is in basicsr_tur/archs/uncertainty.py.
     """
 
     def __init__(self, inp_channels: int = 3, out_channels: int = 3, dim: int = 48,
                  num_blocks: Sequence[int] = (4, 6, 6, 8), num_refinement_blocks: int = 4,
                  heads: Sequence[int] = (1, 2, 4, 8), ffn_expansion_factor: float = 2.66, bias: bool = False,
                  LayerNorm_type: str = 'WithBias', dual_pixel_task: bool = False,
-                 uncertainty_head: bool = False) -> None:
+                 uncertainty_head: bool = False, uncertainty_detach: bool = False) -> None:
         super().__init__()
         check_restormer_args('Restormer', num_blocks, heads, LayerNorm_type)
         if not dual_pixel_task and inp_channels != out_channels:
@@ -230,7 +236,7 @@ class Restormer(UncertaintyMixin, nn.Module):
         if dual_pixel_task:
             self.skip_conv = nn.Conv2d(dim, dim * 2, kernel_size=1, bias=bias)
         self.output = nn.Conv2d(dim * 2, out_channels, kernel_size=3, padding=1, bias=bias)
-        self._init_uncertainty(uncertainty_head, dim * 2, out_channels)
+        self._init_uncertainty('Restormer', uncertainty_head, uncertainty_detach, out_channels)
 
     def forward(self, x: torch.Tensor,
                 with_uncertainty: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:

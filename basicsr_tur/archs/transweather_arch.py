@@ -4,7 +4,10 @@ A MiT-style encoder `Tenc` (overlapping patch embeddings, spatial-reduction atte
 branch of `mini_patch_embed*`/`patch_block*`), a one-stage transformer decoder `Tdec` whose queries are learned
 weather-type embeddings, a transposed-conv decoder `convtail` and `clean` + Tanh. State-dict keys match the
 authors' `transweather_model.Transweather` (jeya-maria-jose/TransWeather), so their checkpoints load with strict=True;
-the optional uncertainty head sits under `uncertainty_head.` on the 8-channel full-resolution output of `convtail`.
+the optional uncertainty head sits under `uncertainty_head.` on the 8-channel full-resolution output of `convtail`,
+before `clean`, with torch's default conv init, where the TUR authors' `Transweather(if_uncertainty=True)` (Aitical/TUR
+INIT commit 5d026e7) puts its `var_conv` (HEAD_SPECS['Transweather']; their head is outside Tenc/Tdec's init).
+Their TUR checkpoints load through `checkpoint_filter_fn`.
 """
 from __future__ import annotations
 
@@ -17,7 +20,12 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from timm.layers import DropPath, to_2tuple, trunc_normal_
 from torch import nn
 
-from basicsr_tur.archs.uncertainty import UncertaintyMixin
+from basicsr_tur.archs.uncertainty import UncertaintyMixin, rename_authors_head
+from basicsr_tur.utils.checkpoint import load_checkpoint
+
+# Modules of the original TransWeather that its forward never runs and that the TUR authors' copy (5d026e7) comments
+# out, so their TUR checkpoints lack these keys (see Transweather.checkpoint_filter_fn).
+TUR_ABSENT_MODULES = ('Tenc.mini_patch_embed4.', 'convtail.conv_output.')
 
 # The decoder's convolutions upsample by 2 and trim an extra row/column only at the two coarsest scales, so the
 # authors' forward runs on sizes divisible by 16 (their test scripts resize to multiples of 16).
@@ -325,7 +333,9 @@ class Transweather(UncertaintyMixin, nn.Module):
     """TransWeather: (B, 3, H, W) -> Tanh output (B, 3, H, W); H, W reflect-padded to a multiple of 16, cropped back.
 
     The authors feed inputs normalised to [-1, 1] (`Normalize(0.5, 0.5)`) and train the Tanh output directly
-    against [0, 1] targets; there is no input residual.
+    against [0, 1] targets; there is no input residual. Our pipelines feed [0, 1] images; `input_range: [-1, 1]`
+    maps them to the authors' range inside the forward (x * (hi - lo) + lo before Tenc), the output being left as the
+    Tanh gives it.
 
     Args:
         path: a checkpoint to load at construction (strictly, any wrapping `load_checkpoint` knows). Default: None.
@@ -339,15 +349,23 @@ class Transweather(UncertaintyMixin, nn.Module):
         dec_depth: decoder blocks. Default: 3.
         num_task_queries: learned weather-type queries per decoder block. Default: 48.
         drop_path_rate: stochastic-depth rate of encoder and decoder. Default: 0.1.
-        uncertainty_head: add the TUR uncertainty head on the last feature map. Default: False.
+        input_range: [lo, hi], the range a [0, 1] input is mapped to before the encoder; [-1, 1] is the authors'
+            normalisation. Default: [0, 1] (no change).
+        uncertainty_head: add the TUR uncertainty head on convtail's 8-channel output. Default: False.
+        uncertainty_detach: the head reads that output detached, so the σ term of TURLoss never reaches the backbone.
+            Default: False (the authors'); the measurement that motivates it is in basicsr_tur/archs/uncertainty.py.
     """
 
     def __init__(self, path: str | None = None, embed_dims: Sequence[int] = (64, 128, 320, 512),
                  num_heads: Sequence[int] = (1, 2, 4, 4), mlp_ratios: Sequence[float] = (2, 2, 2, 2),
                  depths: Sequence[int] = (2, 2, 2, 2), sr_ratios: Sequence[int] = (4, 2, 2, 1),
                  dec_num_heads: int = 8, dec_mlp_ratio: float = 4, dec_depth: int = 3, num_task_queries: int = 48,
-                 drop_path_rate: float = 0.1, uncertainty_head: bool = False) -> None:
+                 drop_path_rate: float = 0.1, input_range: Sequence[float] = (0, 1), uncertainty_head: bool = False,
+                 uncertainty_detach: bool = False) -> None:
         super().__init__()
+        if len(input_range) != 2 or not input_range[0] < input_range[1]:
+            raise ValueError(f'Transweather: input_range must be [lo, hi] with lo < hi, got {list(input_range)}')
+        self.input_range = (float(input_range[0]), float(input_range[1]))
         for name, value in (('embed_dims', embed_dims), ('num_heads', num_heads), ('mlp_ratios', mlp_ratios),
                             ('depths', depths), ('sr_ratios', sr_ratios)):
             if len(value) != 4:
@@ -358,15 +376,32 @@ class Transweather(UncertaintyMixin, nn.Module):
         self.clean = ConvLayer(8, 3, 3, 1, 1)
         self.active = nn.Tanh()
         self.min_size = _min_size(sr_ratios)
-        self._init_uncertainty(uncertainty_head, 8, 3)
+        self._init_uncertainty('Transweather', uncertainty_head, uncertainty_detach, 3)
         if path is not None:
-            # Imported here: the checkpoint module imports the archs package, which imports this file.
-            from basicsr_tur.utils.checkpoint import load_checkpoint
             load_checkpoint(self, path)
+
+    @staticmethod
+    def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
+        """Map the authors' TUR checkpoint (5d026e7 `Transweather(if_uncertainty=True)`) to our keys.
+
+        Their head `var_conv.*` becomes `uncertainty_head.*`. Their copy of the model comments out
+        `Tenc.mini_patch_embed4` and `convtail.conv_output`, which the original forward never runs: when a file has
+        none of a module's keys, they are taken from `model` itself, so the file loads strictly and the restored
+        image is unchanged. A file with only some of a module's keys is left as it is (and fails to load strictly).
+        """
+        state_dict = rename_authors_head(state_dict, 'Transweather')
+        own = model.state_dict()
+        for prefix in TUR_ABSENT_MODULES:
+            if not any(k.startswith(prefix) for k in state_dict):
+                state_dict.update({k: v for k, v in own.items() if k.startswith(prefix)})
+        return state_dict
 
     def forward(self, x: torch.Tensor,
                 with_uncertainty: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Restore x (B, 3, H, W); with_uncertainty=True also returns the uncertainty map (B, 3, H, W)."""
+        lo, hi = self.input_range
+        if (lo, hi) != (0.0, 1.0):
+            x = x * (hi - lo) + lo
         h, w = x.shape[2:]
         pad_h = max(self.min_size, h + -h % SIZE_MULTIPLE) - h
         pad_w = max(self.min_size, w + -w % SIZE_MULTIPLE) - w

@@ -24,7 +24,7 @@ from timm.layers import DropPath, to_2tuple, trunc_normal_
 from torch import nn
 from torch.utils import checkpoint
 
-from basicsr_tur.archs.uncertainty import UncertaintyMixin
+from basicsr_tur.archs.uncertainty import UncertaintyMixin, rename_authors_head
 
 Size = tuple[int, int]
 
@@ -317,8 +317,10 @@ class Uformer(UncertaintyMixin, nn.Module):
 
     Four encoder stages (embed_dim x 1, 2, 4, 8 channels, each followed by a stride-2 conv), a bottleneck
     (16 x embed_dim) and four decoder stages on [upsampled, skip] tokens (16, 8, 4, 2 x embed_dim). The uncertainty
-    head sits on the last feature map, the decoder's output tokens (B, H*W, 2*embed_dim) before `output_proj`,
-    reshaped to (B, 2*embed_dim, H, W) and cropped like the output (num_feat = 2 * embed_dim).
+    head sits where the authors' `Uformer_uncertainty` puts its `var_conv` (HEAD_SPECS['Uformer']): on the decoder's
+    output tokens (B, H*W, 2*embed_dim) before `output_proj`, reshaped to (B, 2*embed_dim, H, W) and cropped like the
+    output; torch's default conv init (the authors' `_init_weights` touches only Linear and LayerNorm). Their TUR
+    checkpoints (head `var_conv.*`, hard-coded there for embed_dim 32) load through `checkpoint_filter_fn`.
 
     Args (official names and defaults):
         img_size: training patch size; a stage whose size img_size / 2**i fits in one window uses windows of that
@@ -341,7 +343,9 @@ class Uformer(UncertaintyMixin, nn.Module):
         shift_flag: alternate plain and shifted windows in every stage. Default: True.
         modulator: a learned window-sized modulator added before attention in the decoder. Default: False.
         cross_modulator: decoder cross-attention to a learned modulator. Default: False.
-        uncertainty_head: add the TUR uncertainty head on the last feature map. Default: False.
+        uncertainty_head: add the TUR uncertainty head on the decoder's output. Default: False.
+        uncertainty_detach: the head reads that output detached, so the σ term of TURLoss never reaches the backbone.
+            Default: False (the authors'); the measurement that motivates it is in basicsr_tur/archs/uncertainty.py.
     """
 
     def __init__(self, img_size: int = 256, in_chans: int = 3, dd_in: int = 3, embed_dim: int = 32,
@@ -352,7 +356,8 @@ class Uformer(UncertaintyMixin, nn.Module):
                  patch_norm: bool = True, use_checkpoint: bool = False, token_projection: str = 'linear',
                  token_mlp: str = 'leff', dowsample: type[nn.Module] = Downsample,
                  upsample: type[nn.Module] = Upsample, shift_flag: bool = True, modulator: bool = False,
-                 cross_modulator: bool = False, uncertainty_head: bool = False) -> None:
+                 cross_modulator: bool = False, uncertainty_head: bool = False,
+                 uncertainty_detach: bool = False) -> None:
         super().__init__()
         if len(depths) != 9 or len(num_heads) != 9:
             raise ValueError(f'Uformer: depths {list(depths)} and num_heads {list(num_heads)} need 9 entries each')
@@ -417,7 +422,12 @@ class Uformer(UncertaintyMixin, nn.Module):
         # Stage i runs at 1/2**i of the input with windows of min(win_size, img_size // 2**i) (see the block):
         # the input must be a multiple of every 2**i x window.
         self.pad_factor = math.lcm(*(2 ** i * min(win_size, img_size // 2 ** i) for i in range(5)))
-        self._init_uncertainty(uncertainty_head, 2 * e, in_chans)
+        self._init_uncertainty('Uformer', uncertainty_head, uncertainty_detach, in_chans)
+
+    @staticmethod
+    def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
+        """Map the authors' TUR checkpoint (`Uformer_uncertainty`: head `var_conv.*`) to our keys."""
+        return rename_authors_head(state_dict, 'Uformer')
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:

@@ -9,7 +9,9 @@ import torch
 from basicsr.utils import get_root_logger
 from torch import nn
 
-from basicsr_tur.archs.uncertainty import HEAD_PREFIX
+# Key prefix of the TUR uncertainty head in every backbone (re-exported by archs/uncertainty.py). It lives here, the
+# lowest layer, because checkpoint loading must tell head keys from backbone keys without importing the archs.
+HEAD_PREFIX = 'uncertainty_head.'
 
 _WRAPPER_KEYS = ('params_ema', 'params', 'state_dict', 'model', 'net', 'net_g')
 _PREFIXES = ('module.', 'net.')
@@ -37,7 +39,8 @@ def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params',
     """Load a checkpoint file into net; with strict, only the uncertainty head may be missing (and is reported).
 
     The file may wrap its tensors (params/params_ema/state_dict/...) and prefix them (module./net.); when the
-    network's class defines a static `checkpoint_filter_fn(state) -> state`, official key names are mapped by it.
+    network's class defines `checkpoint_filter_fn(state_dict, model) -> state_dict` (timm's signature, a static
+    method next to the backbone's definition), the authors' key names are mapped by it before loading.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {path}')
@@ -50,7 +53,7 @@ def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params',
     # A backbone whose authors saved other key names maps them in one function next to its definition (timm's habit).
     filter_fn = getattr(type(net), 'checkpoint_filter_fn', None)
     if filter_fn is not None:
-        state = filter_fn(state)
+        state = filter_fn(state, net)
     own = net.state_dict()
     for key, value in state.items():
         if key in own and own[key].shape != value.shape:
