@@ -53,3 +53,5 @@ def test_setting_trains_and_tests_from_its_options(setting, arch, tmp_path, monk
                 for t in r['model']['tasks']]
     assert columns == expected and len(columns) >= len(results)
     assert '(published)' in table  # the setting's published rows, with differences
+    sources = next(line for line in table.splitlines() if line.startswith('Test data (from the meta files): '))
+    assert all(f'{d}: ' in sources for d in results)  # where each test set's images come from
