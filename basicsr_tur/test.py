@@ -157,7 +157,10 @@ def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
     metric_notes = ', '.join(f"{k}: {v.get('type')} (crop_border {v.get('crop_border', 0)}, "
                              f"{'Y channel' if v.get('test_y_channel') else 'RGB'})"
                              for k, v in (val_opt.get('metrics') or {}).items())
-    text = f'## {label}\n\nMetrics: {metric_notes}; images as 8-bit.\n\n{tables}'
+    sources = '; '.join(f'{loader.dataset.opt["name"]}: {loader.dataset.source}' for loader in loaders
+                        if getattr(loader.dataset, 'source', ''))
+    data_note = f'Test data (from the meta files): {sources}.\n\n' if sources else ''
+    text = f'## {label}\n\nMetrics: {metric_notes}; images as 8-bit.\n\n{data_note}{tables}'
     results_root = opt['path']['results_root']
     write_text(osp.join(results_root, 'metrics.md'), text)
     write_text(osp.join(results_root, 'metrics.json'),

@@ -7,11 +7,14 @@ Reads the downloads under --raw (default <root>/raw, layouts in datasets/README.
 files by each dataset's naming rule (basicsr_tur/data/settings.py) and checks that partners have the same size,
 then writes <root>/<setting>/: the training and test pairs where the options read them (per-file symlinks into the
 raw folder, or copies with --copy; synthesized and resized images as PNG), the meta files `meta_train.txt` and
-`meta_test_<set>.txt` (lines `lq_path gt_path task`), and with --lmdb `lmdb/<split>/{lq.lmdb,gt.lmdb,meta.txt}`.
-Synthesized images (MiOIR degradations, noisy copies) are drawn once from generators seeded by (--seed, dataset,
-task, file name), so a rebuild gives the same files whatever the worker count. Everything is written under
-<root>/<setting>.partial and renamed when complete; a failure removes it. --lmdb on an existing setting folder
-without lmdb/ adds the LMDBs only.
+`meta_test_<set>.txt` (lines `lq_path gt_path task`, and `# source: ...` lines saying where each part's images come
+from, which test.py prints), `meta_train_clean.txt` listing the clean images the options degrade on the fly (aio3,
+aio5 denoising), and with --lmdb `lmdb/<split>/{lq.lmdb,gt.lmdb,meta.txt}` (`lmdb/train_clean/{gt.lmdb,meta.txt}`).
+Synthesized images (MiOIR degradations, BSD68 noise) are drawn once from generators seeded by (--seed, dataset,
+task, file name), so a rebuild gives the same files whatever the worker count. When MiOIR's released degraded test
+set (MiO_test/single_indis/<task>/) is under the raw folder, mio7 links it instead of re-synthesising it. Everything
+is written under <root>/<setting>.partial and renamed when complete; a failure removes it. --lmdb on an existing
+setting folder without lmdb/ adds the LMDBs only.
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ from tqdm import tqdm
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from basicsr_tur.data.data_util import IMG_EXTENSIONS, task_index, write_png
 from basicsr_tur.data.degradations import degrade
-from basicsr_tur.data.paired_task_dataset import read_meta_file
+from basicsr_tur.data.paired_task_dataset import SOURCE_PREFIX, read_meta_file
 from basicsr_tur.data.settings import (
     SETTINGS,
     SOURCES,
@@ -43,6 +46,7 @@ from basicsr_tur.data.settings import (
     Part,
     Setting,
     Source,
+    clean_meta_name,
     meta_name,
     mio_sub_name,
     mio_windows,
@@ -88,10 +92,22 @@ def image_size(path: str) -> tuple[int, int]:
         return img.size[1], img.size[0]
 
 
+def source_dirs(part: Part) -> list[str]:
+    """The folders (relative to the raw folder) of a part's sources."""
+    return [d for key in part.sources for d in (SOURCES[key].lq_dir, SOURCES[key].gt_dir) if d]
+
+
+def resolve(raw: str, part: Part) -> Part:
+    """The part to write: its `released` alternative (the authors' own images) when all its folders exist."""
+    if part.released and all(osp.isdir(osp.join(raw, d)) for d in source_dirs(part.released)):
+        return part.released
+    return part
+
+
 def missing_folders(raw: str, setting: Setting) -> list[str]:
     """'folder: expected layout' for every source folder of the setting that does not exist."""
     missing = []
-    keys = dict.fromkeys(k for part in _all_parts(setting) for k in part.sources)
+    keys = dict.fromkeys(k for part in _all_parts(setting) for k in resolve(raw, part).sources)
     for key in keys:
         source = SOURCES[key]
         for folder in dict.fromkeys(d for d in (source.lq_dir, source.gt_dir) if d):
@@ -193,7 +209,8 @@ def plan(raw: str, setting: Setting) -> dict[str, list[tuple[Part, list[tuple[st
     out = {}
     for split, parts in splits_of(setting).items():
         out[split] = []
-        for part in parts:
+        for original in parts:
+            part = resolve(raw, original)
             items = []
             for key in part.sources:
                 if key not in cache:
@@ -217,6 +234,13 @@ def plan(raw: str, setting: Setting) -> dict[str, list[tuple[Part, list[tuple[st
                     except NamingError as err:
                         problems.append(f'{osp.join(raw, SOURCES[key].lq_dir, lq)}: {err}')
                 _raise_problems(f'tasks of {", ".join(part.sources)}', problems)
+            if part is not original:  # a released set must hold every task of the set it replaces
+                found = {part.task_of(lq) for _, lq, _ in items}
+                lacking = [t for t in original.task if t not in found]
+                if lacking:
+                    where = osp.join(raw, SOURCES[part.sources[0]].lq_dir)
+                    raise PrepareError(f'{where} has no images of task(s) {", ".join(lacking)}: expected '
+                                       f'{SOURCES[part.sources[0]].layout} for each of {", ".join(original.task)}')
             out[split].append((part, items))
     return out
 
@@ -284,15 +308,17 @@ def find_depth(raw: str, key: str, name: str) -> str:
     return ''
 
 
+# AirNet/PromptIR's DenoiseTestDataset: np.clip(clean + randn * sigma, 0, 255).astype(np.uint8) on the cropped image.
+TEST_NOISE = {'type': 'noise', 'quantize': 'truncate'}
+
+
 def job_noisy(job: tuple) -> None:
-    """Write one noisy copy: (clean path, LQ path, GT path or '' to write the cropped clean too, sigma, crop, keys)."""
-    src, lq_dst, gt_dst, sigma, crop, seed, keys = job
-    img = read_rgb(src)
-    if crop:
-        img = crop16(img)
+    """Write one noisy test pair cropped to multiples of 16: (clean path, LQ path, GT path or '', sigma, keys)."""
+    src, lq_dst, gt_dst, sigma, seed, keys = job
+    img = crop16(read_rgb(src))
     if gt_dst:
         write_png(gt_dst, img)
-    noisy, _ = degrade(img.astype(np.float32) / 255.0, {'type': 'noise', 'sigma': sigma}, rng_for(seed, *keys))
+    noisy, _ = degrade(img.astype(np.float32) / 255.0, dict(TEST_NOISE, sigma=sigma), rng_for(seed, *keys))
     write_png(lq_dst, noisy)
 
 
@@ -353,6 +379,9 @@ class SplitWriter:
         self.lq_root, self.gt_root = osp.join(setting_dir, lq_root), osp.join(setting_dir, gt_root)
         self.owner: dict[str, str] = {}  # output file -> the source file it holds
         self.lines: list[tuple[str, str, str]] = []
+        self.clean: list[str] = []  # clean images of 'clean' parts, relative to the GT root
+        self.sources: list[str] = []  # '# source:' line of each part
+        self.clean_sources: list[str] = []
 
     def claim(self, dst: str, src: str) -> bool:
         """Reserve an output path for src; False when it already holds src, an error when it holds another file."""
@@ -380,11 +409,22 @@ class SplitWriter:
         return osp.relpath(lq_dst, self.lq_root), osp.relpath(gt_dst, self.gt_root), task
 
     def write_part(self, part: Part, items: list[tuple[str, str, str]], seed: int, workers: int) -> None:
-        """Write one part's files and append its meta lines (each pair `part.repeat` times)."""
+        """Write one part's files and append its meta lines (each pair `part.repeat` times) and source line."""
         lq_out, gt_out = osp.join(self.lq_root, part.lq_out), osp.join(self.gt_root, part.gt_out)
         lines, jobs = [], []
+        dirs = ', '.join(dict.fromkeys(SOURCES[k].lq_dir for k in part.sources))
         if part.kind in ('mio', 'mio_test'):
             self._write_mio(part, items, seed, workers)
+            self.sources.append(f'{", ".join(part.task)}: re-synthesised from {dirs} by scripts/prepare_data.py '
+                                f'(MiOIR formulas of basicsr_tur/data/degradations.py, seed {seed})')
+            return
+        if part.kind == 'clean':
+            for key, name, _ in items:
+                dst = osp.join(gt_out, SOURCES[key].out_name(name) if SOURCES[key].out_name else name)
+                self.link(osp.join(self.raw, SOURCES[key].lq_dir, name), dst)
+                self.clean.append(osp.relpath(dst, self.gt_root))
+            self.clean_sources.append(f'{", ".join(part.task)}: clean images of {dirs}, degraded on the fly by the '
+                                      f'options (the authors list each {part.repeat} times per task)')
             return
         for key, lq, gt in items:
             source: Source = SOURCES[key]
@@ -394,20 +434,13 @@ class SplitWriter:
                 lq_dst, gt_dst = osp.join(lq_out, rename(lq)), osp.join(gt_out, rename(gt))
                 self.link(src_lq, lq_dst)
                 self.link(osp.join(self.raw, source.gt_dir, gt), gt_dst)
-            elif part.kind in ('noisy', 'noisy16'):
+            elif part.kind == 'noisy16':
                 png = osp.splitext(rename(lq))[0] + '.png'
-                lq_dst = osp.join(lq_out, png)
+                lq_dst, gt_dst = osp.join(lq_out, png), osp.join(gt_out, png)
                 new = self.claim(lq_dst, src_lq)
-                if part.kind == 'noisy':
-                    gt_dst = osp.join(gt_out, rename(lq))
-                    self.link(src_lq, gt_dst)
-                    write_gt = ''
-                else:
-                    gt_dst = osp.join(gt_out, png)
-                    write_gt = gt_dst if self.claim(gt_dst, src_lq) else ''
-                keys = (key, f'noise{part.sigma:g}', lq)
+                write_gt = gt_dst if self.claim(gt_dst, src_lq) else ''
                 if new:
-                    jobs.append((src_lq, lq_dst, write_gt, part.sigma, part.kind == 'noisy16', seed, keys))
+                    jobs.append((src_lq, lq_dst, write_gt, part.sigma, seed, (key, f'noise{part.sigma:g}', lq)))
             elif part.kind in ('crop16', 'resize16'):
                 src_gt = osp.join(self.raw, source.gt_dir, gt)
                 lq_dst = osp.join(lq_out, osp.splitext(rename(lq))[0] + '.png')
@@ -417,11 +450,17 @@ class SplitWriter:
             else:
                 raise ValueError(f'unknown part kind {part.kind!r}')
             lines.append(self.line(lq_dst, gt_dst, part.task_of(lq)))
-        if part.kind in ('noisy', 'noisy16'):
+        if part.kind == 'noisy16':
             run_jobs(job_noisy, jobs, workers, f'{part.lq_out} (sigma {part.sigma:g})')
         elif jobs:
             run_jobs(job_transform, jobs, workers, f'{part.lq_out} ({part.kind})')
         self.lines += lines * part.repeat
+        tasks = ', '.join(dict.fromkeys(task for _, _, task in lines))
+        how = {'link': 'linked as distributed', 'crop16': 'centre-cropped to multiples of 16',
+               'resize16': "resized as TransWeather's ValData",
+               'noisy16': f'centre-cropped to multiples of 16 + Gaussian noise of sigma {part.sigma:g} drawn once '
+                          f'(truncated to 8 bits as AirNet/PromptIR, seed {seed})'}[part.kind]
+        self.sources.append(f'{tasks}: {dirs} {how}')
 
     def _write_mio(self, part: Part, items: list[tuple[str, str, str]], seed: int, workers: int) -> None:
         """MiOIR sets: every GT degraded once per task (then cut into sub-images for training)."""
@@ -452,15 +491,38 @@ class SplitWriter:
                            for lq, gt in gt_names] * part.repeat
 
 
-def write_meta(path: str, lines: list[tuple[str, str, str]]) -> None:
-    """Write `lq gt task` lines ('/'-separated)."""
+def write_meta(path: str, lines: list[tuple[str, str, str]], sources: list[str]) -> None:
+    """Write `# source: ...` lines, then `lq gt task` lines ('/'-separated)."""
     with open(path, 'w', encoding='utf-8') as f:
+        f.write(''.join(f'{SOURCE_PREFIX} {source}\n' for source in sources))
         f.write(''.join(f"{lq.replace(os.sep, '/')} {gt.replace(os.sep, '/')} {task}\n" for lq, gt, task in lines))
 
 
+def write_clean_meta(path: str, names: list[str], sources: list[str]) -> None:
+    """Write `# source: ...` lines, then one clean image path per line ('/'-separated)."""
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(''.join(f'{SOURCE_PREFIX} {source}\n' for source in sources))
+        f.write(''.join(f"{name.replace(os.sep, '/')}\n" for name in names))
+
+
+def source_lines(meta_file: str) -> list[str]:
+    """The `# source:` lines of a meta file, as written."""
+    with open(meta_file, encoding='utf-8') as f:
+        return [line for line in f if line.startswith(SOURCE_PREFIX)]
+
+
+def _prepend(path: str, lines: list[str]) -> None:
+    """Put lines at the top of a text file."""
+    with open(path, encoding='utf-8') as f:
+        body = f.read()
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(''.join(lines) + body)
+
+
 def build_lmdbs(setting_dir: str, setting: Setting) -> None:
-    """<setting>/lmdb/<split>/{lq.lmdb, gt.lmdb, meta.txt} from the split's meta file, written atomically."""
-    from basicsr_tur.utils.lmdb_util import build_paired_lmdb
+    """<setting>/lmdb/<split>/{lq.lmdb, gt.lmdb, meta.txt} from the split's meta file (and <split>_clean/ with
+    gt.lmdb and meta.txt from its clean list), `# source:` lines kept, written atomically."""
+    from basicsr_tur.utils.lmdb_util import build_clean_lmdb, build_paired_lmdb
     out = osp.join(setting_dir, 'lmdb')
     tmp = out + '.partial'
     shutil.rmtree(tmp, ignore_errors=True)
@@ -469,22 +531,41 @@ def build_lmdbs(setting_dir: str, setting: Setting) -> None:
         index = task_index(list(setting.tasks), 'prepare_data')
         for split in splits_of(setting):
             lq_root, gt_root = (osp.join(setting_dir, r) for r in roots_of(setting, split))
-            pairs = read_meta_file(osp.join(setting_dir, meta_name(split)), index)
-            build_paired_lmdb(pairs, lq_root, gt_root, osp.join(tmp, split))
+            meta = osp.join(setting_dir, meta_name(split))
+            build_paired_lmdb(read_meta_file(meta, index), lq_root, gt_root, osp.join(tmp, split))
+            _prepend(osp.join(tmp, split, 'meta.txt'), source_lines(meta))
+            clean_meta = osp.join(setting_dir, clean_meta_name(split))
+            if osp.isfile(clean_meta):
+                names = read_clean_meta(clean_meta)
+                build_clean_lmdb(names, gt_root, osp.join(tmp, f'{split}_clean'))
+                _prepend(osp.join(tmp, f'{split}_clean', 'meta.txt'), source_lines(clean_meta))
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
+def read_clean_meta(path: str) -> list[str]:
+    """Clean image paths of a clean list (comments skipped)."""
+    with open(path, encoding='utf-8') as f:
+        return [line.split()[0] for line in f if line.strip() and not line.startswith('#')]
+
+
 def summarize(setting_dir: str, setting: Setting) -> dict[str, dict[str, tuple[int, int]]]:
-    """{split: {task: (distinct pairs, meta lines)}} read back from the meta files."""
+    """{split: {task: (distinct pairs, meta lines)}} read back from the meta files; a task degraded on the fly
+    counts its clean images and, as lines, the samples an epoch (each image `repeat` times per task)."""
     index = task_index(list(setting.tasks), 'prepare_data')
     out = {}
-    for split in splits_of(setting):
+    for split, parts in splits_of(setting).items():
         pairs = read_meta_file(osp.join(setting_dir, meta_name(split)), index)
         lines = Counter(task for _, _, task in pairs)
         distinct = Counter(task for _, _, task in set(pairs))
+        clean_meta = osp.join(setting_dir, clean_meta_name(split))
+        if osp.isfile(clean_meta):
+            n = len(read_clean_meta(clean_meta))
+            for part in parts:
+                for task in part.task if part.kind == 'clean' else ():
+                    distinct[task], lines[task] = n, n * part.repeat
         out[split] = {task: (distinct[task], lines[task]) for task in setting.tasks if lines[task]}
     return out
 
@@ -513,7 +594,9 @@ def prepare(name: str, root: str, raw: str | None = None, seed: int = 2025, lmdb
             writer = SplitWriter(tmp, raw, *roots_of(setting, split), copy)
             for part, part_items in parts:
                 writer.write_part(part, part_items, seed, workers)
-            write_meta(osp.join(tmp, meta_name(split)), writer.lines)
+            write_meta(osp.join(tmp, meta_name(split)), writer.lines, writer.sources)
+            if writer.clean:
+                write_clean_meta(osp.join(tmp, clean_meta_name(split)), writer.clean, writer.clean_sources)
         if lmdb:
             build_lmdbs(tmp, setting)
         summary = summarize(tmp, setting)
@@ -542,10 +625,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     out = osp.join(args.root, args.setting)
     print(f'{args.setting} -> {out}')
-    for split, counts in summary.items():
-        total = sum(n for _, n in counts.values())
+    for split, parts in splits_of(SETTINGS[args.setting]).items():
+        on_the_fly = {task: part.repeat for part in parts if part.kind == 'clean' for task in part.task}
+        counts = summary[split]
+        total = sum(n for task, (_, n) in counts.items() if task not in on_the_fly)
         print(f'  {split:<18s} {meta_name(split):<26s} {total:>8d} lines')
         for task, (pairs, lines) in counts.items():
+            if task in on_the_fly:
+                print(f'    {task:<14s} {pairs:>8d} clean images x {on_the_fly[task]} = {lines} samples an epoch, '
+                      f'degraded on the fly ({clean_meta_name(split)})')
+                continue
             repeats = f' x {lines // pairs} = {lines} lines' if lines != pairs else ''
             print(f'    {task:<14s} {pairs:>8d} pairs{repeats}')
     if args.lmdb:

@@ -252,3 +252,42 @@ def test_mixed_dataset_part_keys_are_checked(tmp_path, clean_root, paired_root):
     open(path, 'w').write(yaml.safe_dump(opt))
     with pytest.raises(OptionError, match=r"unknown key 'datasets.train.parts\[1\].dataroot_qq'"):
         parse_options(str(tmp_path), True, ['-opt', path])
+
+
+def test_synth_tasks_draw_only_those_tasks_keeping_the_setting_ids(clean_root):
+    ds = build_dataset({'name': 's', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'seed': 0, 'gt_size': 16,
+                        'tasks': ['denoise_15', 'denoise_50', 'derain'], 'synth_tasks': ['denoise_50', 'denoise_15'],
+                        'degradations': {'denoise_15': {'type': 'noise', 'sigma': 15},
+                                         'denoise_50': {'type': 'noise', 'sigma': 50}},
+                        'dataroot_gt': clean_root, 'dataset_enlarge_ratio': 3})
+    assert len(ds) == 3 * 2 * 3  # images x synthesised tasks x enlarge ratio
+    assert ds.item_tasks() == [1, 0] * 9
+    samples = [ds[i] for i in range(4)]
+    assert [s['task'] for s in samples] == ['denoise_50', 'denoise_15'] * 2
+    assert [s['task_id'] for s in samples] == [1, 0, 1, 0]
+    assert samples[0]['gt_path'] == samples[1]['gt_path'] != samples[2]['gt_path']  # each image once per task
+
+
+def test_synth_tasks_outside_the_setting_are_named(clean_root):
+    with pytest.raises(ValueError, match=r"'synth_tasks': unknown task 'denoise_51'.*did you mean 'denoise_50'"):
+        build_dataset({'name': 's', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'dataroot_gt': clean_root,
+                       'tasks': ['denoise_50', 'derain'], 'synth_tasks': ['denoise_51']})
+
+
+def test_degradation_of_a_task_not_synthesised_is_named(clean_root):
+    with pytest.raises(ValueError, match=r"'degradations.derain' is not one of the synthesised tasks \(noise\)"):
+        build_dataset({'name': 's', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'dataroot_gt': clean_root,
+                       'tasks': ['noise', 'derain'], 'synth_tasks': ['noise'],
+                       'degradations': {'derain': {'type': 'rain'}}})
+
+
+def test_mixed_dataset_with_a_synthesised_subset_keeps_the_setting_ids(clean_root, paired_root):
+    opt = mixed_opt(clean_root, paired_root)
+    opt['parts'][0] = {'type': 'SyntheticTaskDataset', 'dataroot_gt': clean_root, 'synth_tasks': ['noise'],
+                       'degradations': {'noise': {'type': 'noise', 'sigma': 25, 'quantize': 'truncate'}},
+                       'dataset_enlarge_ratio': 3}
+    ds = build_dataset(opt)
+    assert len(ds) == 3 * 3 + 18
+    assert ds.item_tasks()[:9] == [TASKS.index('noise')] * 9
+    sample = ds[0]
+    assert sample['task'] == 'noise' and torch.equal(sample['lq'] * 255, torch.round(sample['lq'] * 255))

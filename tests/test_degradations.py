@@ -3,16 +3,22 @@ import cv2
 import numpy as np
 import pytest
 import skimage.data
+import torch
 
 from basicsr_tur.data.degradations import (
     DEFAULT_SPECS,
     DEGRADATION_TYPES,
+    add_blur,
     add_dark,
     add_haze,
+    add_jpeg,
     add_noise,
     add_rain,
+    add_sr,
     apply_degradation,
     degrade,
+    gaussian_kernel,
+    rain_kernel,
     sample_params,
     validate_spec,
 )
@@ -137,7 +143,7 @@ def test_spec_key_order_does_not_change_the_draws():
 
 def test_validate_spec_fills_omitted_keys_with_mioir_defaults():
     spec = validate_spec({'type': 'blur', 'sigma': 2})
-    assert spec == {'type': 'blur', 'kernel_size': [7, 21], 'sigma': 2.0}
+    assert spec == {'type': 'blur', 'kernel_size': [7, 21], 'sigma': 2.0, 'quantize': 'round'}
 
 
 def test_haze_far_pixels_are_closer_to_a_than_near_ones():
@@ -184,11 +190,6 @@ def test_rain_streaks_only_brighten(img):
     assert (out - img).max() > 0.5
 
 
-def test_dark_equals_img_to_the_power_gamma(img):
-    out = add_dark(img, {'gamma': 2.2}, np.random.default_rng(0))
-    np.testing.assert_allclose(out, img.astype(np.float64) ** 2.2, rtol=1e-5, atol=1e-7)
-
-
 def test_dark_output_is_darker(img):
     out = add_dark(img, {'gamma': 1.5}, np.random.default_rng(0))
     assert np.all(out <= img) and out.mean() < img.mean()
@@ -229,3 +230,146 @@ def test_senseless_values_raise_naming_the_value(spec, culprit):
 def test_image_on_0_255_scale_is_rejected(img):
     with pytest.raises(ValueError, match=r'expected values in \[0, 1\]'):
         apply_degradation(img * 255, {'type': 'dark', 'gamma': 2.0}, np.random.default_rng(0))
+
+
+def test_unknown_quantize_mode_raises_listing_the_modes():
+    with pytest.raises(ValueError, match=r"quantize='floor'.*round, truncate, none"):
+        validate_spec({'type': 'noise', 'sigma': 25, 'quantize': 'floor'})
+
+
+@pytest.mark.parametrize('deg_type', DEGRADATION_TYPES)
+def test_default_output_is_8_bit_as_mioir_writes_it(img, deg_type):
+    out, params = degrade(img, {'type': deg_type}, np.random.default_rng(0))
+    assert params['quantize'] == 'round'
+    assert np.array_equal(out * 255, np.rint(out * 255))
+
+
+def test_quantize_none_keeps_float_values(img):
+    out = add_dark(img, {'gamma': 2.2, 'quantize': 'none'}, np.random.default_rng(0))
+    np.testing.assert_allclose(out, img.astype(np.float64) ** 2.2, rtol=1e-5, atol=1e-7)
+
+
+# ---- The authors' formulas, written out here, against ours on a small image ------------------------------------------
+# MiOIR (Xiangtaokong/MiOIR data_script/add_MiO_train_degradation.py): every degradation works on the 8-bit image
+# (cv2.imread, img2tensor(...) / 255 for the tensor ones) and ends with torch.clamp((x * 255).round(), 0, 255) / 255.
+# AirNet/PromptIR/TUR (Degradation._add_gaussian_noise): np.clip(clean + randn * sigma, 0, 255).astype(np.uint8).
+
+@pytest.fixture(scope='module')
+def img8() -> np.ndarray:
+    """A 37x45 RGB uint8 crop of scikit-image's coffee (sides not multiples of 4 or 16)."""
+    return cv2.resize(skimage.data.coffee(), (45, 37), interpolation=cv2.INTER_AREA)
+
+
+def mioir_round(t: torch.Tensor) -> np.ndarray:
+    """MiOIR's last step, torch.clamp((x * 255).round(), 0, 255) / 255, on a (1, 3, H, W) tensor -> (H, W, 3)."""
+    return (torch.clamp((t * 255.0).round(), 0, 255) / 255.0)[0].numpy().transpose(1, 2, 0)
+
+
+def mioir_tensor(img8: np.ndarray) -> torch.Tensor:
+    """MiOIR's img2tensor(img)[None] / 255 of an RGB uint8 image."""
+    return torch.from_numpy(img8.transpose(2, 0, 1).astype(np.float32))[None] / 255.0
+
+
+def test_sr_matches_mioir_resize_tensor(img8):
+    t = mioir_tensor(img8)
+    small = torch.nn.functional.interpolate(t, scale_factor=0.25, mode='bicubic')
+    ref = mioir_round(torch.nn.functional.interpolate(small, size=img8.shape[:2], mode='bicubic'))
+    out = add_sr(img8.astype(np.float32) / 255, {'scale': 4}, np.random.default_rng(0))
+    assert np.array_equal(out, ref)
+
+
+def test_blur_kernel_matches_mioir_bivariate_gaussian():
+    for size, sigma in ((7, 1.0), (13, 2.37), (21, 3.0)):
+        ax = np.arange(-size // 2 + 1.0, size // 2 + 1.0)  # MiOIR's mesh_grid
+        xx, yy = np.meshgrid(ax, ax)
+        grid = np.stack([xx, yy], axis=-1)
+        inverse = np.linalg.inv(np.array([[sigma ** 2, 0], [0, sigma ** 2]]))
+        ref = np.exp(-0.5 * np.sum(np.dot(grid, inverse) * grid, 2))
+        np.testing.assert_allclose(gaussian_kernel(size, sigma), ref / ref.sum(), rtol=1e-12)
+
+
+def test_blur_matches_mioir_filter2d(img8):
+    kernel = torch.from_numpy(gaussian_kernel(9, 1.7).astype(np.float32)).view(1, 1, 9, 9)
+    padded = torch.nn.functional.pad(mioir_tensor(img8), (4, 4, 4, 4), mode='reflect')  # basicsr filter2D
+    ref = mioir_round(torch.nn.functional.conv2d(padded.view(3, 1, *padded.shape[2:]), kernel).view(1, 3, 37, 45))
+    out = add_blur(img8.astype(np.float32) / 255, {'kernel_size': 9, 'sigma': 1.7}, np.random.default_rng(0))
+    assert np.array_equal(out, ref)
+
+
+def test_noise_matches_mioir_random_add_gaussian_noise_pt(img8):
+    randn = np.random.default_rng(4).standard_normal(img8.shape, dtype=np.float32)  # the draw add_noise makes
+    sigma = torch.tensor([31.0]).view(1, 1, 1, 1)
+    noise = torch.from_numpy(randn.transpose(2, 0, 1).copy())[None] * sigma / 255.0
+    ref = mioir_round(torch.clamp(mioir_tensor(img8) + noise, 0, 1))
+    out = add_noise(img8.astype(np.float32) / 255, {'sigma': 31}, np.random.default_rng(4))
+    assert np.array_equal(out, ref)
+
+
+def test_truncated_noise_matches_airnet_degradation(img8):
+    randn = np.random.default_rng(5).standard_normal(img8.shape, dtype=np.float32).astype(np.float64)
+    ref = np.clip(img8 + randn * 25, 0, 255).astype(np.uint8)
+    out = add_noise(img8.astype(np.float32) / 255, {'sigma': 25, 'quantize': 'truncate'}, np.random.default_rng(5))
+    assert np.array_equal(np.rint(out * 255).astype(np.uint8), ref)
+
+
+@pytest.mark.parametrize('quality', [30, 47, 70])
+def test_jpeg_matches_mioir_diffjpeg(img8, quality):
+    from basicsr.utils.diffjpeg import DiffJPEG
+    with torch.no_grad():
+        ref = mioir_round(DiffJPEG(differentiable=False)(torch.clamp(mioir_tensor(img8), 0, 1), quality=quality))
+    out = add_jpeg(img8.astype(np.float32) / 255, {'quality': quality}, np.random.default_rng(0))
+    assert np.array_equal(out, ref)
+
+
+def mioir_rain_kernel(length: int, angle: float, w: int) -> np.ndarray:
+    """MiOIR's rain_blur kernel: the rotated, shrunk length x length diagonal, Gaussian-thickened."""
+    trans = cv2.getRotationMatrix2D((length / 2, length / 2), angle - 45, 1 - length / 100.0)
+    k = cv2.warpAffine(np.diag(np.ones(length)), trans, (length, length))
+    return cv2.GaussianBlur(k, (w, w), 0)
+
+
+@pytest.mark.parametrize(('length', 'angle', 'width'), [(20, -45, 3), (31, 12, 7), (40, 44, 11)])
+def test_rain_kernel_matches_mioir_rotated_diagonal(length, angle, width):
+    assert np.array_equal(rain_kernel(length, width, angle), mioir_rain_kernel(length, angle, width))
+
+
+@pytest.mark.parametrize('length', [20, 30, 40])
+def test_rain_kernel_streak_length_is_mioir_shrunk_diagonal(length):
+    def extent(kernel: np.ndarray, axis: int) -> int:
+        covered = np.nonzero(kernel.sum(axis) > 1e-6)[0]
+        return int(covered[-1] - covered[0] + 1)
+    # angle 45: the diagonal unrotated, shrunk by 1 - length/100; angle 0: vertical, sqrt(2) longer, cut at the box.
+    assert extent(rain_kernel(length, 1, 45), 0) == pytest.approx(length * (1 - length / 100), abs=1.5)
+    assert extent(rain_kernel(length, 1, 0), 1) == pytest.approx(min(length, length * 2 ** 0.5 * (1 - length / 100)),
+                                                                 abs=1.5)
+    assert extent(rain_kernel(length, 1, 0), 0) <= 3  # one column wide before thickening
+
+
+def test_rain_matches_mioir_add_rain(img8):
+    params = {'amount': 90, 'width': 5, 'length': 24, 'angle': -17}
+    noise = np.random.default_rng(6).uniform(0, 256, img8.shape[:2])  # the draw add_rain makes
+    noise[np.where(noise < (256 - params['amount'] * 0.01))] = 0  # MiOIR get_noise
+    noise = cv2.filter2D(noise, -1, np.array([[0, 0.1, 0], [0.1, 8, 0.1], [0, 0.1, 0]]))
+    blurred = cv2.filter2D(noise, -1, mioir_rain_kernel(params['length'], params['angle'], params['width']))
+    cv2.normalize(blurred, blurred, 0, 255, cv2.NORM_MINMAX)  # MiOIR rain_blur
+    rain = np.repeat(np.array(blurred, dtype=np.uint8)[..., None], 3, 2)
+    ref = np.clip(img8.astype('float32') + rain, 0, 255)
+    ref = mioir_round(torch.from_numpy(ref.transpose(2, 0, 1).copy())[None] / 255.0)
+    out = add_rain(img8.astype(np.float32) / 255, params, np.random.default_rng(6))
+    assert np.array_equal(out, ref)
+
+
+def test_haze_matches_mioir_add_haze(img8):
+    depth = np.random.default_rng(7).uniform(0.1, 1.0, img8.shape[:2])
+    a, b = 0.87, 1.93
+    t = np.exp(-b * (depth / depth.max()))[..., None]
+    ref = (img8 * t + a * 255 * (1 - t)).astype(np.float32)  # MiOIR add_haze, then img2tensor's float32
+    ref = mioir_round(torch.from_numpy(ref.transpose(2, 0, 1).copy())[None] / 255.0)
+    out = add_haze(img8.astype(np.float32) / 255, {'A': a, 'beta': b}, np.random.default_rng(0), depth=depth)
+    assert np.array_equal(out, ref)
+
+
+def test_dark_matches_mioir_add_dark(img8):
+    ref = mioir_round(torch.from_numpy(np.power(mioir_tensor(img8).numpy(), 2.37)))
+    out = add_dark(img8.astype(np.float32) / 255, {'gamma': 2.37}, np.random.default_rng(0))
+    assert np.array_equal(out, ref)

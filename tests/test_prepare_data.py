@@ -17,7 +17,7 @@ from conftest import write_rgb
 
 from basicsr_tur.data import settings as S
 from basicsr_tur.data.data_util import task_index
-from basicsr_tur.data.paired_task_dataset import read_meta_file
+from basicsr_tur.data.paired_task_dataset import read_meta_file, read_meta_source
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 _spec = importlib.util.spec_from_file_location('prepare_data', osp.join(REPO, 'scripts', 'prepare_data.py'))
@@ -66,8 +66,8 @@ LISTS = {
 }
 LISTS['aio5'] = LISTS['aio3']
 
-_DENOISE = {(f'denoise/noisy{s}/{n}.png', f'denoise/clean/{f}', f'denoise_{s}')
-            for s in (15, 25, 50) for n, f in (('test_001', 'test_001.png'), ('00001', '00001.bmp'))}
+CLEAN = {'aio3': ['denoise/clean/test_001.png', 'denoise/clean/00001.bmp']}  # meta_train_clean.txt, BSD400 then WED
+CLEAN['aio5'] = CLEAN['aio3']
 _RAIN_HAZE = {('derain/rainy/rain-1.png', 'derain/gt/norain-1.png', 'derain'),
               ('derain/rainy/rain-2.png', 'derain/gt/norain-2.png', 'derain'),
               ('dehaze/hazy/part1/0001_0.8_0.04.jpg', 'dehaze/clear/0001.jpg', 'dehaze'),
@@ -77,10 +77,10 @@ _AIO_TESTS = {'test_rain100l': {('rain100l/rainy/1.png', 'rain100l/gt/1.png', 'd
 EXPECTED = {
     'mio7': {'train': {(f'{t}/0001_s00{k}.png', f'0001_s00{k}.png', t) for t in S.MIO_TASKS for k in range(1, 5)},
              'test_indis': {(f'{t}/{n}.png', f'{n}.png', t) for t in S.MIO_TASKS for n in ('0801', '0802')}},
-    'aio3': {'train': _DENOISE | _RAIN_HAZE, **_AIO_TESTS,
+    'aio3': {'train': _RAIN_HAZE, **_AIO_TESTS,
              'test_bsd68': {(f'bsd68/noisy{s}/3096.png', 'bsd68/clean/3096.png', f'denoise_{s}')
                             for s in (15, 25, 50)}},
-    'aio5': {'train': {x for x in _DENOISE if x[2] == 'denoise_25'} | _RAIN_HAZE | {
+    'aio5': {'train': _RAIN_HAZE | {
                  ('deblur/input/GOPR0372_07_00/000047.png', 'deblur/target/GOPR0372_07_00/000047.png', 'deblur'),
                  ('lowlight/low/2.png', 'lowlight/high/2.png', 'lowlight')}, **_AIO_TESTS,
              'test_bsd68': {('bsd68/noisy25/3096.png', 'bsd68/clean/3096.png', 'denoise_25')},
@@ -102,8 +102,10 @@ EXPECTED = {
                     'test_realsnow': {('realsnow/input/b.png', 'realsnow/gt/b.png', 'snow')},
                     'test_revide': {('revide/input/E001/00002.png', 'revide/gt/E001/00002.png', 'haze')}},
 }
-LINES = {'aio3': {'denoise_15': 6, 'denoise_25': 6, 'denoise_50': 6, 'derain': 240, 'dehaze': 2},
-         'aio5': {'denoise_25': 6, 'derain': 240, 'dehaze': 2, 'deblur': 10, 'lowlight': 50}}
+LINES = {'aio3': {'derain': 240, 'dehaze': 2},
+         'aio5': {'derain': 240, 'dehaze': 2, 'deblur': 10, 'lowlight': 50}}
+MIO_RELEASED = [(f'MiO_test/single_indis/{t}/{n}.png', f'MiO_test/original/GT/{n}.png')
+                for t in S.MIO_TASKS for n in ('0801', '0802')]
 
 
 def smooth_image(rng: np.random.Generator, h: int = 16, w: int = 16) -> np.ndarray:
@@ -111,11 +113,12 @@ def smooth_image(rng: np.random.Generator, h: int = 16, w: int = 16) -> np.ndarr
     return cv2.resize(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def make_raw(raw: str, setting: str, seed: int = 0) -> None:
-    """Write the setting's replica: each LQ the negative of its GT, list files, MiOIR depth maps."""
+def make_raw(raw: str, setting: str, seed: int = 0, released: bool = False) -> None:
+    """Write the setting's replica: each LQ the negative of its GT, list files, MiOIR depth maps (and, with
+    released, MiOIR's released degraded test set MiO_test/single_indis/<task>/)."""
     rng = np.random.default_rng(seed)
     gts = {}
-    for lq, gt in RAW[setting]:
+    for lq, gt in RAW[setting] + (MIO_RELEASED if released else []):
         if gt:
             gts.setdefault(gt, smooth_image(rng))
             write_rgb(osp.join(raw, gt), gts[gt])
@@ -142,12 +145,12 @@ def small_mio_crop(monkeypatch):
     monkeypatch.setitem(S.SETTINGS, 'mio7', dataclasses.replace(mio7, train=(part,)))
 
 
-def build(tmp_path, setting: str, lmdb: bool = False, seed: int = 0) -> tuple[str, str]:
+def build(tmp_path, setting: str, lmdb: bool = False, seed: int = 0, released: bool = False) -> tuple[str, str]:
     """Replica under tmp_path/raw, prepared into tmp_path/<setting>; returns (root, setting folder)."""
     root = str(tmp_path)
     raw = osp.join(root, 'raw')
     if not osp.isdir(raw):
-        make_raw(raw, setting)
+        make_raw(raw, setting, released=released)
     prep.prepare(setting, root, seed=seed, lmdb=lmdb, workers=1)
     return root, osp.join(root, setting)
 
@@ -172,7 +175,7 @@ def option_files(setting: str) -> list[str]:
 
 
 def option_datasets(opt: dict) -> list[dict]:
-    """Every dataset dict of an options file, the parts of a mixed dataset included."""
+    """Every dataset dict of an options file that reads files, the parts of a mixed dataset included."""
     found = []
 
     def walk(d: dict) -> None:
@@ -258,17 +261,21 @@ def test_options_read_the_folders_and_meta_files_written(setting):
     setting_t = S.SETTINGS[setting]
     assert options_tasks(setting) == list(setting_t.tasks)
     written = {f'datasets/{setting}/{S.meta_name(split)}': split for split in prep.splits_of(setting_t)}
+    clean = {f'datasets/{setting}/{S.clean_meta_name(split)}': split
+             for split, parts in prep.splits_of(setting_t).items() if any(p.kind == 'clean' for p in parts)}
     used = set()
     for file in option_files(setting):
         for d in option_datasets(yaml.safe_load(open(file))):
             where = f"{osp.relpath(file, REPO)} dataset '{d.get('name')}'"
-            assert d.get('meta_file') in written, f'{where}: meta_file {d.get("meta_file")} is not written'
-            split = written[d['meta_file']]
+            synthetic = d.get('type') == 'SyntheticTaskDataset'
+            metas = clean if synthetic else written
+            assert d.get('meta_file') in metas, f'{where}: meta_file {d.get("meta_file")} is not written'
+            split = metas[d['meta_file']]
             lq_root, gt_root = prep.roots_of(setting_t, split)
-            assert d['dataroot_lq'] == f'datasets/{setting}/{lq_root}', where
+            assert synthetic or d['dataroot_lq'] == f'datasets/{setting}/{lq_root}', where
             assert d['dataroot_gt'] == f'datasets/{setting}/{gt_root}', where
-            used.add(split)
-    assert used == set(written.values()), f'meta files no options read: {set(written.values()) - used}'
+            used.add(d['meta_file'])
+    assert used == set(written) | set(clean), f'meta files no options read: {set(written) | set(clean) - used}'
 
 
 @pytest.mark.parametrize('setting', list(S.SETTINGS))
@@ -286,7 +293,18 @@ def test_each_lq_gets_its_partner_and_task(setting, built):
                 assert np.abs(lq_img + gt_img - 255).mean() < 6, (split, lq, gt)
     if setting in LINES:
         pairs = read_meta_file(osp.join(out, 'meta_train.txt'), index)
-        assert {t: sum(p[2] == t for p in pairs) for t in LINES[setting]} == LINES[setting]
+        assert {t: sum(p[2] == t for p in pairs) for t in setting_tasks_of_lines(pairs)} == LINES[setting]
+    if setting in CLEAN:
+        assert prep.read_clean_meta(osp.join(out, 'meta_train_clean.txt')) == CLEAN[setting]
+        for rel in CLEAN[setting]:
+            name = osp.basename(rel)
+            raw = osp.join(root, 'raw', 'BSD400' if name.startswith('test') else 'WED', name)
+            assert np.array_equal(read_gray(osp.join(out, 'train', rel)), read_gray(raw))
+
+
+def setting_tasks_of_lines(pairs: list[tuple[str, str, str]]) -> list[str]:
+    """The tasks that have lines in a meta file."""
+    return list(dict.fromkeys(task for _, _, task in pairs))
 
 
 @pytest.mark.parametrize('setting', list(S.SETTINGS))
@@ -300,13 +318,23 @@ def test_lmdb_and_disk_backends_give_identical_samples(setting, built):
                 continue
             seen.add(d['meta_file'])
             split = osp.splitext(osp.basename(d['meta_file']))[0][len('meta_'):]
-            disk = {'name': d['name'], 'type': 'PairedTaskDataset', 'phase': 'val', 'tasks': tasks,
-                    **{k: osp.join(root, d[k][len('datasets/'):]) for k in ('dataroot_lq', 'dataroot_gt', 'meta_file')}}
             db = osp.join(out, 'lmdb', split)
+            if d['type'] == 'SyntheticTaskDataset':  # clean images: every sample of one epoch is the same
+                disk = dict(d, name=d.get('name', 'clean'), phase='train', tasks=tasks, gt_size=8, seed=1,
+                            **{k: osp.join(root, d[k][len('datasets/'):]) for k in ('dataroot_gt', 'meta_file')})
+                a = build_dataset(disk)
+                b = build_dataset(dict(disk, dataroot_gt=osp.join(db, 'gt.lmdb'), meta_file=osp.join(db, 'meta.txt'),
+                                       io_backend={'type': 'lmdb'}))
+                assert a.names == b.names and len(a) == len(b)
+                for i in range(len(a)):
+                    assert torch.equal(a[i]['lq'], b[i]['lq']) and a[i]['task_id'] == b[i]['task_id']
+                continue
+            disk = {'name': d.get('name', 'pairs'), 'type': 'PairedTaskDataset', 'phase': 'val', 'tasks': tasks,
+                    **{k: osp.join(root, d[k][len('datasets/'):]) for k in ('dataroot_lq', 'dataroot_gt', 'meta_file')}}
             lmdb = dict(disk, dataroot_lq=osp.join(db, 'lq.lmdb'), dataroot_gt=osp.join(db, 'gt.lmdb'),
                         meta_file=osp.join(db, 'meta.txt'), io_backend={'type': 'lmdb'})
             a, b = build_dataset(disk), build_dataset(lmdb)
-            assert a.pairs == b.pairs
+            assert a.pairs == b.pairs and a.source == b.source
             for i in sorted({a.pairs.index(p) for p in a.pairs}):
                 x, y = a[i], b[i]
                 assert torch.equal(x['lq'], y['lq']) and torch.equal(x['gt'], y['gt']), (split, a.pairs[i])
@@ -324,6 +352,55 @@ def test_noisy_copies_add_gaussian_noise_of_their_sigma(built):
         assert 0.6 * sigma < np.std(noisy - clean) < 1.2 * sigma
 
 
+def test_bsd68_noise_is_truncated_as_airnet_test_noise(built):
+    from basicsr_tur.data.degradations import add_noise
+    _, out = built['aio3']
+    clean = cv2.cvtColor(cv2.imread(osp.join(out, 'test', 'bsd68', 'clean', '3096.png')), cv2.COLOR_BGR2RGB)
+    noisy = cv2.cvtColor(cv2.imread(osp.join(out, 'test', 'bsd68', 'noisy50', '3096.png')), cv2.COLOR_BGR2RGB)
+    rng = prep.rng_for(0, 'bsd68', 'noise50', '3096.png')  # the seed of `built` and the keys of the script
+    randn = rng.standard_normal(clean.shape, dtype=np.float32).astype(np.float64)
+    assert np.array_equal(noisy, np.clip(clean + randn * 50, 0, 255).astype(np.uint8))  # DenoiseTestDataset
+    assert not np.array_equal(noisy, np.rint(255 * add_noise(clean / np.float32(255), {'sigma': 50},
+                                                             prep.rng_for(0, 'bsd68', 'noise50', '3096.png'))))
+
+
+@pytest.mark.parametrize('setting', ['aio3', 'aio5'])
+def test_options_draw_training_noise_as_the_authors_list_it(setting):
+    part = next(p for p in S.SETTINGS[setting].train if p.kind == 'clean')
+    assert list(S.SETTINGS[setting].tasks[:3]) == list(part.task) == ['denoise_15', 'denoise_25', 'denoise_50']
+    for file in option_files(setting):
+        opt = yaml.safe_load(open(file))
+        if 'train' not in opt.get('datasets', {}):
+            continue
+        synthetic = [d for d in opt['datasets']['train']['parts'] if d['type'] == 'SyntheticTaskDataset']
+        assert len(synthetic) == 1, file
+        d = synthetic[0]
+        assert d['synth_tasks'] == list(part.task) and d['dataset_enlarge_ratio'] == part.repeat, file
+        assert d['degradations'] == {t: {'type': 'noise', 'sigma': int(t.split('_')[1]), 'quantize': 'truncate'}
+                                     for t in part.task}, file
+
+
+@pytest.mark.parametrize('setting', ['aio3', 'aio5'])
+def test_training_set_of_the_options_mixes_fresh_noise_with_the_pairs(setting, built):
+    root, _ = built[setting]
+    opt = yaml.safe_load(open(osp.join(REPO, 'options', 'train', setting, 'PromptIR_TUR.yml' if setting == 'aio3'
+                                       else 'Transweather_TUR.yml')))
+    train = dict(opt['datasets']['train'], phase='train', tasks=opt['tasks'], gt_size=8, seed=3)
+    train['parts'] = [{k: osp.join(root, v[len('datasets/'):]) if str(v).startswith('datasets/') else v
+                       for k, v in part.items()} for part in train['parts']]
+    ds = build_dataset(train)
+    lines = sum(LINES[setting].values())
+    assert len(ds) == len(CLEAN[setting]) * 3 * 3 + lines  # each clean image 3 times per sigma, then the pairs
+    ids = ds.item_tasks()
+    assert [ids.count(k) for k in range(3)] == [len(CLEAN[setting]) * 3] * 3
+    first = ds[4]
+    assert first['task'] == 'denoise_25' and first['task_id'] == 1
+    assert torch.equal(first['lq'] * 255, torch.round(first['lq'] * 255)) and not torch.equal(first['lq'], first['gt'])
+    ds.set_epoch(1)
+    again = ds[4]  # the same image and task in the next epoch: a new crop and a new noise draw
+    assert not torch.equal(again['lq'] - again['gt'], first['lq'] - first['gt'])
+
+
 def test_synthesized_sets_depend_only_on_the_seed(tmp_path):
     files = {}
     for name, seed in (('a', 7), ('b', 7), ('c', 8)):
@@ -339,6 +416,38 @@ def test_mio_sub_images_are_crops_of_the_gt(built):
     gt = read_gray(osp.join(root, 'raw', 'DF2K', 'GT', '0001.png'))
     assert np.array_equal(read_gray(osp.join(out, 'train', 'gt', '0001_s004.png')), gt[8:16, 8:16])
     assert read_gray(osp.join(out, 'train', 'lq', 'sr', '0001_s004.png')).shape == (8, 8, 3)
+
+
+def test_mio_test_set_is_re_synthesised_and_says_so(built):
+    _, out = built['mio7']
+    source = read_meta_source(osp.join(out, 'meta_test_indis.txt'))
+    assert source.startswith('sr, blur, noise, jpeg, rain, haze, dark: re-synthesised from MiO_test/original/GT')
+    assert not osp.islink(osp.join(out, 'test', 'lq', 'haze', '0801.png'))
+
+
+def test_released_mio_test_set_is_linked_instead_of_re_synthesised(tmp_path):
+    root, out = build(tmp_path, 'mio7', released=True)
+    for task in S.MIO_TASKS:
+        for name in ('0801', '0802'):
+            lq = osp.join(out, 'test', 'lq', task, f'{name}.png')
+            released = osp.join(root, 'raw', 'MiO_test', 'single_indis', task, f'{name}.png')
+            assert osp.realpath(lq) == osp.realpath(released)
+    index = task_index(list(S.MIO_TASKS), 'mio7')
+    assert set(read_meta_file(osp.join(out, 'meta_test_indis.txt'), index)) == EXPECTED['mio7']['test_indis']
+    ds = build_dataset({'name': 'indis', 'type': 'PairedTaskDataset', 'phase': 'val', 'tasks': list(S.MIO_TASKS),
+                        'dataroot_lq': osp.join(out, 'test', 'lq'), 'dataroot_gt': osp.join(out, 'test', 'gt'),
+                        'meta_file': osp.join(out, 'meta_test_indis.txt')})
+    assert 'MiO_test/single_indis linked as distributed' in ds.source and 're-synthesised' not in ds.source
+
+
+def test_released_mio_test_set_lacking_a_task_is_named(tmp_path):
+    import shutil
+    raw = str(tmp_path / 'raw')
+    make_raw(raw, 'mio7', released=True)
+    shutil.rmtree(osp.join(raw, 'MiO_test', 'single_indis', 'jpeg'))
+    with pytest.raises(prep.PrepareError, match=r'single_indis has no images of task\(s\) jpeg'):
+        prep.prepare('mio7', str(tmp_path), workers=1)
+    assert not osp.exists(tmp_path / 'mio7') and not osp.exists(tmp_path / 'mio7.partial')
 
 
 # --- Broken layouts ---------------------------------------------------------------------------------------------------
@@ -417,6 +526,14 @@ def test_main_prints_pairs_per_task_and_test_set(tmp_path, capsys):
     out = capsys.readouterr().out
     assert 'meta_train.txt' in out and 'meta_test_revide.txt' in out
     assert 'rain                  2 pairs' in out and 'haze                  1 pairs' in out
+
+
+def test_main_counts_on_the_fly_samples_apart_from_meta_lines(tmp_path, capsys):
+    make_raw(str(tmp_path / 'raw'), 'aio3')
+    assert prep.main(['aio3', '--root', str(tmp_path), '--workers', '1']) == 0
+    out = capsys.readouterr().out
+    assert 'meta_train.txt                  242 lines' in out
+    assert 'denoise_15            2 clean images x 3 = 6 samples an epoch' in out
 
 
 def test_existing_setting_is_kept_and_lmdb_added_on_request(tmp_path, capsys):

@@ -58,3 +58,5 @@ def test_setting_trains_and_tests_from_its_options(setting, arch, tmp_path, monk
     assert columns == expected and len(columns) >= len(results)
     row = load_yaml(test_opt)['published']['row']  # the TUR options compare with the published '<Arch> + TUR' row
     assert row.lower() == f'{arch.lower()} + tur' and f'| Δ tiny_test − {row} (published) |' in table
+    sources = next(line for line in table.splitlines() if line.startswith('Test data (from the meta files): '))
+    assert all(f'{d}: ' in sources for d in results)  # where each test set's images come from

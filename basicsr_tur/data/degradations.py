@@ -1,37 +1,54 @@
-"""Degradation synthesis for the seven MiOIR all-in-one tasks.
+"""Degradation synthesis for the seven MiOIR all-in-one tasks, and the on-the-fly noise of AirNet/PromptIR/TUR.
 
 Every degradation is a pure function of ``(img, params, rng)``: ``img`` is an HxWx3 RGB float32 array in
 [0, 1], ``params`` a concrete parameter dict and ``rng`` a ``numpy.random.Generator``, the only source of
 randomness, so a seed reproduces an output bit for bit. Each function returns a new HxWx3 float32 array
-clipped to [0, 1] and leaves its input untouched. The same code synthesises training pairs on the fly and
+in [0, 1] and leaves its input untouched. The same code synthesises training pairs on the fly and
 writes the fixed test sets.
 
 A *spec* (from an options YAML) is ``{'type': ..., key: value, ...}`` where a value is either ``[lo, hi]``,
 drawn uniformly (integer keys inclusively, odd keys among the odd integers), or a scalar, held fixed:
-``{'type': 'noise', 'sigma': 25}`` is the fixed-sigma denoising of the AirNet/PromptIR 3-task setting.
+``{'type': 'noise', 'sigma': 25, 'quantize': 'truncate'}`` is the denoising of the AirNet/PromptIR/TUR settings.
 ``validate_spec`` fills the keys a spec omits from ``DEFAULT_SPECS``, the MiOIR ranges (Kong et al., "Towards
 Effective Multiple-in-One Image Restoration", repo Xiangtaokong/MiOIR, ``data_script/add_MiO_*_degradation.py``):
 
 ======  ==============  ============  ==========================================================================
 type    key             default       meaning
 ======  ==============  ============  ==========================================================================
-sr      scale (int)     4             bicubic down by 1/scale, bicubic back up to the input size (cv2 INTER_CUBIC)
-blur    kernel_size     [7, 21] odd   side of the isotropic Gaussian kernel
+sr      scale (int)     4             bicubic down by 1/scale, bicubic back up to the input size (torch
+                                      F.interpolate, as MiOIR's resize_tensor)
+blur    kernel_size     [7, 21] odd   side of the isotropic Gaussian kernel (MiOIR's bivariate_Gaussian)
 blur    sigma           [1, 3]        its standard deviation, pixels
 noise   sigma           [15, 50]      std of additive i.i.d. Gaussian noise per channel, on the 0-255 scale
-jpeg    quality (int)   [30, 70]      OpenCV (libjpeg) quality of one encode/decode round trip
-rain    amount (int)    [50, 100]     streak density: each pixel seeds a streak with probability amount / 25600
+jpeg    quality (int)   [30, 70]      quality of basicsr's DiffJPEG(differentiable=False), as MiOIR
+rain    amount (int)    [50, 99]      streak density: each pixel seeds a streak with probability amount / 25600
 rain    width           [3, 11] odd   size of the Gaussian that thickens the streak kernel
 rain    length (int)    [20, 40]      side of the square streak kernel (streak ~ length*sqrt(2)*(1 - length/100))
-rain    angle           [-45, 45]     streak direction, degrees: 0 vertical, > 0 top leaning left (counter-clockwise)
+rain    angle           [-45, 44]     streak direction, degrees: 0 vertical, > 0 top leaning left (counter-clockwise)
 haze    A               [0.8, 1]      atmospheric light; I = J*t + A*(1 - t), t = exp(-beta * depth)
 haze    beta            [0.5, 2.5]    scattering coefficient, depth normalised to [0, 1] by its maximum
 dark    gamma           [1, 3]        out = img ** gamma (MiOIR scales nothing else)
+(all)   quantize        'round'       how the output becomes 8-bit: 'round' (MiOIR: torch.round of x*255 after
+                                      every degradation), 'truncate' (AirNet/PromptIR/TUR's training noise:
+                                      np.clip(clean + randn*sigma, 0, 255).astype(np.uint8)), 'none' (float)
 ======  ==============  ============  ==========================================================================
 
-Rain follows MiOIR's recipe: a sparse seed map (pixel kept when ``uniform(0, 256) >= 256 - amount/100``, i.e. with
-probability amount/25600, about 8 to 16 streaks in a 64x64 image at the defaults), filtered with a rotated line
-kernel thickened by a Gaussian, min-max normalised to [0, 1] over the image and added to every channel.
+Formulas (each is pinned against the authors' code, written out in tests/test_degradations.py):
+
+- sr, blur, noise, jpeg, dark: MiOIR's tensor path (``img2tensor`` of the 8-bit image / 255, the degradation,
+  ``clamp((x * 255).round(), 0, 255) / 255``): sr by ``F.interpolate(scale_factor=1/scale, mode='bicubic')`` then
+  back to (H, W); blur by basicsr's ``filter2D`` (reflect padding) with MiOIR's mesh-grid Gaussian; noise as basicsr's
+  ``random_add_gaussian_noise_pt`` (``img + randn * sigma / 255``, clamped, float32); JPEG by basicsr's ``DiffJPEG``
+  (a PyTorch JPEG with torch.round; libjpeg differs by 0.2-0.4 dB of input PSNR at quality 30-70); dark by
+  ``np.power``.
+- noise with ``quantize: truncate``: AirNet/PromptIR/TUR's ``Degradation._add_gaussian_noise`` on the 8-bit patch in
+  float64, ``np.clip(clean + randn * sigma, 0, 255).astype(np.uint8)`` (truncation, so the noisy image is on
+  average half a level darker than with rounding).
+- rain: MiOIR's ``get_noise`` + ``rain_blur``: ``uniform(0, 256)`` per pixel, values below ``256 - amount/100``
+  zeroed, a 3x3 pre-blur (centre 8, 4-neighbours 0.1), then ``cv2.filter2D`` with the streak kernel
+  ``GaussianBlur(warpAffine(eye(length), getRotationMatrix2D((length/2, length/2), angle - 45, 1 - length/100),
+  (length, length)), (width, width), 0)``, ``NORM_MINMAX`` to 0..255, truncated to uint8 and added to every channel.
+- haze: MiOIR's ``add_haze`` on the 0-255 scale in float64, ``img * T + A * 255 * (1 - T)``.
 
 Haze depth: MiOIR reads, for every image, a depth map precomputed by a monocular depth network (``depth/*.mat``,
 predicted at 1/4 resolution and resized x4) and divides it by its maximum. That needs network weights, so
@@ -39,11 +56,11 @@ predicted at 1/4 resolution and resized x4) and divides it by its maximum. That 
 bottom row, the usual outdoor layout of sky above ground. Pass a real depth (larger = farther) when you have
 one; it is divided by its maximum as in MiOIR.
 
-Differences from the MiOIR scripts (the ranges above are this project's spec): MiOIR rounds noise sigma and jpeg
-quality to integers and blur sigma, gamma, A and beta to two decimals, and draws rain ``amount`` in 50..99 and
-``angle`` as an integer in -45..44; here they are continuous or inclusive. MiOIR compresses with basicsr's
-DiffJPEG (a PyTorch JPEG) where this module uses libjpeg through OpenCV, crops rain and haze images to multiples
-of 4 where this module keeps the size, and quantises every output to 8 bits where this module returns float32.
+What still differs from the MiOIR scripts: MiOIR rounds noise sigma and jpeg quality to integers
+(``round(uniform(lo, hi))``, whose end values are half as likely) and blur sigma, gamma, A and beta to two decimals;
+here they are continuous or uniform integers. MiOIR crops rain and haze images (not their GT) to multiples of 4 where
+this module keeps the size (the pixels it keeps are the same formula). Its randomness comes from Python's and
+NumPy's global generators (and torch's for noise), ours from ``rng``, so the same seed does not give MiOIR's files.
 MiOIR's prompt/classifier index order is blur, noise, jpeg, rain, haze, dark, sr; ``DEGRADATION_TYPES`` keeps
 the order of its data folders and paper (s, b, n, j, r, h, d); task ids come from the options YAML anyway.
 """
@@ -58,22 +75,32 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
+from basicsr.utils.diffjpeg import DiffJPEG
+from basicsr.utils.img_process_util import filter2D
+from torch.nn import functional as F
 
 __all__ = [
-    'DEFAULT_SPECS', 'DEGRADATION_TYPES', 'add_blur', 'add_dark', 'add_haze', 'add_jpeg', 'add_noise', 'add_rain',
-    'add_sr', 'apply_degradation', 'degrade', 'sample_params', 'validate_spec'
+    'DEFAULT_SPECS', 'DEGRADATION_TYPES', 'QUANTIZE_MODES', 'add_blur', 'add_dark', 'add_haze', 'add_jpeg',
+    'add_noise', 'add_rain', 'add_sr', 'apply_degradation', 'degrade', 'gaussian_kernel', 'rain_kernel',
+    'sample_params', 'validate_spec'
 ]
 
 DEGRADATION_TYPES: tuple[str, ...] = ('sr', 'blur', 'noise', 'jpeg', 'rain', 'haze', 'dark')
 
+# How an output becomes 8-bit (see the module docstring); 'round' is MiOIR's, the default.
+QUANTIZE_MODES: tuple[str, ...] = ('round', 'truncate', 'none')
+
 DEFAULT_SPECS: dict[str, dict] = {
-    'sr': {'type': 'sr', 'scale': 4},
-    'blur': {'type': 'blur', 'kernel_size': [7, 21], 'sigma': [1.0, 3.0]},
-    'noise': {'type': 'noise', 'sigma': [15.0, 50.0]},
-    'jpeg': {'type': 'jpeg', 'quality': [30, 70]},
-    'rain': {'type': 'rain', 'amount': [50, 100], 'width': [3, 11], 'length': [20, 40], 'angle': [-45.0, 45.0]},
-    'haze': {'type': 'haze', 'A': [0.8, 1.0], 'beta': [0.5, 2.5]},
-    'dark': {'type': 'dark', 'gamma': [1.0, 3.0]},
+    'sr': {'type': 'sr', 'scale': 4, 'quantize': 'round'},
+    'blur': {'type': 'blur', 'kernel_size': [7, 21], 'sigma': [1.0, 3.0], 'quantize': 'round'},
+    'noise': {'type': 'noise', 'sigma': [15.0, 50.0], 'quantize': 'round'},
+    'jpeg': {'type': 'jpeg', 'quality': [30, 70], 'quantize': 'round'},
+    # MiOIR: value = np.random.randint(50, 100), angle = np.random.randint(-45, 45) (upper ends excluded).
+    'rain': {'type': 'rain', 'amount': [50, 99], 'width': [3, 11], 'length': [20, 40], 'angle': [-45.0, 44.0],
+             'quantize': 'round'},
+    'haze': {'type': 'haze', 'A': [0.8, 1.0], 'beta': [0.5, 2.5], 'quantize': 'round'},
+    'dark': {'type': 'dark', 'gamma': [1.0, 3.0], 'quantize': 'round'},
 }
 
 # MiOIR keeps a seed where uniform(0, 256) >= 256 - amount / 100, so amount counts seeds per 25600 pixels.
@@ -177,13 +204,20 @@ def _check_type(spec: object, where: str) -> str:
 
 def _check_keys(spec: dict, deg_type: str, where: str) -> None:
     """Reject keys the degradation type does not know, suggesting the closest allowed one."""
-    allowed = _KEYS[deg_type]
+    allowed = [*_KEYS[deg_type], 'quantize']
     for key in spec:
         if key != 'type' and key not in allowed:
-            close = difflib.get_close_matches(str(key), list(allowed), n=1)
+            close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f' (did you mean {close[0]!r}?)' if close else ''
             raise ValueError(f'{where}: unknown key {key!r} for type {deg_type!r}{hint}; '
                              f'allowed keys: {", ".join(allowed)}')
+
+
+def _check_quantize(value: object, where: str) -> str:
+    """Check a `quantize` value: one of QUANTIZE_MODES."""
+    if not isinstance(value, str) or value not in QUANTIZE_MODES:
+        raise ValueError(f'{where}: quantize={value!r} is not valid; expected one of {", ".join(QUANTIZE_MODES)}')
+    return value
 
 
 def validate_spec(spec: dict, where: str = 'degradation spec') -> dict:
@@ -194,6 +228,8 @@ def validate_spec(spec: dict, where: str = 'degradation spec') -> dict:
     for key, key_rule in _KEYS[deg_type].items():
         if key in spec:
             merged[key] = _check_value(spec[key], key_rule, where, key)
+    if 'quantize' in spec:
+        merged['quantize'] = _check_quantize(spec['quantize'], where)
     return merged
 
 
@@ -212,11 +248,15 @@ def sample_params(spec: dict, rng: np.random.Generator) -> dict:
         else:
             # validate_spec made both ends odd, so the odd values are lo, lo + 2, ..., hi.
             params[key] = int(value[0] + 2 * rng.integers(0, (value[1] - value[0]) // 2, endpoint=True))
+    params['quantize'] = full['quantize']
     return params
 
 
 def _concrete(params: dict, deg_type: str) -> dict:
-    """Check that params hold one valid scalar per key of deg_type and return them as Python numbers."""
+    """Check that params hold one valid scalar per key of deg_type; return them as Python numbers, with `quantize`.
+
+    `quantize` may be omitted (the type's default, DEFAULT_SPECS); every other key is required.
+    """
     where = f'{deg_type} params'
     if not isinstance(params, dict):
         raise TypeError(f'{where}: expected a dict, got {type(params).__name__} {params!r}')
@@ -232,6 +272,7 @@ def _concrete(params: dict, deg_type: str) -> dict:
             raise TypeError(f'{where}: {key}={params[key]!r} is a range; expected one concrete value '
                              '(draw it with sample_params)')
         values[key] = _number(params[key], key_rule, where, key)
+    values['quantize'] = _check_quantize(params.get('quantize', DEFAULT_SPECS[deg_type]['quantize']), where)
     return values
 
 
@@ -249,93 +290,147 @@ def _check_image(img: np.ndarray, where: str) -> np.ndarray:
     return img.astype(np.float32, copy=False)
 
 
-def _finish(img: np.ndarray) -> np.ndarray:
-    """Clip to [0, 1] as float32 (always a new array)."""
-    return np.clip(img, 0.0, 1.0).astype(np.float32)
+def _levels(img: np.ndarray) -> np.ndarray:
+    """An image in [0, 1] on the 0-255 scale in float64, 8-bit values made exact: (H, W, 3) -> (H, W, 3).
+
+    float32 cannot hold k/255 exactly; values within 1e-3 of a level are taken as that level, so an 8-bit image
+    read as float32 gives back its integers (as the authors' uint8 arrays).
+    """
+    scaled = img.astype(np.float64) * 255.0
+    level = np.rint(scaled)
+    return np.where(np.abs(scaled - level) < 1e-3, level, scaled)
+
+
+def _finish(img: np.ndarray, quantize: str) -> np.ndarray:
+    """Clip to [0, 1] and make 8-bit as `quantize` says: (H, W, 3) float -> new (H, W, 3) float32.
+
+    'round' is MiOIR's torch.clamp((x * 255).round(), 0, 255) / 255 (float32, half to even like torch.round);
+    'truncate' is np.clip(x, 0, 255).astype(np.uint8) on the 0-255 scale; 'none' keeps the float values.
+    """
+    out = np.clip(img, 0.0, 1.0).astype(np.float32)
+    if quantize == 'round':
+        return np.rint(out * np.float32(255)) / np.float32(255)
+    if quantize == 'truncate':
+        return (np.floor(_levels(out)) / 255.0).astype(np.float32)
+    return out
+
+
+def _to_tensor(img: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) float32 array -> (1, 3, H, W) tensor, as basicsr's img2tensor(...).unsqueeze(0)."""
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
+
+
+def _to_array(tensor: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) tensor -> (H, W, 3) float32 array."""
+    return tensor[0].numpy().transpose(1, 2, 0)
 
 
 def add_sr(img: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
-    """Bicubic x1/scale down then back up to the input size: (H, W, 3) -> (H, W, 3); rng unused."""
-    scale = _concrete(params, 'sr')['scale']
+    """Bicubic x1/scale down then back up to the input size, as MiOIR's resize_tensor: (H, W, 3) -> (H, W, 3).
+
+    F.interpolate(scale_factor=1/scale) floors the small size and maps coordinates with the given factor; the
+    second call restores (H, W). rng is unused.
+    """
+    p = _concrete(params, 'sr')
     img = _check_image(img, 'sr')
     h, w = img.shape[:2]
-    # Floor, as F.interpolate(scale_factor=1/scale) does in MiOIR; the upsample restores sizes not divisible by it.
-    small = cv2.resize(img, (max(1, w // scale), max(1, h // scale)), interpolation=cv2.INTER_CUBIC)
-    return _finish(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC))
+    with torch.no_grad():
+        small = F.interpolate(_to_tensor(img), scale_factor=1 / p['scale'], mode='bicubic')
+        out = F.interpolate(small, size=(h, w), mode='bicubic')
+    return _finish(_to_array(out), p['quantize'])
 
 
-def _gaussian_kernel(kernel_size: int, sigma: float) -> np.ndarray:
-    """Normalised isotropic 2-D Gaussian: (kernel_size, kernel_size) float32 summing to 1."""
+def gaussian_kernel(kernel_size: int, sigma: float) -> np.ndarray:
+    """Normalised isotropic 2-D Gaussian, MiOIR's bivariate_Gaussian(isotropic=True): (K, K) float64 summing to 1.
+
+    Raises ValueError for an even kernel_size (the grid is centred on a pixel).
+    """
+    if kernel_size % 2 == 0:
+        raise ValueError(f'blur: kernel_size={kernel_size} is even; expected an odd integer')
     ax = np.arange(kernel_size, dtype=np.float64) - (kernel_size - 1) / 2
-    kernel = np.exp(-(ax[:, None] ** 2 + ax[None, :] ** 2) / (2 * sigma ** 2))
-    return (kernel / kernel.sum()).astype(np.float32)
+    kernel = np.exp(-0.5 * (ax[:, None] ** 2 + ax[None, :] ** 2) / sigma ** 2)
+    return kernel / kernel.sum()
 
 
 def add_blur(img: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
-    """Isotropic Gaussian blur: (H, W, 3) -> (H, W, 3); rng unused."""
+    """Isotropic Gaussian blur by basicsr's filter2D (reflect padding), as MiOIR: (H, W, 3) -> (H, W, 3).
+
+    Raises ValueError when a side of the image is not larger than half the kernel (reflect padding needs it).
+    rng is unused.
+    """
     p = _concrete(params, 'blur')
     img = _check_image(img, 'blur')
-    kernel = _gaussian_kernel(p['kernel_size'], p['sigma'])
-    # REFLECT_101 is torch's 'reflect' padding, which basicsr's filter2D (used by MiOIR) applies.
-    return _finish(cv2.filter2D(img, -1, kernel, borderType=cv2.BORDER_REFLECT_101))
+    if min(img.shape[:2]) <= p['kernel_size'] // 2:
+        raise ValueError(f'blur: image of {img.shape[0]}x{img.shape[1]} is too small for kernel_size '
+                         f'{p["kernel_size"]}; expected sides > {p["kernel_size"] // 2}')
+    kernel = torch.from_numpy(gaussian_kernel(p['kernel_size'], p['sigma']).astype(np.float32))[None]
+    with torch.no_grad():
+        out = filter2D(_to_tensor(img), kernel)
+    return _finish(_to_array(out), p['quantize'])
 
 
 def add_noise(img: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
-    """Additive i.i.d. Gaussian noise of std sigma/255 per channel, clipped: (H, W, 3) -> (H, W, 3)."""
-    sigma = _concrete(params, 'noise')['sigma']
+    """Additive i.i.d. Gaussian noise of std sigma (0-255 scale) per channel, clipped: (H, W, 3) -> (H, W, 3).
+
+    quantize 'truncate' follows AirNet/PromptIR/TUR (float64 on the 8-bit patch, then uint8 truncation); the other
+    modes follow MiOIR's basicsr random_add_gaussian_noise_pt (float32, img + randn * sigma / 255, clamped).
+    """
+    p = _concrete(params, 'noise')
     img = _check_image(img, 'noise')
-    noise = rng.standard_normal(img.shape, dtype=np.float32) * np.float32(sigma / 255.0)
-    return _finish(img + noise)
+    noise = rng.standard_normal(img.shape, dtype=np.float32)
+    if p['quantize'] == 'truncate':
+        noisy = np.clip(_levels(img) + noise.astype(np.float64) * p['sigma'], 0, 255)
+        return (np.floor(noisy) / 255.0).astype(np.float32)
+    # torch's order of operations: (randn * sigma) / 255, all float32.
+    return _finish(img + noise * np.float32(p['sigma']) / np.float32(255), p['quantize'])
+
+
+_JPEG: list[DiffJPEG] = []  # one DiffJPEG per process, built on first use (its tables are constants)
 
 
 def add_jpeg(img: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
-    """One 8-bit JPEG encode/decode round trip at the given quality: (H, W, 3) -> (H, W, 3); rng unused."""
-    quality = _concrete(params, 'jpeg')['quality']
+    """JPEG round trip by basicsr's DiffJPEG(differentiable=False), as MiOIR: (H, W, 3) -> (H, W, 3); rng unused.
+
+    DiffJPEG pads to multiples of 16 with zeros, compresses with torch.round, and crops back.
+    """
+    p = _concrete(params, 'jpeg')
     img = _check_image(img, 'jpeg')
-    bgr = np.ascontiguousarray(np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)[..., ::-1])
-    ok, buffer = cv2.imencode('.jpg', bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise RuntimeError(f'jpeg: cv2.imencode failed for an image of shape {img.shape} at quality {quality}')
-    decoded = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
-    return _finish(decoded[..., ::-1].astype(np.float32) / 255.0)
+    if not _JPEG:
+        _JPEG.append(DiffJPEG(differentiable=False))
+    with torch.no_grad():
+        out = _JPEG[0](torch.clamp(_to_tensor(img), 0, 1), quality=p['quality'])
+    return _finish(_to_array(out), p['quantize'])
 
 
-def _streak_kernel(length: int, width: int, angle: float) -> np.ndarray:
-    """Kernel of one rain streak: a rotated line thickened by a Gaussian, (K, K) float64 with K >= length."""
-    # MiOIR shrinks the length x length diagonal by (1 - length/100) and clips it to the length x length box.
-    theta = math.radians(angle)
-    direction = np.array([math.sin(theta), math.cos(theta)])  # (x, y) with y pointing down: > 0 leans '\'
-    half = min(length * math.sqrt(2) * (1 - length / 100) / 2, length / 2 / max(abs(direction[0]), abs(direction[1])))
-    # An odd canvas centres the line on a pixel; the margin keeps the thickening from folding back at the edges.
-    size = length + (length + 1) % 2 + 2 * (width // 2)
-    centre = (size - 1) / 2
-    # Splat densely sampled points of the segment bilinearly, so the line is anti-aliased at any angle.
-    t = np.linspace(-half, half, max(2, math.ceil(8 * half) + 1))
-    x, y = centre + t * direction[0], centre + t * direction[1]
-    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
-    fx, fy = x - x0, y - y0
-    kernel = np.zeros((size, size), np.float64)
-    step = 2 * half / (len(t) - 1)
-    for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        xs, ys = np.clip(x0 + dx, 0, size - 1), np.clip(y0 + dy, 0, size - 1)
-        np.add.at(kernel, (ys, xs), weight * step)
-    return cv2.GaussianBlur(kernel, (width, width), 0)
+def rain_kernel(length: int, width: int, angle: float) -> np.ndarray:
+    """MiOIR's streak kernel: the length x length diagonal rotated and shrunk, then thickened: (L, L) float64.
+
+    The identity matrix (a '\\' line) is rotated by angle - 45 degrees about (length/2, length/2) and scaled by
+    1 - length/100 (cv2.getRotationMatrix2D + warpAffine into the same L x L box), then Gaussian-blurred with a
+    width x width window; angle 0 gives a vertical streak, angle > 0 leans its top to the left.
+    """
+    rotation = cv2.getRotationMatrix2D((length / 2, length / 2), angle - 45, 1 - length / 100.0)
+    line = cv2.warpAffine(np.eye(length), rotation, (length, length))
+    return cv2.GaussianBlur(line, (width, width), 0)
+
+
+# MiOIR's 3x3 pre-blur of the streak seeds (get_noise).
+_SEED_BLUR = np.array([[0, 0.1, 0], [0.1, 8, 0.1], [0, 0.1, 0]])
 
 
 def add_rain(img: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
-    """Add bright rain streaks (same on all channels), MiOIR style: (H, W, 3) -> (H, W, 3)."""
+    """Add rain streaks (the same 8-bit layer on all channels), MiOIR's add_rain: (H, W, 3) -> (H, W, 3)."""
     p = _concrete(params, 'rain')
     img = _check_image(img, 'rain')
     h, w = img.shape[:2]
-    seeds = (rng.random((h, w)) < p['amount'] / _RAIN_SEED_DENOMINATOR).astype(np.float64)
-    # MiOIR's 3x3 pre-blur of the seeds (centre 8, 4-neighbours 0.1) changes a seed's footprint by about 1%,
-    # below what min-max normalisation and 8-bit output preserve, so it is left out.
-    streaks = cv2.filter2D(seeds, -1, _streak_kernel(p['length'], p['width'], p['angle']),
-                           borderType=cv2.BORDER_REFLECT_101)
-    lo, hi = float(streaks.min()), float(streaks.max())
-    # The brightest overlap of streaks becomes 1, as MiOIR's NORM_MINMAX to 0..255 does.
-    rain = (streaks - lo) / (hi - lo) if hi > lo else np.zeros_like(streaks)
-    return _finish(img + rain.astype(np.float32)[..., None])
+    seeds = rng.uniform(0, 256, (h, w))
+    seeds[seeds < 256 - p['amount'] * 0.01] = 0
+    seeds = cv2.filter2D(seeds, -1, _SEED_BLUR)
+    streaks = cv2.filter2D(seeds, -1, rain_kernel(p['length'], p['width'], p['angle']))
+    # The brightest overlap of streaks becomes 255 (NORM_MINMAX), then uint8 truncation, as MiOIR.
+    streaks = cv2.normalize(streaks, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    layer = (streaks.astype(np.float32) / np.float32(255))[..., None]
+    return _finish(img + layer, p['quantize'])
 
 
 def _normalised_depth(depth: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -359,22 +454,24 @@ def _fallback_depth(h: int, w: int) -> np.ndarray:
 def add_haze(img: np.ndarray, params: dict, rng: np.random.Generator, depth: np.ndarray | None = None) -> np.ndarray:
     """Atmospheric scattering I = J*t + A*(1 - t), t = exp(-beta*depth/max(depth)): (H, W, 3), depth (H, W).
 
-    Without depth, a vertical ramp from 1 at the top to 0 at the bottom stands in for the network-predicted depth
-    MiOIR loads from disk. rng is unused.
+    Computed as MiOIR's add_haze, on the 0-255 scale in float64. Without depth, a vertical ramp from 1 at the top
+    to 0 at the bottom stands in for the network-predicted depth MiOIR loads from disk. rng is unused.
     """
     p = _concrete(params, 'haze')
     img = _check_image(img, 'haze')
     h, w = img.shape[:2]
     d = _fallback_depth(h, w) if depth is None else _normalised_depth(depth, img.shape)
-    t = np.exp(-p['beta'] * d).astype(np.float32)[..., None]
-    return _finish(img * t + np.float32(p['A']) * (1 - t))
+    t = np.exp(-p['beta'] * d)[..., None]
+    hazy = _levels(img) * t + p['A'] * 255 * (1 - t)
+    # MiOIR's img2tensor: float64 -> float32, then / 255.
+    return _finish(hazy.astype(np.float32) / np.float32(255), p['quantize'])
 
 
 def add_dark(img: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
     """Low light by gamma, out = img ** gamma with no other scaling (as MiOIR): (H, W, 3) -> (H, W, 3); rng unused."""
-    gamma = _concrete(params, 'dark')['gamma']
+    p = _concrete(params, 'dark')
     img = _check_image(img, 'dark')
-    return _finish(np.power(img, np.float32(gamma)))
+    return _finish(np.power(img, p['gamma']), p['quantize'])
 
 
 _APPLY: dict[str, Callable[..., np.ndarray]] = {

@@ -29,6 +29,19 @@ def read_meta_file(meta_file: str, index: dict[str, int]) -> list[tuple[str, str
     return pairs
 
 
+SOURCE_PREFIX = '# source:'
+
+
+def read_meta_source(meta_file: str) -> str:
+    """Where a meta file's images come from: its `# source: ...` comment lines joined by '; ' ('' when none).
+
+    scripts/prepare_data.py writes one such line per part (e.g. MiOIR's released test set, linked, or the same set
+    re-synthesised), so that test.py can say which was scored.
+    """
+    with open(meta_file, encoding='utf-8') as f:
+        return '; '.join(line[len(SOURCE_PREFIX):].strip() for line in f if line.startswith(SOURCE_PREFIX))
+
+
 def scan_task_folders(lq_root: str, gt_root: str, tasks: list[str]) -> list[tuple[str, str, str]]:
     """Pair `lq_root/<task>/NAME` with `gt_root/<task>/NAME`, or with `gt_root/NAME` when GT is shared by tasks."""
     pairs = []
@@ -56,8 +69,9 @@ class PairedTaskDataset(TaskDataset):
     Options:
         tasks: the setting's task names (filled from the top-level `tasks`); a task's id is its position.
         dataroot_lq, dataroot_gt: image roots (folders, or `.lmdb` folders with io_backend type lmdb).
-        meta_file: lines `lq_path gt_path task` relative to the roots; without it, per-task folders are
-            scanned: dataroot_lq/<task>/NAME pairs with dataroot_gt/<task>/NAME or dataroot_gt/NAME.
+        meta_file: lines `lq_path gt_path task` relative to the roots ('# source: ...' lines say where the images
+            come from, kept as `self.source`); without it, per-task folders are scanned: dataroot_lq/<task>/NAME
+            pairs with dataroot_gt/<task>/NAME or dataroot_gt/NAME.
         io_backend: {type: disk} or {type: lmdb} (the LMDB roots are taken from dataroot_lq/gt).
         gt_size: crop size for training; none for validation. use_hflip, use_rot: dihedral augmentation.
         dataset_enlarge_ratio: training length multiplier (each repeat draws its own crop and flips).
@@ -74,8 +88,10 @@ class PairedTaskDataset(TaskDataset):
         self.lq_root, self.gt_root = opt['dataroot_lq'], opt['dataroot_gt']
         if opt.get('meta_file'):
             self.pairs = read_meta_file(opt['meta_file'], self.task_to_id)
+            self.source = read_meta_source(opt['meta_file'])
         else:
             self.pairs = scan_task_folders(self.lq_root, self.gt_root, self.tasks)
+            self.source = ''
         self.num_items = len(self.pairs)
 
     def __getitem__(self, index: int) -> dict:

@@ -11,15 +11,22 @@ one source (or several clean-image sources), labels it with a task and says how 
 `datasets/<setting>/<split>/` (`scripts/prepare_data.py` does the work):
 
     link      the pairs as they are (per-file symlinks, or copies)
-    noisy     clean images (linked) plus one Gaussian-noise copy per image at `sigma`, drawn once with a fixed seed
+    clean     clean images (linked) that the options degrade on the fly (a SyntheticTaskDataset part drawing the
+              part's tasks, e.g. AirNet/PromptIR/TUR's denoising noise, a new draw at every read); listed in
+              `meta_<split>_clean.txt`, not in the pair meta file
     crop16    both images centre-cropped to multiples of 16, as AirNet/PromptIR's crop_img(base=16) before scoring
     noisy16   clean images centre-cropped to multiples of 16, then noised once (BSD68)
     resize16  both images resized as TransWeather's ValData does before scoring
     mio       MiOIR's training set: every DF2K image degraded once per task, then cut into 300x300 sub-images
     mio_test  MiOIR's in-distribution test set: every held-out GT degraded once per task
 
+A part may name a `released` alternative: the authors' own copy of the same set (MiOIR's MiO_test/single_indis),
+linked instead of re-synthesised when its folder exists under the raw folder.
+
 Meta files are `<setting>/meta_train.txt` and `<setting>/meta_test_<name>.txt`, with lines `lq_path gt_path task`
-relative to the split's roots (`Setting.roots`), which are the `dataroot_lq` / `dataroot_gt` of the options.
+relative to the split's roots (`Setting.roots`), which are the `dataroot_lq` / `dataroot_gt` of the options, and
+`# source: ...` lines saying where each part's images come from. `meta_<split>_clean.txt` lists the clean images of
+`clean` parts, relative to the split's GT root.
 """
 from __future__ import annotations
 
@@ -30,8 +37,9 @@ from dataclasses import dataclass, field
 
 __all__ = [
     'MIO_TASKS', 'SETTINGS', 'SOURCES', 'NamingError', 'Part', 'Setting', 'Source', 'airnet_ots_entry',
-    'allweather_entry', 'allweather_task', 'gopro_gt', 'gopro_out', 'meta_name', 'mio_sub_name', 'mio_windows',
-    'ots_gt', 'outdoor_rain_gt', 'rain100l_gt', 'raindrop_gt', 'same_name', 'sots_gt', 'spa_plus_gt'
+    'allweather_entry', 'allweather_task', 'clean_meta_name', 'gopro_gt', 'gopro_out', 'meta_name', 'mio_released_gt',
+    'mio_released_task', 'mio_sub_name', 'mio_windows', 'ots_gt', 'outdoor_rain_gt', 'rain100l_gt', 'raindrop_gt',
+    'same_name', 'sots_gt', 'spa_plus_gt'
 ]
 
 MIO_TASKS = ('sr', 'blur', 'noise', 'jpeg', 'rain', 'haze', 'dark')
@@ -105,6 +113,22 @@ def spa_plus_gt(lq: str) -> tuple[str, ...]:
     """SPA+ training pairs, TUR's rule (real_rain): 003/003_12-5.png -> 003/003_12.png (the GT of a sequence frame)."""
     m = _match(r'([^/_]+)/(\1_[^/-]+)-[^/]+\.\w+', lq, 'SPA+', '<SEQ>/<SEQ>_<X>-<Y>.png (GT <SEQ>/<SEQ>_<X>.png)')
     return (f'{m.group(1)}/{m.group(2)}.png',)
+
+
+def mio_released_gt(lq: str) -> tuple[str, ...]:
+    """MiOIR's released test set (MiO_test.zip): single_indis/<task>/NAME pairs with original/GT/NAME."""
+    m = _match(r'([^/]+)/([^/]+)', lq, 'MiO_test single_indis', '<task>/NAME.png (GT original/GT/NAME.png)')
+    mio_released_task(lq)
+    return (m.group(2),)
+
+
+def mio_released_task(lq: str) -> str:
+    """Task of a file of MiOIR's single_indis: its folder, one of MIO_TASKS: 'haze/0801.png' -> 'haze'."""
+    task = lq.split('/', 1)[0]
+    if task not in MIO_TASKS:
+        raise NamingError(f"'{lq}' is not in a MiOIR task folder: expected <task>/NAME.png with <task> one of "
+                          f"{', '.join(MIO_TASKS)}")
+    return task
 
 
 _ALLWEATHER_TASKS = (
@@ -195,6 +219,9 @@ SOURCES: dict[str, Source] = {
                                      'optional DF2K/depth/<stem>.mat or .npy'),
     'mio_test': Source('MiO_test/original/GT', layout='MiO_test/original/GT/NAME.png (MiOIR MiO_test.zip), optional '
                                                       'MiO_test/original/depth/LR_tensor/<stem>/predict_depth.mat'),
+    'mio_test_released': Source('MiO_test/single_indis', 'MiO_test/original/GT', mio_released_gt, glob='*/*',
+                                layout='MiO_test/single_indis/<task>/NAME.png with MiO_test/original/GT/NAME.png '
+                                       '(MiOIR MiO_test.zip)'),
     # AirNet / PromptIR three-task data.
     'bsd400': Source('BSD400', layout='BSD400/NAME (400 clean images, flat)'),
     'wed': Source('WED', layout='WED/NAME.bmp (4,744 clean images, flat: WED pristine_images)'),
@@ -250,12 +277,15 @@ class Part:
     """One source turned into task-labelled pairs of a split.
 
     sources: keys of SOURCES (several only for clean images, e.g. BSD400 + WED).
-    task: the task name, or a function of the LQ path (AllWeather); for 'mio'/'mio_test' the tuple of tasks.
-    kind: link, noisy, crop16, noisy16, resize16, mio or mio_test (see the module docstring).
+    task: the task name, or a function of the LQ path (AllWeather); for 'clean', 'mio' and 'mio_test' the tuple of
+        tasks.
+    kind: link, clean, crop16, noisy16, resize16, mio or mio_test (see the module docstring).
     lq_out, gt_out: output folders relative to the split's LQ and GT roots.
-    repeat: how many times each pair is listed in the meta file (the authors' mixing ratio).
-    sigma: noise level of 'noisy' / 'noisy16', on the 0-255 scale.
+    repeat: how many times each pair is listed in the meta file (the authors' mixing ratio); for 'clean', how many
+        times the authors list each clean image per task (the options' dataset_enlarge_ratio of that part).
+    sigma: noise level of 'noisy16', on the 0-255 scale.
     crop: MiOIR's sub-image size, step and leftover threshold for 'mio'.
+    released: the part that replaces this one when its sources' folders exist (the authors' released copy).
     """
 
     sources: tuple[str, ...]
@@ -266,6 +296,7 @@ class Part:
     repeat: int = 1
     sigma: float = 0.0
     crop: tuple[int, int, int] = (300, 150, 48)
+    released: Part | None = None
 
     def task_of(self, lq: str) -> str:
         """Task of the pair whose LQ source path is lq."""
@@ -288,10 +319,14 @@ def meta_name(split: str) -> str:
     return f'meta_{split}.txt'
 
 
-def _denoise(sigma: int, repeat: int) -> Part:
-    """BSD400 + WED with Gaussian noise of sigma, each clean image listed `repeat` times (AirNet/PromptIR: 3)."""
-    return Part(('bsd400', 'wed'), f'denoise_{sigma}', 'noisy', f'denoise/noisy{sigma}', 'denoise/clean', repeat,
-                sigma=sigma)
+def clean_meta_name(split: str) -> str:
+    """List of a split's clean images (degraded on the fly): 'train' -> meta_train_clean.txt."""
+    return f'meta_{split}_clean.txt'
+
+
+# BSD400 + WED, noised on the fly at each sigma; AirNet/PromptIR/TUR list each clean image 3 times per sigma.
+_DENOISE = Part(('bsd400', 'wed'), ('denoise_15', 'denoise_25', 'denoise_50'), 'clean', gt_out='denoise/clean',
+                repeat=3)
 
 
 def _bsd68(sigma: int) -> Part:
@@ -308,17 +343,21 @@ SETTINGS: dict[str, Setting] = {
     'mio7': Setting(
         MIO_TASKS,
         (Part(('df2k',), MIO_TASKS, 'mio'),),
-        {'indis': (Part(('mio_test',), MIO_TASKS, 'mio_test'),)},
+        {'indis': (Part(('mio_test',), MIO_TASKS, 'mio_test',
+                        released=Part(('mio_test_released',), mio_released_task, 'link')),)},
         {'train': ('train/lq', 'train/gt'), 'test': ('test/lq', 'test/gt')}),
-    # AirNet / PromptIR: the lists of PromptIR's PromptTrainDataset (denoise x3 per sigma, Rain100L x120, OTS x1).
+    # AirNet / PromptIR: the lists of PromptIR's PromptTrainDataset and TUR's Airnet_PromptTrainDataset (denoise
+    # on the fly x3 per sigma, Rain100L x120, OTS x1); tasks in the authors' id order (de_dict).
     'aio3': Setting(
         ('denoise_15', 'denoise_25', 'denoise_50', 'derain', 'dehaze'),
-        (_denoise(15, 3), _denoise(25, 3), _denoise(50, 3), _RAIN100L_TRAIN, _OTS),
+        (_DENOISE, _RAIN100L_TRAIN, _OTS),
         {'bsd68': (_bsd68(15), _bsd68(25), _bsd68(50)), 'rain100l': (_RAIN100L_TEST,), 'sots': (_SOTS,)}),
-    # IDR's five tasks with TUR's mixing (airnet_five_type_dataset.py): GoPro x10, LOL x50.
+    # IDR's five tasks as TUR trained them (options/transweather_5task.yml, airnet_five_type_dataset.py at 5d026e7):
+    # denoise sigma 15/25/50 on the fly x3, Rain100L x120, OTS x1, GoPro x10, LOL x50, in the authors' id order
+    # (de_dict: denoise 0-2, derain 3, dehaze 4, gopro 6, lol 7). Tests: BSD68 at sigma 25 only, as published.
     'aio5': Setting(
-        ('denoise_25', 'derain', 'dehaze', 'deblur', 'lowlight'),
-        (_denoise(25, 3), _RAIN100L_TRAIN, _OTS,
+        ('denoise_15', 'denoise_25', 'denoise_50', 'derain', 'dehaze', 'deblur', 'lowlight'),
+        (_DENOISE, _RAIN100L_TRAIN, _OTS,
          Part(('gopro_train',), 'deblur', 'link', 'deblur/input', 'deblur/target', 10),
          Part(('lol_train',), 'lowlight', 'link', 'lowlight/low', 'lowlight/high', 50)),
         {'sots': (_SOTS,), 'rain100l': (_RAIN100L_TEST,), 'bsd68': (_bsd68(25),),

@@ -6,7 +6,7 @@ from os import path as osp
 import numpy as np
 from basicsr.utils.registry import DATASET_REGISTRY
 
-from basicsr_tur.data.data_util import TaskDataset, list_images, to_tensor
+from basicsr_tur.data.data_util import TaskDataset, list_images, lookup_task, to_tensor
 from basicsr_tur.data.degradations import DEGRADATION_TYPES, apply_degradation, degrade, validate_spec
 
 
@@ -15,7 +15,8 @@ def degradation_specs(tasks: list[str], specs: dict | None, where: str) -> dict[
     specs = dict(specs or {})
     for name in specs:
         if name not in tasks:
-            raise ValueError(f"{where}: 'degradations.{name}' is not one of the tasks ({', '.join(tasks)})")
+            raise ValueError(f"{where}: 'degradations.{name}' is not one of the synthesised tasks "
+                             f"({', '.join(tasks)})")
     out = {}
     for task in tasks:
         spec = dict(specs.get(task) or {})
@@ -26,6 +27,17 @@ def degradation_specs(tasks: list[str], specs: dict | None, where: str) -> dict[
             spec['type'] = task
         out[task] = validate_spec(spec, f'{where}: degradations.{task}')
     return out
+
+
+def synthesised_tasks(tasks: list[str], synth_tasks: list[str] | None, where: str) -> list[str]:
+    """The tasks a dataset synthesises: `synth_tasks` (distinct names among the setting's `tasks`), or all tasks."""
+    if synth_tasks is None:
+        return list(tasks)
+    if not isinstance(synth_tasks, list) or not synth_tasks or len(set(synth_tasks)) != len(synth_tasks):
+        raise ValueError(f"{where}: 'synth_tasks' must be a non-empty list of distinct task names, got {synth_tasks!r}")
+    for name in synth_tasks:
+        lookup_task(name, {t: i for i, t in enumerate(tasks)}, f"{where}: 'synth_tasks'")
+    return list(synth_tasks)
 
 
 def load_depth(depth_root: str | None, image_name: str, shape: tuple[int, int]) -> np.ndarray | None:
@@ -47,23 +59,28 @@ class SyntheticTaskDataset(TaskDataset):
     """Clean GT images, each sample degraded by one task; returns lq, gt, task_id, task, lq_path, gt_path.
 
     Options:
-        tasks: the setting's task names; sample `index` has task `tasks[index % len(tasks)]`, so every task
-            gets the same share of samples and a shuffled batch mixes them.
+        tasks: the setting's task names; a task's id is its position in this list.
+        synth_tasks: the tasks this dataset synthesises (default: all of `tasks`), e.g. [denoise_15, denoise_25,
+            denoise_50] for the noise part of a MixedTaskDataset beside fixed pairs. Sample `index` has task
+            `synth_tasks[index % len(synth_tasks)]` and image `index // len(synth_tasks)`, so every image is read
+            once per task and epoch (times dataset_enlarge_ratio), as the authors list each clean image once per
+            noise level, and a shuffled batch mixes the tasks.
         dataroot_gt: folder (or `.lmdb` with io_backend lmdb) of clean images; meta_file: optional list of
             image paths relative to it (one per line), required for lmdb.
-        degradations: {task: spec} with a spec as in `data/degradations.py` (type and ranges); a task named
-            after a degradation type takes the MiOIR ranges by default.
+        degradations: {task: spec} for the synthesised tasks, a spec as in `data/degradations.py` (type, ranges,
+            quantize); a task named after a degradation type takes the MiOIR ranges by default.
         depth_root: optional folder of `<image stem>.npy` depth maps used by haze.
         gt_size, use_hflip, use_rot, dataset_enlarge_ratio, seed: as in PairedTaskDataset.
         key_crop: also return `lq_key`, another crop degraded with the same parameters (AirNet's contrastive key).
     """
 
-    OPTION_KEYS = ('dataroot_gt', 'meta_file', 'degradations', 'depth_root', 'gt_size', 'use_hflip', 'use_rot',
-                   'seed', 'dataset_enlarge_ratio', 'key_crop')
+    OPTION_KEYS = ('dataroot_gt', 'meta_file', 'synth_tasks', 'degradations', 'depth_root', 'gt_size', 'use_hflip',
+                   'use_rot', 'seed', 'dataset_enlarge_ratio', 'key_crop')
 
     def __init__(self, opt: dict) -> None:
         super().__init__(opt, {'gt': 'dataroot_gt'})
-        self.specs = degradation_specs(self.tasks, opt.get('degradations'), self.where)
+        self.synth_tasks = synthesised_tasks(self.tasks, opt.get('synth_tasks'), self.where)
+        self.specs = degradation_specs(self.synth_tasks, opt.get('degradations'), self.where)
         self.gt_root = opt['dataroot_gt']
         if opt.get('meta_file'):
             with open(opt['meta_file'], encoding='utf-8') as f:
@@ -74,16 +91,18 @@ class SyntheticTaskDataset(TaskDataset):
             self.names = list_images(self.gt_root)
         if not self.names:
             raise ValueError(f'{self.where}: no images in {self.gt_root}')
-        self.num_items = len(self.names) * len(self.tasks)
+        self.num_items = len(self.names) * len(self.synth_tasks)
 
     def item_tasks(self) -> list[int]:
-        """Task id of every index (index % number of tasks), for the task-balanced sampler."""
-        return [self.task_to_id[self.tasks[i % len(self.tasks)]] for i in range(len(self))]
+        """Task id of every index (index % number of synthesised tasks), for the task-balanced sampler."""
+        n = len(self.synth_tasks)
+        return [self.task_to_id[self.synth_tasks[i % n]] for i in range(len(self))]
 
     def __getitem__(self, index: int) -> dict:
         index = self.locate(index)
-        task = self.tasks[index % len(self.tasks)]
-        name = self.names[(index // len(self.tasks)) % len(self.names)]
+        n = len(self.synth_tasks)
+        task = self.synth_tasks[index % n]
+        name = self.names[(index // n) % len(self.names)]
         gt_path = osp.join(self.gt_root, name)
         gt = self.read(self.gt_root, name, 'gt')
         depth = load_depth(self.opt.get('depth_root'), name, gt.shape[:2])
