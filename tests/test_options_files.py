@@ -50,6 +50,34 @@ def test_tur_options_use_the_loss_variant_of_their_published_row(path):
     assert pixel_opt['type'] == 'TURLoss' and pixel_opt.get('variant') == TUR_VARIANTS[setting]
 
 
+def _flat(opt: dict, prefix: str = '') -> dict:
+    """{'a.b.c': value} of a nested options dict."""
+    out = {}
+    for key, value in opt.items():
+        out.update(_flat(value, f'{prefix}{key}.') if isinstance(value, dict) else {prefix + key: value})
+    return out
+
+
+# What a TUR/L1 pair may differ in: the run's name, the loss and the head; and, for AirNet in aio3/aio5, the recipe
+# of TUR's AirNet_uncertainty(fix_E=True) against official AirNet's (frozen loaded encoder, no InfoNCE, no key crop,
+# the restorer's own schedule), since each file follows the code path of its own published row.
+PAIR_KEYS = {'name', 'network_g.uncertainty_head', 'train.pixel_opt.type', 'train.pixel_opt.variant',
+             'train.pixel_opt.reduction'}
+AIRNET_RECIPE_KEYS = {'train.fix_encoder', 'path.pretrain_network_encoder', 'train.contrast_weight',
+                      'train.encoder_warmup_iter', 'datasets.train.key_crop', 'train.optim_g.lr',
+                      'train.scheduler.type', 'train.scheduler.milestones', 'train.scheduler.restarts',
+                      'train.scheduler.restart_weights', 'train.total_iter'}
+
+
+@pytest.mark.parametrize('path', TUR_FILES, ids=lambda p: osp.relpath(p, REPO))
+def test_tur_and_l1_options_differ_only_in_loss_head_and_recipe(path):
+    tur, l1 = _flat(load_yaml(path)), _flat(load_yaml(path.replace('_TUR.yml', '_L1.yml')))
+    differing = {k for k in set(tur) | set(l1) if tur.get(k) != l1.get(k)}
+    setting, arch = osp.basename(osp.dirname(path)), osp.basename(path)[:-len('_TUR.yml')]
+    allowed = PAIR_KEYS | (AIRNET_RECIPE_KEYS if (setting, arch) in {('aio3', 'AirNet'), ('aio5', 'AirNet')} else set())
+    assert differing <= allowed, sorted(differing - allowed)
+
+
 def tiny_data_overrides(clean_root: str, paired_root: str) -> list[str]:
     """--force_yml entries pointing a demo options file at the test fixtures, for a 2-iteration run."""
     return ['prepare:creates=' + clean_root, 'train:total_iter=2', 'logger:print_freq=1',
