@@ -165,7 +165,9 @@ def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
     write_text(osp.join(results_root, 'metrics.md'), text)
     write_text(osp.join(results_root, 'metrics.json'),
                json.dumps({'name': label, 'options': opt['opt_path'], 'results': all_results,
-                           'published_as': dict(published, row=published.get('row')) if published else None},
+                           # an absolute file, so that compare.py finds it from any folder
+                           'published_as': dict(published, file=osp.abspath(published['file']),
+                                                row=published.get('row')) if published else None},
                           indent=2))
     write_text(osp.join(results_root, 'metrics.csv'), metrics_csv(label, all_results))
     print(text, flush=True)

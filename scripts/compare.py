@@ -88,13 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.published and not args.setting:
         parser.error('--published needs --setting')
-    if args.published_as and not args.published:
-        parser.error('--published-as needs --published and --setting')
     try:
         measured, sources = load_rows(args.results)
         published, diff_to = {}, {}
         if not args.published and (common := common_published(sources)):
             args.published, args.setting = common
+        if args.published_as and not args.published:
+            raise ValueError('--published-as needs published rows: --published and --setting, or result files '
+                             'whose published_as all name the same file and setting')
         if args.published:
             published = load_published(args.published, args.setting)
             overrides = parse_published_as(args.published_as, list(measured))

@@ -165,6 +165,12 @@ def test_contrastive_options_are_refused_with_a_fixed_encoder(tmp_path, clean_ro
         fixed_model(tmp_path, clean_root, paired_root, **{key: 1})
 
 
+def test_null_contrastive_options_count_as_absent_with_a_fixed_encoder(tmp_path, clean_root, paired_root):
+    # --force_yml can set a key of the official recipe to null but not remove it: RECIPES.md's command relies on it.
+    model, _ = fixed_model(tmp_path, clean_root, paired_root, contrast_weight=None, encoder_warmup_iter=None)
+    assert model.fix_encoder
+
+
 def test_fixed_encoder_without_trained_weights_is_refused(tmp_path, clean_root, paired_root):
     with pytest.raises(ValueError, match='set path.pretrain_network_encoder'):
         fixed_model(tmp_path, clean_root, paired_root, encoder='~')  # YAML null: no encoder checkpoint

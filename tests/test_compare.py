@@ -134,3 +134,16 @@ def test_published_rows_default_to_the_file_and_setting_the_results_name(tmp_pat
     plain = write_result(tmp_path, 'other', [30.0, 28.0])
     assert compare.main([l1, plain, '--out', out]) == 0
     assert '(published)' not in open(out + '.md').read()
+
+
+def test_published_as_option_alone_uses_the_results_published_file(tmp_path, aio3):
+    l1 = write_result(tmp_path, 'PromptIR_L1', [36.0, 30.05], row='PromptIR', file=aio3)
+    out = str(tmp_path / 'cmp')
+    assert compare.main([l1, '--published-as', 'PromptIR_L1=PromptIR + TUR', '--out', out]) == 0
+    assert '| Δ PromptIR_L1 − PromptIR + TUR (published) |' in open(out + '.md').read()
+
+
+def test_missing_published_file_is_named_as_such(tmp_path, capsys):
+    l1 = write_result(tmp_path, 'L1', [36.0, 30.05], row='PromptIR', file=str(tmp_path / 'gone.yml'))
+    assert compare.main([l1]) == 1
+    assert capsys.readouterr().err.strip() == f"error: published figures file not found: {tmp_path / 'gone.yml'}"

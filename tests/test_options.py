@@ -44,6 +44,24 @@ NAMED_MISTAKES = {  # a mistake in an options file -> the one-line error that na
                      r"unknown loss 'TURloss'; did you mean 'TURLoss'"),
     'unknown_dataset_type': (lambda o: o['datasets']['val'].update(type='PairedTaskDatset'),
                              r"unknown dataset 'PairedTaskDatset'"),
+    'non_boolean_switch_of_an_arch': (lambda o: o['network_g'].update(uncertainty_detach='maybe'),
+                                      r"'network_g.uncertainty_detach' must be true or false, got 'maybe'"),
+    'string_where_an_arch_takes_a_number': (lambda o: o['network_g'].update(num_feat='8'),
+                                            r"'network_g.num_feat' must be an integer, got '8'"),
+    'unknown_tur_variant': (lambda o: o['train']['pixel_opt'].update(variant='cumulativ'),
+                            r"'train.pixel_opt': TURLoss: variant must be one of per_task, cumulative"),
+    'negative_tur_eps': (lambda o: o['train']['pixel_opt'].update(eps=-1.0),
+                         r"'train.pixel_opt': TURLoss: eps must be >= 0, got -1.0"),
+    'text_tur_eps': (lambda o: o['train']['pixel_opt'].update(eps='abc'),
+                     r"'train.pixel_opt.eps' must be a number or null, got 'abc'"),
+    'airnet_switch_on_another_model': (lambda o: o['train'].update(fix_encoder=True),
+                                       r"'train.fix_encoder' is read by model_type AirNetModel only, not 'TURModel'"),
+    'airnet_path_on_another_model': (lambda o: o['path'].update(pretrain_network_encoder='All.pth'),
+                                     r"'path.pretrain_network_encoder' is read by model_type AirNetModel only"),
+    'non_boolean_fix_encoder': (lambda o: o['train'].update(fix_encoder='maybe'),
+                                r"'train.fix_encoder' must be true or false, got 'maybe'"),
+    'detached_head_without_a_head': (lambda o: o['network_g'].update(uncertainty_head=False, uncertainty_detach=True),
+                                     r"'network_g.uncertainty_detach: true' does nothing without"),
 }
 
 
@@ -69,3 +87,15 @@ def test_force_yml_values_are_read_as_yaml_not_code(tmp_path, clean_root, paired
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(OptionError, match='nothere.yml'):
         load_yaml(str(tmp_path / 'nothere.yml'))
+
+
+def test_force_yml_reaches_into_lists_by_index(tmp_path, clean_root, paired_root):
+    path = make_options(tmp_path, clean_root, paired_root)
+    edit(path, lambda o: o['datasets'].update(train={
+        'name': 'mix', 'type': 'MixedTaskDataset', 'gt_size': 24, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2,
+        'parts': [{'type': 'SyntheticTaskDataset', 'dataroot_gt': clean_root}]}))
+    opt, _ = parse_options(str(tmp_path), True, ['-opt', path, '--force_yml',
+                                                  'datasets:train:parts:0:synth_tasks=[noise]'])
+    assert opt['datasets']['train']['parts'][0]['synth_tasks'] == ['noise']
+    with pytest.raises(OptionError, match=r"'3' is not an index of a list of 1 items"):
+        parse_options(str(tmp_path), True, ['-opt', path, '--force_yml', 'datasets:train:parts:3:seed=1'])

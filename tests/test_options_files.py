@@ -50,6 +50,24 @@ def test_tur_options_use_the_loss_variant_of_their_published_row(path):
     assert pixel_opt['type'] == 'TURLoss' and pixel_opt.get('variant') == TUR_VARIANTS[setting]
 
 
+# The authors' task ids (Aitical/TUR 5d026e7 airnet_five_type_dataset.py de_dict: gopro and lol are our deblur and
+# lowlight), which the cumulative TUR loss walks in ascending order: a file's `tasks:` must list them in that order.
+AUTHORS_TASK_IDS = {'denoise_15': 0, 'denoise_25': 1, 'denoise_50': 2, 'derain': 3, 'dehaze': 4, 'deblur': 6,
+                    'lowlight': 7}
+AUTHORS_TASKS = {'aio3': ['denoise_15', 'denoise_25', 'denoise_50', 'derain', 'dehaze'],
+                 'aio5': ['denoise_15', 'denoise_25', 'denoise_50', 'derain', 'dehaze', 'deblur', 'lowlight']}
+
+
+@pytest.mark.parametrize('path', [p for p in TRAIN_FILES + TEST_FILES if osp.basename(osp.dirname(p)) in AUTHORS_TASKS],
+                         ids=lambda p: osp.relpath(p, REPO))
+def test_task_ids_follow_the_authors_order(path):
+    from basicsr_tur.data.settings import SETTINGS
+    setting = osp.basename(osp.dirname(path))
+    tasks = load_yaml(path)['tasks']
+    assert tasks == AUTHORS_TASKS[setting] == sorted(tasks, key=AUTHORS_TASK_IDS.__getitem__)
+    assert list(SETTINGS[setting].tasks) == tasks  # what scripts/prepare_data.py labels the meta files with
+
+
 def _flat(opt: dict, prefix: str = '') -> dict:
     """{'a.b.c': value} of a nested options dict."""
     out = {}

@@ -93,7 +93,7 @@ def test_test_pipeline_writes_per_task_tables(trained, paired_root):
     sr = results['tiny_test_set']['model']['tasks']['sr']
     assert f"| Δ tiny_test − Paper + TUR (published) | {sr['psnr'] - 30.5:+.2f}/{sr['ssim'] - 0.95:+.4f} |" in table
     data = json.load(open(osp.join(out, 'metrics.json')))
-    assert data['published_as'] == {'file': published, 'setting': 'tiny', 'row': 'Paper + TUR'}
+    assert data['published_as'] == {'file': osp.abspath(published), 'setting': 'tiny', 'row': 'Paper + TUR'}
     per_task = data['results']['tiny_test_set']['model']['tasks']
     assert list(per_task) == TASKS and set(per_task['sr']) == {'psnr', 'ssim'}
     assert results['tiny_test_set']['input']['tasks']['noise']['psnr'] > 0

@@ -364,7 +364,8 @@ class Transweather(UncertaintyMixin, nn.Module):
                  uncertainty_detach: bool = False) -> None:
         super().__init__()
         if len(input_range) != 2 or not input_range[0] < input_range[1]:
-            raise ValueError(f'Transweather: input_range must be [lo, hi] with lo < hi, got {list(input_range)}')
+            raise ValueError(f'Transweather: input_range (network_g.input_range) must be [lo, hi] with lo < hi, '
+                             f'e.g. [-1, 1], got {list(input_range)}')
         self.input_range = (float(input_range[0]), float(input_range[1]))
         for name, value in (('embed_dims', embed_dims), ('num_heads', num_heads), ('mlp_ratios', mlp_ratios),
                             ('depths', depths), ('sr_ratios', sr_ratios)):

@@ -75,6 +75,8 @@ class AirNetModel(TURModel):
     loss (TURLoss or L1Loss) applies to the restored output exactly as in TURModel.
     """
 
+    reads_encoder_options = True  # train.fix_encoder and path.pretrain_network_encoder (checked by the options)
+
     def __init__(self, opt: dict) -> None:
         # The restorer sits idle during the encoder warm-up: DDP must be told that parameters may go unused.
         opt.setdefault('find_unused_parameters', True)
@@ -92,7 +94,7 @@ class AirNetModel(TURModel):
                                  'official recipe trains the encoder from scratch)')
             return
         for key in ('contrast_weight', 'encoder_warmup_iter'):
-            if key in train_opt:
+            if train_opt.get(key) is not None:  # null is absent: --force_yml can set a key to null, not remove it
                 raise ValueError(f'train.{key} is refused with train.fix_encoder: true (a frozen encoder takes no '
                                  f'contrastive loss and no warm-up); remove it')
         if encoder_path is None and self.opt['path'].get('pretrain_network_g') is None:
@@ -109,8 +111,9 @@ class AirNetModel(TURModel):
         """TURModel's settings plus, for the official recipe, the contrastive weight and the warm-up length."""
         super().init_training_settings()
         train_opt = self.opt['train']
-        self.contrast_weight = float(train_opt.get('contrast_weight', 0.1))
-        self.encoder_warmup_iter = int(train_opt.get('encoder_warmup_iter', 0))
+        weight, warmup = train_opt.get('contrast_weight'), train_opt.get('encoder_warmup_iter')
+        self.contrast_weight = 0.1 if weight is None else float(weight)
+        self.encoder_warmup_iter = 0 if warmup is None else int(warmup)
 
     def feed_data(self, data: dict) -> None:
         """TURModel's batch plus `lq_key`, the second crop for the contrastive encoder (official recipe only)."""

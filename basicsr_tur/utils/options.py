@@ -13,6 +13,8 @@ import difflib
 import inspect
 import os
 import random
+import types
+import typing
 from collections import OrderedDict
 from os import path as osp
 from typing import Any
@@ -123,14 +125,47 @@ def _check_registered(registry: Any, type_name: Any, kind: str, key: str, path: 
     return registry.get(type_name)
 
 
+_SCALAR_TYPES = {bool: 'true or false', int: 'an integer', float: 'a number', str: 'a string'}
+
+
+def _scalar_types(annotation: Any) -> tuple[set[type], bool] | None:
+    """(scalar types, None allowed) of an annotation made of bool/int/float/str/None only; None for anything else."""
+    parts = typing.get_args(annotation) if isinstance(annotation, types.UnionType) or \
+        typing.get_origin(annotation) is typing.Union else (annotation,)
+    scalars = {t for t in parts if t in _SCALAR_TYPES}
+    if not scalars or any(t not in _SCALAR_TYPES and t is not type(None) for t in parts):
+        return None
+    return scalars, type(None) in parts
+
+
+def _fits(value: Any, scalars: set[type]) -> bool:
+    """Whether value is one of the scalar types; bool is not a number here, and an integer is a float."""
+    if isinstance(value, bool):
+        return bool in scalars
+    if isinstance(value, int):
+        return bool({int, float} & scalars)
+    return any(isinstance(value, t) for t in scalars - {bool, int})
+
+
 def _check_kwargs(cls: type, kwargs: dict, key: str, path: str) -> None:
-    params = inspect.signature(cls.__init__).parameters
+    """Check option names against cls's constructor, and values against its scalar type hints (bool, int, ...)."""
+    try:
+        params = inspect.signature(cls.__init__, eval_str=True).parameters
+    except (NameError, TypeError):  # hints that do not evaluate: names only
+        params = inspect.signature(cls.__init__).parameters
     if any(p.kind == p.VAR_KEYWORD for p in params.values()):
         return
     allowed = [name for name in params if name != 'self']
-    for name in kwargs:
-        if name != 'type' and name not in allowed:
+    for name, value in kwargs.items():
+        if name == 'type':
+            continue
+        if name not in allowed:
             raise _unknown(name, allowed, f'{key}.', path)
+        hint = _scalar_types(params[name].annotation)
+        if hint is not None and not (value is None and hint[1]) and not _fits(value, hint[0]):
+            expected = ' or '.join(_SCALAR_TYPES[t] for t in sorted(hint[0], key=list(_SCALAR_TYPES).index))
+            raise OptionError(f"{path}: '{key}.{name}' must be {expected}{' or null' if hint[1] else ''}, "
+                              f'got {value!r}')
 
 
 def _check_dataset(registry: Any, dataset_opt: Any, key: str, path: str) -> None:
@@ -161,15 +196,39 @@ def check_options(opt: dict, path: str) -> None:
         raise OptionError(f"{path}: 'model_type': unknown model '{opt['model_type']}'")
     arch = _check_registered(ARCH_REGISTRY, opt['network_g'].get('type'), 'arch', 'network_g', path)
     _check_kwargs(arch, opt['network_g'], 'network_g', path)
-    pixel_opt = opt.get('train', {}).get('pixel_opt')
+    train_opt = opt.get('train') or {}
+    pixel_opt = train_opt.get('pixel_opt')
     if pixel_opt is not None:
         loss = _check_registered(LOSS_REGISTRY, pixel_opt.get('type'), 'loss', 'train.pixel_opt', path)
         _check_kwargs(loss, pixel_opt, 'train.pixel_opt', path)
+        if loss.__module__.startswith('basicsr_tur.'):
+            try:  # our losses are cheap to build: their value checks (e.g. TURLoss's variant) run before any work
+                loss(**{k: v for k, v in pixel_opt.items() if k != 'type'})
+            except (ValueError, TypeError) as err:
+                raise OptionError(f"{path}: 'train.pixel_opt': {err}") from None
+    _check_training_switches(opt, train_opt, MODEL_REGISTRY.get(opt['model_type']), path)
     for phase_name, dataset_opt in opt['datasets'].items():
         _check_dataset(DATASET_REGISTRY, dataset_opt, f'datasets.{phase_name}', path)
     tasks = opt.get('tasks')
     if tasks is not None and (not isinstance(tasks, list) or not tasks or len(set(tasks)) != len(tasks)):
         raise OptionError(f"{path}: 'tasks' must be a non-empty list of distinct task names, got {tasks!r}")
+
+
+def _check_training_switches(opt: dict, train_opt: dict, model: type, path: str) -> None:
+    """Options that only one model reads, or that only mean something together, refused where they would do nothing."""
+    fix_encoder = train_opt.get('fix_encoder')
+    if fix_encoder is not None and not isinstance(fix_encoder, bool):
+        raise OptionError(f"{path}: 'train.fix_encoder' must be true or false, got {fix_encoder!r}")
+    encoder_path = opt['path'].get('pretrain_network_encoder')
+    airnet = getattr(model, 'reads_encoder_options', False)
+    for name, value in (('train.fix_encoder', fix_encoder), ('path.pretrain_network_encoder', encoder_path)):
+        if value and not airnet:
+            raise OptionError(f"{path}: '{name}' is read by model_type AirNetModel only, not "
+                              f"'{opt['model_type']}'; remove it")
+    network_g = opt['network_g']
+    if 'train' in opt and network_g.get('uncertainty_detach') and not network_g.get('uncertainty_head'):
+        raise OptionError(f"{path}: 'network_g.uncertainty_detach: true' does nothing without "
+                          "'network_g.uncertainty_head: true'")
 
 
 def find_relative(path: str, opt_path: str, root_path: str) -> str:
@@ -229,6 +288,22 @@ def _parse_force_value(value: str) -> Any:
     return parsed
 
 
+def _list_index(node: list, key: str, entry: str) -> int:
+    """Index `key` (e.g. '0') of a list reached by a --force_yml path, or an OptionError naming the entry."""
+    if not key.lstrip('-').isdigit() or not -len(node) <= int(key) < len(node):
+        raise OptionError(f'--force_yml {entry!r}: {key!r} is not an index of a list of {len(node)} items')
+    return int(key)
+
+
+def _force_child(node: Any, key: str, entry: str) -> Any:
+    """The child `key` of a mapping (created when absent) or list (an existing index) on a --force_yml path."""
+    if isinstance(node, list):
+        return node[_list_index(node, key, entry)]
+    if not isinstance(node, dict):
+        raise OptionError(f'--force_yml {entry!r}: cannot go into {node!r} with {key!r}')
+    return node.setdefault(key, OrderedDict())
+
+
 def parse_options(root_path: str, is_train: bool = True, argv: list[str] | None = None) -> tuple[dict, Any]:
     """Parse the command line and the options file the basicsr way, with a safe loader and key checks."""
     parser = argparse.ArgumentParser(description='basicsr-tur ' + ('training' if is_train else 'testing'))
@@ -250,8 +325,13 @@ def parse_options(root_path: str, is_train: bool = True, argv: list[str] | None 
         node = opt
         *parents, last = keys.split(':')
         for k in parents:
-            node = node.setdefault(k, OrderedDict())
-        node[last] = _parse_force_value(value)
+            node = _force_child(node, k, entry)
+        if isinstance(node, list):
+            node[_list_index(node, last, entry)] = _parse_force_value(value)
+        elif isinstance(node, dict):
+            node[last] = _parse_force_value(value)
+        else:
+            raise OptionError(f'--force_yml {entry!r}: {keys.rsplit(":", 1)[0]} is {node!r}, not a mapping or a list')
 
     opt.setdefault('path', OrderedDict())
     opt.setdefault('num_gpu', 0)

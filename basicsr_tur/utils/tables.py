@@ -53,8 +53,10 @@ def load_rows(paths: list[str]) -> tuple[dict[str, dict[str, dict[str, float]]],
 def load_published(path: str, setting: str) -> dict[str, dict[str, dict[str, float]]]:
     """Published rows of a setting: {label: {column: {'psnr': .., 'ssim': ..}}} from a YAML of [psnr, ssim] pairs.
 
-    Raises ValueError naming the file when it has no such setting.
+    Raises FileNotFoundError for a missing file, ValueError naming the file when it has no such setting.
     """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'published figures file not found: {path}')
     data = load_yaml(path)
     if setting not in data:
         raise ValueError(f"{path}: no setting '{setting}' (have: {', '.join(data)})")
