@@ -28,10 +28,11 @@ class SRResNet(UncertaintyMixin, nn.Module):
         upscale: only 1 (restoration at the input's size), as in MiOIR. Default: 1.
         uncertainty_head: add the TUR uncertainty head on the residual body's output. Default: False.
         uncertainty_detach: the head reads the body's output detached, so the σ term of TURLoss never reaches the
-            backbone. Default: False (the authors'). Measured: on this SRResNet (num_feat 16, num_block 16, noise
-            only, batch 4, 64² patches, Adam 2e-3) the attached head keeps TUR at the identity for ~500-700 steps
-            (16.48 -> 16.51 dB at 300 steps, L1 26.23 dB; then 27.10 dB at 1500, L1 27.86 dB), the detached head
-            learns at once (25.76 dB at 300, 27.71 dB at 1500); see basicsr_tur/archs/uncertainty.py.
+            backbone. Default: False (the authors'). Measured (bench/head_curve.py, 3 seeds): on this SRResNet
+            (num_feat 16, num_block 16, noise only, batch 4, 64² patches, Adam 2e-3) the attached head keeps TUR at
+            the identity for 100 to about 500 steps (20.96 dB at 300 steps, L1 26.91 dB; 27.33 dB at 1500, L1
+            28.49 dB), the detached head learns at once (26.24 dB at 300, 28.27 dB at 1500); see
+            basicsr_tur/archs/uncertainty.py and BENCHMARKS.md.
     """
 
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_block: int = 16,

@@ -12,11 +12,12 @@ backbones build their head from it (`UncertaintyMixin._init_uncertainty` takes t
 
 `uncertainty_detach` (constructor argument of every backbone, default False as in the authors' code): the head reads
 `feat.detach()`, so the log-σ term of TURLoss trains the head alone and never reaches the shared features.
-Measured motivation (SRResNet num_feat 16, num_block 16, noise task only, batch 4, 64² patches, Adam lr 2e-3, one
-CPU thread): with the authors' attached head, TUR keeps the restored output at the identity for the first ~500-700
-steps (noise PSNR 16.48 -> 16.51 dB after 300 steps, where plain L1 reaches 26.23 dB) and only then learns (27.10 dB
-after 1500 steps; L1 27.86 dB); with the detached head it learns at once (25.76 dB after 300 steps; 27.71 dB after
-1500).
+Measured motivation (`bench/head_curve.py`, BENCHMARKS.md "Where the TUR head reads": SRResNet num_feat 16,
+num_block 16, noise task only, batch 4, 64² patches, Adam lr 2e-3, one CPU thread, 3 seeds): with the authors'
+attached head, TUR keeps the restored output at its input for the first 100 steps on every seed and about 500 on one
+(test PSNR 20.96 dB after 300 steps, where plain L1 reaches 26.91 dB from 20.06) and ends 1.2 dB behind L1 after
+1500 steps (27.33 against 28.49 dB); with the detached head it learns at once (26.24 dB after 300 steps, 28.27 dB
+after 1500).
 """
 from __future__ import annotations
 
