@@ -115,6 +115,16 @@ def test_missing_file_is_named(tmp_path):
         load_checkpoint(net(False), str(tmp_path / 'nope.pth'))
 
 
+def test_empty_file_is_named_in_one_line(tmp_path):
+    path = tmp_path / 'zero.pth'
+    path.write_bytes(b'')
+    with pytest.raises(ValueError) as err:
+        load_checkpoint(net(False), str(path))
+    message = str(err.value)
+    assert message.startswith(f'cannot read checkpoint {path}: ') and message.endswith('(empty file)')
+    assert '\n' not in message
+
+
 def test_atomic_save_keeps_previous_file_when_writing_fails(tmp_path, monkeypatch):
     path = str(tmp_path / 'm.pth')
     atomic_save({'a': torch.ones(1)}, path)

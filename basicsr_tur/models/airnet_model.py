@@ -14,7 +14,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from basicsr_tur.models.tur_model import TURModel
-from basicsr_tur.utils.checkpoint import unwrap_state_dict
+from basicsr_tur.utils.checkpoint import read_state_dict
 
 # The MoCo queue (E.E.queue, E.E.queue_ptr) is left out: only the contrastive step reads it, and its length is the
 # batch size the checkpoint was trained with times encoder_dim (All.pth: 5 x 256), not ours.
@@ -31,13 +31,7 @@ def load_encoder_checkpoint(net: torch.nn.Module, path: str) -> None:
     """
     where = f'path.pretrain_network_encoder: {path}'
     try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f'{where}: file not found') from None
-    except Exception as err:
-        raise ValueError(f'{where}: cannot read it as a checkpoint: {str(err).splitlines()[0]}') from None
-    try:
-        state = unwrap_state_dict(ckpt, 'params' if isinstance(ckpt, dict) and 'params' in ckpt else None, where)
+        state = read_state_dict(path, 'params', where)
     except (KeyError, TypeError) as err:
         raise ValueError(err.args[0]) from None
     if not any(k.startswith('E.') for k in state):

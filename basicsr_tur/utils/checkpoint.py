@@ -35,6 +35,27 @@ def unwrap_state_dict(ckpt: Any, param_key: str | None = None, where: str = 'che
     return state
 
 
+def read_state_dict(path: str, param_key: str | None = 'params', where: str | None = None) -> dict:
+    """The tensor dict of a checkpoint file: `param_key` when the file has it, else the usual wrappers.
+
+    where: how errors name the file (default: the path). Raises FileNotFoundError for a missing file, ValueError for
+    one torch.load cannot read (empty, truncated, not a checkpoint), and unwrap_state_dict's KeyError/TypeError.
+    """
+    where = where or path
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint not found: {where}')
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:
+        # Some torch.load errors have an empty message (a zero-byte file): name the exception type instead.
+        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        if osp.getsize(path) == 0:
+            reason += ' (empty file)'
+        raise ValueError(f'cannot read checkpoint {where}: {reason}') from None
+    # A requested key the file lacks falls back to the usual wrappers (a plain or foreign checkpoint).
+    return unwrap_state_dict(ckpt, param_key if isinstance(ckpt, dict) and param_key in ckpt else None, where)
+
+
 def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params', strict: bool = True) -> None:
     """Load a checkpoint file into net; with strict, only the uncertainty head may be missing (and is reported).
 
@@ -42,14 +63,7 @@ def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params',
     network's class defines `checkpoint_filter_fn(state_dict, model) -> state_dict` (timm's signature, a static
     method next to the backbone's definition), the authors' key names are mapped by it before loading.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint not found: {path}')
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:
-        raise ValueError(f'cannot read checkpoint {path}: {str(err).splitlines()[0]}') from None
-    # A requested key the file lacks falls back to the usual wrappers (a plain or foreign checkpoint).
-    state = unwrap_state_dict(ckpt, param_key if isinstance(ckpt, dict) and param_key in ckpt else None, path)
+    state = read_state_dict(path, param_key)
     # A backbone whose authors saved other key names maps them in one function next to its definition (timm's habit).
     filter_fn = getattr(type(net), 'checkpoint_filter_fn', None)
     if filter_fn is not None:
