@@ -113,12 +113,13 @@ def build_table(measured: dict, published: dict,
     names: list[str] = []
     for cols in list(measured.values()) + list(published.values()):  # measured order first
         names += [c for c in cols if c not in names]
-    rows = [(f'{label} (published)', dict(cols, Average=average(cols, names))) for label, cols in published.items()]
+    published = {label: dict(cols, Average=average(cols, names)) for label, cols in published.items()}
+    rows = [(f'{label} (published)', cols) for label, cols in published.items()]
     for label, cols in measured.items():
         full = dict(cols, Average=average(cols, names))
         rows.append((label, full))
         if label in diff_to:
-            reference = dict(published[diff_to[label]], Average=average(published[diff_to[label]], names))
+            reference = published[diff_to[label]]
             diff = {c: {m: full[c][m] - reference[c][m] for m in METRICS if m in full[c] and m in reference[c]}
                     for c in names + ['Average'] if c in full and c in reference}
             rows.append((f'Δ {label} − {diff_to[label]} (published)', diff))
