@@ -38,7 +38,7 @@ from tqdm import tqdm
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from basicsr_tur.data.data_util import IMG_EXTENSIONS, task_index, write_png
 from basicsr_tur.data.degradations import degrade
-from basicsr_tur.data.paired_task_dataset import SOURCE_PREFIX, read_meta_file
+from basicsr_tur.data.paired_task_dataset import SOURCE_PREFIX, read_meta_file, read_meta_sources
 from basicsr_tur.data.settings import (
     SETTINGS,
     SOURCES,
@@ -51,7 +51,7 @@ from basicsr_tur.data.settings import (
     mio_sub_name,
     mio_windows,
 )
-from basicsr_tur.data.synthetic_task_dataset import degradation_specs
+from basicsr_tur.data.synthetic_task_dataset import degradation_specs, read_image_list
 
 MAX_LISTED = 10  # problems quoted in one error; the rest are counted
 DEPTH_DIRS = {'df2k': 'DF2K/depth', 'mio_test': 'MiO_test/original/depth'}
@@ -491,32 +491,25 @@ class SplitWriter:
                            for lq, gt in gt_names] * part.repeat
 
 
-def write_meta(path: str, lines: list[tuple[str, str, str]], sources: list[str]) -> None:
-    """Write `# source: ...` lines, then `lq gt task` lines ('/'-separated)."""
+def _source_header(sources: list[str]) -> str:
+    """The `# source: ...` lines that open a meta file (read back by read_meta_sources)."""
+    return ''.join(f'{SOURCE_PREFIX} {source}\n' for source in sources)
+
+
+def write_meta(path: str, rows: list[tuple[str, ...]], sources: list[str]) -> None:
+    """Write the `# source: ...` lines, then one line per row, its fields '/'-separated paths (or a task name)
+    joined by spaces: `lq gt task` for a pair meta file, `name` for a clean list."""
     with open(path, 'w', encoding='utf-8') as f:
-        f.write(''.join(f'{SOURCE_PREFIX} {source}\n' for source in sources))
-        f.write(''.join(f"{lq.replace(os.sep, '/')} {gt.replace(os.sep, '/')} {task}\n" for lq, gt, task in lines))
+        f.write(_source_header(sources))
+        f.write(''.join(' '.join(field.replace(os.sep, '/') for field in row) + '\n' for row in rows))
 
 
-def write_clean_meta(path: str, names: list[str], sources: list[str]) -> None:
-    """Write `# source: ...` lines, then one clean image path per line ('/'-separated)."""
-    with open(path, 'w', encoding='utf-8') as f:
-        f.write(''.join(f'{SOURCE_PREFIX} {source}\n' for source in sources))
-        f.write(''.join(f"{name.replace(os.sep, '/')}\n" for name in names))
-
-
-def source_lines(meta_file: str) -> list[str]:
-    """The `# source:` lines of a meta file, as written."""
-    with open(meta_file, encoding='utf-8') as f:
-        return [line for line in f if line.startswith(SOURCE_PREFIX)]
-
-
-def _prepend(path: str, lines: list[str]) -> None:
-    """Put lines at the top of a text file."""
+def _prepend_sources(path: str, meta_file: str) -> None:
+    """Put the `# source:` lines of meta_file at the top of the text file path (an LMDB's meta.txt)."""
     with open(path, encoding='utf-8') as f:
         body = f.read()
     with open(path, 'w', encoding='utf-8') as f:
-        f.write(''.join(lines) + body)
+        f.write(_source_header(read_meta_sources(meta_file)) + body)
 
 
 def build_lmdbs(setting_dir: str, setting: Setting) -> None:
@@ -533,22 +526,15 @@ def build_lmdbs(setting_dir: str, setting: Setting) -> None:
             lq_root, gt_root = (osp.join(setting_dir, r) for r in roots_of(setting, split))
             meta = osp.join(setting_dir, meta_name(split))
             build_paired_lmdb(read_meta_file(meta, index), lq_root, gt_root, osp.join(tmp, split))
-            _prepend(osp.join(tmp, split, 'meta.txt'), source_lines(meta))
+            _prepend_sources(osp.join(tmp, split, 'meta.txt'), meta)
             clean_meta = osp.join(setting_dir, clean_meta_name(split))
             if osp.isfile(clean_meta):
-                names = read_clean_meta(clean_meta)
-                build_clean_lmdb(names, gt_root, osp.join(tmp, f'{split}_clean'))
-                _prepend(osp.join(tmp, f'{split}_clean', 'meta.txt'), source_lines(clean_meta))
+                build_clean_lmdb(read_image_list(clean_meta), gt_root, osp.join(tmp, f'{split}_clean'))
+                _prepend_sources(osp.join(tmp, f'{split}_clean', 'meta.txt'), clean_meta)
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def read_clean_meta(path: str) -> list[str]:
-    """Clean image paths of a clean list (comments skipped)."""
-    with open(path, encoding='utf-8') as f:
-        return [line.split()[0] for line in f if line.strip() and not line.startswith('#')]
 
 
 def summarize(setting_dir: str, setting: Setting) -> dict[str, dict[str, tuple[int, int]]]:
@@ -562,7 +548,7 @@ def summarize(setting_dir: str, setting: Setting) -> dict[str, dict[str, tuple[i
         distinct = Counter(task for _, _, task in set(pairs))
         clean_meta = osp.join(setting_dir, clean_meta_name(split))
         if osp.isfile(clean_meta):
-            n = len(read_clean_meta(clean_meta))
+            n = len(read_image_list(clean_meta))
             for part in parts:
                 for task in part.task if part.kind == 'clean' else ():
                     distinct[task], lines[task] = n, n * part.repeat
@@ -596,7 +582,8 @@ def prepare(name: str, root: str, raw: str | None = None, seed: int = 2025, lmdb
                 writer.write_part(part, part_items, seed, workers)
             write_meta(osp.join(tmp, meta_name(split)), writer.lines, writer.sources)
             if writer.clean:
-                write_clean_meta(osp.join(tmp, clean_meta_name(split)), writer.clean, writer.clean_sources)
+                write_meta(osp.join(tmp, clean_meta_name(split)), [(name,) for name in writer.clean],
+                           writer.clean_sources)
         if lmdb:
             build_lmdbs(tmp, setting)
         summary = summarize(tmp, setting)

@@ -18,6 +18,7 @@ from conftest import write_rgb
 from basicsr_tur.data import settings as S
 from basicsr_tur.data.data_util import task_index
 from basicsr_tur.data.paired_task_dataset import read_meta_file, read_meta_source
+from basicsr_tur.data.synthetic_task_dataset import read_image_list
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 _spec = importlib.util.spec_from_file_location('prepare_data', osp.join(REPO, 'scripts', 'prepare_data.py'))
@@ -295,7 +296,7 @@ def test_each_lq_gets_its_partner_and_task(setting, built):
         pairs = read_meta_file(osp.join(out, 'meta_train.txt'), index)
         assert {t: sum(p[2] == t for p in pairs) for t in setting_tasks_of_lines(pairs)} == LINES[setting]
     if setting in CLEAN:
-        assert prep.read_clean_meta(osp.join(out, 'meta_train_clean.txt')) == CLEAN[setting]
+        assert read_image_list(osp.join(out, 'meta_train_clean.txt')) == CLEAN[setting]
         for rel in CLEAN[setting]:
             name = osp.basename(rel)
             raw = osp.join(root, 'raw', 'BSD400' if name.startswith('test') else 'WED', name)

@@ -32,14 +32,25 @@ def read_meta_file(meta_file: str, index: dict[str, int]) -> list[tuple[str, str
 SOURCE_PREFIX = '# source:'
 
 
-def read_meta_source(meta_file: str) -> str:
-    """Where a meta file's images come from: its `# source: ...` comment lines joined by '; ' ('' when none).
+def read_meta_sources(meta_file: str) -> list[str]:
+    """Where a meta file's images come from: the texts of the `# source: ...` lines of its leading comment block.
 
-    scripts/prepare_data.py writes one such line per part (e.g. MiOIR's released test set, linked, or the same set
-    re-synthesised), so that test.py can say which was scored.
+    scripts/prepare_data.py writes one such line per part at the top of the file (e.g. MiOIR's released test set,
+    linked, or the same set re-synthesised), so that test.py can say which was scored; the pairs below are not read.
     """
+    sources = []
     with open(meta_file, encoding='utf-8') as f:
-        return '; '.join(line[len(SOURCE_PREFIX):].strip() for line in f if line.startswith(SOURCE_PREFIX))
+        for line in f:
+            if not line.startswith('#'):
+                break
+            if line.startswith(SOURCE_PREFIX):
+                sources.append(line[len(SOURCE_PREFIX):].strip())
+    return sources
+
+
+def read_meta_source(meta_file: str) -> str:
+    """read_meta_sources joined by '; ' ('' when there is none)."""
+    return '; '.join(read_meta_sources(meta_file))
 
 
 def scan_task_folders(lq_root: str, gt_root: str, tasks: list[str]) -> list[tuple[str, str, str]]:

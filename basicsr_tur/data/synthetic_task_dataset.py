@@ -29,15 +29,22 @@ def degradation_specs(tasks: list[str], specs: dict | None, where: str) -> dict[
     return out
 
 
-def synthesised_tasks(tasks: list[str], synth_tasks: list[str] | None, where: str) -> list[str]:
-    """The tasks a dataset synthesises: `synth_tasks` (distinct names among the setting's `tasks`), or all tasks."""
+def synthesised_tasks(task_to_id: dict[str, int], synth_tasks: list[str] | None, where: str) -> list[str]:
+    """The tasks a dataset synthesises: `synth_tasks` (distinct names among the setting's tasks, `task_to_id`), or
+    all of them."""
     if synth_tasks is None:
-        return list(tasks)
+        return list(task_to_id)
     if not isinstance(synth_tasks, list) or not synth_tasks or len(set(synth_tasks)) != len(synth_tasks):
         raise ValueError(f"{where}: 'synth_tasks' must be a non-empty list of distinct task names, got {synth_tasks!r}")
     for name in synth_tasks:
-        lookup_task(name, {t: i for i, t in enumerate(tasks)}, f"{where}: 'synth_tasks'")
+        lookup_task(name, task_to_id, f"{where}: 'synth_tasks'")
     return list(synth_tasks)
+
+
+def read_image_list(meta_file: str) -> list[str]:
+    """Image paths of a clean-image list (the first field of each line; blank and '#' lines skipped)."""
+    with open(meta_file, encoding='utf-8') as f:
+        return [line.split()[0] for line in f if line.strip() and not line.startswith('#')]
 
 
 def load_depth(depth_root: str | None, image_name: str, shape: tuple[int, int]) -> np.ndarray | None:
@@ -79,12 +86,11 @@ class SyntheticTaskDataset(TaskDataset):
 
     def __init__(self, opt: dict) -> None:
         super().__init__(opt, {'gt': 'dataroot_gt'})
-        self.synth_tasks = synthesised_tasks(self.tasks, opt.get('synth_tasks'), self.where)
+        self.synth_tasks = synthesised_tasks(self.task_to_id, opt.get('synth_tasks'), self.where)
         self.specs = degradation_specs(self.synth_tasks, opt.get('degradations'), self.where)
         self.gt_root = opt['dataroot_gt']
         if opt.get('meta_file'):
-            with open(opt['meta_file'], encoding='utf-8') as f:
-                self.names = [line.split()[0] for line in f if line.strip() and not line.startswith('#')]
+            self.names = read_image_list(opt['meta_file'])
         else:
             if not osp.isdir(self.gt_root):
                 raise FileNotFoundError(f'{self.where}: dataroot_gt folder not found: {self.gt_root}')
