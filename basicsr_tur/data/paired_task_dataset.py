@@ -7,7 +7,7 @@ import numpy as np
 from basicsr.utils.registry import DATASET_REGISTRY
 
 from basicsr_tur.data.data_util import TaskDataset, list_images, lookup_task, to_tensor
-from basicsr_tur.utils.lmdb_util import lmdb_keys
+from basicsr_tur.utils.lmdb_util import check_lmdb_keys
 
 
 def read_meta_file(meta_file: str, index: dict[str, int] | None) -> list[tuple[str, str, str]]:
@@ -109,8 +109,8 @@ class PairedTaskDataset(TaskDataset):
             self.pairs = scan_task_folders(self.lq_root, self.gt_root, self.tasks)
             self.source = ''
         if self.io_backend['type'] == 'lmdb':  # x.png and x.jpg have one key: one would be served for the other
-            lmdb_keys([lq for lq, _, _ in self.pairs], f"{self.where}: LQ images of {opt['meta_file']}")
-            lmdb_keys([gt for _, gt, _ in self.pairs], f"{self.where}: GT images of {opt['meta_file']}")
+            check_lmdb_keys([lq for lq, _, _ in self.pairs], f"{self.where}: LQ images of {opt['meta_file']}")
+            check_lmdb_keys([gt for _, gt, _ in self.pairs], f"{self.where}: GT images of {opt['meta_file']}")
         self.num_items = len(self.pairs)
 
     def __getitem__(self, index: int) -> dict:

@@ -24,7 +24,7 @@ def lmdb_key(path: str) -> str:
     return osp.splitext(path)[0]
 
 
-def lmdb_keys(paths: Iterable[str], where: str) -> dict[str, str]:
+def check_lmdb_keys(paths: Iterable[str], where: str) -> dict[str, str]:
     """{key: path} of image paths stored in (or read from) one LMDB; ValueError naming both files when two distinct
     paths share a key (x.png and x.jpg: the key drops the extension, so one would be served for the other), or naming
     the path whose key is not ASCII without white space."""
@@ -123,8 +123,8 @@ def build_paired_lmdb(pairs: list[tuple[str, str, str]], lq_root: str, gt_root: 
     """
     if not pairs:
         raise ValueError(f'no image pairs to write to {out_dir}')
-    lmdb_keys([lq for lq, _, _ in pairs], f'LQ images under {lq_root}')
-    lmdb_keys([gt for _, gt, _ in pairs], f'GT images under {gt_root}')
+    check_lmdb_keys([lq for lq, _, _ in pairs], f'LQ images under {lq_root}')
+    check_lmdb_keys([gt for _, gt, _ in pairs], f'GT images under {gt_root}')
     with _atomic_dir(out_dir) as tmp, LmdbWriter(osp.join(tmp, 'lq.lmdb'), compress_level) as lq_db, \
             LmdbWriter(osp.join(tmp, 'gt.lmdb'), compress_level) as gt_db:
         sizes: dict[tuple[str, str], tuple[int, int]] = {}  # ('lq' or 'gt', path) -> (h, w), each file stored once
@@ -149,7 +149,7 @@ def build_clean_lmdb(names: list[str], gt_root: str, out_dir: str, compress_leve
     """
     if not names:
         raise ValueError(f'no images in {gt_root}')
-    keys = lmdb_keys(names, f'images under {gt_root}')
+    keys = check_lmdb_keys(names, f'images under {gt_root}')
     with _atomic_dir(out_dir) as tmp:
         n = write_lmdb(osp.join(tmp, 'gt.lmdb'), [(key, osp.join(gt_root, name)) for key, name in keys.items()],
                        compress_level, 'GT -> lmdb')
