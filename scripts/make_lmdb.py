@@ -30,20 +30,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.clean:
+            if not osp.isdir(args.gt):
+                raise FileNotFoundError(f'GT folder not found: {args.gt}')
             n = build_clean_lmdb(list_images(args.gt), args.gt, args.out, args.compress_level)
             print(f'{n} clean images -> {args.out}')
             return 0
         if not args.lq:
             parser.error('--lq is required for paired sets (or pass --clean)')
         if args.meta:
-            tasks = args.tasks or sorted({line.split()[2] for line in open(args.meta) if len(line.split()) == 3})
-            pairs = read_meta_file(args.meta, task_index(tasks, args.meta))
+            # Without --tasks the tasks are whatever the meta file names (an LMDB does not depend on them).
+            pairs = read_meta_file(args.meta, task_index(args.tasks, args.meta) if args.tasks else None)
         elif args.tasks:
             pairs = scan_task_folders(args.lq, args.gt, args.tasks)
         else:
             parser.error('give --meta or --tasks')
         counts = build_paired_lmdb(pairs, args.lq, args.gt, args.out, args.compress_level)
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     for task, n in counts.items():

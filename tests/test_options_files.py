@@ -98,7 +98,7 @@ def test_tur_and_l1_options_differ_only_in_loss_head_and_recipe(path):
 
 def tiny_data_overrides(clean_root: str, paired_root: str) -> list[str]:
     """--force_yml entries pointing a demo options file at the test fixtures, for a 2-iteration run."""
-    return ['prepare:creates=' + clean_root, 'train:total_iter=2', 'logger:print_freq=1',
+    return ['prepare=null', 'train:total_iter=2', 'logger:print_freq=1',
             'logger:save_checkpoint_freq=2', 'val:val_freq=2', 'datasets:train:gt_size=32',
             'datasets:train:batch_size_per_gpu=4', 'datasets:train:num_worker_per_gpu=0',
             'datasets:train:dataroot_gt=' + clean_root, 'datasets:train:depth_root=' + clean_root,
@@ -116,7 +116,7 @@ def test_demo_backbone_trains_and_tests_with_tur_and_l1(arch, tmp_path, clean_ro
         weights = osp.join(root, 'experiments', f'demo_{arch}_{loss}', 'models', 'net_g_latest.pth')
         assert osp.isfile(weights)
         test_opt = osp.join(REPO, 'options', 'test', 'demo', f'{arch}.yml')
-        run_test(root, ['-opt', test_opt, '--force_yml', f'name=t_{arch}_{loss}', 'prepare:creates=' + clean_root,
+        run_test(root, ['-opt', test_opt, '--force_yml', f'name=t_{arch}_{loss}', 'prepare=null',
                         'path:pretrain_network_g=' + weights, 'val:save_img=false',
                         'datasets:test:dataroot_lq=' + osp.join(paired_root, 'lq'),
                         'datasets:test:dataroot_gt=' + osp.join(paired_root, 'gt'),

@@ -11,6 +11,8 @@ import torch
 from basicsr.utils import FileClient
 from torch.utils import data
 
+from basicsr_tur.utils.lmdb_util import lmdb_key
+
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
@@ -49,11 +51,6 @@ def make_file_client(io_backend: dict) -> FileClient:
     """basicsr FileClient from a checked `io_backend` option."""
     opt = dict(io_backend)
     return FileClient(opt.pop('type', 'disk'), **opt)
-
-
-def lmdb_key(path: str) -> str:
-    """LMDB key of an image path: basicsr's convention, the path without its extension."""
-    return osp.splitext(path)[0]
 
 
 def read_image(client: FileClient, root: str, rel_path: str, client_key: str, where: str) -> np.ndarray:

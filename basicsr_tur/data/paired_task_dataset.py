@@ -7,10 +7,14 @@ import numpy as np
 from basicsr.utils.registry import DATASET_REGISTRY
 
 from basicsr_tur.data.data_util import TaskDataset, list_images, lookup_task, to_tensor
+from basicsr_tur.utils.lmdb_util import check_lmdb_keys
 
 
-def read_meta_file(meta_file: str, index: dict[str, int]) -> list[tuple[str, str, str]]:
-    """Read `lq_path gt_path task` lines (paths relative to dataroot_lq / dataroot_gt; '#' starts a comment)."""
+def read_meta_file(meta_file: str, index: dict[str, int] | None) -> list[tuple[str, str, str]]:
+    """Read `lq_path gt_path task` lines (paths relative to dataroot_lq / dataroot_gt; '#' starts a comment).
+
+    Task names are checked against `index` (None: any name, for tools that take the tasks from the file).
+    """
     if not osp.isfile(meta_file):
         raise FileNotFoundError(f'meta file not found: {meta_file}')
     pairs = []
@@ -22,7 +26,8 @@ def read_meta_file(meta_file: str, index: dict[str, int]) -> list[tuple[str, str
             fields = line.split()
             if len(fields) != 3:
                 raise ValueError(f'{meta_file} line {line_no}: expected "lq_path gt_path task", got {line!r}')
-            lookup_task(fields[2], index, f'{meta_file} line {line_no}')
+            if index is not None:
+                lookup_task(fields[2], index, f'{meta_file} line {line_no}')
             pairs.append((fields[0], fields[1], fields[2]))
     if not pairs:
         raise ValueError(f'{meta_file}: no image pairs listed')
@@ -103,6 +108,9 @@ class PairedTaskDataset(TaskDataset):
         else:
             self.pairs = scan_task_folders(self.lq_root, self.gt_root, self.tasks)
             self.source = ''
+        if self.io_backend['type'] == 'lmdb':  # x.png and x.jpg have one key: one would be served for the other
+            check_lmdb_keys([lq for lq, _, _ in self.pairs], f"{self.where}: LQ images of {opt['meta_file']}")
+            check_lmdb_keys([gt for _, gt, _ in self.pairs], f"{self.where}: GT images of {opt['meta_file']}")
         self.num_items = len(self.pairs)
 
     def __getitem__(self, index: int) -> dict:

@@ -8,6 +8,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 
 from basicsr_tur.data.data_util import TaskDataset, list_images, lookup_task, to_tensor
 from basicsr_tur.data.degradations import DEGRADATION_TYPES, apply_degradation, degrade, validate_spec
+from basicsr_tur.utils.lmdb_util import check_lmdb_keys
 
 
 def degradation_specs(tasks: list[str], specs: dict | None, where: str) -> dict[str, dict]:
@@ -97,6 +98,8 @@ class SyntheticTaskDataset(TaskDataset):
             self.names = list_images(self.gt_root)
         if not self.names:
             raise ValueError(f'{self.where}: no images in {self.gt_root}')
+        if self.io_backend['type'] == 'lmdb':  # x.png and x.jpg have one key: one would be served for the other
+            check_lmdb_keys(self.names, f"{self.where}: images of {opt['meta_file']}")
         self.num_items = len(self.names) * len(self.synth_tasks)
 
     def item_tasks(self) -> list[int]:

@@ -18,49 +18,83 @@ import cv2
 import lmdb
 from tqdm import tqdm
 
-from basicsr_tur.data.data_util import lmdb_key
+
+def lmdb_key(path: str) -> str:
+    """LMDB key of an image path: basicsr's convention, the path without its extension."""
+    return osp.splitext(path)[0]
+
+
+def check_lmdb_keys(paths: Iterable[str], where: str) -> dict[str, str]:
+    """{key: path} of image paths stored in (or read from) one LMDB; ValueError naming both files when two distinct
+    paths share a key (x.png and x.jpg: the key drops the extension, so one would be served for the other), or naming
+    the path whose key is not ASCII without white space."""
+    keys: dict[str, str] = {}
+    for path in paths:
+        key = lmdb_key(path)
+        if not key.isascii() or any(c.isspace() for c in key):
+            raise ValueError(f'{where}: image path {path!r} cannot be an LMDB key (ASCII without spaces needed)')
+        other = keys.setdefault(key, path)
+        if other != path:
+            raise ValueError(f"{where}: {other} and {path} would share the LMDB key '{key}' (keys drop the file "
+                             'extension, as in basicsr); rename one of them')
+    return keys
+
+
+class LmdbWriter:
+    """A new LMDB of PNG-encoded images with basicsr's meta_info.txt, written by `put` inside a `with` block."""
+
+    def __init__(self, lmdb_path: str, compress_level: int = 1) -> None:
+        if osp.exists(lmdb_path):
+            raise FileExistsError(f'{lmdb_path} already exists; remove it or choose another output')
+        self.path, self.compress_level = lmdb_path, compress_level
+        self.map_size = 1 << 30
+        self.meta_lines: list[str] = []
+        try:
+            self.env = lmdb.open(lmdb_path, map_size=self.map_size)
+        except lmdb.Error as err:
+            raise OSError(f'cannot create LMDB {lmdb_path}: {err}') from None
+
+    def put(self, key: str, file_path: str) -> tuple[int, int]:
+        """Store the image file under `key`; returns its (height, width). Unreadable images raise ValueError,
+        LMDB failures (disk full, key too long) OSError, each naming the file."""
+        img = cv2.imread(file_path, cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise ValueError(f'cannot read image {file_path} (missing, corrupt or not an image)')
+        ok, buf = cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, self.compress_level])
+        if not ok:
+            raise ValueError(f'cannot encode image {file_path} as PNG')
+        while True:  # grow the map when full rather than guessing the dataset's size up front
+            try:
+                with self.env.begin(write=True) as txn:
+                    txn.put(key.encode('ascii'), buf.tobytes())
+                break
+            except lmdb.MapFullError:
+                self.map_size *= 2
+                self.env.set_mapsize(self.map_size)
+            except lmdb.Error as err:
+                raise OSError(f'{self.path}: cannot store {file_path} under key {key!r}: {err}') from None
+        h, w = img.shape[:2]
+        c = 1 if img.ndim == 2 else img.shape[2]
+        self.meta_lines.append(f'{key}.png ({h},{w},{c}) {self.compress_level}')
+        return h, w
+
+    def __enter__(self) -> LmdbWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.env.close()
+        with open(osp.join(self.path, 'meta_info.txt'), 'w', encoding='utf-8') as f:
+            f.write('\n'.join(self.meta_lines) + '\n')
 
 
 def write_lmdb(lmdb_path: str, items: Iterable[tuple[str, str]], compress_level: int = 1,
                desc: str = 'lmdb') -> int:
     """Write images {key: file} into a new LMDB as PNG bytes, with basicsr's meta_info.txt; returns the count."""
     items = list(items)
-    if osp.exists(lmdb_path):
-        raise FileExistsError(f'{lmdb_path} already exists; remove it or choose another output')
-    map_size = 1 << 30
-    env = lmdb.open(lmdb_path, map_size=map_size)
-    meta_lines = []
-    try:
+    with LmdbWriter(lmdb_path, compress_level) as db:
         for key, file_path in tqdm(items, desc=desc, unit='image'):
-            img = cv2.imread(file_path, cv2.IMREAD_UNCHANGED)
-            if img is None:
-                raise ValueError(f'cannot read image {file_path} (missing, corrupt or not an image)')
-            ok, buf = cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, compress_level])
-            if not ok:
-                raise ValueError(f'cannot encode image {file_path} as PNG')
-            while True:  # grow the map when full rather than guessing the dataset's size up front
-                try:
-                    with env.begin(write=True) as txn:
-                        txn.put(key.encode('ascii'), buf.tobytes())
-                    break
-                except lmdb.MapFullError:
-                    map_size *= 2
-                    env.set_mapsize(map_size)
-            h, w = img.shape[:2]
-            c = 1 if img.ndim == 2 else img.shape[2]
-            meta_lines.append(f'{key}.png ({h},{w},{c}) {compress_level}')
-    finally:
-        env.close()
-    with open(osp.join(lmdb_path, 'meta_info.txt'), 'w', encoding='utf-8') as f:
-        f.write('\n'.join(meta_lines) + '\n')
-    return len(meta_lines)
-
-
-def _check_key(path: str) -> str:
-    key = lmdb_key(path)
-    if not key.isascii() or ' ' in key:
-        raise ValueError(f'image path {path!r} cannot be an LMDB key (ASCII without spaces needed)')
-    return key
+            db.put(key, file_path)
+    return len(items)
 
 
 @contextlib.contextmanager
@@ -81,21 +115,43 @@ def _atomic_dir(out_dir: str) -> Iterator[str]:
 
 def build_paired_lmdb(pairs: list[tuple[str, str, str]], lq_root: str, gt_root: str, out_dir: str,
                       compress_level: int = 1) -> dict[str, int]:
-    """LMDBs of (lq_rel, gt_rel, task) pairs; returns pairs per task. GT files shared by tasks are stored once."""
-    with _atomic_dir(out_dir) as tmp:
-        lq_items = {_check_key(lq): osp.join(lq_root, lq) for lq, _, _ in pairs}
-        gt_items = {_check_key(gt): osp.join(gt_root, gt) for _, gt, _ in pairs}
-        write_lmdb(osp.join(tmp, 'lq.lmdb'), lq_items.items(), compress_level, 'LQ -> lmdb')
-        write_lmdb(osp.join(tmp, 'gt.lmdb'), gt_items.items(), compress_level, 'GT -> lmdb')
+    """LMDBs of (lq_rel, gt_rel, task) pairs; returns pairs per task. GT files shared by tasks are stored once.
+
+    Refused with a ValueError before anything is written: no pairs, two files with one key, a key that is not
+    ASCII; while writing (the partial output is then removed): an unreadable image, or an LQ image whose size
+    differs from its GT's (`LQ/GT size mismatch: ...`, which PairedTaskDataset would refuse at its first read).
+    """
+    if not pairs:
+        raise ValueError(f'no image pairs to write to {out_dir}')
+    check_lmdb_keys([lq for lq, _, _ in pairs], f'LQ images under {lq_root}')
+    check_lmdb_keys([gt for _, gt, _ in pairs], f'GT images under {gt_root}')
+    with _atomic_dir(out_dir) as tmp, LmdbWriter(osp.join(tmp, 'lq.lmdb'), compress_level) as lq_db, \
+            LmdbWriter(osp.join(tmp, 'gt.lmdb'), compress_level) as gt_db:
+        sizes: dict[tuple[str, str], tuple[int, int]] = {}  # ('lq' or 'gt', path) -> (h, w), each file stored once
+        for lq, gt, _ in tqdm(pairs, desc='pairs -> lmdb', unit='pair'):
+            lq_path, gt_path = osp.join(lq_root, lq), osp.join(gt_root, gt)
+            if ('lq', lq) not in sizes:
+                sizes['lq', lq] = lq_db.put(lmdb_key(lq), lq_path)
+            if ('gt', gt) not in sizes:
+                sizes['gt', gt] = gt_db.put(lmdb_key(gt), gt_path)
+            (lh, lw), (gh, gw) = sizes['lq', lq], sizes['gt', gt]
+            if (lh, lw) != (gh, gw):
+                raise ValueError(f'LQ/GT size mismatch: {lq_path} is {lh}x{lw}, {gt_path} is {gh}x{gw}')
         with open(osp.join(tmp, 'meta.txt'), 'w', encoding='utf-8') as f:
             f.write(''.join(f'{lq} {gt} {task}\n' for lq, gt, task in pairs))
     return dict(Counter(task for _, _, task in pairs))
 
 
 def build_clean_lmdb(names: list[str], gt_root: str, out_dir: str, compress_level: int = 1) -> int:
-    """LMDB of clean images (for SyntheticTaskDataset): <out>/gt.lmdb and <out>/meta.txt listing the names."""
+    """LMDB of clean images (for SyntheticTaskDataset): <out>/gt.lmdb and <out>/meta.txt listing the names.
+
+    No names, or two with one key, raise ValueError before anything is written.
+    """
+    if not names:
+        raise ValueError(f'no images in {gt_root}')
+    keys = check_lmdb_keys(names, f'images under {gt_root}')
     with _atomic_dir(out_dir) as tmp:
-        n = write_lmdb(osp.join(tmp, 'gt.lmdb'), [(_check_key(n), osp.join(gt_root, n)) for n in names],
+        n = write_lmdb(osp.join(tmp, 'gt.lmdb'), [(key, osp.join(gt_root, name)) for key, name in keys.items()],
                        compress_level, 'GT -> lmdb')
         with open(osp.join(tmp, 'meta.txt'), 'w', encoding='utf-8') as f:
             f.write(''.join(f'{name}\n' for name in names))

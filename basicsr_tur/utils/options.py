@@ -11,7 +11,6 @@ import argparse
 import ast
 import difflib
 import inspect
-import os
 import random
 import types
 import typing
@@ -73,7 +72,7 @@ _DATASET_COMMON = {'name', 'type', 'phase', 'io_backend', 'tasks', 'scale', 'num
                    'persistent_workers', 'num_prefetch_queue', 'sampler'}
 SCHEMA: dict[str, Any] = {
     'name': None, 'model_type': None, 'scale': None, 'num_gpu': None, 'manual_seed': None, 'tasks': None,
-    'prepare': {'script': None, 'args': None, 'creates': None},
+    'prepare': None,  # the name of a registered preparation step (utils/registry.py), checked by _check_prepare
     # test.py: the published rows of `setting` in `file` beside the measured ones, and the difference to `row`
     'published': {'file': None, 'setting': None, 'row': None},
     'datasets': None,  # checked against each dataset class's OPTION_KEYS
@@ -189,6 +188,7 @@ def check_options(opt: dict, path: str) -> None:
     import basicsr_tur  # noqa: F401  (registers our classes before the registries are consulted)
 
     _check_schema(opt, SCHEMA, path)
+    _check_prepare(opt, path)
     for required in ('name', 'model_type', 'network_g', 'datasets'):
         if required not in opt:
             raise OptionError(f"{path}: required key '{required}' is missing")
@@ -402,22 +402,38 @@ def check_device(opt: dict) -> None:
                           'set num_gpu: 0 (or --force_yml num_gpu=0) to run on the CPU')
 
 
-def run_prepare_step(opt: dict, root_path: str) -> None:
-    """Build a setting's data with the script the options point to (`prepare:`), unless it already exists."""
-    import subprocess
-    import sys
+def _check_prepare(opt: dict, path: str) -> None:
+    """`prepare` must be null or the name of a registered preparation step; anything else raises OptionError.
+
+    An options file may be downloaded with a checkpoint: it names a step the package ships, never a script to run.
+    """
+    from basicsr_tur.utils.registry import PREPARE_REGISTRY
 
     prepare = opt.get('prepare')
-    if not prepare:
+    if prepare is None or (isinstance(prepare, str) and prepare in PREPARE_REGISTRY):
         return
-    creates = osp.join(root_path, prepare['creates'])
+    known = ', '.join(sorted(PREPARE_REGISTRY.keys())) or 'none'
+    if isinstance(prepare, dict):
+        raise OptionError(f"{path}: 'prepare' takes the name of a preparation step the package ships (known: "
+                          f'{known}), not a mapping of {", ".join(map(str, prepare))}: options never run scripts')
+    raise OptionError(f"{path}: 'prepare': unknown preparation step {prepare!r}; known: {known}")
+
+
+def run_prepare_step(opt: dict, root_path: str) -> None:
+    """Run the preparation step the options name (`prepare: demo`) in-process, unless its output already exists.
+
+    Raises OptionError for a name that is not a registered step, RuntimeError when the step leaves no output.
+    """
+    from basicsr_tur.utils.registry import PREPARE_REGISTRY
+
+    _check_prepare(opt, opt.get('opt_path', 'options'))
+    name = opt.get('prepare')
+    if name is None:
+        return
+    step = PREPARE_REGISTRY.get(name)
+    creates = osp.join(root_path, step.creates)
     if osp.exists(creates):
         return
-    script = osp.join(root_path, prepare['script'])
-    if not osp.isfile(script):
-        raise OptionError(f"{opt.get('opt_path')}: 'prepare.script': {script} not found")
-    cmd = [sys.executable, script] + [str(a) for a in prepare.get('args', [])]
-    result = subprocess.run(cmd, cwd=root_path, env=dict(os.environ))
-    if result.returncode != 0 or not osp.exists(creates):
-        raise RuntimeError(f"data preparation failed: '{' '.join(cmd)}' exited with {result.returncode} "
-                           f'and did not create {creates}')
+    step(root_path)
+    if not osp.exists(creates):
+        raise RuntimeError(f"preparation step '{name}' did not create {creates}")

@@ -1,0 +1,214 @@
+"""make_lmdb.py never writes an LMDB that training would refuse: size mismatches, empty inputs and two files with one
+key are refused in one line with nothing written, and the LMDB datasets refuse a meta file whose paths share a key."""
+import importlib.util
+import re
+from os import path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from basicsr.data import build_dataset
+from conftest import TASKS, write_rgb
+
+from basicsr_tur.utils.lmdb_util import build_clean_lmdb, lmdb_key, write_lmdb
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+_spec = importlib.util.spec_from_file_location('make_lmdb', osp.join(REPO, 'scripts', 'make_lmdb.py'))
+make_lmdb = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make_lmdb)
+
+
+def run(capsys, *argv: str) -> tuple[int, list[str]]:
+    """make_lmdb.py's exit status and stderr lines, less its progress bars."""
+    rc = make_lmdb.main(list(argv))
+    return rc, [line for line in capsys.readouterr().err.strip().splitlines() if not re.search(r'\d+%\|', line)]
+
+
+def paired_args(root: str, mode: str, out: str) -> list[str]:
+    """make_lmdb.py arguments for the paired fixture, from its meta file or from its task folders."""
+    source = ['--meta', osp.join(root, 'meta.txt')] if mode == 'meta' else ['--tasks', *TASKS]
+    return ['--lq', osp.join(root, 'lq'), '--gt', osp.join(root, 'gt'), *source, '--out', out]
+
+
+def assert_nothing_written(out: str) -> None:
+    assert not osp.exists(out) and not osp.exists(out + '.partial')
+
+
+MISMATCHES = {  # (H, W) of one LQ image among the fixture's 9 pairs, all 40x40
+    'sr_input_not_upscaled': (20, 20),
+    'one_row_short': (39, 40),
+    'transposed': (40, 41),
+}
+
+
+@pytest.mark.parametrize('mode', ['meta', 'tasks'])
+@pytest.mark.parametrize('kind', MISMATCHES)
+def test_lq_gt_size_mismatch_in_one_pair_is_refused_with_nothing_written(kind, mode, paired_root, tmp_path, capsys):
+    h, w = MISMATCHES[kind]
+    lq = osp.join(paired_root, 'lq', 'noise', 'coffee.png')
+    write_rgb(lq, np.zeros((h, w, 3), np.uint8))
+    out = str(tmp_path / 'db')
+    rc, err = run(capsys, *paired_args(paired_root, mode, out))
+    assert rc == 1
+    gt = osp.join(paired_root, 'gt', 'coffee.png')
+    assert err == [f'error: LQ/GT size mismatch: {lq} is {h}x{w}, {gt} is 40x40']
+    assert_nothing_written(out)
+
+
+def test_gray_lq_of_a_color_gt_of_the_same_size_is_accepted(paired_root, tmp_path, capsys):
+    # The datasets read every image as RGB, so only height and width must agree.
+    lq = osp.join(paired_root, 'lq', 'dark', 'chelsea.png')
+    cv2.imwrite(lq, np.full((40, 40), 7, np.uint8))
+    out = str(tmp_path / 'db')
+    assert run(capsys, *paired_args(paired_root, 'meta', out))[0] == 0
+    assert len(open(osp.join(out, 'lq.lmdb', 'meta_info.txt')).read().splitlines()) == 9
+
+
+@pytest.mark.parametrize('content', ['empty', 'not_images', 'depth_maps_only'])
+def test_clean_folder_without_images_is_refused(content, tmp_path, capsys):
+    folder = tmp_path / 'gt'
+    folder.mkdir()
+    if content == 'not_images':
+        (folder / 'notes.txt').write_text('x')
+        (folder / 'sub').mkdir()
+    elif content == 'depth_maps_only':
+        np.save(folder / 'x.npy', np.zeros((4, 4)))
+    out = str(tmp_path / 'db')
+    rc, err = run(capsys, '--gt', str(folder), '--clean', '--out', out)
+    assert (rc, err) == (1, [f'error: no images in {folder}'])
+    assert_nothing_written(out)
+
+
+def test_missing_clean_folder_is_named(tmp_path, capsys):
+    rc, err = run(capsys, '--gt', str(tmp_path / 'nope'), '--clean', '--out', str(tmp_path / 'db'))
+    assert (rc, err) == (1, [f"error: GT folder not found: {tmp_path / 'nope'}"])
+
+
+@pytest.mark.parametrize('text', ['', '\n\n  \n', '# source: MiOIR test set\n# nothing else\n',
+                                  '   # indented comment\n\n'])
+@pytest.mark.parametrize('with_tasks', [False, True])
+def test_meta_file_listing_no_pairs_is_refused_as_such(text, with_tasks, paired_root, tmp_path, capsys):
+    meta = tmp_path / 'empty.txt'
+    meta.write_text(text)
+    out = str(tmp_path / 'db')
+    tasks = ['--tasks', *TASKS] if with_tasks else []
+    rc, err = run(capsys, '--lq', osp.join(paired_root, 'lq'), '--gt', osp.join(paired_root, 'gt'),
+                  '--meta', str(meta), *tasks, '--out', out)
+    assert (rc, err) == (1, [f'error: {meta}: no image pairs listed'])
+    assert_nothing_written(out)
+
+
+def test_tasks_are_read_from_the_pairs_of_a_meta_file_with_comments(paired_root, tmp_path, capsys):
+    meta = osp.join(paired_root, 'meta.txt')
+    lines = open(meta).read().splitlines()
+    # A trailing comment on the only lines of task 'noise' (the old reader skipped lines of more than 3 fields).
+    text = '# source: a b\n' + '\n'.join(f'{line}  # checked' if ' noise' in line else line for line in lines) + '\n'
+    open(meta, 'w').write(text)
+    out = str(tmp_path / 'db')
+    assert run(capsys, *paired_args(paired_root, 'meta', out))[0] == 0
+    assert open(osp.join(out, 'meta.txt')).read().splitlines() == lines
+
+
+def one_key_two_files(root: str, side: str) -> tuple[str, str, list[str]]:
+    """Add x.png and x.jpg (one LMDB key) on one side of the paired fixture: (root of the side, the two relative
+    paths, meta lines listing both)."""
+    if side == 'lq':
+        a, b = 'noise/x.png', 'noise/x.jpg'
+        write_rgb(osp.join(root, 'gt', 'x.png'), np.full((40, 40, 3), 100, np.uint8))
+        lines = [f'{a} x.png noise', f'{b} x.png noise']
+    else:
+        a, b = 'x.png', 'x.jpg'
+        for name in ('x1.png', 'x2.png'):
+            write_rgb(osp.join(root, 'lq', 'sr', name), np.full((40, 40, 3), 50, np.uint8))
+        lines = [f'sr/x1.png {a} sr', f'sr/x2.png {b} sr']
+    write_rgb(osp.join(root, side, a), np.full((40, 40, 3), 110, np.uint8))
+    write_rgb(osp.join(root, side, b), np.full((40, 40, 3), 250, np.uint8))
+    return osp.join(root, side), (a, b), lines
+
+
+@pytest.mark.parametrize('side', ['lq', 'gt'])
+def test_two_files_with_one_key_in_a_meta_file_are_refused_naming_both(side, paired_root, tmp_path, capsys):
+    side_root, (a, b), lines = one_key_two_files(paired_root, side)
+    with open(osp.join(paired_root, 'meta.txt'), 'a') as f:
+        f.write('\n'.join(lines) + '\n')
+    out = str(tmp_path / 'db')
+    rc, err = run(capsys, *paired_args(paired_root, 'meta', out))
+    assert rc == 1
+    assert err == [f"error: {side.upper()} images under {side_root}: {a} and {b} would share the LMDB key "
+                   f"'{lmdb_key(a)}' (keys drop the file extension, as in basicsr); rename one of them"]
+    assert_nothing_written(out)
+
+
+def test_two_files_with_one_key_in_a_task_folder_are_refused(paired_root, tmp_path, capsys):
+    write_rgb(osp.join(paired_root, 'lq', 'dark', 'coffee.bmp'), np.zeros((40, 40, 3), np.uint8))
+    write_rgb(osp.join(paired_root, 'gt', 'coffee.bmp'), np.zeros((40, 40, 3), np.uint8))
+    out = str(tmp_path / 'db')
+    rc, err = run(capsys, *paired_args(paired_root, 'tasks', out))
+    assert rc == 1 and len(err) == 1 and "dark/coffee.bmp and dark/coffee.png would share the LMDB key" in err[0]
+    assert_nothing_written(out)
+
+
+@pytest.mark.parametrize('names', [('x.png', 'x.jpg'), ('a/b.PNG', 'a/b.tif')])
+def test_two_clean_images_with_one_key_are_refused(names, tmp_path, capsys):
+    for name in names:
+        write_rgb(str(tmp_path / 'gt' / name), np.zeros((8, 8, 3), np.uint8))
+    out = str(tmp_path / 'db')
+    with pytest.raises(ValueError, match=f"{names[0]} and {names[1]} would share the LMDB key"):
+        build_clean_lmdb(list(names), str(tmp_path / 'gt'), out)
+    assert_nothing_written(out)
+
+
+def test_same_name_in_two_task_folders_gets_two_keys(paired_root, tmp_path, capsys):
+    # The fixture itself: sr/coffee.png, noise/coffee.png and dark/coffee.png, each its own image in the LMDB.
+    out = str(tmp_path / 'db')
+    assert run(capsys, *paired_args(paired_root, 'tasks', out))[0] == 0
+    ds = build_dataset({'name': 'p', 'type': 'PairedTaskDataset', 'phase': 'val', 'tasks': TASKS,
+                        'dataroot_lq': osp.join(out, 'lq.lmdb'), 'dataroot_gt': osp.join(out, 'gt.lmdb'),
+                        'meta_file': osp.join(out, 'meta.txt'), 'io_backend': {'type': 'lmdb'}})
+    disk = build_dataset({'name': 'p', 'type': 'PairedTaskDataset', 'phase': 'val', 'tasks': TASKS,
+                          'dataroot_lq': osp.join(paired_root, 'lq'), 'dataroot_gt': osp.join(paired_root, 'gt')})
+    assert len(ds) == len(disk) == 9
+    for i in range(len(ds)):
+        assert torch.equal(ds[i]['lq'], disk[i]['lq'])
+
+
+def handmade_lmdb(folder: str, keys: list[str]) -> str:
+    """An LMDB holding one 8x8 image per key (as an older make_lmdb or another tool could have written it)."""
+    src = osp.join(folder, 'src.png')
+    write_rgb(src, np.zeros((8, 8, 3), np.uint8))
+    path = osp.join(folder, 'db.lmdb')
+    write_lmdb(path, [(key, src) for key in keys])
+    return path
+
+
+@pytest.mark.parametrize('side', ['lq', 'gt'])
+def test_paired_lmdb_dataset_refuses_a_meta_file_whose_paths_share_a_key(side, tmp_path):
+    db = handmade_lmdb(str(tmp_path), ['noise/x', 'x'])
+    meta = tmp_path / 'meta.txt'
+    meta.write_text('noise/x.png x.png noise\nnoise/x.jpg x.png noise\n' if side == 'lq'
+                    else 'noise/x.png x.png noise\nnoise/x.png x.jpg noise\n')
+    a, b = ('noise/x.png', 'noise/x.jpg') if side == 'lq' else ('x.png', 'x.jpg')
+    with pytest.raises(ValueError, match=f"dataset 's': {side.upper()} images of {meta}: {a} and {b} would share"):
+        build_dataset({'name': 's', 'type': 'PairedTaskDataset', 'phase': 'val', 'tasks': ['noise'],
+                       'dataroot_lq': db, 'dataroot_gt': db, 'meta_file': str(meta), 'io_backend': {'type': 'lmdb'}})
+
+
+def test_synthetic_lmdb_dataset_refuses_a_list_whose_paths_share_a_key(tmp_path):
+    db = handmade_lmdb(str(tmp_path), ['x'])
+    meta = tmp_path / 'meta.txt'
+    meta.write_text('x.png\nx.jpg\n')
+    with pytest.raises(ValueError, match=f"dataset 'c': images of {meta}: x.png and x.jpg would share"):
+        build_dataset({'name': 'c', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': ['noise'],
+                       'dataroot_gt': db, 'meta_file': str(meta), 'io_backend': {'type': 'lmdb'}})
+
+
+def test_disk_dataset_serves_both_files_of_one_stem(paired_root):
+    # On disk x.png and x.jpg are two images; only an LMDB conflates them.
+    _, _, lines = one_key_two_files(paired_root, 'lq')
+    meta = osp.join(paired_root, 'two.txt')
+    open(meta, 'w').write('\n'.join(lines) + '\n')
+    ds = build_dataset({'name': 's', 'type': 'PairedTaskDataset', 'phase': 'val', 'tasks': TASKS,
+                        'dataroot_lq': osp.join(paired_root, 'lq'), 'dataroot_gt': osp.join(paired_root, 'gt'),
+                        'meta_file': meta})
+    assert not torch.equal(ds[0]['lq'], ds[1]['lq'])
