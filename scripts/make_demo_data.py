@@ -26,6 +26,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from basicsr_tur.data.data_util import write_png
 from basicsr_tur.data.degradations import degrade
 from basicsr_tur.data.synthetic_task_dataset import degradation_specs
+from basicsr_tur.utils.files import atomic_write
 
 TASKS = ['sr', 'blur', 'noise', 'jpeg', 'rain', 'haze', 'dark']
 SPLIT_X = 440  # motorcycle_left columns [0, 440) train, [440, 741) test
@@ -80,8 +81,7 @@ def build(out: str, seed: int) -> None:
         write_png(osp.join(out, 'test', 'gt', f'{name}.png'), img)
         if img_depth is not None:
             np.save(osp.join(out, 'test', 'depth', f'{name}.npy'), img_depth)
-    with open(osp.join(out, 'meta_test.txt'), 'w', encoding='utf-8') as f:
-        f.write('\n'.join(lines) + '\n')
+    atomic_write(osp.join(out, 'meta_test.txt'), '\n'.join(lines) + '\n')
 
 
 def main() -> None:
