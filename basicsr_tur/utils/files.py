@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import resource
 import shutil
 from collections.abc import Callable
 from os import path as osp
@@ -17,6 +16,11 @@ from typing import BinaryIO
 
 import cv2
 import numpy as np
+
+try:
+    import resource
+except ImportError:  # not on Windows, which has no file size limit to report
+    resource = None
 
 # `<name>.tmp<pid>`: the temporary name of atomic_write, so that a stale one names the process that left it.
 _TEMP_RE = re.compile(r'\.tmp(\d+)$')
@@ -33,17 +37,18 @@ def _reason(err: BaseException, tmp: str) -> str:
     torch.save reports ENOSPC/EFBIG as RuntimeError('[enforce fail at inline_container.cc] . unexpected pos ...'),
     with no errno, so the disk and the size limit are checked directly.
     """
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource else -1
+    limited = resource is not None and limit != resource.RLIM_INFINITY
+    too_large = f'{os.strerror(errno.EFBIG)} (file size limit {limit} bytes)'
     if isinstance(err, OSError) and err.errno:
-        return os.strerror(err.errno)
-    folder = osp.dirname(tmp) or '.'
+        return too_large if err.errno == errno.EFBIG and limited else os.strerror(err.errno)
     try:
-        if shutil.disk_usage(folder).free < 64 * 1024:
+        if shutil.disk_usage(osp.dirname(tmp) or '.').free < 64 * 1024:
             return os.strerror(errno.ENOSPC)
     except OSError:
         pass
-    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    if limit != resource.RLIM_INFINITY and osp.exists(tmp) and osp.getsize(tmp) >= limit:
-        return f'{os.strerror(errno.EFBIG)} (file size limit {limit} bytes)'
+    if limited and osp.exists(tmp) and osp.getsize(tmp) >= limit:
+        return too_large
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
