@@ -60,7 +60,8 @@ def test_torch_save_runtime_error_on_a_full_disk_is_one_line_and_leaves_no_temp(
     atomic_save({'a': torch.ones(1)}, path)
 
     def truncated(obj, f):
-        f.write(b'PK\x03\x04 partial')
+        with open(f, 'wb') as out:
+            out.write(b'PK\x03\x04 partial')
         raise RuntimeError('[enforce fail at inline_container.cc:672] . unexpected pos 22784 vs 22676')
 
     usage = namedtuple('usage', 'total used free')
@@ -110,8 +111,9 @@ def test_file_size_limit_while_saving_is_one_line_and_keeps_the_previous_file(tm
 
 
 def test_interrupted_write_leaves_no_temp(tmp_path):
-    def interrupted(f):
-        f.write(b'half')
+    def interrupted(tmp):
+        with open(tmp, 'wb') as out:
+            out.write(b'half')
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

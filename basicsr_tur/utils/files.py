@@ -12,7 +12,6 @@ import re
 import shutil
 from collections.abc import Callable
 from os import path as osp
-from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -52,10 +51,11 @@ def _reason(err: BaseException, tmp: str) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
-def atomic_write(path: str, content: bytes | str | Callable[[BinaryIO], None], what: str = 'write') -> None:
+def atomic_write(path: str, content: bytes | str | Callable[[str], None], what: str = 'write') -> None:
     """Write `content` to `path` through a temporary file in the same folder, fsync and os.replace.
 
-    content: bytes, text (UTF-8), or a function writing into a binary file object (e.g. `lambda f: torch.save(x, f)`).
+    content: bytes, text (UTF-8), or a function writing the file it is given (e.g. `lambda f: torch.save(x, f)`:
+    torch writes a path with its own C++ writer, faster than through a Python file object).
     Folders are created. Raises OSError, one line: `could not <what> <path>: <reason> (the previous file, if any,
     is intact)`, after removing the temporary file; OSError and RuntimeError (how torch reports a full disk) are
     both caught.
@@ -63,12 +63,12 @@ def atomic_write(path: str, content: bytes | str | Callable[[BinaryIO], None], w
     tmp = temp_name(path)
     try:
         os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-        with open(tmp, 'wb') as f:
-            if callable(content):
-                content(f)
-            else:
+        if callable(content):
+            content(tmp)
+        with open(tmp, 'r+b' if callable(content) else 'wb') as f:
+            if not callable(content):
                 f.write(content.encode('utf-8') if isinstance(content, str) else content)
-            f.flush()
+                f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except (OSError, RuntimeError) as err:
