@@ -5,7 +5,6 @@ import csv
 import io
 import json
 import logging
-import os
 from os import path as osp
 
 import cv2
@@ -13,11 +12,12 @@ import numpy as np
 import torch
 from basicsr.data import build_dataloader, build_dataset
 from basicsr.models import build_model
-from basicsr.utils import get_env_info, get_root_logger, get_time_str, make_exp_dirs
+from basicsr.utils import get_env_info, get_root_logger, get_time_str
 from basicsr.utils.options import dict2str
 
-from basicsr_tur.utils.cli import removed_on_failure
+from basicsr_tur.utils.files import atomic_write, write_image
 from basicsr_tur.utils.options import check_device, parse_options, run_prepare_step
+from basicsr_tur.utils.runs import fresh_run_dirs, output_dirs, run_lock
 from basicsr_tur.utils.tables import build_table, columns_of, load_published, to_markdown
 
 
@@ -108,30 +108,33 @@ def comparison_figure(examples: dict, height: int = 160) -> np.ndarray:
 
 
 def write_text(path: str, text: str) -> None:
-    """Write a results file through a temporary name, so a full disk never leaves a truncated table."""
-    tmp = path + '.tmp'
-    try:
-        with open(tmp, 'w', encoding='utf-8') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as err:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise OSError(f'could not write {path}: {err.strerror or err}') from None
+    """Write a results file atomically (utils.files.atomic_write): a full disk never leaves a truncated table."""
+    atomic_write(path, text)
 
 
 def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
     """Evaluate the model of `-opt` on its test sets; print and write the tables; return all results."""
     opt, _ = parse_options(root_path, is_train=False, argv=argv)
     check_device(opt)
+    # One run per name: a second test run with this name is refused before it renames or writes anything.
+    with run_lock(opt['path']['results_root'], enabled=opt['rank'] == 0) as notes:
+        return _evaluate(opt, root_path, notes)
+
+
+def _evaluate(opt: dict, root_path: str, notes: list[str]) -> dict:
+    """Test the model of `opt` (its results folder locked); print and write the tables; return all results."""
     torch.backends.cudnn.benchmark = bool(opt.get('cudnn_benchmark', False))
     run_prepare_step(opt, root_path)
-    make_exp_dirs(opt)
-    with removed_on_failure(opt['path']['results_root']):
+    # An earlier results/<name> is archived; if the start fails, it is put back and what this run made removed.
+    fresh = opt['rank'] == 0
+    with fresh_run_dirs([opt['path']['results_root']] if fresh else [],
+                        output_dirs(opt['path'], 'results_root') if fresh else []) as dir_notes:
         log_file = osp.join(opt['path']['log'], f"test_{opt['name']}_{get_time_str()}.log")
         logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=log_file)
         logger.info(get_env_info())
         logger.info(dict2str(opt))
+        for note in notes + dir_notes:
+            logger.info(note)
         loaders = []
         for _, dataset_opt in sorted(opt['datasets'].items()):
             test_set = build_dataset(dataset_opt)
@@ -146,9 +149,8 @@ def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
         all_results[name] = model.validation(loader, current_iter=opt['name'], tb_logger=None,
                                              save_img=val_opt.get('save_img', False))
         if val_opt.get('save_img', False) and model.examples:
-            figure_path = osp.join(opt['path']['results_root'], f'comparison_{name}.png')
-            if not cv2.imwrite(figure_path, comparison_figure(model.examples)):
-                raise OSError(f'could not write {figure_path}')
+            write_image(osp.join(opt['path']['results_root'], f'comparison_{name}.png'),
+                        comparison_figure(model.examples))
 
     label = opt['name']
     tables = '\n'.join(metrics_tables(label, d, r) for d, r in all_results.items())

@@ -16,14 +16,15 @@ from basicsr.data import build_dataloader, build_dataset
 from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from basicsr.models import build_model
 from basicsr.models.base_model import BaseModel
-from basicsr.utils import get_env_info, get_root_logger, get_time_str, init_tb_logger, make_exp_dirs, set_random_seed
+from basicsr.utils import get_env_info, get_root_logger, get_time_str, init_tb_logger, set_random_seed
 from basicsr.utils.options import dict2str
 from tqdm import tqdm
 
 from basicsr_tur.data.samplers import ShuffledSampler, TaskBalancedSampler
-from basicsr_tur.utils.cli import removed_on_failure
 from basicsr_tur.utils.dist import barrier
+from basicsr_tur.utils.files import atomic_write, remove_stale_temps
 from basicsr_tur.utils.options import check_device, dump_yaml, parse_options, run_prepare_step
+from basicsr_tur.utils.runs import fresh_run_dirs, output_dirs, run_lock
 
 
 def find_resume_state(opt: dict) -> str | None:
@@ -112,17 +113,26 @@ def write_options_copy(opt: dict) -> None:
     if opt['rank'] != 0:
         return
     path = osp.join(opt['path']['experiments_root'], osp.basename(opt['opt_path']))
-    with open(path, 'w', encoding='utf-8') as f:
-        f.write(f'# {get_time_str()}\n' + dump_yaml(opt))
+    atomic_write(path, f'# {get_time_str()}\n' + dump_yaml(opt))
 
 
-def _set_up(opt: dict, root_path: str, resume_state: dict | None):
-    """Logger, tensorboard, data, model and start position of a run (anything here may fail on bad input)."""
+def _uses_tb_logger(opt: dict) -> bool:
+    """Whether this run writes tb_logger/<name> (basicsr's rule: on unless disabled or a 'debug' run)."""
+    return bool(opt['logger'].get('use_tb_logger', True)) and 'debug' not in opt['name']
+
+
+def _set_up(opt: dict, root_path: str, resume_state: dict | None, notes: list[str]):
+    """Logger, tensorboard, data, model and start position of a run (anything here may fail on bad input).
+
+    notes: lines about the start-up (lock taken over, folders archived, stale files removed) for the log.
+    """
     write_options_copy(opt)
     log_file = osp.join(opt['path']['log'], f"train_{opt['name']}_{get_time_str()}.log")
     logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=log_file)
     logger.info(get_env_info())
     logger.info(dict2str(opt))
+    for note in notes:
+        logger.info(note)
     if opt['rank'] == 0:
         run_prepare_step(opt, root_path)
     barrier()
@@ -134,7 +144,7 @@ def _set_up(opt: dict, root_path: str, resume_state: dict | None):
         model.resume_training(resume_state)
         start_epoch, current_iter = resume_state['epoch'], resume_state['iter']
     tb_logger = None
-    if opt['logger'].get('use_tb_logger', True) and 'debug' not in opt['name']:
+    if _uses_tb_logger(opt):
         tb_logger = init_tb_logger(log_dir=osp.join(root_path, 'tb_logger', opt['name']))
     return logger, tb_logger, loaders, model, start_epoch, current_iter
 
@@ -143,17 +153,30 @@ def train_pipeline(root_path: str, argv: list[str] | None = None) -> BaseModel:
     """Run a training from `-opt`; returns the trained model (its files are in experiments/<name>/)."""
     opt, _ = parse_options(root_path, is_train=True, argv=argv)
     check_device(opt)
+    # One run per name: a second run with this name is refused before it renames or writes anything (rank 0 locks).
+    with run_lock(opt['path']['experiments_root'], enabled=opt['rank'] == 0) as notes:
+        return _train(opt, root_path, notes)
+
+
+def _train(opt: dict, root_path: str, notes: list[str]) -> BaseModel:
+    """Start or resume the run of `opt` (its lock held) and train it."""
     # Off by default: autotuned convolution algorithms may change the numerics from run to run.
     torch.backends.cudnn.benchmark = bool(opt.get('cudnn_benchmark', False))
+    exp_root = opt['path']['experiments_root']
+    if opt['rank'] == 0 and osp.isdir(exp_root):
+        # Temporary files of a run killed while saving (atomic_write's `*.tmp<pid>`): never resumable, never needed.
+        notes += [f'removed {p}, left by a run killed while saving' for p in remove_stale_temps(exp_root)]
     state_path = find_resume_state(opt)
     resume_state = load_resume_state(opt, state_path) if state_path else None
-    if resume_state is None:
-        make_exp_dirs(opt)  # rank 0; an existing folder of the same name is renamed to *_archived_<time>, never lost
-    barrier()
-    made = [] if resume_state or opt['rank'] != 0 else [opt['path']['experiments_root'],
-                                                         osp.join(root_path, 'tb_logger', opt['name'])]
-    with removed_on_failure(*made):
-        logger, tb_logger, loaders, model, start_epoch, current_iter = _set_up(opt, root_path, resume_state)
+    # A fresh start archives the folders of an earlier run of this name (experiments/ and tb_logger/, as basicsr
+    # does); if the start fails, they are put back and only what this run made is removed.
+    fresh = resume_state is None and opt['rank'] == 0
+    archive = [exp_root] + ([osp.join(root_path, 'tb_logger', opt['name'])] if _uses_tb_logger(opt) else [])
+    with fresh_run_dirs(archive if fresh else [], output_dirs(opt['path'], 'experiments_root') if fresh else []) \
+            as dir_notes:
+        barrier()
+        logger, tb_logger, loaders, model, start_epoch, current_iter = _set_up(opt, root_path, resume_state,
+                                                                               notes + dir_notes)
     train_loader, train_sampler, val_loaders, total_epochs, total_iters = loaders
     skip_batches = resume_state.get('batch_in_epoch', 0) if resume_state else 0
     if resume_state:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from os import path as osp
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from basicsr_tur.utils.files import atomic_write
 from basicsr_tur.utils.tables import build_table, check_row, load_published, load_rows, to_csv, to_markdown
 
 
@@ -107,15 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     text = to_markdown(names, rows)
     print(text)
     if args.out:
-        os.makedirs(osp.dirname(args.out) or '.', exist_ok=True)
-        with open(args.out + '.md', 'w', encoding='utf-8') as f:
-            f.write(text)
-        with open(args.out + '.csv', 'w', encoding='utf-8') as f:
-            f.write(to_csv(names, rows))
-        with open(args.out + '.json', 'w', encoding='utf-8') as f:
-            json.dump({'columns': names, 'rows': [{'method': r, 'cells': c} for r, c in rows],
-                       'published': {'file': args.published, 'setting': args.setting} if args.published else None,
-                       'published_as': {label: diff_to.get(label) for label in measured}}, f, indent=2)
+        try:
+            atomic_write(args.out + '.md', text)
+            atomic_write(args.out + '.csv', to_csv(names, rows))
+            atomic_write(args.out + '.json', json.dumps(
+                {'columns': names, 'rows': [{'method': r, 'cells': c} for r, c in rows],
+                 'published': {'file': args.published, 'setting': args.setting} if args.published else None,
+                 'published_as': {label: diff_to.get(label) for label in measured}}, indent=2))
+        except OSError as err:
+            print(f'error: {err}', file=sys.stderr)
+            return 1
     return 0
 
 

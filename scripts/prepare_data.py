@@ -52,6 +52,7 @@ from basicsr_tur.data.settings import (
     mio_windows,
 )
 from basicsr_tur.data.synthetic_task_dataset import degradation_specs, read_image_list
+from basicsr_tur.utils.files import atomic_write
 
 MAX_LISTED = 10  # problems quoted in one error; the rest are counted
 DEPTH_DIRS = {'df2k': 'DF2K/depth', 'mio_test': 'MiO_test/original/depth'}
@@ -499,17 +500,15 @@ def _source_header(sources: list[str]) -> str:
 def write_meta(path: str, rows: list[tuple[str, ...]], sources: list[str]) -> None:
     """Write the `# source: ...` lines, then one line per row, its fields '/'-separated paths (or a task name)
     joined by spaces: `lq gt task` for a pair meta file, `name` for a clean list."""
-    with open(path, 'w', encoding='utf-8') as f:
-        f.write(_source_header(sources))
-        f.write(''.join(' '.join(field.replace(os.sep, '/') for field in row) + '\n' for row in rows))
+    atomic_write(path, _source_header(sources)
+                 + ''.join(' '.join(field.replace(os.sep, '/') for field in row) + '\n' for row in rows))
 
 
 def _prepend_sources(path: str, meta_file: str) -> None:
     """Put the `# source:` lines of meta_file at the top of the text file path (an LMDB's meta.txt)."""
     with open(path, encoding='utf-8') as f:
         body = f.read()
-    with open(path, 'w', encoding='utf-8') as f:
-        f.write(_source_header(read_meta_sources(meta_file)) + body)
+    atomic_write(path, _source_header(read_meta_sources(meta_file)) + body)
 
 
 def build_lmdbs(setting_dir: str, setting: Setting) -> None:

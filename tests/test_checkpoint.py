@@ -202,3 +202,32 @@ def test_official_backbone_checkpoint_loads_strictly(tmp_path, name):
     ours = net.state_dict()
     assert set(ours) == set(state)
     assert all(torch.all(ours[k] == v[(0,) * v.dim()]) for k, v in state.items())
+
+
+def test_non_strict_load_skips_tensors_of_another_shape_with_a_warning(tmp_path, caplog):
+    state = net(False).state_dict()
+    state['conv_first.weight'] = torch.zeros(4, 3, 3, 3)
+    state['conv_hr.bias'] = torch.full_like(state['conv_hr.bias'], 7.0)
+    path = str(tmp_path / 'other_width.pth')
+    torch.save({'params': state}, path)
+    model = net(False)
+    fresh = model.state_dict()['conv_first.weight'].clone()
+    with caplog.at_level(logging.WARNING, logger='basicsr'):
+        load_checkpoint(model, path, strict=False)
+    assert torch.equal(model.state_dict()['conv_first.weight'], fresh)
+    assert torch.all(model.state_dict()['conv_hr.bias'] == 7.0)
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert 'size different, ignored' in warning and 'conv_first.weight: file (4, 3, 3, 3), network (8, 3, 3, 3)' \
+        in warning
+
+
+def test_strict_load_refuses_tensors_of_another_shape_in_one_line(tmp_path):
+    state = net(False).state_dict()
+    state['conv_first.weight'] = torch.zeros(4, 3, 3, 3)
+    state['conv_hr.weight'] = torch.zeros(1, 8, 3, 3)
+    path = str(tmp_path / 'other_width.pth')
+    torch.save({'params': state}, path)
+    with pytest.raises(ValueError) as err:
+        load_checkpoint(net(False), path, strict=True)
+    assert str(err.value) == (f"{path}: key 'conv_first.weight' has shape (4, 3, 3, 3), the network expects "
+                              '(8, 3, 3, 3) (and 1 more); strict_load_g: false loads the rest and skips these')

@@ -11,6 +11,7 @@ import torch
 from basicsr.utils import FileClient
 from torch.utils import data
 
+from basicsr_tur.utils.files import write_image
 from basicsr_tur.utils.lmdb_util import lmdb_key
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -81,12 +82,13 @@ def read_image(client: FileClient, root: str, rel_path: str, client_key: str, wh
 
 
 def write_png(path: str, img: np.ndarray) -> None:
-    """Write an RGB uint8 array, or an RGB float array in [0, 1] (rounded), as PNG (folders created)."""
+    """Write an RGB uint8 array, or an RGB float array in [0, 1] (rounded), as PNG, atomically (folders created).
+
+    Raises OSError naming `path` when it cannot be written (no partial file is left).
+    """
     if img.dtype != np.uint8:
         img = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
-    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    if not cv2.imwrite(path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
-        raise OSError(f'could not write {path}')
+    write_image(path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
 
 
 def random_crop(imgs: list[np.ndarray], size: int, rng: np.random.Generator, where: str) -> list[np.ndarray]:

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from basicsr_tur.data.data_util import write_png
 from basicsr_tur.data.degradations import degrade
 from basicsr_tur.data.synthetic_task_dataset import degradation_specs
+from basicsr_tur.utils.files import atomic_write
 from basicsr_tur.utils.registry import register_prepare_step
 
 TASKS = ['sr', 'blur', 'noise', 'jpeg', 'rain', 'haze', 'dark']
@@ -79,8 +80,7 @@ def write_demo_data(out: str, seed: int) -> None:
         write_png(osp.join(out, 'test', 'gt', f'{name}.png'), img)
         if img_depth is not None:
             np.save(osp.join(out, 'test', 'depth', f'{name}.npy'), img_depth)
-    with open(osp.join(out, 'meta_test.txt'), 'w', encoding='utf-8') as f:
-        f.write('\n'.join(lines) + '\n')
+    atomic_write(osp.join(out, 'meta_test.txt'), '\n'.join(lines) + '\n')
 
 
 def build_demo_data(out: str, seed: int = 2025) -> bool:

@@ -127,6 +127,7 @@ class AirNetModel(TURModel):
             return l_con, {'l_contrast': l_con.item()}
         result = self.net_g(self.lq, self.lq_key, with_uncertainty=self.needs_uncertainty)
         self.output = result['restored']
+        self.check_output_shape()
         if self.needs_uncertainty:
             l_pix = self.cri_pix(self.output, self.gt, result['uncertainty'], self.task_ids)
         else:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import math
 from collections import OrderedDict, defaultdict
@@ -12,7 +13,7 @@ from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.metrics import calculate_metric
 from basicsr.models.base_model import BaseModel
-from basicsr.utils import get_root_logger, imwrite, tensor2img
+from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn import DataParallel
 from torch.nn.parallel import DistributedDataParallel
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from basicsr_tur.losses.tur_loss import per_task_mean
 from basicsr_tur.utils.checkpoint import atomic_save, capture_rng_state, load_checkpoint, restore_rng_state
 from basicsr_tur.utils.dist import all_reduce_sum
+from basicsr_tur.utils.files import write_image
 
 
 class NonFiniteLossError(RuntimeError):
@@ -57,6 +59,7 @@ class TURModel(BaseModel):
         self._log_sums: dict[str, float] = defaultdict(float)
         self._log_counts: dict[str, int] = defaultdict(int)
         self._nonfinite_in_a_row = 0
+        self._output_checked = False  # the output's shape is checked against the GT once (check_output_shape)
         self.skipped_steps = 0  # non-finite steps skipped by this process (logged at the end of training)
         if self.is_train:
             self.init_training_settings()
@@ -186,11 +189,35 @@ class TURModel(BaseModel):
         """Forward the batch; return the loss to minimise and the figures to log (per task: `l1/<task>`, ...)."""
         if self.needs_uncertainty:
             self.output, uncertainty = self.net_g(self.lq, with_uncertainty=True)
+            self.check_output_shape()
             l_pix = self.cri_pix(self.output, self.gt, uncertainty, self.task_ids)
         else:
             self.output = self.net_g(self.lq)
+            self.check_output_shape()
             l_pix = self.cri_pix(self.output, self.gt)
         return l_pix, {'l_pix': l_pix.item(), **self.task_figures()}
+
+    def check_output_shape(self) -> None:
+        """Once per model: the restored output (B, C, H, W) must have the GT's channels and size, else a ValueError
+        (one line) names the arch, the sizes and the constructor argument to set (its own name where it has one)."""
+        if self._output_checked or self.gt is None:
+            return
+        self._output_checked = True
+        out, gt, lq = tuple(self.output.shape[1:]), tuple(self.gt.shape[1:]), tuple(self.lq.shape[1:])
+        if out == gt:
+            return
+        arch = self.opt['network_g'].get('type', type(self.get_bare_model(self.net_g)).__name__)
+        args = set(inspect.signature(type(self.get_bare_model(self.net_g))).parameters)
+        if out[1:] != gt[1:]:
+            scale = next((a for a in ('scale', 'upscale', 'upscale_factor', 'upsampler', 'sf') if a in args), None)
+            hint = f'set network_g.{scale}' if scale else f'{arch} has no scale argument; use another arch'
+            truth = '' if lq[1:] == gt[1:] else f' (ground truth {gt[1]}x{gt[2]})'
+            raise ValueError(f'network_g {arch} returns {out[1]}x{out[2]} for a {lq[1]}x{lq[2]} input{truth}; '
+                             f'all-in-one restoration needs upscale 1 ({hint})')
+        channels = next((a for a in ('num_out_ch', 'out_chans', 'out_channels', 'out_nc', 'out_channel', 'out_ch')
+                         if a in args), None)
+        hint = f'set network_g.{channels}: {gt[0]}' if channels else f'{arch} has no output-channel argument'
+        raise ValueError(f'network_g {arch} returns {out[0]} channels; the ground truth has {gt[0]} ({hint})')
 
     def task_figures(self) -> dict[str, float]:
         """Per-task figures of the last forward: L1 always; σ and loss per task from TURLoss's stats."""
@@ -279,6 +306,7 @@ class TURModel(BaseModel):
                 continue
             self.feed_data(val_data)
             self.test()
+            self.check_output_shape()
             task = self.task_names[0]
             counts[task] += 1
             result_img = tensor2img([self.output.detach().cpu()])
@@ -334,10 +362,7 @@ class TURModel(BaseModel):
         else:
             suffix = (self.opt.get('val') or {}).get('suffix') or self.opt['name']
             path = osp.join(self.opt['path']['visualization'], dataset_name, task, f'{name}_{suffix}.png')
-        try:
-            imwrite(img, path)
-        except OSError as err:
-            raise OSError(f'could not write image {path}: {err}') from None
+        write_image(path, img)
 
     def _log_validation(self, results: dict, dataset_name: str, current_iter, tb_logger) -> None:
         model = results['model']

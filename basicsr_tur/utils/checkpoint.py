@@ -1,13 +1,14 @@
 """Checkpoint I/O in one place: unwrap foreign formats, load strictly with the head reported, save atomically."""
 from __future__ import annotations
 
-import os
 from os import path as osp
 from typing import Any
 
 import torch
 from basicsr.utils import get_root_logger
 from torch import nn
+
+from basicsr_tur.utils.files import atomic_write
 
 # Key prefix of the TUR uncertainty head in every backbone (re-exported by archs/uncertainty.py). It lives here, the
 # lowest layer, because checkpoint loading must tell head keys from backbone keys without importing the archs.
@@ -62,6 +63,9 @@ def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params',
     The file may wrap its tensors (params/params_ema/state_dict/...) and prefix them (module./net.); when the
     network's class defines `checkpoint_filter_fn(state_dict, model) -> state_dict` (timm's signature, a static
     method next to the backbone's definition), the authors' key names are mapped by it before loading.
+    Without strict, tensors whose shape differs from the network's are skipped with a warning listing them (as
+    basicsr does), and missing/unexpected keys are logged. Raises ValueError (a shape differs) or KeyError (keys
+    differ), one line, under strict.
     """
     state = read_state_dict(path, param_key)
     # A backbone whose authors saved other key names maps them in one function next to its definition (timm's habit).
@@ -69,10 +73,14 @@ def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params',
     if filter_fn is not None:
         state = filter_fn(state, net)
     own = net.state_dict()
-    for key, value in state.items():
-        if key in own and own[key].shape != value.shape:
-            raise ValueError(f"{path}: key '{key}' has shape {tuple(value.shape)}, "
-                             f'the network expects {tuple(own[key].shape)}')
+    resized = {k: tuple(v.shape) for k, v in state.items() if k in own and own[k].shape != v.shape}
+    if strict and resized:
+        key = next(iter(resized))
+        more = f' (and {len(resized) - 1} more)' if len(resized) > 1 else ''
+        raise ValueError(f"{path}: key '{key}' has shape {resized[key]}, the network expects "
+                         f'{tuple(own[key].shape)}{more}; strict_load_g: false loads the rest and skips these')
+    # Non-strict loading skips tensors whose shape differs (basicsr's "Size different, ignore"): they stay missing.
+    state = {k: v for k, v in state.items() if k not in resized}
     # The head is training-only: a TUR checkpoint loads into a head-less backbone with its head keys dropped.
     head_dropped = [k for k in state if k.startswith(HEAD_PREFIX) and k not in own]
     state = {k: v for k, v in state.items() if k not in head_dropped}
@@ -94,24 +102,20 @@ def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params',
     if head_missing:
         logger.info(f'{path}: backbone checkpoint without the uncertainty head; '
                     f'its {len(head_missing)} tensors keep their fresh initialisation')
+    if resized:
+        logger.warning(f'{path}: size different, ignored (kept the fresh initialisation): '
+                       + ', '.join(f'{k}: file {shape}, network {tuple(own[k].shape)}' for k, shape in resized.items()))
+    other_missing = [k for k in other_missing if k not in resized]
     if not strict and (other_missing or unexpected):
         logger.warning(f'{path}: loaded non-strictly; missing {other_missing}, unexpected {unexpected}')
 
 
 def atomic_save(obj: Any, path: str) -> None:
-    """torch.save to `path` through a temporary file and a rename, so a crash never leaves a partial file."""
-    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    try:
-        torch.save(obj, tmp)
-        with open(tmp, 'rb') as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise OSError(f'could not save {path}: {err.strerror or err} (the previous file, if any, is intact)') \
-            from None
+    """torch.save to `path` through utils.files.atomic_write, so a crash or a full disk never leaves a partial file.
+
+    Raises OSError, one line: `could not save <path>: <reason> (the previous file, if any, is intact)`.
+    """
+    atomic_write(path, lambda f: torch.save(obj, f), what='save')
 
 
 def capture_rng_state() -> dict:

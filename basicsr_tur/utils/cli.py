@@ -1,11 +1,9 @@
 """Command-line entry: user-facing failures become one clear line on stderr and exit status 1."""
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 _USER_ERRORS = (ValueError, KeyError, FileNotFoundError, OSError, RuntimeError)
 
@@ -25,13 +23,3 @@ def run_cli(pipeline: Callable[[str], object], root_path: str) -> int:
         return 130
     return 0
 
-
-@contextlib.contextmanager
-def removed_on_failure(*paths: str) -> Iterator[None]:
-    """Remove folders made by this run if the block fails, so a failed start leaves nothing half-made."""
-    try:
-        yield
-    except BaseException:
-        for path in paths:
-            shutil.rmtree(path, ignore_errors=True)
-        raise
