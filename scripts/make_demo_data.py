@@ -26,6 +26,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from basicsr_tur.data.data_util import write_png
 from basicsr_tur.data.degradations import degrade
 from basicsr_tur.data.synthetic_task_dataset import degradation_specs
+from basicsr_tur.utils.meta_file import format_meta_line
 
 TASKS = ['sr', 'blur', 'noise', 'jpeg', 'rain', 'haze', 'dark']
 SPLIT_X = 440  # motorcycle_left columns [0, 440) train, [440, 741) test
@@ -75,13 +76,13 @@ def build(out: str, seed: int) -> None:
         rng = np.random.default_rng(np.random.SeedSequence([seed, TASKS.index(task), list(test).index(name)]))
         lq, _ = degrade(gt, specs[task], rng, depth=img_depth)
         write_png(osp.join(out, 'test', 'lq', task, f'{name}.png'), lq)
-        lines.append(f'{task}/{name}.png {name}.png {task}')
+        lines.append(format_meta_line((f'{task}/{name}.png', f'{name}.png', task)))
     for name, (img, img_depth) in test.items():
         write_png(osp.join(out, 'test', 'gt', f'{name}.png'), img)
         if img_depth is not None:
             np.save(osp.join(out, 'test', 'depth', f'{name}.npy'), img_depth)
     with open(osp.join(out, 'meta_test.txt'), 'w', encoding='utf-8') as f:
-        f.write('\n'.join(lines) + '\n')
+        f.write(''.join(lines))
 
 
 def main() -> None:

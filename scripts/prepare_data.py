@@ -52,6 +52,7 @@ from basicsr_tur.data.settings import (
     mio_windows,
 )
 from basicsr_tur.data.synthetic_task_dataset import degradation_specs, read_image_list
+from basicsr_tur.utils.meta_file import format_meta_line
 
 MAX_LISTED = 10  # problems quoted in one error; the rest are counted
 DEPTH_DIRS = {'df2k': 'DF2K/depth', 'mio_test': 'MiO_test/original/depth'}
@@ -163,9 +164,6 @@ def pair_source(raw: str, key: str) -> list[tuple[str, str]]:
 
     for lq in lq_names(raw, key):
         lq_path = osp.join(lq_dir, lq)
-        if any(c.isspace() for c in lq):
-            problems.append(f'{lq_path}: white space in a file name cannot be listed in a meta file')
-            continue
         try:
             candidates = source.rule(lq)
         except NamingError as err:
@@ -497,11 +495,12 @@ def _source_header(sources: list[str]) -> str:
 
 
 def write_meta(path: str, rows: list[tuple[str, ...]], sources: list[str]) -> None:
-    """Write the `# source: ...` lines, then one line per row, its fields '/'-separated paths (or a task name)
-    joined by spaces: `lq gt task` for a pair meta file, `name` for a clean list."""
+    """Write the `# source: ...` lines, then one line per row (utils/meta_file.format_meta_line, so any file name
+    survives), its fields '/'-separated paths (or a task name): `lq gt task` for a pair meta file, `name` for a
+    clean list."""
     with open(path, 'w', encoding='utf-8') as f:
         f.write(_source_header(sources))
-        f.write(''.join(' '.join(field.replace(os.sep, '/') for field in row) + '\n' for row in rows))
+        f.write(''.join(format_meta_line([field.replace(os.sep, '/') for field in row]) for row in rows))
 
 
 def _prepend_sources(path: str, meta_file: str) -> None:

@@ -9,6 +9,8 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 
+from tqdm import tqdm
+
 _USER_ERRORS = (ValueError, KeyError, FileNotFoundError, OSError, RuntimeError)
 # torch.utils.data re-raises an error of a loader worker (or of the pin-memory thread) as the same type with the
 # message `Caught <Type> in DataLoader worker process N.\nOriginal Traceback (most recent call last):\n...`.
@@ -48,6 +50,9 @@ def run_cli(pipeline: Callable[[str], object], root_path: str) -> int:
     except _USER_ERRORS as err:
         if os.environ.get('BASICSR_TUR_TRACEBACK'):
             raise
+        # A progress bar left open by the failure would otherwise print its last line after ours, at exit.
+        for bar in list(getattr(tqdm, '_instances', ())):
+            bar.close()
         print(f'error: {error_message(err)}', file=sys.stderr)
         return 1
     except KeyboardInterrupt:

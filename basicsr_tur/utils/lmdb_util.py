@@ -19,6 +19,7 @@ import lmdb
 from tqdm import tqdm
 
 from basicsr_tur.data.data_util import lmdb_key
+from basicsr_tur.utils.meta_file import format_meta_line
 
 
 def write_lmdb(lmdb_path: str, items: Iterable[tuple[str, str]], compress_level: int = 1,
@@ -88,7 +89,7 @@ def build_paired_lmdb(pairs: list[tuple[str, str, str]], lq_root: str, gt_root: 
         write_lmdb(osp.join(tmp, 'lq.lmdb'), lq_items.items(), compress_level, 'LQ -> lmdb')
         write_lmdb(osp.join(tmp, 'gt.lmdb'), gt_items.items(), compress_level, 'GT -> lmdb')
         with open(osp.join(tmp, 'meta.txt'), 'w', encoding='utf-8') as f:
-            f.write(''.join(f'{lq} {gt} {task}\n' for lq, gt, task in pairs))
+            f.write(''.join(format_meta_line((lq, gt, task)) for lq, gt, task in pairs))
     return dict(Counter(task for _, _, task in pairs))
 
 
@@ -98,5 +99,5 @@ def build_clean_lmdb(names: list[str], gt_root: str, out_dir: str, compress_leve
         n = write_lmdb(osp.join(tmp, 'gt.lmdb'), [(_check_key(n), osp.join(gt_root, n)) for n in names],
                        compress_level, 'GT -> lmdb')
         with open(osp.join(tmp, 'meta.txt'), 'w', encoding='utf-8') as f:
-            f.write(''.join(f'{name}\n' for name in names))
+            f.write(''.join(format_meta_line((name,)) for name in names))
     return n
