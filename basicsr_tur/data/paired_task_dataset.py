@@ -10,7 +10,6 @@ from basicsr_tur.data.data_util import (
     TaskDataset,
     list_images,
     lookup_task,
-    output_names,
     raise_problems,
     to_tensor,
 )
@@ -125,7 +124,7 @@ class PairedTaskDataset(TaskDataset):
                                   for key, rel in (('lq', lq), ('gt', gt))], meta_file)
         if sizes:
             self._check_pair_sizes(sizes, labels)
-        self.out_names = output_names([(task, lq) for lq, _, task in self.pairs], self.where)
+        self.name_outputs([(task, lq) for lq, _, task in self.pairs])
         self.num_items = len(self.pairs)
 
     def _check_pair_sizes(self, sizes: dict, labels: list[str]) -> None:
@@ -151,7 +150,7 @@ class PairedTaskDataset(TaskDataset):
             raise ValueError(f'{self.where}: LQ/GT size mismatch: {lq_path} is {lq.shape[0]}x{lq.shape[1]}, '
                              f'{gt_path} is {gt.shape[0]}x{gt.shape[1]}')
         sample = {'task_id': self.task_to_id[task], 'task': task, 'lq_path': lq_path, 'gt_path': gt_path,
-                  'out_name': self.out_names[(task, lq_rel)]}
+                  'out_name': self.output_name(task, lq_rel)}
         if self.opt.get('phase') == 'train':
             rng = self.generator(index)
             lq_full, where = lq, f'{self.where}: {gt_path}'

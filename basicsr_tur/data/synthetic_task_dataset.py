@@ -6,7 +6,7 @@ from os import path as osp
 import numpy as np
 from basicsr.utils.registry import DATASET_REGISTRY
 
-from basicsr_tur.data.data_util import TaskDataset, list_images, lookup_task, output_names, to_tensor
+from basicsr_tur.data.data_util import TaskDataset, list_images, lookup_task, to_tensor
 from basicsr_tur.data.degradations import DEGRADATION_TYPES, apply_degradation, degrade, validate_spec
 from basicsr_tur.utils.meta_file import read_meta_rows
 
@@ -133,7 +133,7 @@ class SyntheticTaskDataset(TaskDataset):
                 raise ValueError(f'{self.where}: no images in {self.gt_root}')
             labels = [''] * len(self.names)
         self.check_files([('gt', name, label) for name, label in zip(self.names, labels)], meta_file)
-        self.out_names = output_names([('', name) for name in self.names], self.where)
+        self.name_outputs([('', name) for name in self.names])
         self.num_items = len(self.names) * len(self.synth_tasks)
 
     def item_tasks(self) -> list[int]:
@@ -162,7 +162,7 @@ class SyntheticTaskDataset(TaskDataset):
         gt_crop, depth_crop = self._crop(full, rng, where)
         lq, params = degrade(gt_crop, self.specs[task], rng, depth=depth_crop)
         sample = {'lq': to_tensor(lq), 'gt': to_tensor(gt_crop), 'task_id': self.task_to_id[task], 'task': task,
-                  'lq_path': f'{gt_path}#{task}', 'gt_path': gt_path, 'out_name': self.out_names[('', name)]}
+                  'lq_path': f'{gt_path}#{task}', 'gt_path': gt_path, 'out_name': self.output_name('', name)}
         if self.opt.get('key_crop'):
             # Another crop of the same image with the same degradation parameters (AirNet's contrastive key).
             key_gt, key_depth = self._crop(full, rng, where)

@@ -28,6 +28,8 @@ def format_meta_line(fields: tuple[str, ...] | list[str]) -> str:
 def parse_meta_line(line: str, where: str) -> list[str]:
     """The fields of one meta-file line ([] for a blank or comment line); a malformed quoted field raises a
     ValueError naming `where` (the file and line)."""
+    if '"' not in line and '#' not in line:  # the common line: no quoting, no comment
+        return line.split()
     fields = []
     for match in _FIELD.finditer(line):
         token = match.group()
