@@ -352,12 +352,17 @@ class TURModel(BaseModel):
     def _capped_metric(name: str, m_opt: dict, value: float, source: str, val_data: dict) -> float:
         """PSNR_CAP for the +inf PSNR of an image identical to its GT; any other non-finite value raises naming
         the image (a NaN metric means broken data or a broken metric, never something to average)."""
-        if value == math.inf and 'psnr' in str(m_opt.get('type', '')).lower():
+        metric_type = str(m_opt.get('type', ''))
+        if value == math.inf and 'psnr' in metric_type.lower():
             return PSNR_CAP
-        image = val_data.get('lq_path', ['?'])[0]
-        raise ValueError(f"metric '{name}' ({m_opt.get('type')}) of the {'restored' if source == 'model' else 'input'}"
-                         f" image of {image} (GT {val_data.get('gt_path', ['?'])[0]}) is {value}; expected a finite "
-                         'value')
+        h, w = val_data['gt'].shape[-2:] if 'gt' in val_data else (0, 0)
+        border = int(m_opt.get('crop_border', 0))
+        why = ''
+        if 'ssim' in metric_type.lower() and min(h, w) - 2 * border < 11:
+            why = f" (SSIM's 11x11 window does not fit a {h}x{w} image with crop_border {border})"
+        raise ValueError(f"metric '{name}' ({metric_type}) of the {'restored' if source == 'model' else 'input'} "
+                         f"image of {val_data.get('lq_path', ['?'])[0]} (GT {val_data.get('gt_path', ['?'])[0]}) is "
+                         f'{value}; expected a finite value{why}')
 
     def _ordered(self, counts: dict) -> list[str]:
         """Tasks seen, in the options' task order (unknown ones after)."""
