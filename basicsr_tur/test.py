@@ -15,6 +15,7 @@ from basicsr.models import build_model
 from basicsr.utils import get_env_info, get_root_logger, get_time_str
 from basicsr.utils.options import dict2str
 
+from basicsr_tur.models.tur_model import PSNR_CAP
 from basicsr_tur.utils.files import atomic_write, write_image
 from basicsr_tur.utils.options import check_device, parse_options, run_prepare_step
 from basicsr_tur.utils.runs import fresh_run_dirs, output_dirs, run_lock
@@ -107,6 +108,24 @@ def comparison_figure(examples: dict, height: int = 160) -> np.ndarray:
     return np.concatenate([header] + rows, axis=0)
 
 
+def capped_note(all_results: dict) -> str:
+    """The sentence saying which images had an infinite PSNR (identical to their GT) counted as PSNR_CAP dB, or ''."""
+    parts = [f'{dataset}/{task} {source}: {max(metrics.values())}' for dataset, results in all_results.items()
+             for source, per_task in (results.get('capped') or {}).items() for task, metrics in per_task.items()]
+    if not parts:
+        return ''
+    return (f' PSNR of an image identical to its GT is infinite; such images are counted as {PSNR_CAP:g} dB in the '
+            f"means, as pyiqa and video-coding tools do ({', '.join(parts)} images).")
+
+
+def results_json(results: dict) -> str:
+    """Strict JSON of a results dict: a NaN or Inf anywhere raises a ValueError instead of writing invalid JSON."""
+    try:
+        return json.dumps(results, indent=2, allow_nan=False)
+    except ValueError as err:
+        raise ValueError(f'results are not valid JSON ({err}); a metric is not finite') from None
+
+
 def write_text(path: str, text: str) -> None:
     """Write a results file atomically (utils.files.atomic_write): a full disk never leaves a truncated table."""
     atomic_write(path, text)
@@ -162,15 +181,14 @@ def _evaluate(opt: dict, root_path: str, notes: list[str]) -> dict:
     sources = '; '.join(f'{loader.dataset.opt["name"]}: {loader.dataset.source}' for loader in loaders
                         if getattr(loader.dataset, 'source', ''))
     data_note = f'Test data (from the meta files): {sources}.\n\n' if sources else ''
-    text = f'## {label}\n\nMetrics: {metric_notes}; images as 8-bit.\n\n{data_note}{tables}'
+    text = f'## {label}\n\nMetrics: {metric_notes}; images as 8-bit.{capped_note(all_results)}\n\n{data_note}{tables}'
     results_root = opt['path']['results_root']
     write_text(osp.join(results_root, 'metrics.md'), text)
     write_text(osp.join(results_root, 'metrics.json'),
-               json.dumps({'name': label, 'options': opt['opt_path'], 'results': all_results,
-                           # an absolute file, so that compare.py finds it from any folder
-                           'published_as': dict(published, file=osp.abspath(published['file']),
-                                                row=published.get('row')) if published else None},
-                          indent=2))
+               results_json({'name': label, 'options': opt['opt_path'], 'results': all_results,
+                             # an absolute file, so that compare.py finds it from any folder
+                             'published_as': dict(published, file=osp.abspath(published['file']),
+                                                  row=published.get('row')) if published else None}))
     write_text(osp.join(results_root, 'metrics.csv'), metrics_csv(label, all_results))
     print(text, flush=True)
     logger.info(f"Tables written to {osp.join(results_root, 'metrics.md')} (.json, .csv)")

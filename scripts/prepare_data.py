@@ -53,6 +53,7 @@ from basicsr_tur.data.settings import (
 )
 from basicsr_tur.data.synthetic_task_dataset import degradation_specs, read_image_list
 from basicsr_tur.utils.files import atomic_write
+from basicsr_tur.utils.meta_file import format_meta_line
 
 MAX_LISTED = 10  # problems quoted in one error; the rest are counted
 DEPTH_DIRS = {'df2k': 'DF2K/depth', 'mio_test': 'MiO_test/original/depth'}
@@ -164,9 +165,6 @@ def pair_source(raw: str, key: str) -> list[tuple[str, str]]:
 
     for lq in lq_names(raw, key):
         lq_path = osp.join(lq_dir, lq)
-        if any(c.isspace() for c in lq):
-            problems.append(f'{lq_path}: white space in a file name cannot be listed in a meta file')
-            continue
         try:
             candidates = source.rule(lq)
         except NamingError as err:
@@ -498,10 +496,11 @@ def _source_header(sources: list[str]) -> str:
 
 
 def write_meta(path: str, rows: list[tuple[str, ...]], sources: list[str]) -> None:
-    """Write the `# source: ...` lines, then one line per row, its fields '/'-separated paths (or a task name)
-    joined by spaces: `lq gt task` for a pair meta file, `name` for a clean list."""
+    """Write the `# source: ...` lines, then one line per row (utils/meta_file.format_meta_line, so any file name
+    survives), its fields '/'-separated paths (or a task name): `lq gt task` for a pair meta file, `name` for a
+    clean list."""
     atomic_write(path, _source_header(sources)
-                 + ''.join(' '.join(field.replace(os.sep, '/') for field in row) + '\n' for row in rows))
+                 + ''.join(format_meta_line([field.replace(os.sep, '/') for field in row]) for row in rows))
 
 
 def _prepend_sources(path: str, meta_file: str) -> None:

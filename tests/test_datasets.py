@@ -30,7 +30,7 @@ def test_folder_scan_pairs_each_task_with_shared_gt(paired_root):
     assert len(ds) == 9
     assert ds.task_counts() == {'sr': 3, 'noise': 3, 'dark': 3}
     sample = ds[0]
-    assert set(sample) == {'lq', 'gt', 'task_id', 'task', 'lq_path', 'gt_path'}
+    assert set(sample) == {'lq', 'gt', 'task_id', 'task', 'lq_path', 'gt_path', 'out_name'}
     assert sample['lq'].shape == (3, 16, 16) and sample['lq'].dtype == torch.float32
     assert osp.basename(sample['lq_path']) == osp.basename(sample['gt_path'])
 

@@ -2,19 +2,27 @@
 from __future__ import annotations
 
 import difflib
+import io
 import os
+from collections import defaultdict
+from collections.abc import Iterable
 from os import path as osp
 
 import cv2
+import lmdb
 import numpy as np
 import torch
 from basicsr.utils import FileClient
+from PIL import Image
 from torch.utils import data
 
 from basicsr_tur.utils.files import write_image
 from basicsr_tur.utils.lmdb_util import lmdb_key
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+CHECK_IMAGES = ('paths', 'headers')  # what a dataset checks of every image when it is built (option check_images)
+MAX_LISTED = 5  # problems quoted in one build-time error; the rest are counted
+_SCAN_FROM = 16  # files wanted in one folder from which one listing is cheaper than a stat per file
 
 
 def task_index(tasks: list[str] | None, where: str) -> dict[str, int]:
@@ -54,8 +62,47 @@ def make_file_client(io_backend: dict) -> FileClient:
     return FileClient(opt.pop('type', 'disk'), **opt)
 
 
+def decode_image(buf: bytes, where: str, what: str) -> np.ndarray:
+    """Decode image bytes as float32 RGB (H, W, 3) in [0, 1], each pixel type scaled by its own range.
+
+    8-bit images are divided by 255, 16-bit ones by 65535; float images (TIFF) are taken as they are and must be
+    finite and within [0, 1]. Grey images are repeated to RGB; an alpha channel is dropped. Anything else (empty,
+    truncated or non-image bytes, signed or 32-bit integers, other channel counts, NaN/Inf) raises a ValueError
+    `<what> (<reason>)`, `what` naming the dataset, the image role and the file.
+    """
+    if len(buf) == 0:
+        raise ValueError(f'{where}: cannot decode {what} (empty file)')
+    try:
+        img = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as err:  # OpenCV asserts on some malformed buffers instead of returning None
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise ValueError(f'{where}: cannot decode {what} (corrupt or not an image: {reason})') from None
+    if img is None:
+        raise ValueError(f'{where}: cannot decode {what} (corrupt, truncated or not an image)')
+    if img.dtype == np.uint8 or img.dtype == np.uint16:
+        img = img.astype(np.float32) / float(np.iinfo(img.dtype).max)
+    elif img.dtype in (np.float32, np.float64):
+        if not np.isfinite(img).all():
+            raise ValueError(f'{where}: {what} has non-finite pixels (NaN or Inf)')
+        low, high = float(img.min()), float(img.max())
+        if low < 0 or high > 1:
+            raise ValueError(f'{where}: {what}: float pixels span [{low:.4g}, {high:.4g}]; expected [0, 1] '
+                             '(scale the image, or save it as 8- or 16-bit)')
+        img = img.astype(np.float32)
+    else:
+        raise ValueError(f'{where}: {what}: unsupported pixel type {img.dtype} (expected 8-bit or 16-bit unsigned '
+                         'integers, or floats in [0, 1])')
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    if channels == 1:
+        return np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, axis=2)
+    if channels in (3, 4):  # OpenCV's BGR(A) -> RGB, alpha dropped
+        return np.ascontiguousarray(img[..., 2::-1])
+    raise ValueError(f'{where}: {what}: {channels} channels (expected grey, RGB or RGBA)')
+
+
 def read_image(client: FileClient, root: str, rel_path: str, client_key: str, where: str) -> np.ndarray:
-    """Read one image as float32 RGB (H, W, 3) in [0, 1]; missing or undecodable files name the culprit."""
+    """Read one image as float32 RGB (H, W, 3) in [0, 1] (see decode_image); missing or undecodable files, and
+    non-finite or out-of-range pixels, raise naming `where` and the file."""
     if client.backend == 'lmdb':
         key = lmdb_key(rel_path)
         buf = client.get(key, client_key)
@@ -68,17 +115,92 @@ def read_image(client: FileClient, root: str, rel_path: str, client_key: str, wh
         if not osp.isfile(full):
             raise FileNotFoundError(f'{where}: {client_key} image not found: {full}')
         buf = client.get(full, client_key)
-    img = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ValueError(f'{where}: cannot decode {client_key} image {culprit} (corrupt or not an image)')
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    else:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    scale = 65535.0 if img.dtype == np.uint16 else 255.0
-    return img.astype(np.float32) / scale
+    return decode_image(buf, where, f'{client_key} image {culprit}')
+
+
+def missing_files(paths: Iterable[str]) -> set[str]:
+    """The paths that are not existing files (symlinks followed). Folders from which many files are wanted are
+    listed once (os.scandir) instead of one stat per file, which matters for large sets on network filesystems."""
+    by_folder: dict[str, dict[str, str]] = defaultdict(dict)  # folder -> {file name: path}
+    for path in paths:
+        folder, _, name = path.rpartition(os.sep)  # not osp.split: this runs once per listed file
+        by_folder[folder][name] = path
+    missing = set()
+    for folder, wanted in by_folder.items():
+        if len(wanted) < _SCAN_FROM:
+            missing.update(p for p in wanted.values() if not osp.isfile(p))
+            continue
+        try:
+            with os.scandir(folder or os.sep) as entries:
+                # is_file() costs a stat only for symlinks (to follow them); plain entries answer from the listing
+                files = {entry.name for entry in entries if entry.is_file()}
+        except (FileNotFoundError, NotADirectoryError):
+            files = set()
+        missing.update(p for name, p in wanted.items() if name not in files)
+    return missing
+
+
+def lmdb_keys(db_path: str) -> set[str]:
+    """Every key of an LMDB database (opened read-only and closed again, so no handle reaches a loader worker)."""
+    env = lmdb.open(db_path, readonly=True, lock=False, readahead=False, meminit=False)
+    try:
+        with env.begin(write=False) as txn:
+            return {key.decode('utf-8', 'replace') for key in txn.cursor().iternext(keys=True, values=False)}
+    finally:
+        env.close()
+
+
+def image_size(source: str | bytes) -> tuple[int, int]:
+    """(height, width) of an image file or its bytes from the header only (PIL's lazy open); formats PIL does not
+    read (multi-channel float TIFF) are decoded fully with OpenCV. Raises ValueError with the reason."""
+    if isinstance(source, str) and osp.getsize(source) == 0 or isinstance(source, bytes) and not source:
+        raise ValueError('empty file')
+    try:
+        with Image.open(source if isinstance(source, str) else io.BytesIO(source)) as img:
+            return img.height, img.width
+    except Exception:  # any PIL failure: let OpenCV, which reads more formats (float TIFF), decide
+        buf = np.fromfile(source, np.uint8) if isinstance(source, str) else np.frombuffer(source, np.uint8)
+        try:
+            img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        except cv2.error:
+            img = None
+        if img is None:
+            raise ValueError('corrupt, truncated or not an image') from None
+        return img.shape[0], img.shape[1]
+
+
+def raise_problems(where: str, what: str, problems: list[str], error: type[Exception] = ValueError) -> None:
+    """One error `<where>: <what>: p1; p2; ...` quoting the first MAX_LISTED problems and counting the rest (nothing
+    is raised when there is none)."""
+    if problems:
+        more = f'; and {len(problems) - MAX_LISTED} more' if len(problems) > MAX_LISTED else ''
+        raise error(f"{where}: {what}: {'; '.join(problems[:MAX_LISTED])}{more}")
+
+
+def output_names(inputs: list[tuple[str, str]], where: str) -> dict[tuple[str, str], str]:
+    """A readable output stem for each (task, input path), unique within the task: the file stem (`x`), or, for
+    inputs whose stem another input of the task shares, the path below their common folder with '/' and the
+    extension's '.' written as '_' (`x.png`, `x.jpg` -> `x_png`, `x_jpg`). Raises ValueError if two inputs would
+    still share a name, so that no output file is ever written by two inputs."""
+    by_stem: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for task, path in inputs:
+        by_stem[(task, osp.splitext(osp.basename(path))[0])].add(path)
+    names, owner = {}, {}
+    for (task, stem), paths in by_stem.items():
+        if len(paths) == 1:
+            chosen = {next(iter(paths)): stem}
+        else:
+            folders = {osp.dirname(p) for p in paths}
+            common = folders.pop() if len(folders) == 1 else osp.commonpath(list(paths))
+            chosen = {p: (osp.relpath(p, common) if common else p).replace(os.sep, '/').replace('/', '_')
+                      .replace('.', '_') for p in sorted(paths)}
+        for path, name in chosen.items():
+            if (task, name) in owner:
+                raise ValueError(f'{where}: {owner[(task, name)]} and {path} would both be saved as {task}/{name}; '
+                                 'rename one of them')
+            owner[(task, name)] = path
+            names[(task, path)] = name
+    return names
 
 
 def write_png(path: str, img: np.ndarray) -> None:
@@ -128,11 +250,20 @@ def list_images(folder: str) -> list[str]:
     return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMG_EXTENSIONS))
 
 
+class SampleError(RuntimeError):
+    """An unexpected error while loading one sample, raised again naming the dataset and the sample's files."""
+
+
 class TaskDataset(data.Dataset):
-    """What the task-labelled datasets share: task ids, the io backend, per-sample seeding and enlargement.
+    """What the task-labelled datasets share: task ids, the io backend, per-sample seeding and enlargement, the
+    build-time check of the files they name, and one-line errors naming the files of a sample that fails to load.
 
     `roots` maps each LMDB client key ('lq', 'gt') to its option name; with io_backend lmdb those roots are the
-    databases. Subclasses set `self.num_items` and read images through `self.read(root, rel_path, client_key)`.
+    databases. Subclasses set `self.num_items`, call `self.check_files` once they know their files, implement
+    `load_sample(index)` and `sample_files(index)`, and read images through `self.read(root, rel_path, client_key)`.
+    Option `check_images`: `paths` (default) checks that every named file exists when the dataset is built;
+    `headers` also reads each image's header, checking that it is an image, that LQ and GT sizes agree and that
+    training images are at least gt_size.
     """
 
     def __init__(self, opt: dict, roots: dict[str, str]) -> None:
@@ -144,6 +275,11 @@ class TaskDataset(data.Dataset):
         for key in roots.values():
             if not opt.get(key):
                 raise ValueError(f"{self.where}: '{key}' is missing")
+        self.roots = {client_key: opt[key] for client_key, key in roots.items()}
+        self.check_images = opt.get('check_images', 'paths')
+        if self.check_images not in CHECK_IMAGES:
+            raise ValueError(f"{self.where}: 'check_images' must be one of {', '.join(CHECK_IMAGES)}, "
+                             f'got {self.check_images!r}')
         io_backend = dict(opt.get('io_backend') or {'type': 'disk'})
         if io_backend.get('type') == 'lmdb':
             if not opt.get('meta_file'):
@@ -158,6 +294,7 @@ class TaskDataset(data.Dataset):
         self.enlarge = int(opt.get('dataset_enlarge_ratio', 1)) if opt.get('phase') == 'train' else 1
         self.epoch = 0
         self.num_items = 0
+        self.out_names: dict[tuple[str, str], str] = {}
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose per-sample generators __getitem__ uses."""
@@ -175,6 +312,89 @@ class TaskDataset(data.Dataset):
 
     def __len__(self) -> int:
         return self.num_items * self.enlarge
+
+    def __getitem__(self, index: int) -> dict:
+        index = self.locate(index)
+        try:
+            return self.load_sample(index)
+        except Exception as err:
+            if str(err).startswith(self.where):  # ours: names the dataset and the file already
+                raise
+            # Anything else (OpenCV, numpy, a degradation) is named here, once for every dataset: in a loader
+            # worker the traceback is lost behind torch's re-raise, and the CLI shows only this line.
+            reason = (str(err).strip().splitlines() or [''])[0]
+            raise SampleError(f'{self.where}: {self.sample_files(index)}: {type(err).__name__}'
+                              + (f': {reason}' if reason else '')) from err
+
+    def name_outputs(self, inputs: list[tuple[str, str]]) -> None:
+        """Fix the output stem of each (task, input path) of a validation or test set (see output_names), refusing
+        names two inputs would share. Training sets save no outputs and skip this (it costs ~20 µs per input)."""
+        self.out_names = output_names(inputs, self.where) if self.opt.get('phase') != 'train' else {}
+
+    def output_name(self, task: str, path: str) -> str:
+        """The stem under which outputs of the input `path` of `task` are saved (its file stem in training sets)."""
+        return self.out_names.get((task, path)) or osp.splitext(osp.basename(path))[0]
+
+    def load_sample(self, index: int) -> dict:
+        """Sample `index` (in [0, len)), its epoch already taken by locate()."""
+        raise NotImplementedError
+
+    def sample_files(self, index: int) -> str:
+        """The files sample `index` reads, for error messages."""
+        raise NotImplementedError
+
+    def check_files(self, entries: list[tuple[str, str, str]], meta_file: str | None) -> dict:
+        """Check, before the first iteration, the images this dataset will read: (client_key, rel_path, label)
+        entries, label saying where the entry is listed ('line 6') or ''. Every missing file (or LMDB key) is
+        reported in one FileNotFoundError naming meta_file; with check_images: headers every header is read too
+        and unreadable images and, in training, images smaller than gt_size are reported in one ValueError.
+        Returns {(client_key, rel_path): (height, width)} from the headers ({} without them)."""
+        first: dict[tuple[str, str], str] = {}
+        for client_key, rel, label in entries:
+            first.setdefault((client_key, rel), label)
+        lmdb_backend = self.io_backend.get('type') == 'lmdb'
+
+        def culprit(client_key: str, rel: str) -> str:
+            label = first[(client_key, rel)]
+            name = f"key '{lmdb_key(rel)}' in {self.roots[client_key]}" if lmdb_backend \
+                else osp.join(self.roots[client_key], rel)
+            return f'{label + ": " if label else ""}{client_key} {name}'
+
+        if lmdb_backend:
+            keys = {client_key: lmdb_keys(root) for client_key, root in self.roots.items()}
+            problems = [culprit(k, rel) for k, rel in first if lmdb_key(rel) not in keys[k]]
+        else:
+            full = {entry: osp.join(self.roots[entry[0]], entry[1]) for entry in first}
+            missing = missing_files(full.values())
+            problems = [culprit(*entry) for entry, path in full.items() if path in missing] if missing else []
+        listed = f' named by {meta_file}' if meta_file else ''
+        raise_problems(self.where, f'{len(problems)} of {len(first)} images{listed} not found', problems,
+                       FileNotFoundError)
+        if self.check_images != 'headers':
+            return {}
+        sizes, problems = {}, []
+        envs = {k: lmdb.open(root, readonly=True, lock=False, readahead=False, meminit=False)
+                for k, root in self.roots.items()} if lmdb_backend else {}
+        try:
+            for k, rel in first:
+                try:
+                    if lmdb_backend:
+                        with envs[k].begin(write=False) as txn:
+                            source = bytes(txn.get(lmdb_key(rel).encode('utf-8')))
+                    else:
+                        source = osp.join(self.roots[k], rel)
+                    sizes[(k, rel)] = image_size(source)
+                except (OSError, ValueError) as err:
+                    problems.append(f'{culprit(k, rel)} ({err})')
+        finally:
+            for env in envs.values():
+                env.close()
+        raise_problems(self.where, f'{len(problems)} of {len(first)} images{listed} cannot be read', problems)
+        if self.gt_size and self.opt.get('phase') == 'train':
+            small = [f'{culprit(k, rel)} is {h}x{w}' for (k, rel), (h, w) in sizes.items()
+                     if h < int(self.gt_size) or w < int(self.gt_size)]
+            raise_problems(self.where, f'{len(small)} images smaller than gt_size {self.gt_size}', small)
+        return sizes
 
     def read(self, root: str, rel_path: str, client_key: str) -> np.ndarray:
         """Read one image (float32 RGB HWC in [0, 1]) through the backend, opened lazily in the reading process."""

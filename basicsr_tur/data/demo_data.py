@@ -25,6 +25,7 @@ from basicsr_tur.data.data_util import write_png
 from basicsr_tur.data.degradations import degrade
 from basicsr_tur.data.synthetic_task_dataset import degradation_specs
 from basicsr_tur.utils.files import atomic_write
+from basicsr_tur.utils.meta_file import format_meta_line
 from basicsr_tur.utils.registry import register_prepare_step
 
 TASKS = ['sr', 'blur', 'noise', 'jpeg', 'rain', 'haze', 'dark']
@@ -75,12 +76,12 @@ def write_demo_data(out: str, seed: int) -> None:
         rng = np.random.default_rng(np.random.SeedSequence([seed, TASKS.index(task), list(test).index(name)]))
         lq, _ = degrade(gt, specs[task], rng, depth=img_depth)
         write_png(osp.join(out, 'test', 'lq', task, f'{name}.png'), lq)
-        lines.append(f'{task}/{name}.png {name}.png {task}')
+        lines.append(format_meta_line((f'{task}/{name}.png', f'{name}.png', task)))
     for name, (img, img_depth) in test.items():
         write_png(osp.join(out, 'test', 'gt', f'{name}.png'), img)
         if img_depth is not None:
             np.save(osp.join(out, 'test', 'depth', f'{name}.npy'), img_depth)
-    atomic_write(osp.join(out, 'meta_test.txt'), '\n'.join(lines) + '\n')
+    atomic_write(osp.join(out, 'meta_test.txt'), ''.join(lines))
 
 
 def build_demo_data(out: str, seed: int = 2025) -> bool:

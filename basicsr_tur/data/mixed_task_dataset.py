@@ -7,7 +7,8 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 # Keys a part inherits from the mixed dataset unless it sets them itself.
-_INHERITED = ('phase', 'tasks', 'gt_size', 'use_hflip', 'use_rot', 'key_crop', 'dataset_enlarge_ratio', 'io_backend')
+_INHERITED = ('phase', 'tasks', 'gt_size', 'use_hflip', 'use_rot', 'key_crop', 'dataset_enlarge_ratio', 'io_backend',
+              'check_images')
 _SEED_STRIDE = 1_000_003  # parts draw from different generator streams even at equal local indices
 
 
@@ -18,12 +19,14 @@ class MixedTaskDataset(data.Dataset):
     Options:
         parts: a list of dataset options (each with its own `type`, e.g. SyntheticTaskDataset for on-the-fly noise
             and PairedTaskDataset for fixed pairs); each inherits phase, tasks, gt_size, flips, key_crop,
-            dataset_enlarge_ratio and io_backend from this dataset unless it sets them, and gets seed + k·1000003.
+            dataset_enlarge_ratio, io_backend and check_images from this dataset unless it sets them, and gets
+            seed + k·1000003. Each part checks its files when built; in a validation or test set, outputs of two parts
+            may not share a name.
     Length is the sum of the parts' lengths (each part applies its own dataset_enlarge_ratio, so the ratio of a
     part is how it is weighted in the mix, as the authors repeat Rain100L lines in their lists).
     """
 
-    OPTION_KEYS = ('parts', 'gt_size', 'use_hflip', 'use_rot', 'key_crop', 'seed')
+    OPTION_KEYS = ('parts', 'gt_size', 'use_hflip', 'use_rot', 'key_crop', 'seed', 'check_images')
 
     def __init__(self, opt: dict) -> None:
         super().__init__()
@@ -41,11 +44,25 @@ class MixedTaskDataset(data.Dataset):
             if part_opt.get('tasks') != opt.get('tasks'):
                 raise ValueError(f"{where}: parts[{k}].tasks must be the setting's task list {opt.get('tasks')}")
             self.parts.append(DATASET_REGISTRY.get(part_opt['type'])(part_opt))
+        if opt.get('phase') != 'train':  # only validation and test sets save outputs
+            self._check_output_names(where)
         self.ends = []
         total = 0
         for part in self.parts:
             total += len(part)
             self.ends.append(total)
+
+    def _check_output_names(self, where: str) -> None:
+        """Refuse parts whose samples would save their outputs under one name (`<task>/<out_name>`)."""
+        owner: dict[tuple[str, str], str] = {}
+        for k, part in enumerate(self.parts):
+            tasks = getattr(part, 'synth_tasks', None)
+            for (task, path), name in getattr(part, 'out_names', {}).items():
+                for t in tasks if tasks is not None else [task]:
+                    first = owner.setdefault((t, name), f'parts[{k}] {path}')
+                    if not first.startswith(f'parts[{k}] '):
+                        raise ValueError(f'{where}: {first} and parts[{k}] {path} would both be saved as '
+                                         f'{t}/{name}; rename one of them')
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch of every part."""

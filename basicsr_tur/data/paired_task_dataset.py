@@ -6,32 +6,40 @@ from os import path as osp
 import numpy as np
 from basicsr.utils.registry import DATASET_REGISTRY
 
-from basicsr_tur.data.data_util import TaskDataset, list_images, lookup_task, to_tensor
+from basicsr_tur.data.data_util import (
+    TaskDataset,
+    list_images,
+    lookup_task,
+    raise_problems,
+    to_tensor,
+)
 from basicsr_tur.utils.lmdb_util import check_lmdb_keys
+from basicsr_tur.utils.meta_file import read_meta_rows
+
+
+def read_meta_entries(meta_file: str, index: dict[str, int] | None) -> list[tuple[int, str, str, str]]:
+    """(line number, lq_path, gt_path, task) of each line of a pair meta file (paths relative to dataroot_lq /
+    dataroot_gt; the line format of utils/meta_file.py: names with spaces or a leading '#' are quoted, and an
+    unquoted field starting with '#' starts a comment). Task names are checked against `index` (None: any name,
+    for tools that take the tasks from the file)."""
+    if not osp.isfile(meta_file):
+        raise FileNotFoundError(f'meta file not found: {meta_file}')
+    entries = []
+    for line_no, fields in read_meta_rows(meta_file):
+        if len(fields) != 3:
+            raise ValueError(f'{meta_file} line {line_no}: expected "lq_path gt_path task", got {len(fields)} '
+                             f'fields {fields}')
+        if index is not None:
+            lookup_task(fields[2], index, f'{meta_file} line {line_no}')
+        entries.append((line_no, fields[0], fields[1], fields[2]))
+    if not entries:
+        raise ValueError(f'{meta_file}: no image pairs listed')
+    return entries
 
 
 def read_meta_file(meta_file: str, index: dict[str, int] | None) -> list[tuple[str, str, str]]:
-    """Read `lq_path gt_path task` lines (paths relative to dataroot_lq / dataroot_gt; '#' starts a comment).
-
-    Task names are checked against `index` (None: any name, for tools that take the tasks from the file).
-    """
-    if not osp.isfile(meta_file):
-        raise FileNotFoundError(f'meta file not found: {meta_file}')
-    pairs = []
-    with open(meta_file, encoding='utf-8') as f:
-        for line_no, line in enumerate(f, 1):
-            line = line.split('#', 1)[0].strip()
-            if not line:
-                continue
-            fields = line.split()
-            if len(fields) != 3:
-                raise ValueError(f'{meta_file} line {line_no}: expected "lq_path gt_path task", got {line!r}')
-            if index is not None:
-                lookup_task(fields[2], index, f'{meta_file} line {line_no}')
-            pairs.append((fields[0], fields[1], fields[2]))
-    if not pairs:
-        raise ValueError(f'{meta_file}: no image pairs listed')
-    return pairs
+    """(lq_path, gt_path, task) of each line of a pair meta file (see read_meta_entries)."""
+    return [(lq, gt, task) for _, lq, gt, task in read_meta_entries(meta_file, index)]
 
 
 SOURCE_PREFIX = '# source:'
@@ -80,7 +88,8 @@ def scan_task_folders(lq_root: str, gt_root: str, tasks: list[str]) -> list[tupl
 
 @DATASET_REGISTRY.register()
 class PairedTaskDataset(TaskDataset):
-    """Paired LQ/GT images labelled with their task; returns lq, gt (C, H, W), task_id, task, lq_path, gt_path.
+    """Paired LQ/GT images labelled with their task; returns lq, gt (C, H, W), task_id, task, lq_path, gt_path and
+    out_name (the stem its outputs are saved under, unique within its task: see data_util.output_names).
 
     Options:
         tasks: the setting's task names (filled from the top-level `tasks`); a task's id is its position.
@@ -89,6 +98,8 @@ class PairedTaskDataset(TaskDataset):
             come from, kept as `self.source`); without it, per-task folders are scanned: dataroot_lq/<task>/NAME
             pairs with dataroot_gt/<task>/NAME or dataroot_gt/NAME.
         io_backend: {type: disk} or {type: lmdb} (the LMDB roots are taken from dataroot_lq/gt).
+        check_images: paths (default: every listed file must exist when the dataset is built) or headers (also
+            read every header: LQ/GT sizes must agree, training images must be at least gt_size).
         gt_size: crop size for training; none for validation. use_hflip, use_rot: dihedral augmentation.
         dataset_enlarge_ratio: training length multiplier (each repeat draws its own crop and flips).
         key_crop: also return `lq_key`, a second crop of the same degraded image (AirNet's contrastive key).
@@ -97,24 +108,46 @@ class PairedTaskDataset(TaskDataset):
     """
 
     OPTION_KEYS = ('dataroot_lq', 'dataroot_gt', 'meta_file', 'gt_size', 'use_hflip', 'use_rot', 'seed',
-                   'dataset_enlarge_ratio', 'key_crop')
+                   'dataset_enlarge_ratio', 'key_crop', 'check_images')
 
     def __init__(self, opt: dict) -> None:
         super().__init__(opt, {'lq': 'dataroot_lq', 'gt': 'dataroot_gt'})
         self.lq_root, self.gt_root = opt['dataroot_lq'], opt['dataroot_gt']
-        if opt.get('meta_file'):
-            self.pairs = read_meta_file(opt['meta_file'], self.task_to_id)
-            self.source = read_meta_source(opt['meta_file'])
+        meta_file = opt.get('meta_file')
+        if meta_file:
+            entries = read_meta_entries(meta_file, self.task_to_id)
+            self.pairs = [(lq, gt, task) for _, lq, gt, task in entries]
+            labels = [f'line {line_no}' for line_no, *_ in entries]
+            self.source = read_meta_source(meta_file)
         else:
             self.pairs = scan_task_folders(self.lq_root, self.gt_root, self.tasks)
+            labels = [''] * len(self.pairs)
             self.source = ''
         if self.io_backend['type'] == 'lmdb':  # x.png and x.jpg have one key: one would be served for the other
-            check_lmdb_keys([lq for lq, _, _ in self.pairs], f"{self.where}: LQ images of {opt['meta_file']}")
-            check_lmdb_keys([gt for _, gt, _ in self.pairs], f"{self.where}: GT images of {opt['meta_file']}")
+            check_lmdb_keys([lq for lq, _, _ in self.pairs], f"{self.where}: LQ images of {meta_file or self.lq_root}")
+            check_lmdb_keys([gt for _, gt, _ in self.pairs], f"{self.where}: GT images of {meta_file or self.lq_root}")
+        sizes = self.check_files([(key, rel, label) for (lq, gt, _), label in zip(self.pairs, labels)
+                                  for key, rel in (('lq', lq), ('gt', gt))], meta_file)
+        if sizes:
+            self._check_pair_sizes(sizes, labels)
+        self.name_outputs([(task, lq) for lq, _, task in self.pairs])
         self.num_items = len(self.pairs)
 
-    def __getitem__(self, index: int) -> dict:
-        index = self.locate(index)
+    def _check_pair_sizes(self, sizes: dict, labels: list[str]) -> None:
+        """One error listing every pair whose LQ and GT headers give different sizes."""
+        def size(key: str, rel: str) -> str:
+            return 'x'.join(map(str, sizes[(key, rel)]))
+
+        mismatched = [f"{label + ': ' if label else ''}{osp.join(self.lq_root, lq)} is {size('lq', lq)}, "
+                      f"{osp.join(self.gt_root, gt)} is {size('gt', gt)}"
+                      for (lq, gt, _), label in zip(self.pairs, labels) if sizes[('lq', lq)] != sizes[('gt', gt)]]
+        raise_problems(self.where, f'{len(mismatched)} LQ/GT size mismatches', mismatched)
+
+    def sample_files(self, index: int) -> str:
+        lq_rel, gt_rel, _ = self.pairs[index % len(self.pairs)]
+        return f'{osp.join(self.lq_root, lq_rel)} (GT {osp.join(self.gt_root, gt_rel)})'
+
+    def load_sample(self, index: int) -> dict:
         lq_rel, gt_rel, task = self.pairs[index % len(self.pairs)]
         lq = self.read(self.lq_root, lq_rel, 'lq')
         gt = self.read(self.gt_root, gt_rel, 'gt')
@@ -122,7 +155,8 @@ class PairedTaskDataset(TaskDataset):
         if lq.shape != gt.shape:
             raise ValueError(f'{self.where}: LQ/GT size mismatch: {lq_path} is {lq.shape[0]}x{lq.shape[1]}, '
                              f'{gt_path} is {gt.shape[0]}x{gt.shape[1]}')
-        sample = {'task_id': self.task_to_id[task], 'task': task, 'lq_path': lq_path, 'gt_path': gt_path}
+        sample = {'task_id': self.task_to_id[task], 'task': task, 'lq_path': lq_path, 'gt_path': gt_path,
+                  'out_name': self.output_name(task, lq_rel)}
         if self.opt.get('phase') == 'train':
             rng = self.generator(index)
             lq_full, where = lq, f'{self.where}: {gt_path}'

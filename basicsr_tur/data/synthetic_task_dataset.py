@@ -9,6 +9,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from basicsr_tur.data.data_util import TaskDataset, list_images, lookup_task, to_tensor
 from basicsr_tur.data.degradations import DEGRADATION_TYPES, apply_degradation, degrade, validate_spec
 from basicsr_tur.utils.lmdb_util import check_lmdb_keys
+from basicsr_tur.utils.meta_file import read_meta_rows
 
 
 def degradation_specs(tasks: list[str], specs: dict | None, where: str) -> dict[str, dict]:
@@ -42,29 +43,56 @@ def synthesised_tasks(task_to_id: dict[str, int], synth_tasks: list[str] | None,
     return list(synth_tasks)
 
 
+def read_image_entries(meta_file: str) -> list[tuple[int, str]]:
+    """(line number, image path) of each line of a clean-image list: its first field (basicsr's meta_info lines
+    `name (h,w,c) level` read too), in the line format of utils/meta_file.py. A missing file, or one listing no
+    image, raises naming it."""
+    if not osp.isfile(meta_file):
+        raise FileNotFoundError(f'meta file not found: {meta_file}')
+    entries = [(line_no, fields[0]) for line_no, fields in read_meta_rows(meta_file)]
+    if not entries:
+        raise ValueError(f'meta file {meta_file} lists no images')
+    return entries
+
+
 def read_image_list(meta_file: str) -> list[str]:
-    """Image paths of a clean-image list (the first field of each line; blank and '#' lines skipped)."""
-    with open(meta_file, encoding='utf-8') as f:
-        return [line.split()[0] for line in f if line.strip() and not line.startswith('#')]
+    """Image paths of a clean-image list (see read_image_entries)."""
+    return [name for _, name in read_image_entries(meta_file)]
 
 
 def load_depth(depth_root: str | None, image_name: str, shape: tuple[int, int]) -> np.ndarray | None:
-    """Depth map `<depth_root>/<stem>.npy` (H, W) of an image (larger = farther), or None when there is none."""
+    """Depth map `<depth_root>/<stem>.npy` (H, W) of an image (larger = farther), or None when there is none.
+
+    The whole map is checked when it is loaded (not only the crop a sample uses): a file that is not a 2-D numeric
+    .npy, has another size than its image, or holds non-finite or negative values raises a ValueError naming it.
+    """
     if not depth_root:
         return None
     path = osp.join(depth_root, osp.splitext(osp.basename(image_name))[0] + '.npy')
     if not osp.isfile(path):
         return None
-    depth = np.load(path).astype(np.float32)
+    try:
+        depth = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f'depth map {path}: cannot read it as a .npy array ({err})') from None
+    if depth.ndim != 2 or not np.issubdtype(depth.dtype, np.number):
+        raise ValueError(f'depth map {path}: expected a 2-D numeric array, got {depth.dtype} of shape {depth.shape}')
+    depth = depth.astype(np.float32)
     if depth.shape != shape:
         raise ValueError(f'depth map {path} is {depth.shape[0]}x{depth.shape[1]}, its image {image_name} is '
                          f'{shape[0]}x{shape[1]}')
+    finite = np.isfinite(depth)
+    if not finite.all():
+        raise ValueError(f'depth map {path} has {int((~finite).sum())} non-finite values (NaN or Inf)')
+    if depth.min() < 0:
+        raise ValueError(f'depth map {path} has negative values (min {float(depth.min()):.4g}); expected >= 0')
     return depth
 
 
 @DATASET_REGISTRY.register()
 class SyntheticTaskDataset(TaskDataset):
-    """Clean GT images, each sample degraded by one task; returns lq, gt, task_id, task, lq_path, gt_path.
+    """Clean GT images, each sample degraded by one task; returns lq, gt, task_id, task, lq_path (`<gt_path>#<task>`),
+    gt_path and out_name (the stem its outputs are saved under, unique within its task).
 
     Options:
         tasks: the setting's task names; a task's id is its position in this list.
@@ -78,28 +106,37 @@ class SyntheticTaskDataset(TaskDataset):
         degradations: {task: spec} for the synthesised tasks, a spec as in `data/degradations.py` (type, ranges,
             quantize); a task named after a degradation type takes the MiOIR ranges by default.
         depth_root: optional folder of `<image stem>.npy` depth maps used by haze.
-        gt_size, use_hflip, use_rot, dataset_enlarge_ratio, seed: as in PairedTaskDataset.
+        gt_size, use_hflip, use_rot, dataset_enlarge_ratio, seed, check_images: as in PairedTaskDataset.
         key_crop: also return `lq_key`, another crop degraded with the same parameters (AirNet's contrastive key).
     """
 
     OPTION_KEYS = ('dataroot_gt', 'meta_file', 'synth_tasks', 'degradations', 'depth_root', 'gt_size', 'use_hflip',
-                   'use_rot', 'seed', 'dataset_enlarge_ratio', 'key_crop')
+                   'use_rot', 'seed', 'dataset_enlarge_ratio', 'key_crop', 'check_images')
 
     def __init__(self, opt: dict) -> None:
         super().__init__(opt, {'gt': 'dataroot_gt'})
         self.synth_tasks = synthesised_tasks(self.task_to_id, opt.get('synth_tasks'), self.where)
         self.specs = degradation_specs(self.synth_tasks, opt.get('degradations'), self.where)
         self.gt_root = opt['dataroot_gt']
-        if opt.get('meta_file'):
-            self.names = read_image_list(opt['meta_file'])
+        meta_file = opt.get('meta_file')
+        if meta_file:
+            try:
+                entries = read_image_entries(meta_file)
+            except (OSError, ValueError) as err:
+                raise type(err)(f'{self.where}: {err}') from None
+            self.names = [name for _, name in entries]
+            labels = [f'line {line_no}' for line_no, _ in entries]
         else:
             if not osp.isdir(self.gt_root):
                 raise FileNotFoundError(f'{self.where}: dataroot_gt folder not found: {self.gt_root}')
             self.names = list_images(self.gt_root)
-        if not self.names:
-            raise ValueError(f'{self.where}: no images in {self.gt_root}')
+            if not self.names:
+                raise ValueError(f'{self.where}: no images in {self.gt_root}')
+            labels = [''] * len(self.names)
         if self.io_backend['type'] == 'lmdb':  # x.png and x.jpg have one key: one would be served for the other
-            check_lmdb_keys(self.names, f"{self.where}: images of {opt['meta_file']}")
+            check_lmdb_keys(self.names, f"{self.where}: images of {meta_file or self.gt_root}")
+        self.check_files([('gt', name, label) for name, label in zip(self.names, labels)], meta_file)
+        self.name_outputs([('', name) for name in self.names])
         self.num_items = len(self.names) * len(self.synth_tasks)
 
     def item_tasks(self) -> list[int]:
@@ -107,21 +144,28 @@ class SyntheticTaskDataset(TaskDataset):
         n = len(self.synth_tasks)
         return [self.task_to_id[self.synth_tasks[i % n]] for i in range(len(self))]
 
-    def __getitem__(self, index: int) -> dict:
-        index = self.locate(index)
+    def sample_files(self, index: int) -> str:
+        n = len(self.synth_tasks)
+        name = self.names[(index // n) % len(self.names)]
+        return f'{osp.join(self.gt_root, name)} (task {self.synth_tasks[index % n]})'
+
+    def load_sample(self, index: int) -> dict:
         n = len(self.synth_tasks)
         task = self.synth_tasks[index % n]
         name = self.names[(index // n) % len(self.names)]
         gt_path = osp.join(self.gt_root, name)
         gt = self.read(self.gt_root, name, 'gt')
-        depth = load_depth(self.opt.get('depth_root'), name, gt.shape[:2])
+        try:
+            depth = load_depth(self.opt.get('depth_root'), name, gt.shape[:2])
+        except ValueError as err:
+            raise ValueError(f'{self.where}: {err}') from None
         rng = self.generator(index)
         full = [gt] if depth is None else [gt, depth[..., None]]
         where = f'{self.where}: {gt_path}'
         gt_crop, depth_crop = self._crop(full, rng, where)
         lq, params = degrade(gt_crop, self.specs[task], rng, depth=depth_crop)
         sample = {'lq': to_tensor(lq), 'gt': to_tensor(gt_crop), 'task_id': self.task_to_id[task], 'task': task,
-                  'lq_path': f'{gt_path}#{task}', 'gt_path': gt_path}
+                  'lq_path': f'{gt_path}#{task}', 'gt_path': gt_path, 'out_name': self.output_name('', name)}
         if self.opt.get('key_crop'):
             # Another crop of the same image with the same degradation parameters (AirNet's contrastive key).
             key_gt, key_depth = self._crop(full, rng, where)

@@ -29,6 +29,13 @@ class NonFiniteLossError(RuntimeError):
     """Raised after too many consecutive steps with a non-finite loss or gradient."""
 
 
+# PSNR of an image identical to its GT is +inf (basicsr's calculate_psnr returns inf for MSE 0). It is counted as
+# this many dB, as pyiqa (MSE + 1e-10 on [0, 1]) and video-coding tools do, so that means and results files stay
+# finite; how many images were so counted is reported beside the means ('capped'). Any other non-finite metric
+# value is an error naming the image.
+PSNR_CAP = 100.0
+
+
 @MODEL_REGISTRY.register()
 class TURModel(BaseModel):
     """Trains net_g with a task-aware pixel loss and validates it task by task.
@@ -145,6 +152,9 @@ class TURModel(BaseModel):
         self.gt = data['gt'].to(self.device, memory_format=memory_format) if 'gt' in data else None
         self.task_ids = torch.as_tensor(data['task_id'], dtype=torch.long, device=self.device)
         self.task_names = list(data['task'])
+        # The batch's files, to name the culprits of a non-finite step.
+        self.batch_files = [f'{lq} (GT {gt})' if str(lq) != f'{gt}#{task}' else str(lq)
+                            for lq, gt, task in zip(data.get('lq_path', []), data.get('gt_path', []), self.task_names)]
 
     def optimize_parameters(self, current_iter: int, step: bool = True) -> None:
         """Forward/backward one (micro-)batch; with step, update the weights (skipped if anything is non-finite).
@@ -244,12 +254,13 @@ class TURModel(BaseModel):
         self._nonfinite_in_a_row += 1
         self.skipped_steps += 1
         tasks = ', '.join(sorted(set(self.task_names)))
+        files = ', '.join(dict.fromkeys(getattr(self, 'batch_files', []))) or 'not given by the dataset'
         get_root_logger().warning(f'iter {current_iter}: non-finite loss ({loss.tolist()}) or gradient; step skipped '
-                                  f'(tasks in batch: {tasks}; {self._nonfinite_in_a_row} in a row)')
+                                  f'(tasks in batch: {tasks}; files: {files}; {self._nonfinite_in_a_row} in a row)')
         if self._nonfinite_in_a_row >= self.max_nonfinite:
             raise NonFiniteLossError(f'iter {current_iter}: {self._nonfinite_in_a_row} consecutive non-finite steps '
-                                     f'(last batch tasks: {tasks}); lower the learning rate or check the data '
-                                     '(train.max_nonfinite_steps sets the limit)')
+                                     f'(last batch tasks: {tasks}; files: {files}); lower the learning rate or check '
+                                     'the data (train.max_nonfinite_steps sets the limit)')
 
     def _task_name(self, task_id: int) -> str:
         return self.tasks[task_id] if task_id < len(self.tasks) else str(task_id)
@@ -289,7 +300,9 @@ class TURModel(BaseModel):
         """Per-task metrics of the restored images (and of the degraded inputs); returns them as a dict.
 
         Returns {'tasks': {task: {metric: mean}}, 'average': {metric: mean over tasks}, 'counts': {task: n},
-        'input': same layout for the degraded input} and logs them (tensorboard: metrics/<dataset>/<task>/<m>).
+        'input': same layout for the degraded input, 'capped': {source: {task: {metric: n}}} the images whose infinite
+        PSNR (identical to GT) was counted as PSNR_CAP, none listed when there is none} and logs them (tensorboard:
+        metrics/<dataset>/<task>/<m>). A NaN or other non-finite metric value raises a ValueError naming the image.
         """
         dataset_name = dataloader.dataset.opt['name']
         val_opt = self.opt.get('val') or {}
@@ -297,6 +310,7 @@ class TURModel(BaseModel):
         with_input = val_opt.get('input_row', True)
         sums = {'model': defaultdict(lambda: defaultdict(float)), 'input': defaultdict(lambda: defaultdict(float))}
         counts: dict[str, int] = defaultdict(int)
+        capped = {'model': defaultdict(lambda: defaultdict(int)), 'input': defaultdict(lambda: defaultdict(int))}
         self.examples = {}  # first (input, restored, gt) of each task, 8-bit BGR, for comparison figures
         pbar = tqdm(total=len(dataloader), unit='image', desc=f'Test {dataset_name}', leave=False) \
             if val_opt.get('pbar', True) and self.opt['rank'] == 0 else None
@@ -322,33 +336,61 @@ class TURModel(BaseModel):
                     images['input'] = lq_img
                 for source, img in images.items():
                     for name, m_opt in metric_opts.items():
-                        sums[source][task][name] += float(calculate_metric({'img': img, 'img2': gt_img}, m_opt))
+                        value = float(calculate_metric({'img': img, 'img2': gt_img}, m_opt))
+                        if not math.isfinite(value):
+                            value = self._capped_metric(name, m_opt, value, source, val_data)
+                            capped[source][task][name] += 1
+                        sums[source][task][name] += value
             if pbar is not None:
                 pbar.update(1)
         if pbar is not None:
             pbar.close()
         if world_size > 1:
-            counts, sums = self._gather_sums(counts, sums, list(metric_opts))
+            counts, sums, capped = self._gather_sums(counts, sums, capped, list(metric_opts))
         results = {'counts': dict(counts)}
         for source in ('model', 'input') if with_input else ('model',):
             per_task = {t: {m: sums[source][t][m] / counts[t] for m in metric_opts} for t in self._ordered(counts)}
             average = {m: sum(per_task[t][m] for t in per_task) / len(per_task) for m in metric_opts} \
                 if per_task else {}
             results[source] = {'tasks': per_task, 'average': average}
+        results['capped'] = {}
+        for source in ('model', 'input') if with_input else ('model',):
+            per_task = {t: {m: n for m, n in capped[source][t].items() if n} for t in self._ordered(counts)}
+            if any(per_task.values()):
+                results['capped'][source] = {t: v for t, v in per_task.items() if v}
         self._log_validation(results, dataset_name, current_iter, tb_logger)
         return results
 
-    def _gather_sums(self, counts: dict, sums: dict, metrics: list[str]) -> tuple[dict, dict]:
-        """Add up every rank's per-task counts and metric sums (keys in the options' task order)."""
-        keys = [(t, None, None) for t in self.tasks] + [(t, s, m) for t in self.tasks for s in ('model', 'input')
-                                                         for m in metrics]
+    def _gather_sums(self, counts: dict, sums: dict, capped: dict, metrics: list[str]) -> tuple[dict, dict, dict]:
+        """Add up every rank's per-task counts, metric sums and capped counts (keys in the options' task order)."""
+        pairs = [(t, s, m) for t in self.tasks for s in ('model', 'input') for m in metrics]
+        keys = [(t, None, None) for t in self.tasks] + pairs
         local = [float(counts.get(t, 0)) if s is None else sums[s][t][m] for t, s, m in keys]
+        local += [float(capped[s][t][m]) for t, s, m in pairs]
         total = all_reduce_sum(local)
         counts = {t: int(v) for (t, s, _), v in zip(keys, total) if s is None and v > 0}
         for (t, s, m), v in zip(keys, total):
             if s is not None:
                 sums[s][t][m] = v
-        return counts, sums
+        for (t, s, m), v in zip(pairs, total[len(keys):]):
+            capped[s][t][m] = int(v)
+        return counts, sums, capped
+
+    @staticmethod
+    def _capped_metric(name: str, m_opt: dict, value: float, source: str, val_data: dict) -> float:
+        """PSNR_CAP for the +inf PSNR of an image identical to its GT; any other non-finite value raises naming
+        the image (a NaN metric means broken data or a broken metric, never something to average)."""
+        metric_type = str(m_opt.get('type', ''))
+        if value == math.inf and 'psnr' in metric_type.lower():
+            return PSNR_CAP
+        h, w = val_data['gt'].shape[-2:] if 'gt' in val_data else (0, 0)
+        border = int(m_opt.get('crop_border', 0))
+        why = ''
+        if 'ssim' in metric_type.lower() and min(h, w) - 2 * border < 11:
+            why = f" (SSIM's 11x11 window does not fit a {h}x{w} image with crop_border {border})"
+        raise ValueError(f"metric '{name}' ({metric_type}) of the {'restored' if source == 'model' else 'input'} "
+                         f"image of {val_data.get('lq_path', ['?'])[0]} (GT {val_data.get('gt_path', ['?'])[0]}) is "
+                         f'{value}; expected a finite value{why}')
 
     def _ordered(self, counts: dict) -> list[str]:
         """Tasks seen, in the options' task order (unknown ones after)."""
@@ -356,7 +398,10 @@ class TURModel(BaseModel):
         return known + sorted(t for t in counts if t not in self.tasks)
 
     def _save_image(self, img, val_data: dict, dataset_name: str, task: str, current_iter) -> None:
-        name = osp.splitext(osp.basename(str(val_data['lq_path'][0]).split('#')[0]))[0]
+        """Save to <visualization>/<dataset>/<task>/<name>_<iter or suffix>.png, name the dataset's `out_name` (unique
+        within its task, so no two inputs write one file), or else the input's stem."""
+        name = val_data['out_name'][0] if 'out_name' in val_data else \
+            osp.splitext(osp.basename(str(val_data['lq_path'][0])))[0]
         if self.opt['is_train']:
             path = osp.join(self.opt['path']['visualization'], dataset_name, task, f'{name}_{current_iter}.png')
         else:

@@ -18,6 +18,8 @@ import cv2
 import lmdb
 from tqdm import tqdm
 
+from basicsr_tur.utils.meta_file import format_meta_line
+
 
 def lmdb_key(path: str) -> str:
     """LMDB key of an image path: basicsr's convention, the path without its extension."""
@@ -138,7 +140,7 @@ def build_paired_lmdb(pairs: list[tuple[str, str, str]], lq_root: str, gt_root: 
             if (lh, lw) != (gh, gw):
                 raise ValueError(f'LQ/GT size mismatch: {lq_path} is {lh}x{lw}, {gt_path} is {gh}x{gw}')
         with open(osp.join(tmp, 'meta.txt'), 'w', encoding='utf-8') as f:
-            f.write(''.join(f'{lq} {gt} {task}\n' for lq, gt, task in pairs))
+            f.write(''.join(format_meta_line((lq, gt, task)) for lq, gt, task in pairs))
     return dict(Counter(task for _, _, task in pairs))
 
 
@@ -154,5 +156,5 @@ def build_clean_lmdb(names: list[str], gt_root: str, out_dir: str, compress_leve
         n = write_lmdb(osp.join(tmp, 'gt.lmdb'), [(key, osp.join(gt_root, name)) for key, name in keys.items()],
                        compress_level, 'GT -> lmdb')
         with open(osp.join(tmp, 'meta.txt'), 'w', encoding='utf-8') as f:
-            f.write(''.join(f'{name}\n' for name in names))
+            f.write(''.join(format_meta_line((name,)) for name in names))
     return n

@@ -1,0 +1,149 @@
+"""Errors met while loading samples and scoring them reach the command line as one line naming the file; results
+files stay valid JSON; no two inputs write one output image."""
+import json
+import os
+import shutil
+from os import path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from basicsr.archs import build_network
+from basicsr.models import build_model
+from conftest import make_options, make_test_options
+from torch.utils.data import DataLoader, Dataset
+
+from basicsr_tur.models import tur_model
+from basicsr_tur.models.tur_model import NonFiniteLossError
+from basicsr_tur.test import test_pipeline as run_test
+from basicsr_tur.train import train_pipeline as run_train
+from basicsr_tur.utils.cli import error_message, run_cli
+from basicsr_tur.utils.options import parse_options
+
+
+class Failing(Dataset):
+    """Raises `error` (chained to another one) for every index."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int):
+        try:
+            raise OSError('the cause')
+        except OSError as cause:
+            raise self.error from cause
+
+
+@pytest.mark.parametrize('error', [ValueError("dataset 'd': cannot decode lq image /x/a b.png (empty file)"),
+                                   FileNotFoundError("dataset 'd': 1 of 2 images not found: line 2: lq /x/c.png"),
+                                   KeyError("dataset 'd': key 'x' not found")], ids=lambda e: type(e).__name__)
+def test_error_raised_in_a_loader_worker_reaches_the_cli_as_its_original_line(error, capsys):
+    def pipeline(_root: str) -> None:
+        list(DataLoader(Failing(error), num_workers=1))
+
+    assert run_cli(pipeline, '.') == 1
+    assert capsys.readouterr().err.splitlines() == [f'error: {error.args[0]}']
+
+
+def test_message_of_an_error_not_from_a_worker_is_kept_whole():
+    assert error_message(RuntimeError('Caught nothing here\nsecond line')) == 'Caught nothing here\nsecond line'
+
+
+def weights_file(tmp_path) -> str:
+    """Weights of the test options' network (random), as a file."""
+    net = build_network({'type': 'SRResNet', 'num_feat': 8, 'num_block': 2})
+    path = str(tmp_path / 'net.pth')
+    torch.save({'params': net.state_dict()}, path)
+    return path
+
+
+def test_too_small_image_read_by_a_loader_worker_is_one_error_line(tmp_path, clean_root, paired_root, capsys):
+    cv2.imwrite(osp.join(clean_root, 'thumb.png'), np.zeros((20, 20, 3), np.uint8))
+    opt_path = make_options(tmp_path, clean_root, paired_root, train_set={'num_worker_per_gpu': 1})
+    code = run_cli(lambda root: run_train(root, ['-opt', opt_path, '--force_yml', 'train:total_iter=4']),
+                   str(tmp_path))
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err[err.index('error: '):].splitlines() == [
+        f"error: dataset 'tiny_train': {clean_root}/thumb.png: image of size 20x20 is smaller than gt_size 24"]
+
+
+def test_validation_meta_file_typo_fails_before_training(tmp_path, clean_root, paired_root):
+    meta = osp.join(paired_root, 'meta.txt')
+    text = open(meta).read().replace('noise/chelsea.png', 'noise/chelsea.jpg')
+    open(meta, 'w').write(text)
+    opt_path = make_options(tmp_path, clean_root, paired_root)
+    with pytest.raises(FileNotFoundError, match=rf"^dataset 'tiny_val': 1 of 12 images named by {meta} not found: "
+                                                rf"line 8: lq {paired_root}/lq/noise/chelsea.jpg$"):
+        run_train(str(tmp_path), ['-opt', opt_path])
+    assert not osp.exists(osp.join(tmp_path, 'experiments', 'tiny', 'models', 'net_g_10.pth'))
+
+
+def test_zero_byte_test_image_is_one_error_line(tmp_path, paired_root, capsys):
+    bad = osp.join(paired_root, 'lq', 'sr', 'astronaut.png')
+    open(bad, 'w').close()
+    opt_path = make_test_options(tmp_path, paired_root, weights_file(tmp_path))
+    assert run_cli(lambda root: run_test(root, ['-opt', opt_path]), str(tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert err[err.index('error: '):].splitlines() == [
+        f"error: dataset 'tiny_test_set': cannot decode lq image {bad} (empty file)"]
+
+
+def strict_json(path: str) -> dict:
+    """Parse a file as standard JSON (NaN and Infinity, which Python's json accepts, are refused)."""
+    def refuse(name: str):
+        raise AssertionError(f'{path}: {name} is not JSON')
+
+    return json.loads(open(path, encoding='utf-8').read(), parse_constant=refuse)
+
+
+def test_psnr_of_an_input_identical_to_its_gt_is_capped_reported_and_valid_json(tmp_path, paired_root):
+    for name in ('astronaut', 'coffee'):  # two of the three sr inputs are their GT
+        shutil.copy(osp.join(paired_root, 'gt', f'{name}.png'), osp.join(paired_root, 'lq', 'sr', f'{name}.png'))
+    opt_path = make_test_options(tmp_path, paired_root, weights_file(tmp_path))
+    results = run_test(str(tmp_path), ['-opt', opt_path, '--force_yml', 'val:save_img=false'])
+    out = osp.join(tmp_path, 'results', 'tiny_test')
+    data = strict_json(osp.join(out, 'metrics.json'))
+    sr_input = data['results']['tiny_test_set']['input']['tasks']['sr']
+    chelsea = results['tiny_test_set']['input']['tasks']['sr']['psnr'] * 3 - 2 * tur_model.PSNR_CAP
+    assert sr_input['psnr'] == pytest.approx((2 * tur_model.PSNR_CAP + chelsea) / 3) and chelsea < 60
+    assert data['results']['tiny_test_set']['capped'] == {'input': {'sr': {'psnr': 2}}}
+    assert 'counted as 100 dB' in open(osp.join(out, 'metrics.md')).read()
+
+
+def test_nan_metric_is_an_error_naming_the_image(tmp_path, paired_root, monkeypatch):
+    monkeypatch.setattr(tur_model, 'calculate_metric', lambda data, opt: float('nan'))
+    opt_path = make_test_options(tmp_path, paired_root, weights_file(tmp_path))
+    with pytest.raises(ValueError, match=rf"metric 'psnr' \(calculate_psnr\) of the restored image of "
+                                         rf"{paired_root}/lq/sr/astronaut.png \(GT {paired_root}/gt/astronaut.png\) "
+                                         r"is nan; expected a finite value"):
+        run_test(str(tmp_path), ['-opt', opt_path])
+    assert not osp.exists(osp.join(tmp_path, 'results', 'tiny_test', 'metrics.json'))
+
+
+def test_non_finite_steps_name_the_files_of_the_batch(tmp_path, clean_root, paired_root):
+    opt_path = make_options(tmp_path, clean_root, paired_root, max_nonfinite_steps=1)
+    opt, _ = parse_options(str(tmp_path), True, ['-opt', opt_path])
+    model = build_model(opt)
+    model.feed_data({'lq': torch.full((2, 3, 8, 8), float('nan')), 'gt': torch.rand(2, 3, 8, 8),
+                     'task_id': torch.tensor([0, 2]), 'task': ['sr', 'dark'],
+                     'lq_path': ['/c/a.png#sr', '/lq/dark/b.png'], 'gt_path': ['/c/a.png', '/gt/b.png']})
+    with pytest.raises(NonFiniteLossError, match=r'files: /c/a.png#sr, /lq/dark/b.png \(GT /gt/b.png\)\)'):
+        model.optimize_parameters(1)
+
+
+def test_inputs_sharing_a_stem_are_saved_to_distinct_files(tmp_path, paired_root):
+    lq_sr = osp.join(paired_root, 'lq', 'sr')
+    img = cv2.imread(osp.join(lq_sr, 'coffee.png'))
+    cv2.imwrite(osp.join(lq_sr, 'coffee.bmp'), img)
+    shutil.copy(osp.join(paired_root, 'gt', 'coffee.png'), osp.join(paired_root, 'gt', 'coffee.bmp'))
+    opt_path = make_test_options(tmp_path, paired_root, weights_file(tmp_path))
+    run_test(str(tmp_path), ['-opt', opt_path, '--force_yml', 'tasks=[sr]'])
+    saved = sorted(os.listdir(osp.join(tmp_path, 'results', 'tiny_test', 'visualization', 'tiny_test_set', 'sr')))
+    assert saved == ['astronaut_tiny_test.png', 'chelsea_tiny_test.png', 'coffee_bmp_tiny_test.png',
+                     'coffee_png_tiny_test.png']
+
