@@ -122,7 +122,8 @@ def write_text(path: str, text: str) -> None:
 
 def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
     """Evaluate the model of `-opt` on its test sets; print and write the tables; return all results."""
-    opt, _ = parse_options(root_path, is_train=False, argv=argv)
+    opt, args = parse_options(root_path, is_train=False, argv=argv)
+    root_path = opt['path']['root']  # root_path, or the folder --root names
     check_device(opt)
     torch.backends.cudnn.benchmark = bool(opt.get('cudnn_benchmark', False))
     run_prepare_step(opt, root_path)
@@ -131,6 +132,9 @@ def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
         log_file = osp.join(opt['path']['log'], f"test_{opt['name']}_{get_time_str()}.log")
         logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=log_file)
         logger.info(get_env_info())
+        logger.info(f'Root folder: {root_path} (relative paths in the options and results/ are under it)')
+        for note in args.notes:  # conversions made while the options were checked, before this logger existed
+            logger.info(f'Options: {note}')
         logger.info(dict2str(opt))
         loaders = []
         for _, dataset_opt in sorted(opt['datasets'].items()):

@@ -116,12 +116,15 @@ def write_options_copy(opt: dict) -> None:
         f.write(f'# {get_time_str()}\n' + dump_yaml(opt))
 
 
-def _set_up(opt: dict, root_path: str, resume_state: dict | None):
+def _set_up(opt: dict, root_path: str, resume_state: dict | None, notes: list[str]):
     """Logger, tensorboard, data, model and start position of a run (anything here may fail on bad input)."""
     write_options_copy(opt)
     log_file = osp.join(opt['path']['log'], f"train_{opt['name']}_{get_time_str()}.log")
     logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=log_file)
     logger.info(get_env_info())
+    logger.info(f'Root folder: {root_path} (relative paths in the options, experiments/ and tb_logger/ are under it)')
+    for note in notes:  # conversions made while the options were checked, before this logger existed
+        logger.info(f'Options: {note}')
     logger.info(dict2str(opt))
     if opt['rank'] == 0:
         run_prepare_step(opt, root_path)
@@ -135,13 +138,15 @@ def _set_up(opt: dict, root_path: str, resume_state: dict | None):
         start_epoch, current_iter = resume_state['epoch'], resume_state['iter']
     tb_logger = None
     if opt['logger'].get('use_tb_logger', True) and 'debug' not in opt['name']:
-        tb_logger = init_tb_logger(log_dir=osp.join(root_path, 'tb_logger', opt['name']))
+        tb_logger = init_tb_logger(log_dir=opt['path']['tb_logger'])
     return logger, tb_logger, loaders, model, start_epoch, current_iter
 
 
 def train_pipeline(root_path: str, argv: list[str] | None = None) -> BaseModel:
-    """Run a training from `-opt`; returns the trained model (its files are in experiments/<name>/)."""
-    opt, _ = parse_options(root_path, is_train=True, argv=argv)
+    """Run a training from `-opt`; returns the trained model (its files are in experiments/<name>/ under the root:
+    root_path, or the folder `--root` names)."""
+    opt, args = parse_options(root_path, is_train=True, argv=argv)
+    root_path = opt['path']['root']
     check_device(opt)
     # Off by default: autotuned convolution algorithms may change the numerics from run to run.
     torch.backends.cudnn.benchmark = bool(opt.get('cudnn_benchmark', False))
@@ -151,9 +156,9 @@ def train_pipeline(root_path: str, argv: list[str] | None = None) -> BaseModel:
         make_exp_dirs(opt)  # rank 0; an existing folder of the same name is renamed to *_archived_<time>, never lost
     barrier()
     made = [] if resume_state or opt['rank'] != 0 else [opt['path']['experiments_root'],
-                                                         osp.join(root_path, 'tb_logger', opt['name'])]
+                                                         opt['path']['tb_logger']]
     with removed_on_failure(*made):
-        logger, tb_logger, loaders, model, start_epoch, current_iter = _set_up(opt, root_path, resume_state)
+        logger, tb_logger, loaders, model, start_epoch, current_iter = _set_up(opt, root_path, resume_state, args.notes)
     train_loader, train_sampler, val_loaders, total_epochs, total_iters = loaders
     skip_batches = resume_state.get('batch_in_epoch', 0) if resume_state else 0
     if resume_state:
