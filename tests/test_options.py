@@ -59,7 +59,7 @@ NAMED_MISTAKES = {  # a mistake in an options file -> the one-line error that na
     'airnet_path_on_another_model': (lambda o: o['path'].update(pretrain_network_encoder='All.pth'),
                                      r"'path.pretrain_network_encoder' is read by model_type AirNetModel only"),
     'non_boolean_fix_encoder': (lambda o: o['train'].update(fix_encoder='maybe'),
-                                r"'train.fix_encoder' must be true or false, got 'maybe'"),
+                                r"'train.fix_encoder' must be true or false or null, got 'maybe'"),
     'detached_head_without_a_head': (lambda o: o['network_g'].update(uncertainty_head=False, uncertainty_detach=True),
                                      r"'network_g.uncertainty_detach: true' does nothing without"),
 }

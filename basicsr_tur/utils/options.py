@@ -164,7 +164,10 @@ KINDS: dict[str, Kind] = {
     'train.grad_clip': _kind(float, null=True, minimum=0), 'train.channels_last': BOOL,
     'train.mixed_precision': _kind(null=True, words=('bf16', 'fp16')), 'train.compile': _kind(bool, dict, null=True),
     'train.optim_g': MAPPING, 'train.scheduler': MAPPING, 'train.pixel_opt': MAPPING,
-    'train.contrast_weight': _kind(float, minimum=0), 'train.encoder_warmup_iter': COUNT, 'train.fix_encoder': BOOL,
+    # AirNetModel reads a null contrast_weight or encoder_warmup_iter as absent (--force_yml cannot remove a key).
+    'train.contrast_weight': _kind(float, null=True, minimum=0),
+    'train.encoder_warmup_iter': _kind(int, null=True, minimum=0),
+    'train.fix_encoder': _kind(bool, null=True),
     'val.val_freq': _kind(int, null=True, minimum=1), 'val.save_img': BOOL, 'val.suffix': _kind(str, null=True),
     'val.metrics': _kind(dict, null=True), 'val.pbar': BOOL, 'val.input_row': BOOL,
     'logger.print_freq': POSITIVE, 'logger.save_checkpoint_freq': POSITIVE, 'logger.use_tb_logger': BOOL,
@@ -240,6 +243,14 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
 def coerce(value: Any, kind: Kind, key: str, path: str, notes: list[str]) -> Any:
     """value checked against kind and returned, a numeric string or an integral float converted (with a note in
     notes); raises OptionError naming path and key otherwise."""
@@ -255,7 +266,7 @@ def coerce(value: Any, kind: Kind, key: str, path: str, notes: list[str]) -> Any
         number = _number(value) if {int, float} & kind.types else None
         if number is None or (float not in kind.types and not number.is_integer()):
             raise fail()
-        out = number if float in kind.types else int(number)
+        out = int(number) if float not in kind.types or _is_int(value) else number
         # YAML 1.1 (PyYAML) reads 2e-3, written without a dot, as a string; others are quoted numbers.
         why = 'YAML 1.1 reads an exponent without a dot as text: write 2.0e-3' if 'e' in value.lower() and \
             '.' not in value else 'write numbers without quotes'
@@ -329,22 +340,25 @@ def _annotation_kind(annotation: Any) -> Kind | None:
 
 
 def _param_kind(param: inspect.Parameter) -> Kind | None:
-    """The Kind of one argument, from its type hint, else from its default (True: bool, 0.1: a number, ...)."""
+    """The Kind of one argument, from its type hint, else loosely from its default: a flag (default true or false)
+    takes true or false; a number or a sequence (64, (224, 224): many constructors take either) takes a number or a
+    list of numbers. Either way a word where a number belongs is refused, and a numeric string read as the number."""
     kind = _annotation_kind(param.annotation) if param.annotation is not param.empty else None
     default = param.default
     if kind is None and default is not param.empty and default is not None:
         if isinstance(default, bool):
             kind = BOOL
-        elif isinstance(default, (int, float)):
-            kind = NUMBER
-        elif isinstance(default, str):
-            kind = STR
-        elif isinstance(default, (list, tuple)):
-            numeric = default and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in default)
-            kind = _kind(list, item=NUMBER if numeric else None)
+        elif isinstance(default, (int, float, list, tuple)):
+            kind = _kind(float, list, item=NUMBER if _numbers(default) else None)
     if kind is not None and default is None:
         kind = replace(kind, null=True)
     return kind
+
+
+def _numbers(value: Any) -> bool:
+    """Whether value is a number or a non-empty sequence of numbers (bool excluded)."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return bool(items) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items)
 
 
 def _parameters(target: Any) -> dict[str, inspect.Parameter]:
