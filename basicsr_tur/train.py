@@ -138,7 +138,7 @@ def _set_up(opt: dict, root_path: str, resume_state: dict | None, notes: list[st
         start_epoch, current_iter = resume_state['epoch'], resume_state['iter']
     tb_logger = None
     if opt['logger'].get('use_tb_logger', True) and 'debug' not in opt['name']:
-        tb_logger = init_tb_logger(log_dir=opt['path']['tb_logger'])
+        tb_logger = init_tb_logger(log_dir=osp.join(root_path, 'tb_logger', opt['name']))
     return logger, tb_logger, loaders, model, start_epoch, current_iter
 
 
@@ -156,7 +156,7 @@ def train_pipeline(root_path: str, argv: list[str] | None = None) -> BaseModel:
         make_exp_dirs(opt)  # rank 0; an existing folder of the same name is renamed to *_archived_<time>, never lost
     barrier()
     made = [] if resume_state or opt['rank'] != 0 else [opt['path']['experiments_root'],
-                                                         opt['path']['tb_logger']]
+                                                         osp.join(root_path, 'tb_logger', opt['name'])]
     with removed_on_failure(*made):
         logger, tb_logger, loaders, model, start_epoch, current_iter = _set_up(opt, root_path, resume_state, args.notes)
     train_loader, train_sampler, val_loaders, total_epochs, total_iters = loaders

@@ -316,7 +316,6 @@ def test_relative_paths_and_outputs_are_under_the_root(tmp_path, clean_root, pai
     assert opt['datasets']['val']['meta_file'] == osp.join(paired_root, 'meta.txt')
     assert opt['path']['pretrain_network_g'] == osp.join(root, 'weights', 'w.pth')
     assert opt['path']['experiments_root'] == osp.join(root, 'experiments', 'tiny')
-    assert opt['path']['tb_logger'] == osp.join(root, 'tb_logger', 'tiny')
 
 
 def test_root_option_moves_relative_paths_and_outputs(tmp_path, clean_root, paired_root):

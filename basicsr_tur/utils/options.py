@@ -106,7 +106,7 @@ SCHEMA: dict[str, Any] = {
     'path': {'pretrain_network_g': None, 'param_key_g': None, 'strict_load_g': None, 'resume_state': None,
              'pretrain_network_encoder': None,  # AirNetModel with train.fix_encoder
              'experiments_root': None, 'models': None, 'training_states': None, 'log': None,
-             'visualization': None, 'results_root': None, 'root': None, 'tb_logger': None},
+             'visualization': None, 'results_root': None, 'root': None},
     'train': {'ema_decay': None, 'optim_g': None, 'scheduler': None, 'total_iter': None, 'warmup_iter': None,
               'pixel_opt': None, 'max_nonfinite_steps': None,
               'mixed_precision': None, 'channels_last': None, 'compile': None, 'grad_clip': None,
@@ -763,7 +763,6 @@ def parse_options(root_path: str, is_train: bool = True, argv: list[str] | None 
         opt['path']['training_states'] = osp.join(experiments_root, 'training_states')
         opt['path']['log'] = experiments_root
         opt['path']['visualization'] = osp.join(experiments_root, 'visualization')
-        opt['path']['tb_logger'] = osp.join(root, 'tb_logger', opt['name'])
         opt.setdefault('logger', OrderedDict())
         if 'debug' in opt['name']:
             if 'val' in opt:
