@@ -133,11 +133,12 @@ def write_text(path: str, text: str) -> None:
 
 def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
     """Evaluate the model of `-opt` on its test sets; print and write the tables; return all results."""
-    opt, _ = parse_options(root_path, is_train=False, argv=argv)
+    opt, args = parse_options(root_path, is_train=False, argv=argv)
+    root_path = opt['path']['root']  # root_path, or the folder --root names
     check_device(opt)
     # One run per name: a second test run with this name is refused before it renames or writes anything.
     with run_lock(opt['path']['results_root'], enabled=opt['rank'] == 0) as notes:
-        return _evaluate(opt, root_path, notes)
+        return _evaluate(opt, root_path, [f'Options: {note}' for note in args.notes] + notes)
 
 
 def _evaluate(opt: dict, root_path: str, notes: list[str]) -> dict:
@@ -151,9 +152,10 @@ def _evaluate(opt: dict, root_path: str, notes: list[str]) -> dict:
         log_file = osp.join(opt['path']['log'], f"test_{opt['name']}_{get_time_str()}.log")
         logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=log_file)
         logger.info(get_env_info())
-        logger.info(dict2str(opt))
-        for note in notes + dir_notes:
+        logger.info(f'Root folder: {root_path} (relative paths in the options and results/ are under it)')
+        for note in notes + dir_notes:  # written before this logger existed
             logger.info(note)
+        logger.info(dict2str(opt))
         loaders = []
         for _, dataset_opt in sorted(opt['datasets'].items()):
             test_set = build_dataset(dataset_opt)

@@ -124,15 +124,17 @@ def _uses_tb_logger(opt: dict) -> bool:
 def _set_up(opt: dict, root_path: str, resume_state: dict | None, notes: list[str]):
     """Logger, tensorboard, data, model and start position of a run (anything here may fail on bad input).
 
-    notes: lines about the start-up (lock taken over, folders archived, stale files removed) for the log.
+    notes: lines about the start-up (option values converted, lock taken over, folders archived, stale files
+    removed) for the log.
     """
     write_options_copy(opt)
     log_file = osp.join(opt['path']['log'], f"train_{opt['name']}_{get_time_str()}.log")
     logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=log_file)
     logger.info(get_env_info())
-    logger.info(dict2str(opt))
-    for note in notes:
+    logger.info(f'Root folder: {root_path} (relative paths in the options, experiments/ and tb_logger/ are under it)')
+    for note in notes:  # written before this logger existed
         logger.info(note)
+    logger.info(dict2str(opt))
     if opt['rank'] == 0:
         run_prepare_step(opt, root_path)
     barrier()
@@ -150,12 +152,14 @@ def _set_up(opt: dict, root_path: str, resume_state: dict | None, notes: list[st
 
 
 def train_pipeline(root_path: str, argv: list[str] | None = None) -> BaseModel:
-    """Run a training from `-opt`; returns the trained model (its files are in experiments/<name>/)."""
-    opt, _ = parse_options(root_path, is_train=True, argv=argv)
+    """Run a training from `-opt`; returns the trained model (its files are in experiments/<name>/ under the root:
+    root_path, or the folder `--root` names)."""
+    opt, args = parse_options(root_path, is_train=True, argv=argv)
+    root_path = opt['path']['root']
     check_device(opt)
     # One run per name: a second run with this name is refused before it renames or writes anything (rank 0 locks).
     with run_lock(opt['path']['experiments_root'], enabled=opt['rank'] == 0) as notes:
-        return _train(opt, root_path, notes)
+        return _train(opt, root_path, [f'Options: {note}' for note in args.notes] + notes)
 
 
 def _train(opt: dict, root_path: str, notes: list[str]) -> BaseModel:

@@ -50,7 +50,7 @@ def test_bf16_autocast_trains_with_a_float32_tur_loss(tmp_path, clean_root, pair
 
 
 def test_unknown_precision_is_named(tmp_path, clean_root, paired_root):
-    with pytest.raises(ValueError, match="mixed_precision: expected bf16, fp16 or null, got 'fp8'"):
+    with pytest.raises(ValueError, match="'train.mixed_precision' must be 'bf16' or 'fp16' or null, got 'fp8'"):
         model_from(tmp_path, clean_root, paired_root, mixed_precision='fp8')
 
 
