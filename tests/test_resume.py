@@ -1,5 +1,6 @@
 """Exact, crash-safe resume: a run killed with SIGKILL and resumed ends with bit-identical weights."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -69,7 +70,7 @@ def test_killed_run_resumes_to_bit_identical_weights(tmp_path, clean_root, paire
         assert torch.equal(final_a['params'][key], final_b['params'][key]), key
     state_a = torch.load(a / 'experiments' / 'tiny' / 'training_states' / '60.state', weights_only=True)
     state_b = torch.load(b / 'experiments' / 'tiny' / 'training_states' / '60.state', weights_only=True)
-    assert state_a['batch_in_epoch'] == state_b['batch_in_epoch']
+    assert state_a['samples_in_epoch'] == state_b['samples_in_epoch']
     assert torch.equal(state_a['rng']['torch'], state_b['rng']['torch'])
 
 
@@ -91,3 +92,62 @@ def test_rng_state_round_trips_through_a_weights_only_load(tmp_path):
     torch.save(state, tmp_path / 'rng.pt')
     restore_rng_state(torch.load(tmp_path / 'rng.pt', weights_only=True))
     assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == expected
+
+
+UFORMER = {'type': 'Uformer', 'img_size': 16, 'embed_dim': 4, 'win_size': 2, 'depths': [1, 2, 1, 1, 1, 1, 1, 2, 1],
+           'modulator': True, 'uncertainty_head': True}  # DropPath 0.1: training draws from the global torch RNG
+
+
+def validating_cmd(root, opt_path, kill_validating=None):
+    """A process training a tiny Uformer for 20 iterations, saving and validating every 5.
+
+    With `kill_validating=N`, the process SIGKILLs itself as the validation at iteration N starts.
+    """
+    hook = ''
+    if kill_validating is not None:
+        hook = ('import os, signal; from basicsr_tur.models.tur_model import TURModel\n'
+                'real_validation = TURModel.nondist_validation\n'
+                'def validation(self, loader, current_iter, *args, **kwargs):\n'
+                f'    if current_iter == {kill_validating}:\n'
+                '        os.kill(os.getpid(), signal.SIGKILL)\n'
+                '    return real_validation(self, loader, current_iter, *args, **kwargs)\n'
+                'TURModel.nondist_validation = validation\n')
+    code = hook + 'import sys; from basicsr_tur.train import train_pipeline; train_pipeline(sys.argv[1], sys.argv[2:])'
+    return [sys.executable, '-c', code, str(root), '-opt', opt_path, '--force_yml', 'train:total_iter=20',
+            'logger:save_checkpoint_freq=5', 'val:val_freq=5', 'datasets:train:gt_size=16',
+            'datasets:train:dataset_enlarge_ratio=2']
+
+
+def validated_iters(log_text):
+    """Iterations of the `Validation <set> (iter N)` lines of a training log."""
+    return [int(m) for m in re.findall(r'Validation tiny_val \(iter (\d+)\)', log_text)]
+
+
+def test_resume_at_a_validation_iteration_is_exact_and_runs_the_missed_validation(tmp_path, clean_root, paired_root):
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    a, b = tmp_path / 'a', tmp_path / 'b'
+    a.mkdir()
+    b.mkdir()
+    opt_a = make_options(a, clean_root, paired_root, network_g=UFORMER)
+    opt_b = make_options(b, clean_root, paired_root, network_g=UFORMER)
+    subprocess.run(validating_cmd(a, opt_a), cwd=a, env=env, check=True, capture_output=True)
+
+    # Killed as the validation at 10 starts: state 10 is saved, its validation never logged.
+    killed = subprocess.run(validating_cmd(b, opt_b, kill_validating=10), cwd=b, env=env, capture_output=True)
+    assert killed.returncode == -signal.SIGKILL
+    resumed = subprocess.run(validating_cmd(b, opt_b) + ['--auto_resume'], cwd=b, env=env, capture_output=True,
+                             text=True, check=True)
+    logs = sorted((b / 'experiments' / 'tiny').glob('train_tiny_*.log'))
+    assert len(logs) == 2
+    assert validated_iters(logs[0].read_text()) == [5]
+    assert validated_iters(logs[1].read_text()) == [10, 15, 20], resumed.stderr[-2000:]
+
+    final_a = torch.load(a / 'experiments' / 'tiny' / 'models' / 'net_g_20.pth')
+    final_b = torch.load(b / 'experiments' / 'tiny' / 'models' / 'net_g_20.pth')
+    differ = [k for k in final_a['params'] if not torch.equal(final_a['params'][k], final_b['params'][k])]
+    assert differ == []
+    state_a = torch.load(a / 'experiments' / 'tiny' / 'training_states' / '20.state', weights_only=True)
+    state_b = torch.load(b / 'experiments' / 'tiny' / 'training_states' / '20.state', weights_only=True)
+    assert torch.equal(state_a['rng']['torch'], state_b['rng']['torch'])
+    assert state_a['rng']['numpy'][1].equal(state_b['rng']['numpy'][1])
+    assert state_a['rng']['python'] == state_b['rng']['python']
