@@ -5,6 +5,7 @@ basicsr's `train_pipeline`, whose option loader runs arbitrary YAML tags and who
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -97,7 +98,8 @@ def check_resumed_options(record: dict, opt: dict, state_path: str, weights_path
     Raises ValueError (one line, naming the state, the key and both values, and how to start from the weights
     instead). Returns readable lines for the applied changes (lr, scheduler, batch, ...), which the run logs.
     """
-    changes = [(key[len('run.'):], old, new) for key, old, new in _differences(record, run_record(opt), 'run')]
+    saved = {k: v for k, v in record.items() if k != 'train_set'}  # known once the dataset is built (resume_position)
+    changes = [(key[len('run.'):], old, new) for key, old, new in _differences(saved, run_record(opt), 'run')]
     for key, old, new in changes:
         if _is_fixed(key):
             raise ValueError(f'{state_path} was saved with {key} {old}; the options ask for {new} (to train its '
@@ -268,7 +270,7 @@ def train_pipeline(root_path: str, argv: list[str] | None = None) -> BaseModel:
                                                      osp.join(root_path, 'tb_logger', opt['name'])]
     with removed_on_failure(*made):
         logger, tb_logger, loaders, model, start_epoch, current_iter = _set_up(opt, root_path, resume_state)
-    train_loader, train_sampler, val_loaders, total_epochs, total_iters = loaders
+    train_loader, train_sampler, val_loaders, _, total_iters = loaders
     train_set = train_loader.dataset
     record['train_set'] = {'type': type(train_set).__name__, 'length': len(train_set)}
     # Samples of the epoch's global stream one batch consumes (all ranks): the state counts samples, not batches.
@@ -295,7 +297,9 @@ def train_pipeline(root_path: str, argv: list[str] | None = None) -> BaseModel:
     pbar = tqdm(total=total_iters, initial=current_iter, unit='it', desc=opt['name'], dynamic_ncols=True,
                 disable=opt['rank'] != 0)
     start_time, iter_start = time.time(), current_iter
-    for epoch in range(start_epoch, total_epochs + 1):
+    # Epochs until total_iter, not a precomputed count: a resume with another batch size has epochs of another
+    # length than those before it.
+    for epoch in itertools.count(start_epoch):
         train_sampler.set_epoch(epoch)
         # A resumed run skips the samples its epoch had already used (same order: seed and epoch fix it).
         samples_in_epoch = skip_samples if epoch == start_epoch else 0

@@ -1,15 +1,19 @@
 """Exact, crash-safe resume: a run killed with SIGKILL and resumed ends with bit-identical weights."""
+import logging
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from os import path as osp
 
+import pytest
 import torch
 from conftest import make_options
 
-from basicsr_tur.train import find_resume_state
+from basicsr_tur.train import find_resume_state, resume_position
+from basicsr_tur.train import train_pipeline as run_train
 from basicsr_tur.utils.checkpoint import capture_rng_state, restore_rng_state
 
 
@@ -151,3 +155,86 @@ def test_resume_at_a_validation_iteration_is_exact_and_runs_the_missed_validatio
     assert torch.equal(state_a['rng']['torch'], state_b['rng']['torch'])
     assert state_a['rng']['numpy'][1].equal(state_b['rng']['numpy'][1])
     assert state_a['rng']['python'] == state_b['rng']['python']
+
+
+@pytest.fixture
+def ten(tmp_path, clean_root, paired_root):
+    """A finished 10-iteration run 'tiny' (state and weights at 10, mid-epoch): (root, options path)."""
+    opt_path = make_options(tmp_path, clean_root, paired_root)
+    run_train(str(tmp_path), ['-opt', opt_path, '--force_yml', 'train:total_iter=10'])
+    return str(tmp_path), opt_path
+
+
+def files_under(folder):
+    """Every file path under folder (to show that a refused resume wrote nothing)."""
+    return sorted(osp.join(d, f) for d, _, files in os.walk(folder) for f in files)
+
+
+@pytest.mark.parametrize('change, key, old, new', [
+    ('train:optim_g={type: SGD, lr: 0.1, momentum: 0.9}', 'optim_g.type', 'Adam', 'SGD'),
+    ('network_g:num_feat=16', 'network_g.num_feat', '8', '16'),
+    ('tasks=[sr, noise]', 'tasks', "['sr', 'noise', 'dark']", "['sr', 'noise']"),
+], ids=['optimizer', 'network', 'tasks'])
+def test_resume_refuses_a_changed_optimizer_network_or_task_list_in_one_line(ten, change, key, old, new):
+    root, opt_path = ten
+    before = files_under(root)
+    with pytest.raises(ValueError) as err:
+        run_train(root, ['-opt', opt_path, '--auto_resume', '--force_yml', 'train:total_iter=20', change])
+    message = str(err.value)
+    state = osp.join(root, 'experiments', 'tiny', 'training_states', '10.state')
+    assert message.startswith(f'{state} was saved with {key} {old}; the options ask for {new}')
+    assert 'path:pretrain_network_g=' in message and '\n' not in message
+    assert files_under(root) == before  # refused before anything was written
+
+
+def test_resume_applies_a_changed_lr_and_logs_it(ten, caplog):
+    root, opt_path = ten
+    run_train(root, ['-opt', opt_path, '--auto_resume', '--force_yml', 'train:total_iter=12', 'train:optim_g:lr=1e-5'])
+    state = torch.load(osp.join(root, 'experiments', 'tiny', 'training_states', '12.state'), weights_only=True)
+    group = state['optimizers'][0]['param_groups'][0]
+    assert group['lr'] == pytest.approx(1e-5) and group['initial_lr'] == pytest.approx(1e-5)
+    assert state['run']['optim_g']['lr'] == pytest.approx(1e-5)
+    assert 'optim_g.lr: 0.002 -> 1e-05 (applied)' in caplog.text
+
+
+def test_resume_with_another_batch_continues_after_the_samples_already_used(ten, caplog):
+    root, opt_path = ten
+    states = osp.join(root, 'experiments', 'tiny', 'training_states')
+    before = torch.load(osp.join(states, '10.state'), weights_only=True)
+    assert before['samples_in_epoch'] == 24  # 3 images x 3 tasks x 4 = 36 a epoch; iteration 10 is its 4th batch
+    run_train(root, ['-opt', opt_path, '--auto_resume', '--force_yml', 'train:total_iter=11',
+                     'datasets:train:batch_size_per_gpu=4'])
+    after = torch.load(osp.join(states, '11.state'), weights_only=True)
+    assert (after['epoch'], after['samples_in_epoch']) == (before['epoch'], 28)
+    assert 'batch_size_per_gpu: 6 -> 4 (applied)' in caplog.text
+
+
+def test_a_state_counting_batches_is_read_with_the_batch_of_the_options(caplog):
+    # States written before the sample count recorded `batch_in_epoch` and no options.
+    record = {'train_set': {'type': 'SyntheticTaskDataset', 'length': 36}}
+    assert resume_position({'batch_in_epoch': 4, 'path': '10.state'}, record, 6, logging.getLogger('t')) == 24
+    assert resume_position({'samples_in_epoch': 22, 'batch_in_epoch': 4, 'path': '10.state', 'run': record},
+                           record, 6, logging.getLogger('t')) == 22
+
+
+def test_a_state_of_another_experiment_is_resumed_with_its_own_weights(ten, caplog):
+    root, opt_path = ten
+    state = osp.join(root, 'experiments', 'tiny', 'training_states', '10.state')
+    run_train(root, ['-opt', opt_path, '--force_yml', 'name=fork', f'path:resume_state={state}',
+                     'train:total_iter=12'])
+    fork = osp.join(root, 'experiments', 'fork')
+    assert torch.load(osp.join(fork, 'training_states', '12.state'), weights_only=True)['iter'] == 12
+    assert 'forked into this experiment' in caplog.text
+    assert sorted(os.listdir(osp.join(root, 'experiments', 'tiny', 'training_states'))) == ['10.state',
+                                                                                             '10.validated']
+
+
+def test_missing_weights_of_a_state_are_named_with_where_they_were_looked_for(ten):
+    root, opt_path = ten
+    exp = osp.join(root, 'experiments', 'tiny')
+    os.remove(osp.join(exp, 'models', 'net_g_10.pth'))
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            f"{exp}/training_states/10.state: the network saved with it is missing: {exp}/models/net_g_10.pth (a "
+            "state's weights are read from the models/ folder beside its training_states/ folder)")):
+        run_train(root, ['-opt', opt_path, '--force_yml', 'name=fork',
+                         f'path:resume_state={exp}/training_states/10.state', 'train:total_iter=12'])
