@@ -238,3 +238,13 @@ def test_missing_weights_of_a_state_are_named_with_where_they_were_looked_for(te
             "state's weights are read from the models/ folder beside its training_states/ folder)")):
         run_train(root, ['-opt', opt_path, '--force_yml', 'name=fork',
                          f'path:resume_state={exp}/training_states/10.state', 'train:total_iter=12'])
+
+
+def test_resume_applies_a_changed_scheduler_from_the_saved_position(ten):
+    # basicsr's load_state_dict would bring back the saved milestones ([1000]): the options' [11] must apply.
+    root, opt_path = ten
+    run_train(root, ['-opt', opt_path, '--auto_resume', '--force_yml', 'train:total_iter=12',
+                     'train:scheduler:milestones=[11]'])
+    state = torch.load(osp.join(root, 'experiments', 'tiny', 'training_states', '12.state'), weights_only=True)
+    assert state['optimizers'][0]['param_groups'][0]['lr'] == pytest.approx(1e-3)  # 2e-3 halved at 11
+    assert state['schedulers'][0]['last_epoch'] == 11  # stepped from iteration 2 on (basicsr's count)

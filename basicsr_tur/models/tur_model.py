@@ -212,7 +212,8 @@ class TURModel(BaseModel):
         (its initial and current lr) by new/old, other optimizer settings (betas, weight_decay ...) replace the
         saved ones, and the scheduler is rebuilt from the options at the saved position (basicsr's load_state_dict
         would bring back the saved milestones or periods). The pipeline has refused a change of optimizer type
-        (train.check_resumed_options). Raises ValueError when the state holds another number of optimizers.
+        (train.check_resumed_options). Raises ValueError when the state holds another number of optimizers or
+        an optimizer state over other parameters.
         """
         where = resume_state.get('path', 'the training state')
         saved_optimizers, saved_schedulers = resume_state['optimizers'], resume_state['schedulers']
@@ -221,7 +222,11 @@ class TURModel(BaseModel):
                              f'schedulers; this model has {len(self.optimizers)} and {len(self.schedulers)}')
         for optimizer, saved in zip(self.optimizers, saved_optimizers):
             wanted = [{k: v for k, v in group.items() if k != 'params'} for group in optimizer.param_groups]
-            optimizer.load_state_dict(saved)
+            try:
+                optimizer.load_state_dict(saved)
+            except ValueError as err:  # another set of trainable parameters (e.g. AirNet's train.fix_encoder)
+                raise ValueError(f'{where}: its optimizer state does not fit the trainable parameters of this '
+                                 f'network: {str(err).splitlines()[0]}') from None
             for group, settings in zip(optimizer.param_groups, wanted):
                 ratio = settings['initial_lr'] / group['initial_lr']
                 group.update({k: v for k, v in settings.items() if k not in ('lr', 'initial_lr')})
