@@ -1,6 +1,6 @@
 """Fault campaign: SIGKILL a tiny training at random moments, resume it each time, and check that nothing is lost.
 
-    python bench/fault_campaign.py [--kills 10] [--seed 0] [--arch SRResNet Uformer] [--iters 60] [--out DIR]
+    python bench/fault_campaign.py [--kills 10] [--seed 0] [--arch SRResNet Uformer] [--iters 80] [--out DIR]
 
 For each backbone (the 2-block SRResNet, and a tiny Uformer whose DropPath draws from the global torch RNG in
 training), trains run A uninterrupted, then run B killed `--kills` times and resumed with `--auto_resume` after
@@ -183,10 +183,10 @@ def campaign(arch: str, args: argparse.Namespace, work: str, rng: random.Random)
         mode = 'final' if final else rng.choice(['timer', 'timer', 'mid-write', 'before-rename'])
         attempt_env, delay = dict(env), None
         if mode == 'timer':
-            delay = rng.uniform(0.5, run_seconds)
+            delay = rng.uniform(0.5, 0.7 * run_seconds)  # start-up included; mostly before the run would end
         elif not final:
-            # Each save writes two files (weights, then state): a random one of the next few saves is interrupted.
-            attempt_env.update(FAULT_MODE=mode, FAULT_AT=str(rng.randint(1, 6)))
+            # Each save writes two files (weights, then state): one of the next two saves' files is interrupted.
+            attempt_env.update(FAULT_MODE=mode, FAULT_AT=str(rng.randint(1, 4)))
         before = latest_state(b)
         log_path = osp.join(b, f'console_{k}.log')
         proc = start(b, opt_b, log_path, True, attempt_env)
@@ -241,12 +241,13 @@ def row(f: dict) -> str:
     """One Markdown row of the results table."""
     modes = ' / '.join(str(f['modes'][m]) for m in ('timer', 'mid-write', 'before-rename'))
     if f['final_returncode'] != 0:
-        return f"| {f['arch']} | {f['kills']} ({modes}) | final run failed (rc {f['final_returncode']}) | | | | |"
+        return f"| {f['arch']} | {f['kills']} ({modes}) | final run failed (rc {f['final_returncode']}) | | | | | |"
     missing = sorted(set(f['validations_a']) - set(f['validations_b']))
     return (f"| {f['arch']} | {f['kills']} ({modes}) | {f['resumes'] - f['resumes_failed']}/{f['resumes']} | "
             f"{len(f['corrupt_files'])} | {f['identical_tensors']}/{f['tensors']} (max abs diff "
             f"{f['max_abs_diff']:.3g}) | {'yes' if f['rng_equal'] else 'no'} | "
-            f"{len(f['validations_b'])}/{len(f['validations_a'])}{' missing ' + str(missing) if missing else ''} |")
+            f"{len(f['validations_b'])}/{len(f['validations_a'])}{' missing ' + str(missing) if missing else ''} | "
+            f"{f['leftover_tmp']} |")
 
 
 def main() -> None:
@@ -254,7 +255,7 @@ def main() -> None:
     parser.add_argument('--kills', type=int, default=10, help='SIGKILLs per backbone')
     parser.add_argument('--seed', type=int, default=0, help='seed of the kill moments and modes')
     parser.add_argument('--arch', nargs='+', choices=sorted(NETWORKS), default=sorted(NETWORKS))
-    parser.add_argument('--iters', type=int, default=60, help='total_iter of the runs (a multiple of 5)')
+    parser.add_argument('--iters', type=int, default=80, help='total_iter of the runs (a multiple of 5)')
     parser.add_argument('--out', help='keep the runs and campaign.json here (default: a temporary folder, removed)')
     args = parser.parse_args()
     if args.iters % SAVE_FREQ or args.iters <= 0:
@@ -278,8 +279,8 @@ def main() -> None:
     print(f'Kills, resumes and final comparison ({args.iters} iterations, states and validation every {SAVE_FREQ}, '
           f'--seed {args.seed}):\n')
     print('| Backbone | Kills (timer / mid-write / before-rename) | Resumes that worked | Unreadable .pth/.state '
-          '| Final weights bit-identical to run A | RNG identical | Validations logged (B / A) |')
-    print('|---|---|---|---|---|---|---|')
+          '| Final weights bit-identical to run A | RNG identical | Validations logged (B / A) | Partial *.tmp* left |')
+    print('|---|---|---|---|---|---|---|---|')
     for figures in results:
         print(row(figures))
     for figures in results:
