@@ -172,9 +172,14 @@ def log_lines():
     handler = logging.Handler()
     handler.emit = lambda record: lines.append(record.getMessage())
     logger = logging.getLogger('basicsr')
+    # basicsr sets the level only when its first get_root_logger call names a log file, which an earlier test's
+    # call may not have done.
+    level = logger.level
+    logger.setLevel(logging.INFO)
     logger.addHandler(handler)
     yield lines
     logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 def files_under(folder):
