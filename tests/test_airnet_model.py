@@ -190,9 +190,10 @@ def test_resume_does_not_reload_the_encoder_checkpoint(tmp_path):
     # The resumed weights hold the encoder's BatchNorm statistics as training left them.
     from basicsr_tur.train import load_resume_state
     (tmp_path / 'models').mkdir()
+    (tmp_path / 'training_states').mkdir()
     torch.save({}, str(tmp_path / 'models' / 'net_g_4.pth'))
-    torch.save({'iter': 4}, str(tmp_path / '4.state'))
+    torch.save({'iter': 4}, str(tmp_path / 'training_states' / '4.state'))
     opt = {'path': {'models': str(tmp_path / 'models'), 'pretrain_network_encoder': 'All.pth'}}
-    load_resume_state(opt, str(tmp_path / '4.state'))
+    load_resume_state(opt, str(tmp_path / 'training_states' / '4.state'))
     assert 'pretrain_network_encoder' not in opt['path']
     assert opt['path']['pretrain_network_g'] == str(tmp_path / 'models' / 'net_g_4.pth')

@@ -40,7 +40,7 @@ def test_two_process_training_matches_one_process_with_the_same_global_batch(tmp
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
 
     exp = dist_root / 'experiments' / 'tiny'
-    assert sorted(os.listdir(exp / 'training_states')) == ['4.state']
+    assert sorted(os.listdir(exp / 'training_states')) == ['4.state', '4.validated']  # rank 0 writes them
     assert len([f for f in os.listdir(exp) if f.endswith('.log')]) == 1
     assert not [f for f in os.listdir(exp / 'models') if '.tmp' in f]
 

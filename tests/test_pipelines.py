@@ -57,7 +57,7 @@ def test_training_lowers_the_loss_and_logs_each_task(trained):
 def test_training_writes_resumable_states_and_weights(trained):
     root, _ = trained
     exp = osp.join(root, 'experiments', 'tiny')
-    assert sorted(os.listdir(osp.join(exp, 'training_states'))) == ['10.state', '20.state']
+    assert sorted(os.listdir(osp.join(exp, 'training_states'))) == ['10.state', '20.state', '20.validated']
     assert {'net_g_10.pth', 'net_g_20.pth', 'net_g_latest.pth'} <= set(os.listdir(osp.join(exp, 'models')))
     state = torch.load(osp.join(exp, 'training_states', '20.state'), weights_only=True)
     assert state['iter'] == 20 and len(state['optimizers']) == 1

@@ -55,8 +55,18 @@ def test_ranks_share_the_global_batches_of_one_process(cls):
 def test_set_start_skips_whole_batches():
     sampler = ShuffledSampler(len(ITEM_TASKS), 4, seed=2)
     full = list(sampler)
-    sampler.set_start(3)
+    sampler.set_start(12)
     assert list(sampler) == full[12:] and len(sampler) == len(full) - 12
+
+
+def test_set_start_counts_samples_so_a_new_batch_size_skips_what_was_used():
+    # 3 batches of 4 were used; resumed with batches of 5, the epoch goes on with the 13th sample of the same order.
+    by_four = list(ShuffledSampler(len(ITEM_TASKS), 4, seed=2))
+    sampler = ShuffledSampler(len(ITEM_TASKS), 5, seed=2)
+    sampler.set_start(12)
+    rest = list(sampler)
+    assert len(rest) == len(sampler) == 65  # (80 - 12) samples cut into whole batches of 5
+    assert rest == by_four[12:12 + 65]
 
 
 def test_too_few_samples_for_a_batch_is_named():

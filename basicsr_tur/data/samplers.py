@@ -26,15 +26,19 @@ class _EpochSampler(Sampler[int]):
             raise ValueError(f'{dataset_len} samples are fewer than one global batch of {batch_size} x '
                              f'{num_replicas} ranks')
         self.epoch = 0
-        self.start_batch = 0
+        self.start_sample = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch (the order is a function of seed and epoch)."""
         self.epoch = epoch
 
-    def set_start(self, batch: int) -> None:
-        """Skip this rank's first `batch` batches of the current epoch (resuming mid-epoch)."""
-        self.start_batch = batch
+    def set_start(self, samples: int) -> None:
+        """Skip the first `samples` of the current epoch's global order, all ranks together (resuming mid-epoch).
+
+        Counted in samples, not batches, so that a resume with another batch size skips what was used; the rest
+        is cut into global batches from there (with an unchanged batch: exactly the batches that were left).
+        """
+        self.start_sample = samples
 
     def _generator(self) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence([int(self.seed), int(self.epoch)]))
@@ -43,14 +47,19 @@ class _EpochSampler(Sampler[int]):
         raise NotImplementedError
 
     def __iter__(self) -> Iterator[int]:
-        batches = self._global_batches()[self.rank::self.num_replicas][:self.num_batches]
+        step = self.batch_size * self.num_replicas  # samples of one global batch (every rank's batch)
+        stream = np.concatenate(self._global_batches()[:self.num_batches * self.num_replicas])[self.start_sample:]
+        steps = len(stream) // step
+        batches = stream[:steps * step].reshape(steps * self.num_replicas, self.batch_size)
+        batches = batches[self.rank::self.num_replicas]
         # The epoch rides in the index (epoch * len + i) to reach persistent workers; datasets decode it.
         offset = self.epoch * self.dataset_len
-        for batch in batches[self.start_batch:]:
+        for batch in batches:
             yield from (offset + int(i) for i in batch)
 
     def __len__(self) -> int:
-        return (self.num_batches - self.start_batch) * self.batch_size
+        step = self.batch_size * self.num_replicas
+        return max(self.num_batches * step - self.start_sample, 0) // step * self.batch_size
 
 
 class ShuffledSampler(_EpochSampler):

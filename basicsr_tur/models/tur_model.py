@@ -243,8 +243,39 @@ class TURModel(BaseModel):
                 for task, value in zip(names, values.tolist())}
 
     def resume_training(self, resume_state: dict) -> None:
-        """Optimizer and scheduler states (basicsr), then the RNGs and the non-finite streak of the saved run."""
-        super().resume_training(resume_state)
+        """Optimizer and scheduler states, the RNGs and the non-finite streak of the saved run.
+
+        The options' optimizer settings and scheduler apply from here on: a changed lr scales the saved schedule
+        (its initial and current lr) by new/old, other optimizer settings (betas, weight_decay ...) replace the
+        saved ones, and the scheduler is rebuilt from the options at the saved position (basicsr's load_state_dict
+        would bring back the saved milestones or periods). The pipeline has refused a change of optimizer type
+        (train.check_resumed_options). Raises ValueError when the state holds another number of optimizers or
+        an optimizer state over other parameters.
+        """
+        where = resume_state.get('path', 'the training state')
+        saved_optimizers, saved_schedulers = resume_state['optimizers'], resume_state['schedulers']
+        if len(saved_optimizers) != len(self.optimizers) or len(saved_schedulers) != len(self.schedulers):
+            raise ValueError(f'{where}: holds {len(saved_optimizers)} optimizers and {len(saved_schedulers)} '
+                             f'schedulers; this model has {len(self.optimizers)} and {len(self.schedulers)}')
+        for optimizer, saved in zip(self.optimizers, saved_optimizers):
+            wanted = [{k: v for k, v in group.items() if k != 'params'} for group in optimizer.param_groups]
+            try:
+                optimizer.load_state_dict(saved)
+            except ValueError as err:  # another set of trainable parameters (e.g. AirNet's train.fix_encoder)
+                raise ValueError(f'{where}: its optimizer state does not fit the trainable parameters of this '
+                                 f'network: {str(err).splitlines()[0]}') from None
+            for group, settings in zip(optimizer.param_groups, wanted):
+                ratio = settings['initial_lr'] / group['initial_lr']
+                group.update({k: v for k, v in settings.items() if k not in ('lr', 'initial_lr')})
+                group['initial_lr'], group['lr'] = settings['initial_lr'], group['lr'] * ratio
+        for scheduler, saved in zip(self.schedulers, saved_schedulers):
+            fresh = scheduler.state_dict()
+            ratio = [o['initial_lr'] / b for o, b in zip(scheduler.optimizer.param_groups, saved['base_lrs'])]
+            position = {k: saved[k] for k in ('last_epoch', '_step_count', '_is_initial') if k in saved}
+            position['base_lrs'] = [g['initial_lr'] for g in scheduler.optimizer.param_groups]
+            if '_last_lr' in saved:
+                position['_last_lr'] = [lr * r for lr, r in zip(saved['_last_lr'], ratio)]
+            scheduler.load_state_dict({**fresh, **position})
         if 'rng' in resume_state:
             restore_rng_state(resume_state['rng'])
         self._nonfinite_in_a_row = resume_state.get('nonfinite_in_a_row', 0)
@@ -293,8 +324,17 @@ class TURModel(BaseModel):
         return out
 
     def validation(self, dataloader, current_iter, tb_logger, save_img: bool = False) -> dict:
-        """Per-task validation (see nondist_validation); in distributed runs each rank scores a shard."""
-        return self.nondist_validation(dataloader, current_iter, tb_logger, save_img)
+        """Per-task validation (see nondist_validation); in distributed runs each rank scores a shard.
+
+        Every global RNG (python, numpy, torch, CUDA) is put back as it was: a loader, a dataset or a metric that
+        draws from them must not shift the training that follows, or a resumed run (which restores the RNGs saved
+        before this validation) would train on other random numbers than an uninterrupted one.
+        """
+        rng = capture_rng_state()
+        try:
+            return self.nondist_validation(dataloader, current_iter, tb_logger, save_img)
+        finally:
+            restore_rng_state(rng)
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img: bool) -> dict:
         """Per-task metrics of the restored images (and of the degraded inputs); returns them as a dict.
@@ -422,13 +462,13 @@ class TURModel(BaseModel):
                     if math.isfinite(value):
                         tb_logger.add_scalar(f'metrics/{dataset_name}/{task}/{metric}', value, current_iter)
 
-    def save(self, epoch: int, current_iter: int, batch_in_epoch: int = 0) -> None:
+    def save(self, epoch: int, current_iter: int, samples_in_epoch: int = 0, **record) -> None:
         """Save net_g (params, and params_ema with EMA), then the training state, each atomically.
 
         Weights first: a run killed between the two resumes from the previous state, whose weights are intact.
         """
         self.save_weights(current_iter)
-        self.save_training_state(epoch, current_iter, batch_in_epoch)
+        self.save_training_state(epoch, current_iter, samples_in_epoch, **record)
 
     def save_weights(self, label: int | str) -> None:
         """Write models/net_g_<label>.pth with `params` (and `params_ema` when EMA is on)."""
@@ -440,12 +480,16 @@ class TURModel(BaseModel):
         atomic_save({k: {n: t.detach().cpu() for n, t in net.state_dict().items()} for k, net in nets.items()},
                     osp.join(self.opt['path']['models'], f'net_g_{label}.pth'))
 
-    def save_training_state(self, epoch: int, current_iter: int, batch_in_epoch: int = 0) -> None:
-        """Optimizers, schedulers, epoch, iteration, position in the epoch and every RNG, written atomically."""
+    def save_training_state(self, epoch: int, current_iter: int, samples_in_epoch: int = 0, **record) -> None:
+        """Optimizers, schedulers, epoch, iteration, position in the epoch and every RNG, written atomically.
+
+        samples_in_epoch: samples of the epoch's global order used so far (all ranks). record: what the pipeline
+        keeps with the state (`run`: the options a resume checks, `validate`: a validation follows this save).
+        """
         if self.opt['rank'] != 0:
             return
-        state = {'epoch': epoch, 'iter': current_iter, 'batch_in_epoch': batch_in_epoch,
+        state = {'epoch': epoch, 'iter': current_iter, 'samples_in_epoch': samples_in_epoch,
                  'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': [s.state_dict() for s in self.schedulers], 'rng': capture_rng_state(),
-                 'nonfinite_in_a_row': self._nonfinite_in_a_row}
+                 'nonfinite_in_a_row': self._nonfinite_in_a_row, **record}
         atomic_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
