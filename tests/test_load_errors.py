@@ -54,7 +54,9 @@ def test_message_of_an_error_not_from_a_worker_is_kept_whole():
 
 
 def weights_file(tmp_path) -> str:
-    """Weights of the test options' network (random), as a file."""
+    """Weights of the test options' network (random, seeded: the test must not depend on the RNG state that the
+    tests before it left), as a file."""
+    torch.manual_seed(0)
     net = build_network({'type': 'SRResNet', 'num_feat': 8, 'num_block': 2})
     path = str(tmp_path / 'net.pth')
     torch.save({'params': net.state_dict()}, path)
@@ -111,7 +113,8 @@ def test_psnr_of_an_input_identical_to_its_gt_is_capped_reported_and_valid_json(
     sr_input = data['results']['tiny_test_set']['input']['tasks']['sr']
     chelsea = results['tiny_test_set']['input']['tasks']['sr']['psnr'] * 3 - 2 * tur_model.PSNR_CAP
     assert sr_input['psnr'] == pytest.approx((2 * tur_model.PSNR_CAP + chelsea) / 3) and chelsea < 60
-    assert data['results']['tiny_test_set']['capped'] == {'input': {'sr': {'psnr': 2}}}
+    # (the random network may also return some inputs unchanged: only the input row's count is known here)
+    assert data['results']['tiny_test_set']['capped']['input'] == {'sr': {'psnr': 2}}
     assert 'counted as 100 dB' in open(osp.join(out, 'metrics.md')).read()
 
 
