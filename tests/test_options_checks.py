@@ -295,7 +295,7 @@ def test_extending_a_finished_cosine_run_past_its_periods_is_refused_before_resu
     states = osp.join(tmp_path, 'experiments', 'tiny', 'training_states')
     with pytest.raises(OptionError, match=r"\[4\] add up to 4, fewer than 'train.total_iter' 8"):
         run_train(str(tmp_path), ['-opt', path, '--auto_resume', '--force_yml', 'train:total_iter=8'])
-    assert os.listdir(states) == ['4.state']
+    assert sorted(os.listdir(states)) == ['4.state', '4.validated']  # nothing written by the refused resume
 
 
 # Item 6: one root for relative paths and outputs: the working folder (the entry points), or --root.
