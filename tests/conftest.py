@@ -94,6 +94,15 @@ def make_options(tmp_path, clean_root: str, paired_root: str, loss: str = 'TURLo
     return str(path)
 
 
+def edit(path: str, change) -> None:
+    """Load an options file, apply change(opt) and write it back."""
+    with open(path) as f:
+        opt = yaml.safe_load(f)
+    change(opt)
+    with open(path, 'w') as f:
+        yaml.safe_dump(opt, f, sort_keys=False)
+
+
 def make_test_options(tmp_path, paired_root: str, weights: str, name: str = 'tiny_test') -> str:
     """Write a tiny test options file evaluating `weights` on the paired set."""
     opt = {

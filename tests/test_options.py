@@ -1,18 +1,8 @@
 """Options files: safe loading (unsafe tags refused, never executed) and early, named errors for typos."""
 import pytest
-import yaml
-from conftest import make_options
+from conftest import edit, make_options
 
 from basicsr_tur.utils.options import OptionError, load_yaml, parse_options
-
-
-def edit(path, change):
-    """Load an options file, apply change(opt) and write it back."""
-    with open(path) as f:
-        opt = yaml.safe_load(f)
-    change(opt)
-    with open(path, 'w') as f:
-        yaml.safe_dump(opt, f, sort_keys=False)
 
 
 def test_python_object_tag_is_refused_and_never_executed(tmp_path):

@@ -8,22 +8,12 @@ import sys
 from os import path as osp
 
 import pytest
-import yaml
-from conftest import make_options, make_test_options
+from conftest import edit, make_options, make_test_options
 
 from basicsr_tur.train import train_pipeline as run_train
 from basicsr_tur.utils.options import OptionError, parse_options
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def edit(path, change):
-    """Load an options file, apply change(opt) and write it back."""
-    with open(path) as f:
-        opt = yaml.safe_load(f)
-    change(opt)
-    with open(path, 'w') as f:
-        yaml.safe_dump(opt, f, sort_keys=False)
 
 
 def tiny(tmp_path, clean_root, paired_root, change=None):
