@@ -150,3 +150,29 @@ def test_inputs_sharing_a_stem_are_saved_to_distinct_files(tmp_path, paired_root
     assert saved == ['astronaut_tiny_test.png', 'chelsea_tiny_test.png', 'coffee_bmp_tiny_test.png',
                      'coffee_png_tiny_test.png']
 
+
+
+@pytest.mark.parametrize('failure', [
+    RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried "
+                 'to allocate 576000000 bytes. Error code 12 (Cannot allocate memory)'),
+    torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 6 GiB')],
+    ids=['cpu', 'cuda'])
+def test_out_of_memory_while_testing_names_the_image_its_size_and_the_memory_asked(tmp_path, paired_root, capsys,
+                                                                                  monkeypatch, failure):
+    def forward(self, x):
+        raise failure
+
+    monkeypatch.setattr(type(build_network({'type': 'SRResNet', 'num_feat': 8, 'num_block': 2})), 'forward', forward)
+    opt_path = make_test_options(tmp_path, paired_root, weights_file(tmp_path))
+    assert run_cli(lambda root: run_test(root, ['-opt', opt_path]), str(tmp_path)) == 1
+    err = capsys.readouterr().err
+    lines = err[err.index('error: '):].splitlines()
+    asked = '576000000 bytes' if 'cpu' in str(failure).lower() else '2.00 GiB'
+    assert len(lines) == 1 and lines[0].startswith("error: dataset 'tiny_test_set': out of memory restoring ")
+    assert osp.join(paired_root, 'lq') in lines[0] and '(40x40) on cpu' in lines[0]
+    assert f'(tried to allocate {asked})' in lines[0]
+
+
+def test_other_runtime_errors_while_testing_are_not_called_out_of_memory():
+    assert tur_model.out_of_memory_error(RuntimeError('shape mismatch'), 'd', 'a.png', torch.zeros(1, 3, 4, 4)) \
+        is None

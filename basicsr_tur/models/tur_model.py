@@ -5,6 +5,7 @@ import contextlib
 import inspect
 import itertools
 import math
+import re
 from collections import OrderedDict, defaultdict
 from os import path as osp
 
@@ -23,6 +24,22 @@ from basicsr_tur.losses.tur_loss import per_task_mean
 from basicsr_tur.utils.checkpoint import atomic_save, capture_rng_state, load_checkpoint, restore_rng_state
 from basicsr_tur.utils.dist import all_reduce_sum
 from basicsr_tur.utils.files import write_image
+
+_ASKED = re.compile(r'tried to allocate ([\d.]+ ?[KMGT]i?B|\d+ bytes)', re.IGNORECASE)
+
+
+def out_of_memory_error(err: RuntimeError, where: str, image: str, lq: torch.Tensor) -> RuntimeError | None:
+    """One-line error for an allocation failure (CUDA or CPU) while restoring `image`, an lq of shape (1, C, H, W),
+    naming the image, its size, the device and the memory asked for; None when err is another error."""
+    text = str(err)
+    if not isinstance(err, torch.OutOfMemoryError) and "can't allocate memory" not in text \
+            and 'not enough memory' not in text:
+        return None
+    asked = _ASKED.search(text)
+    h, w = lq.shape[-2:]
+    return RuntimeError(f'{where}: out of memory restoring {image} ({h}x{w}) on {lq.device}'
+                        + (f' (tried to allocate {asked.group(1)})' if asked else '')
+                        + '; score it on a device with more memory, or crop the test image')
 
 
 class NonFiniteLossError(RuntimeError):
@@ -359,7 +376,13 @@ class TURModel(BaseModel):
             if index % world_size != rank:  # each rank scores its shard; sums are gathered below
                 continue
             self.feed_data(val_data)
-            self.test()
+            try:
+                self.test()
+            except RuntimeError as err:
+                oom = out_of_memory_error(err, f"dataset '{dataset_name}'", str(val_data['lq_path'][0]), self.lq)
+                if oom is None:
+                    raise
+                raise oom from None
             self.check_output_shape()
             task = self.task_names[0]
             counts[task] += 1
