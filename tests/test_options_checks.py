@@ -3,6 +3,7 @@ sub-options passed as keyword arguments, value types (numeric strings read as nu
 syntax, duplicate keys, dataset types and schedule lengths; and relative paths and outputs are under one root."""
 import glob
 import os
+import re
 import subprocess
 import sys
 from os import path as osp
@@ -344,3 +345,51 @@ def test_scripts_run_from_another_folder_read_and_write_there(tmp_path, clean_ro
     assert osp.isfile(tmp_path / 'results' / 'tiny_test' / 'metrics.json')
     assert repo_outputs == {d: sorted(os.listdir(osp.join(REPO, d))) for d in ('experiments', 'results', 'tb_logger')
                             if osp.isdir(osp.join(REPO, d))}  # nothing beside train.py
+
+
+@pytest.mark.parametrize('name', ['../../victim', '..', '.', '/tmp/abs', 'a/b', ''])
+def test_run_name_that_is_not_one_folder_name_is_refused_before_anything_is_touched(tmp_path, clean_root, paired_root,
+                                                                                   name):
+    victim = tmp_path.parent / 'victim'
+    victim.mkdir(exist_ok=True)
+    path = tiny(tmp_path, clean_root, paired_root)
+    with pytest.raises(OptionError, match=r"'name' must be a plain name \(no '/', not '.' or '..'\)"):
+        run_train(str(tmp_path), ['-opt', path, '--force_yml', f'name={name!r}'])
+    assert victim.is_dir() and not list(tmp_path.parent.glob('victim_archived_*'))
+    assert not (tmp_path / 'experiments').exists()
+
+
+def test_test_set_name_that_is_not_one_folder_name_is_refused(tmp_path, paired_root):
+    path = make_test_options(tmp_path, paired_root, 'net.pth')
+    with pytest.raises(OptionError, match=r"'datasets.test.name' must be a plain name"):
+        parse(tmp_path, path, 'datasets:test:name=../escape', is_train=False)
+
+
+def test_two_test_sets_with_one_name_are_refused(tmp_path, paired_root):
+    path = make_test_options(tmp_path, paired_root, 'net.pth')
+    edit(path, lambda o: o['datasets'].update(test_2=dict(o['datasets']['test'])))
+    with pytest.raises(OptionError, match=r"'datasets.test_2.name': 'tiny_test_set' is also the name of "
+                                          r"'datasets.test'"):
+        parse(tmp_path, path, is_train=False)
+
+
+@pytest.mark.parametrize('force, message', [
+    ('train:optim_g:lr=-1', 'Invalid learning rate: -1'),
+    ('train:optim_g:betas=[2, 3]', 'Invalid beta parameter at index 0: 2'),
+    ('train:optim_g:weight_decay=-1', 'Invalid weight_decay value: -1')])
+def test_optimizer_value_torch_refuses_is_named_with_its_key_at_parse_time(tmp_path, clean_root, paired_root, force,
+                                                                          message):
+    with pytest.raises(OptionError, match=rf"'train.optim_g': {re.escape(message)}"):
+        parse(tmp_path, tiny(tmp_path, clean_root, paired_root), force)
+
+
+def test_options_file_that_is_not_utf8_text_is_named(tmp_path):
+    path = tmp_path / 'bin.yml'
+    path.write_bytes(b'name: tiny\n\xff\xfe\n')
+    with pytest.raises(OptionError, match=rf'{re.escape(str(path))}: not a UTF-8 text file'):
+        parse(tmp_path, str(path))
+
+
+def test_bad_check_images_value_is_refused_at_parse_time(tmp_path, clean_root, paired_root):
+    with pytest.raises(OptionError, match=r"'datasets.val.check_images' must be 'paths' or 'headers', got 'all'"):
+        parse(tmp_path, tiny(tmp_path, clean_root, paired_root), 'datasets:val:check_images=all')

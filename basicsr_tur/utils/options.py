@@ -67,6 +67,8 @@ def load_yaml(path: str) -> dict:
     with open(path, encoding='utf-8') as f:
         try:
             data = yaml.load(f, Loader=_SafeOrderedLoader)
+        except UnicodeDecodeError as err:
+            raise OptionError(f'{path}: not a UTF-8 text file (byte {err.start}: {err.reason})') from None
         except _DuplicateKeyError as err:
             raise OptionError(f'{path}: line {err.line}: {err}') from None
         except yaml.constructor.ConstructorError as err:
@@ -182,6 +184,7 @@ DATASET_KINDS: dict[str, Kind] = {
     'gt_size': _kind(int, null=True, minimum=1), 'use_hflip': BOOL, 'use_rot': BOOL, 'key_crop': BOOL,
     'seed': _kind(int), 'dataroot_gt': PATH, 'dataroot_lq': PATH, 'meta_file': PATH, 'depth_root': PATH,
     'parts': LIST, 'synth_tasks': _kind(list, null=True), 'degradations': _kind(dict, null=True),
+    'check_images': _kind(words=('paths', 'headers')),  # data_util.TaskDataset checks it too, when built directly
 }
 DATASET_PATHS = ('dataroot_gt', 'dataroot_lq', 'meta_file', 'depth_root')
 # basicsr's BaseModel.setup_schedulers, which TURModel keeps: these names, these classes (no torch scheduler).
@@ -199,6 +202,15 @@ METRIC_KINDS = {'crop_border': COUNT, 'test_y_channel': BOOL, 'input_order': _ki
 IO_BACKENDS = ('disk', 'lmdb')
 WANDB_KINDS = {'project': _kind(str, null=True), 'resume_id': _kind(str, null=True)}
 DIST_PARAMS_EXTRA = {'port': _kind(int, minimum=1)}  # utils.dist.init_dist takes it; the rest goes to torch
+
+
+def _check_file_name(value: Any, key: str, path: str) -> None:
+    """A name that becomes one folder or file name of the outputs (the run's name, a test set's name): one path
+    component, so that no options file can make a run archive or write folders outside experiments/ or results/."""
+    if not isinstance(value, str) or value.strip() in ('', '.', '..') or '/' in value or osp.sep in value \
+            or '\0' in value:
+        raise OptionError(f"{path}: '{key}' must be a plain name (no '/', not '.' or '..'): it names an output "
+                          f'folder, got {value!r}')
 
 
 def did_you_mean(name: str, known: Any) -> str:
@@ -447,6 +459,12 @@ def _check_optimizer(optim_opt: dict, path: str, notes: list[str]) -> None:
                           + (did_you_mean(optim_type, names) or ' (a torch.optim class, e.g. Adam)'))
     _check_kwargs(getattr(torch.optim, optim_type), optim_opt, 'train.optim_g', path, notes, exclude=('params',),
                   required=('lr',))
+    try:  # torch checks its values (lr >= 0, betas in [0, 1), ...) when it builds one: build it on one tensor
+        getattr(torch.optim, optim_type)([torch.zeros(1, requires_grad=True)],
+                                         **{k: v for k, v in optim_opt.items() if k != 'type'})
+    except (ValueError, TypeError) as err:
+        raise OptionError(f"{path}: 'train.optim_g': {str(err).splitlines()[0] if str(err) else type(err).__name__}") \
+            from None
 
 
 def _check_scheduler(train_opt: dict, path: str, notes: list[str]) -> None:
@@ -528,6 +546,15 @@ def check_options(opt: dict, path: str, notes: list[str] | None = None, is_train
         if required not in opt:
             raise OptionError(f"{path}: required key '{required}' is missing")
     _check_kinds(opt, KINDS, path, notes)
+    _check_file_name(opt['name'], 'name', path)
+    dataset_names: dict[str, str] = {}
+    for phase_name, dataset_opt in opt['datasets'].items():  # each set's name names its results and images
+        if isinstance(dataset_opt, dict) and 'name' in dataset_opt:
+            _check_file_name(dataset_opt['name'], f'datasets.{phase_name}.name', path)
+            first = dataset_names.setdefault(dataset_opt['name'], phase_name)
+            if first != phase_name:
+                raise OptionError(f"{path}: 'datasets.{phase_name}.name': {dataset_opt['name']!r} is also the name of "
+                                  f"'datasets.{first}'; each set's results are kept under its name")
     if opt['model_type'] not in [name for name, _ in MODEL_REGISTRY]:
         raise OptionError(f"{path}: 'model_type': unknown model '{opt['model_type']}'")
     arch = _check_registered(ARCH_REGISTRY, opt['network_g'].get('type'), 'arch', 'network_g', path)
