@@ -66,12 +66,14 @@ def run_record(opt: dict) -> dict:
 
     Refused when changed (check_resumed_options): the model type, the network (type and every argument), the tasks,
     the optimizer type and the number of processes. Applied and logged: the optimizer's other settings (lr ...),
-    the scheduler, the batch, num_gpu and accumulate_steps (the state counts the epoch's samples, not its batches).
+    the scheduler, the loss (pixel_opt), the batch, num_gpu and accumulate_steps (the state counts the epoch's
+    samples, not its batches).
     """
     train_opt, dataset_opt = opt['train'], opt['datasets']['train']
     return _plain({'model_type': opt.get('model_type'), 'network_g': opt.get('network_g'),
                    'tasks': opt.get('tasks'), 'world_size': opt['world_size'], 'num_gpu': opt['num_gpu'],
                    'optim_g': train_opt.get('optim_g'), 'scheduler': train_opt.get('scheduler'),
+                   'pixel_opt': train_opt.get('pixel_opt'),
                    'batch_size_per_gpu': dataset_opt.get('batch_size_per_gpu'),
                    'accumulate_steps': int(train_opt.get('accumulate_steps', 1))})
 
@@ -114,9 +116,19 @@ def load_resume_state(opt: dict, state_path: str) -> dict:
 
     The weights are those of the state's own experiment (`models/` beside its `training_states/`), so a state of
     another experiment forks that run under this run's name. Raises FileNotFoundError naming the weights' path when
-    they are missing, ValueError when the options change what must not change (check_resumed_options).
+    they are missing, ValueError for an unreadable state, one past train.total_iter, or options that change what must
+    not change (check_resumed_options).
     """
-    state = torch.load(state_path, map_location='cpu', weights_only=True)
+    try:
+        state = torch.load(state_path, map_location='cpu', weights_only=True)
+    except Exception as err:  # any unreadable file: torch raises many types, some with a bare or empty message
+        raise ValueError(f'cannot read training state {state_path}: '
+                         + ': '.join([type(err).__name__] + str(err).splitlines()[:1])) from None
+    if not isinstance(state, dict) or not isinstance(state.get('iter'), int):
+        raise ValueError(f'{state_path}: not a training state of basicsr-tur (no iteration recorded)')
+    if state['iter'] > opt['train']['total_iter']:
+        raise ValueError(f"{state_path} is at iteration {state['iter']}, past train.total_iter "
+                         f"{opt['train']['total_iter']}: raise total_iter to train on, or test its weights")
     model_path = state_weights_path(state_path, state['iter'])
     if not osp.isfile(model_path):
         raise FileNotFoundError(f'{state_path}: the network saved with it is missing: {model_path} (a state\'s '

@@ -3,6 +3,7 @@ checkpoints (built from the committed key/shape lists of tests/data/official_key
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,21 @@ def test_empty_file_is_named_in_one_line(tmp_path):
     message = str(err.value)
     assert message.startswith(f'cannot read checkpoint {path}: ') and message.endswith('(empty file)')
     assert '\n' not in message
+
+
+@pytest.mark.parametrize('content, reason', [
+    # a text file: torch's own message is bare ('101', 'pop from empty list'): the exception type is named with it
+    (b'eta_min 1e-7\n', r': \w+Error: '),
+    ('list', r'expected a state dict \(a mapping of tensors\), got list')], ids=['text', 'list'])
+def test_file_that_is_not_a_state_dict_is_one_line_naming_it(tmp_path, content, reason):
+    path = tmp_path / 'x.pth'
+    if content == 'list':
+        torch.save([torch.ones(1)], path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError) as err:  # run_cli prints ValueErrors as one `error:` line
+        load_checkpoint(net(False), str(path))
+    assert str(path) in str(err.value) and re.search(reason, str(err.value)) and '\n' not in str(err.value)
 
 
 def test_atomic_save_keeps_previous_file_when_writing_fails(tmp_path, monkeypatch):

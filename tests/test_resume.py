@@ -265,3 +265,33 @@ def test_resume_applies_a_changed_scheduler_from_the_saved_position(ten):
     state = torch.load(osp.join(root, 'experiments', 'tiny', 'training_states', '12.state'), weights_only=True)
     assert state['optimizers'][0]['param_groups'][0]['lr'] == pytest.approx(1e-3)  # 2e-3 halved at 11
     assert state['schedulers'][0]['last_epoch'] == 11  # stepped from iteration 2 on (basicsr's count)
+
+
+def test_resume_applies_a_changed_loss_and_logs_it(ten, log_lines):
+    root, opt_path = ten
+    run_train(root, ['-opt', opt_path, '--auto_resume', '--force_yml', 'train:total_iter=11',
+                     'train:pixel_opt={type: L1Loss}'])
+    assert 'pixel_opt.type: TURLoss -> L1Loss (applied)' in '\n'.join(log_lines)
+
+
+def test_resume_from_a_state_past_total_iter_is_refused_in_one_line(ten):
+    root, opt_path = ten
+    state = osp.join(root, 'experiments', 'tiny', 'training_states', '10.state')
+    before = files_under(root)
+    with pytest.raises(ValueError, match=re.escape(f'{state} is at iteration 10, past train.total_iter 5: raise '
+                                                   'total_iter to train on')):
+        run_train(root, ['-opt', opt_path, '--auto_resume', '--force_yml', 'train:total_iter=5'])
+    assert files_under(root) == before
+
+
+@pytest.mark.parametrize('content', [b'', b'not a state\n', 'a list'], ids=['empty', 'text', 'list'])
+def test_unreadable_resume_state_is_one_line_naming_it(ten, content):
+    root, opt_path = ten
+    bad = osp.join(root, 'bad.state')
+    if content == 'a list':
+        torch.save([1, 2], bad)
+    else:
+        open(bad, 'wb').write(content)
+    with pytest.raises(ValueError) as err:
+        run_train(root, ['-opt', opt_path, '--force_yml', f'path:resume_state={bad}', 'train:total_iter=20'])
+    assert bad in str(err.value) and '\n' not in str(err.value)

@@ -125,7 +125,7 @@ class PairedTaskDataset(TaskDataset):
             self.source = ''
         if self.io_backend['type'] == 'lmdb':  # x.png and x.jpg have one key: one would be served for the other
             check_lmdb_keys([lq for lq, _, _ in self.pairs], f"{self.where}: LQ images of {meta_file or self.lq_root}")
-            check_lmdb_keys([gt for _, gt, _ in self.pairs], f"{self.where}: GT images of {meta_file or self.lq_root}")
+            check_lmdb_keys([gt for _, gt, _ in self.pairs], f"{self.where}: GT images of {meta_file or self.gt_root}")
         sizes = self.check_files([(key, rel, label) for (lq, gt, _), label in zip(self.pairs, labels)
                                   for key, rel in (('lq', lq), ('gt', gt))], meta_file)
         if sizes:

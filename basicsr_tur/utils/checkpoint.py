@@ -29,7 +29,7 @@ def unwrap_state_dict(ckpt: Any, param_key: str | None = None, where: str = 'che
                            f"(top-level keys: {', '.join(map(str, list(ckpt)[:10]))})")
         state = ckpt[found[0]]
     if not isinstance(state, dict):
-        raise TypeError(f'{where}: expected a state dict, got {type(state).__name__}')
+        raise ValueError(f'{where}: expected a state dict (a mapping of tensors), got {type(state).__name__}')
     for prefix in _PREFIXES:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items()}
@@ -40,7 +40,7 @@ def read_state_dict(path: str, param_key: str | None = 'params', where: str | No
     """The tensor dict of a checkpoint file: `param_key` when the file has it, else the usual wrappers.
 
     where: how errors name the file (default: the path). Raises FileNotFoundError for a missing file, ValueError for
-    one torch.load cannot read (empty, truncated, not a checkpoint), and unwrap_state_dict's KeyError/TypeError.
+    one torch.load cannot read (empty, truncated, not a checkpoint), and unwrap_state_dict's KeyError/ValueError.
     """
     where = where or path
     if not osp.isfile(path):
@@ -48,8 +48,9 @@ def read_state_dict(path: str, param_key: str | None = 'params', where: str | No
     try:
         ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:
-        # Some torch.load errors have an empty message (a zero-byte file): name the exception type instead.
-        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        # Some torch.load messages are empty (a zero-byte file) or bare ('101', the pickle opcode of a text file):
+        # the exception type says what they mean.
+        reason = ': '.join([type(err).__name__] + str(err).splitlines()[:1])
         if osp.getsize(path) == 0:
             reason += ' (empty file)'
         raise ValueError(f'cannot read checkpoint {where}: {reason}') from None
