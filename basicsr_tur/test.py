@@ -126,11 +126,6 @@ def results_json(results: dict) -> str:
         raise ValueError(f'results are not valid JSON ({err}); a metric is not finite') from None
 
 
-def write_text(path: str, text: str) -> None:
-    """Write a results file atomically (utils.files.atomic_write): a full disk never leaves a truncated table."""
-    atomic_write(path, text)
-
-
 def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
     """Evaluate the model of `-opt` on its test sets; print and write the tables; return all results."""
     opt, args = parse_options(root_path, is_train=False, argv=argv)
@@ -185,13 +180,13 @@ def _evaluate(opt: dict, root_path: str, notes: list[str]) -> dict:
     data_note = f'Test data (from the meta files): {sources}.\n\n' if sources else ''
     text = f'## {label}\n\nMetrics: {metric_notes}; images as 8-bit.{capped_note(all_results)}\n\n{data_note}{tables}'
     results_root = opt['path']['results_root']
-    write_text(osp.join(results_root, 'metrics.md'), text)
-    write_text(osp.join(results_root, 'metrics.json'),
+    atomic_write(osp.join(results_root, 'metrics.md'), text)
+    atomic_write(osp.join(results_root, 'metrics.json'),
                results_json({'name': label, 'options': opt['opt_path'], 'results': all_results,
                              # an absolute file, so that compare.py finds it from any folder
                              'published_as': dict(published, file=osp.abspath(published['file']),
                                                   row=published.get('row')) if published else None}))
-    write_text(osp.join(results_root, 'metrics.csv'), metrics_csv(label, all_results))
+    atomic_write(osp.join(results_root, 'metrics.csv'), metrics_csv(label, all_results))
     print(text, flush=True)
     logger.info(f"Tables written to {osp.join(results_root, 'metrics.md')} (.json, .csv)")
     return all_results

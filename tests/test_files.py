@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from basicsr_tur.data.data_util import write_png
-from basicsr_tur.test import write_text
 from basicsr_tur.utils import files
 from basicsr_tur.utils.checkpoint import atomic_save
 from basicsr_tur.utils.files import atomic_write, remove_stale_temps, write_image
@@ -33,7 +32,7 @@ WRITERS = {
                    lambda p: int(torch.load(p, weights_only=True)['a'][0]), 'm.pth'),
     'image': (lambda p, v: write_image(p, _image(v)), lambda p: int(cv2.imread(p)[0, 0, 0]), 'x.png'),
     'png': (lambda p, v: write_png(p, _image(v)), lambda p: int(cv2.imread(p)[0, 0, 0]), 'y.png'),
-    'table': (lambda p, v: write_text(p, f'| {v} |\n'), lambda p: int(open(p).read().strip('|\n ')), 'metrics.md'),
+    'table': (lambda p, v: atomic_write(p, f'| {v} |\n'), lambda p: int(open(p).read().strip('|\n ')), 'metrics.md'),
 }
 
 

@@ -11,7 +11,7 @@ import torch
 from basicsr.data import build_dataset
 from conftest import TASKS, write_rgb
 
-from basicsr_tur.utils.lmdb_util import build_clean_lmdb, lmdb_key, write_lmdb
+from basicsr_tur.utils.lmdb_util import LmdbWriter, build_clean_lmdb, lmdb_key
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 _spec = importlib.util.spec_from_file_location('make_lmdb', osp.join(REPO, 'scripts', 'make_lmdb.py'))
@@ -178,7 +178,9 @@ def handmade_lmdb(folder: str, keys: list[str]) -> str:
     src = osp.join(folder, 'src.png')
     write_rgb(src, np.zeros((8, 8, 3), np.uint8))
     path = osp.join(folder, 'db.lmdb')
-    write_lmdb(path, [(key, src) for key in keys])
+    with LmdbWriter(path) as db:
+        for key in keys:
+            db.put(key, src)
     return path
 
 

@@ -107,15 +107,30 @@ def write_image(path: str, img: np.ndarray) -> None:
     atomic_write(path, encode_image(path, img), what='write image')
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether process `pid` exists on this host (a process of another user counts as alive)."""
+def process_start(pid: int) -> str | None:
+    """Start time of process `pid` in clock ticks since boot (Linux /proc), to tell a reused PID from its first
+    owner; None where /proc has no such entry."""
+    try:
+        with open(f'/proc/{pid}/stat', encoding='utf-8') as f:
+            # The command name (field 2) may hold spaces and brackets: count fields after its closing bracket.
+            return f.read().rsplit(')', 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def pid_alive(pid: int, start: str | None = None) -> bool:
+    """Whether process `pid` runs on this host (a process of another user counts); with `start` (process_start's
+    value when the PID was recorded), only if it is still that process and not a later one given the same PID."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    now = process_start(pid) if start is not None else None
+    return now is None or now == start
 
 
 def remove_stale_temps(folder: str) -> list[str]:
@@ -128,7 +143,7 @@ def remove_stale_temps(folder: str) -> list[str]:
     for dirpath, _, files in os.walk(folder):
         for name in files:
             match = _TEMP_RE.search(name)
-            if match and (int(match.group(1)) == os.getpid() or not _pid_alive(int(match.group(1)))):
+            if match and (int(match.group(1)) == os.getpid() or not pid_alive(int(match.group(1)))):
                 path = osp.join(dirpath, name)
                 try:
                     os.remove(path)

@@ -89,16 +89,6 @@ class LmdbWriter:
             f.write('\n'.join(self.meta_lines) + '\n')
 
 
-def write_lmdb(lmdb_path: str, items: Iterable[tuple[str, str]], compress_level: int = 1,
-               desc: str = 'lmdb') -> int:
-    """Write images {key: file} into a new LMDB as PNG bytes, with basicsr's meta_info.txt; returns the count."""
-    items = list(items)
-    with LmdbWriter(lmdb_path, compress_level) as db:
-        for key, file_path in tqdm(items, desc=desc, unit='image'):
-            db.put(key, file_path)
-    return len(items)
-
-
 @contextlib.contextmanager
 def _atomic_dir(out_dir: str) -> Iterator[str]:
     """Yield `<out_dir>.partial` to fill; rename it to out_dir on success, remove it on failure."""
@@ -153,8 +143,9 @@ def build_clean_lmdb(names: list[str], gt_root: str, out_dir: str, compress_leve
         raise ValueError(f'no images in {gt_root}')
     keys = check_lmdb_keys(names, f'images under {gt_root}')
     with _atomic_dir(out_dir) as tmp:
-        n = write_lmdb(osp.join(tmp, 'gt.lmdb'), [(key, osp.join(gt_root, name)) for key, name in keys.items()],
-                       compress_level, 'GT -> lmdb')
+        with LmdbWriter(osp.join(tmp, 'gt.lmdb'), compress_level) as db:
+            for key, name in tqdm(keys.items(), desc='GT -> lmdb', unit='image'):
+                db.put(key, osp.join(gt_root, name))
         with open(osp.join(tmp, 'meta.txt'), 'w', encoding='utf-8') as f:
             f.write(''.join(format_meta_line((name,)) for name in names))
-    return n
+    return len(keys)

@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterator
 from os import path as osp
 
+from basicsr_tur.utils.files import pid_alive, process_start
+
 
 def lock_path(run_dir: str) -> str:
     """The lock file of a run folder: `<parent>/.<name>.lock`, beside the folder, so it outlives the folder's
@@ -19,30 +21,9 @@ def lock_path(run_dir: str) -> str:
     return osp.join(parent, f'.{name}.lock')
 
 
-def _process_start(pid: int) -> str | None:
-    """Start time of process `pid` in clock ticks since boot (Linux /proc), to tell a reused PID from its first
-    owner; None where /proc has no such entry."""
-    try:
-        with open(f'/proc/{pid}/stat', encoding='utf-8') as f:
-            # The command name (field 2) may hold spaces and brackets: count fields after its closing bracket.
-            return f.read().rsplit(')', 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
 def _alive(holder: dict) -> bool:
     """Whether the process that wrote a lock (on this host) still runs: its PID exists, with the same start time."""
-    pid = holder.get('pid')
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    start = _process_start(pid)
-    return holder.get('proc_start') is None or start is None or start == holder['proc_start']
+    return pid_alive(holder.get('pid'), holder.get('proc_start'))
 
 
 def _read_holder(path: str) -> dict | None:
@@ -68,7 +49,7 @@ def _try_create(path: str, made_parent: list[str]) -> bool:
     except FileExistsError:
         return False
     holder = {'pid': os.getpid(), 'host': socket.gethostname(), 'started': time.strftime('%Y-%m-%d %H:%M:%S'),
-              'proc_start': _process_start(os.getpid())}
+              'proc_start': process_start(os.getpid())}
     with os.fdopen(fd, 'w', encoding='utf-8') as f:
         json.dump(holder, f)
     return True
