@@ -126,9 +126,10 @@ def load_resume_state(opt: dict, state_path: str) -> dict:
                          + ': '.join([type(err).__name__] + str(err).splitlines()[:1])) from None
     if not isinstance(state, dict) or not isinstance(state.get('iter'), int):
         raise ValueError(f'{state_path}: not a training state of basicsr-tur (no iteration recorded)')
-    if state['iter'] > opt['train']['total_iter']:
-        raise ValueError(f"{state_path} is at iteration {state['iter']}, past train.total_iter "
-                         f"{opt['train']['total_iter']}: raise total_iter to train on, or test its weights")
+    total_iter = (opt.get('train') or {}).get('total_iter')
+    if total_iter is not None and state['iter'] > total_iter:
+        raise ValueError(f"{state_path} is at iteration {state['iter']}, past train.total_iter {total_iter}: raise "
+                         'total_iter to train on, or test its weights')
     model_path = state_weights_path(state_path, state['iter'])
     if not osp.isfile(model_path):
         raise FileNotFoundError(f'{state_path}: the network saved with it is missing: {model_path} (a state\'s '

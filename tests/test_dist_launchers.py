@@ -10,10 +10,11 @@ from basicsr_tur.utils.dist import init_dist
 
 JOIN = """
 import os, sys
-from basicsr_tur.utils.dist import all_reduce_sum, init_dist
+from basicsr_tur.utils.dist import all_reduce_sum, close_dist, init_dist
 rank, world = init_dist('slurm', 0, {'port': int(sys.argv[1])})
 total = all_reduce_sum([float(rank)])[0]
 print(rank, world, os.environ['LOCAL_RANK'], os.environ['MASTER_PORT'], total)
+close_dist()
 """
 
 

@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 from tqdm import tqdm
 
+from basicsr_tur.utils.dist import close_dist
+
 _USER_ERRORS = (ValueError, KeyError, FileNotFoundError, OSError, RuntimeError)
 # torch.utils.data re-raises an error of a loader worker (or of the pin-memory thread) as the same type with the
 # message `Caught <Type> in DataLoader worker process N.\nOriginal Traceback (most recent call last):\n...`.
@@ -46,6 +48,7 @@ def run_cli(pipeline: Callable[[str], object], root_path: str) -> int:
     """Run pipeline(root_path); known errors print `error: <message>` (BASICSR_TUR_TRACEBACK=1 for the trace)."""
     try:
         pipeline(root_path)
+        close_dist()
     except _USER_ERRORS as err:
         if os.environ.get('BASICSR_TUR_TRACEBACK'):
             raise

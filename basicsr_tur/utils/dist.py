@@ -66,3 +66,10 @@ def all_reduce_sum(values: list[float]) -> list[float]:
         tensor = tensor.cuda()
     dist.all_reduce(tensor)
     return tensor.cpu().tolist()
+
+
+def close_dist() -> None:
+    """Leave the process group, if any, before the process exits: a gloo group left open can abort the interpreter
+    at exit ('terminate called without an active exception') after the run has finished."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
