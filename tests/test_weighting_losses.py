@@ -8,7 +8,7 @@ import torch
 import yaml
 from conftest import make_options
 
-from basicsr_tur.losses.weighting_loss import DWALoss, KendallLoss, RLWLoss
+from basicsr_tur.losses.weighting_loss import DWALoss, FAMOLoss, KendallLoss, RLWLoss
 from basicsr_tur.train import train_pipeline as run_train
 from basicsr_tur.utils.options import OptionError, check_options
 
@@ -126,7 +126,41 @@ def test_dwa_keeps_the_history_of_a_task_absent_for_a_whole_window():
     assert loss_fn.history[:, 1].tolist() == pytest.approx([0.1, 0.3])
 
 
-@pytest.mark.parametrize('loss_cls', [KendallLoss, RLWLoss, DWALoss])
+def test_famo_follows_the_official_update_of_the_logits_and_its_loss():
+    calls = [{0: 0.5, 1: 0.4, 2: 0.3}, {0: 0.4, 1: 0.39, 2: 0.2}, {0: 0.3, 1: 0.38, 2: 0.1}, {0: 0.2, 1: 0.37, 2: 0.1}]
+    loss_fn = FAMOLoss(num_tasks=3)
+    # The official FAMO (Cranial-XIX/FAMO famo.py): Adam with weight decay on w, fed the softmax's vector-Jacobian
+    # product with the decrease of the log losses; here the "after" losses are the next call's.
+    w = torch.zeros(3, requires_grad=True)
+    adam = torch.optim.Adam([w], lr=0.025, weight_decay=0.01)
+    prev = None
+    for l1 in calls:
+        now = torch.tensor([l1[t] for t in range(3)]).log()
+        if prev is not None:
+            w.grad = torch.autograd.grad(torch.softmax(w, 0), w, grad_outputs=prev - now)[0]
+            adam.step()
+        prev = now
+        loss = loss_fn(*batch_with_task_l1(l1))
+        z = torch.softmax(w.detach(), 0)
+        values = torch.tensor([l1[t] for t in range(3)])
+        c = (z / values).sum()
+        assert loss_fn.logits.tolist() == pytest.approx(w.detach().tolist(), abs=1e-6)
+        assert loss_fn.last_task_stats['weight'].tolist() == pytest.approx(z.tolist(), rel=1e-5)
+        assert loss.item() == pytest.approx((z * values.log() / c).sum().item(), rel=1e-5)
+    assert loss_fn.logits.abs().max() > 1e-3  # the weights did move
+
+
+def test_famo_keeps_the_logit_of_an_absent_task():
+    loss_fn = FAMOLoss(num_tasks=3)
+    loss_fn(*batch_with_task_l1({0: 0.5, 1: 0.4, 2: 0.3}))
+    loss_fn(*batch_with_task_l1({0: 0.3, 2: 0.1}))  # task 1 absent: only 0 and 2 are updated
+    assert loss_fn.logits[1].item() == 0 and loss_fn.logits[0].item() != 0
+    loss_fn(*batch_with_task_l1({0: 0.3, 1: 0.2}))  # task 1 was absent from the previous call: no δ for it
+    assert loss_fn.logits[1].item() == 0 and int(loss_fn.adam_steps[1]) == 0
+    assert loss_fn.last_task_stats['weight'].sum().item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize('loss_cls', [KendallLoss, RLWLoss, DWALoss, FAMOLoss])
 def test_a_task_id_beyond_num_tasks_is_one_line_naming_it(loss_cls):
     with pytest.raises(ValueError) as err:
         loss_cls(num_tasks=2)(*batch_with_task_l1({0: 0.1, 2: 0.2}))
@@ -134,7 +168,8 @@ def test_a_task_id_beyond_num_tasks_is_one_line_naming_it(loss_cls):
     assert f'{loss_cls.__name__}: task id 2 is outside 0..1' in str(err.value)
 
 
-@pytest.mark.parametrize('pixel_opt', [{'type': 'KendallLoss'}, {'type': 'RLWLoss'}, {'type': 'DWALoss', 'window': 5}])
+@pytest.mark.parametrize('pixel_opt', [{'type': 'KendallLoss'}, {'type': 'RLWLoss'}, {'type': 'DWALoss', 'window': 5},
+                                       {'type': 'FAMOLoss', 'w_lr': 0.01}])
 def test_options_accept_a_weighting_loss_taking_num_tasks_from_the_tasks_list(tmp_path, clean_root, paired_root,
                                                                               pixel_opt):
     path = make_options(tmp_path, clean_root, paired_root, loss='L1Loss')
@@ -149,7 +184,8 @@ def test_options_accept_a_weighting_loss_taking_num_tasks_from_the_tasks_list(tm
     ({'type': 'RLWLoss', 'seed': 'abc'}, "'train.pixel_opt.seed'"),
     ({'type': 'DWALoss', 'temperature': 0}, 'temperature must be > 0'),
     ({'type': 'KendallLoss', 'num_tasks': 0}, 'num_tasks must be an integer >= 1'),
-], ids=['typo', 'type', 'temperature', 'num_tasks'])
+    ({'type': 'FAMOLoss', 'w_lr': -1}, 'w_lr must be > 0'),
+], ids=['typo', 'type', 'temperature', 'num_tasks', 'w_lr'])
 def test_options_refuse_a_bad_weighting_loss_argument_in_one_line(tmp_path, clean_root, paired_root, pixel_opt,
                                                                   message):
     path = make_options(tmp_path, clean_root, paired_root, loss='L1Loss')
@@ -166,7 +202,8 @@ def run(root, opt_path, *force):
     return osp.join(str(root), 'experiments', 'tiny')
 
 
-@pytest.mark.parametrize('pixel_opt', ['{type: KendallLoss}', '{type: RLWLoss}', '{type: DWALoss, window: 2}'])
+@pytest.mark.parametrize('pixel_opt', ['{type: KendallLoss}', '{type: RLWLoss}', '{type: DWALoss, window: 2}',
+                                       '{type: FAMOLoss}'])
 def test_a_weighting_loss_trains_logs_its_weights_and_resumes_exactly(tmp_path, clean_root, paired_root, pixel_opt):
     lines = []
     handler = logging.Handler()

@@ -1,4 +1,5 @@
-"""Task-weighting baselines for all-in-one restoration: L1 per task, combined by learned, random or dynamic weights.
+"""Task-weighting baselines for all-in-one restoration: L1 per task, combined by learned, random, dynamic or
+adaptive weights (KendallLoss, RLWLoss, DWALoss, FAMOLoss).
 
 Every loss here takes (pred, target, task_ids) with pred/target (B, C, H, W) and task_ids (B,) a LongTensor of ids in
 [0, num_tasks), computes each task's plain L1 over the samples of the batch that belong to it (L_t, a mean over its
@@ -15,10 +16,19 @@ ascending, `l1` (K,) the L1 of each task present, `weight` (K,) the weight its L
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 
 from basicsr_tur.losses.tur_loss import per_task_mean
+
+
+def sum_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """tensor summed over the processes of a distributed run (in place), unchanged in a single process: the state of
+    DWALoss and FAMOLoss is kept identical on every rank, so that rank 0's saved state resumes them all."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(tensor)
+    return tensor
 
 
 class TaskWeightedLoss(nn.Module):
@@ -149,7 +159,8 @@ class DWALoss(TaskWeightedLoss):
 
     T = num_tasks. Until two windows have been completed every weight is 1; a task with fewer than two windows of
     history has r_t = 1. An absent task keeps its history (a window in which it never appears does not shift it).
-    The window sums and the history are buffers saved with the training state, for an exact resume.
+    The window sums and the history are buffers saved with the training state, for an exact resume; in a distributed
+    run the window sums are added over the ranks at the end of each window, so every rank keeps the same weights.
 
     Args:
         window: calls per averaging window (>= 1). Default: 100.
@@ -189,6 +200,8 @@ class DWALoss(TaskWeightedLoss):
             self.window_count.index_add_(0, tasks, torch.ones_like(tasks))
             self.calls += 1
             if int(self.calls) % self.window == 0:
+                sum_over_ranks(self.window_sum)
+                sum_over_ranks(self.window_count)
                 appeared = self.window_count > 0
                 mean = self.window_sum / self.window_count.clamp(min=1)
                 shifted = torch.stack([mean, self.history[0]])
@@ -198,3 +211,83 @@ class DWALoss(TaskWeightedLoss):
                 self.window_sum.zero_()
                 self.window_count.zero_()
         return weights, terms, terms.mean()
+
+
+@LOSS_REGISTRY.register()
+class FAMOLoss(TaskWeightedLoss):
+    """Fast adaptive multitask optimization (Liu, Liu, Jin, Stone, Liu, "FAMO: Fast Adaptive Multitask Optimization",
+    NeurIPS 2023, Algorithm 1), with the official implementation's defaults (Cranial-XIX/FAMO, `famo.py`).
+
+    Logits ξ (num_tasks,), zero at the start. Over the K tasks present, z = softmax(ξ restricted to them) and
+
+        c = Σ_t z_t / (L_t + ε)  (no gradient),     loss = Σ_t z_t · log(L_t + ε) / c,
+
+    so that the network's gradient is Σ_t (z_t / c) ∇L_t / (L_t + ε): a convex combination of the tasks' relative
+    gradients, the paper's scaling. `weight` in the stats is z_t.
+
+    ξ is updated once per call, before the weights are formed, from the decrease of the log losses since the previous
+    call: δ_t = log(L_t(prev) + ε) − log(L_t(now) + ε), ξ's gradient is the softmax's Jacobian applied to δ, and ξ
+    takes one Adam step (lr `w_lr`, weight decay `gamma`, betas 0.9/0.999, eps 1e-8). The paper and the official code
+    evaluate the "after" losses on the same batch with an extra forward after the optimizer step; here they are the
+    next call's losses, on the next batch (no extra forward), which the paper names as the cheaper alternative. Only
+    tasks present in both calls take part in an update (softmax, δ and the Adam step restricted to them; the Adam
+    moments and step count are kept per task); an absent task keeps its ξ. Under gradient accumulation each
+    micro-batch is one call. In a distributed run δ is averaged over the ranks that saw the task, so every rank keeps
+    the same ξ. ξ, the Adam moments and the previous log losses are buffers saved with the training state.
+
+    Args:
+        w_lr: Adam learning rate of ξ. Default: 0.025 (official).
+        gamma: weight decay of ξ. Default: 0.01 (official).
+        eps: added to each L_t before the log. Default: 1e-8 (official).
+    """
+
+    def __init__(self, num_tasks: int, loss_weight: float = 1.0, w_lr: float = 0.025, gamma: float = 0.01,
+                 eps: float = 1e-8) -> None:
+        super().__init__(num_tasks, loss_weight)
+        if not w_lr > 0 or not gamma >= 0 or not eps > 0:
+            raise ValueError(f'FAMOLoss: w_lr must be > 0, gamma >= 0 and eps > 0, got {w_lr}, {gamma}, {eps}')
+        self.w_lr, self.gamma, self.eps = float(w_lr), float(gamma), float(eps)
+        self.register_buffer('logits', torch.zeros(num_tasks))
+        self.register_buffer('adam_m', torch.zeros(num_tasks))
+        self.register_buffer('adam_v', torch.zeros(num_tasks))
+        self.register_buffer('adam_steps', torch.zeros(num_tasks, dtype=torch.long))
+        self.register_buffer('prev_log', torch.zeros(num_tasks))
+        self.register_buffer('prev_present', torch.zeros(num_tasks, dtype=torch.bool))
+
+    def extra_repr(self) -> str:
+        return f'{super().extra_repr()}, w_lr={self.w_lr}, gamma={self.gamma}, eps={self.eps}'
+
+    @torch.no_grad()
+    def update_logits(self, tasks: torch.Tensor, log_l: torch.Tensor) -> None:
+        """One Adam step on ξ from the log losses (K,) of the tasks present now and those of the previous call."""
+        now = torch.zeros(self.num_tasks, dtype=torch.bool, device=self.logits.device)
+        now[tasks] = True
+        current = torch.zeros_like(self.prev_log).index_copy_(0, tasks, log_l)
+        both = now & self.prev_present
+        delta = torch.where(both, self.prev_log - current, torch.zeros_like(current))
+        seen = both.float()
+        sum_over_ranks(delta)
+        sum_over_ranks(seen)
+        both = seen > 0
+        delta = delta / seen.clamp(min=1)
+        self.prev_log.copy_(current)
+        self.prev_present.copy_(now)
+        if not both.any():
+            return
+        z = torch.softmax(self.logits.masked_fill(~both, -torch.inf), 0)  # 0 outside `both`
+        grad = z * (delta - (z * delta).sum()) + self.gamma * self.logits  # Jacobian of softmax times δ, + decay
+        self.adam_steps += both.long()
+        self.adam_m.copy_(torch.where(both, 0.9 * self.adam_m + 0.1 * grad, self.adam_m))
+        self.adam_v.copy_(torch.where(both, 0.999 * self.adam_v + 0.001 * grad * grad, self.adam_v))
+        steps = self.adam_steps.clamp(min=1).float()
+        m_hat = self.adam_m / (1 - 0.9 ** steps)
+        v_hat = self.adam_v / (1 - 0.999 ** steps)
+        self.logits.sub_(torch.where(both, self.w_lr * m_hat / (v_hat.sqrt() + 1e-8), torch.zeros_like(grad)))
+
+    def combine(self, tasks: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        log_l = torch.log(l1 + self.eps)
+        self.update_logits(tasks.to(self.logits.device), log_l.detach().to(self.logits.device))
+        z = torch.softmax(self.logits.to(l1.device)[tasks], 0)
+        c = (z / (l1 + self.eps)).sum().detach()
+        terms = z * log_l / c
+        return z, terms, terms.sum()
