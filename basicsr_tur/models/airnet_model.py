@@ -128,10 +128,7 @@ class AirNetModel(TURModel):
         result = self.net_g(self.lq, self.lq_key, with_uncertainty=self.needs_uncertainty)
         self.output = result['restored']
         self.check_output_shape()
-        if self.needs_uncertainty:
-            l_pix = self.cri_pix(self.output, self.gt, result['uncertainty'], self.task_ids)
-        else:
-            l_pix = self.cri_pix(self.output, self.gt)
+        l_pix = self.pixel_loss(result.get('uncertainty'))
         l_con = F.cross_entropy(result['logits'], result['labels'])
         l_total = l_pix + self.contrast_weight * l_con
         return l_total, {'l_total': l_total.item(), 'l_pix': l_pix.item(), 'l_contrast': l_con.item(),

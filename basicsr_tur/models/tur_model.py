@@ -15,7 +15,7 @@ from basicsr.losses import build_loss
 from basicsr.metrics import calculate_metric
 from basicsr.models.base_model import BaseModel
 from basicsr.utils import get_root_logger, tensor2img
-from basicsr.utils.registry import MODEL_REGISTRY
+from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
 from torch.nn import DataParallel
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
@@ -24,6 +24,7 @@ from basicsr_tur.losses.tur_loss import per_task_mean
 from basicsr_tur.utils.checkpoint import atomic_save, capture_rng_state, load_checkpoint, restore_rng_state
 from basicsr_tur.utils.dist import all_reduce_sum
 from basicsr_tur.utils.files import write_image
+from basicsr_tur.utils.options import loss_run_arguments
 
 _ASKED = re.compile(r'tried to allocate ([\d.]+ ?[KMGT]i?B|\d+ bytes)', re.IGNORECASE)
 
@@ -127,8 +128,11 @@ class TURModel(BaseModel):
             self.net_g_ema.eval()
         if not train_opt.get('pixel_opt'):
             raise ValueError("options 'train.pixel_opt' is missing (e.g. {type: TURLoss} or {type: L1Loss})")
-        self.cri_pix = build_loss(train_opt['pixel_opt']).to(self.device)
+        self.cri_pix = build_loss(self.loss_options(train_opt['pixel_opt'])).to(self.device)
         self.needs_uncertainty = getattr(self.cri_pix, 'needs_uncertainty', False)
+        self.needs_task_ids = getattr(self.cri_pix, 'needs_task_ids', False)
+        # Parameters of the loss itself (KendallLoss's log-variances): trained by optimizer_g, saved with the state.
+        self.loss_params = [p for p in self.cri_pix.parameters() if p.requires_grad]
         if self.needs_uncertainty and getattr(self.get_bare_model(self.net_g), 'uncertainty_head', None) is None:
             raise ValueError(f"train.pixel_opt.type '{train_opt['pixel_opt']['type']}' needs the uncertainty head: "
                              'set network_g.uncertainty_head: true')
@@ -147,11 +151,19 @@ class TURModel(BaseModel):
         self.setup_optimizers()
         self.setup_schedulers()
 
+    def loss_options(self, pixel_opt: dict) -> dict:
+        """pixel_opt, with what a loss takes from the run filled in where it does not set it (options.
+        loss_run_arguments: `num_tasks` from the tasks list, `seed` from manual_seed)."""
+        return {**loss_run_arguments(LOSS_REGISTRY.get(pixel_opt['type']), self.opt), **pixel_opt}
+
     def setup_optimizers(self) -> None:
-        """One optimizer over all trainable parameters of net_g (uncertainty head included)."""
+        """One optimizer over all trainable parameters of net_g (uncertainty head included) and, in a second
+        parameter group without weight decay, those of the loss (a loss's weights are not to be shrunk to 0)."""
         optim_opt = dict(self.opt['train']['optim_g'])
         optim_type = optim_opt.pop('type')
         params = [p for p in self.net_g.parameters() if p.requires_grad]
+        if self.loss_params:
+            params = [{'params': params}, {'params': self.loss_params, 'weight_decay': 0.0}]
         self.optimizer_g = self.get_optimizer(optim_type, params, **optim_opt)
         self.optimizers.append(self.optimizer_g)
 
@@ -188,6 +200,12 @@ class TURModel(BaseModel):
                                 enabled=self.amp_dtype is not None):
                 l_total, logs = self.compute_losses(current_iter)
             self.scaler.scale(l_total / self.accumulate_steps).backward()
+        if step and self.loss_params and self.opt['dist']:
+            # The loss is not inside DistributedDataParallel: average its gradients over the ranks by hand.
+            for param in self.loss_params:
+                if param.grad is not None:
+                    torch.distributed.all_reduce(param.grad)
+                    param.grad /= self.opt['world_size']
         self._micro_losses.append(l_total.detach())
         for key, value in logs.items():
             self._accumulate(key, value)
@@ -199,7 +217,8 @@ class TURModel(BaseModel):
         # are the scaler's business (it skips the step and lowers the scale); a non-finite loss is ours.
         checks = [torch.isfinite(losses).all()]
         if not self.scaler.is_enabled():
-            checks += [torch.isfinite(p.grad).all() for p in self.net_g.parameters() if p.grad is not None]
+            checks += [torch.isfinite(p.grad).all() for p in itertools.chain(self.net_g.parameters(), self.loss_params)
+                       if p.grad is not None]
         if not torch.stack(checks).all().item():
             self.scaler.update()
             self._skip_nonfinite_step(current_iter, losses)
@@ -214,15 +233,23 @@ class TURModel(BaseModel):
 
     def compute_losses(self, current_iter: int) -> tuple[torch.Tensor, dict[str, float]]:
         """Forward the batch; return the loss to minimise and the figures to log (per task: `l1/<task>`, ...)."""
+        uncertainty = None
         if self.needs_uncertainty:
             self.output, uncertainty = self.net_g(self.lq, with_uncertainty=True)
-            self.check_output_shape()
-            l_pix = self.cri_pix(self.output, self.gt, uncertainty, self.task_ids)
         else:
             self.output = self.net_g(self.lq)
-            self.check_output_shape()
-            l_pix = self.cri_pix(self.output, self.gt)
+        self.check_output_shape()
+        l_pix = self.pixel_loss(uncertainty)
         return l_pix, {'l_pix': l_pix.item(), **self.task_figures()}
+
+    def pixel_loss(self, uncertainty: torch.Tensor | None = None) -> torch.Tensor:
+        """The pixel loss of self.output against self.gt (B, C, H, W), with what the loss takes besides: the
+        uncertainty (B, C, H, W) and task ids (TURLoss), the task ids (the task-weighting losses), or nothing."""
+        if self.needs_uncertainty:
+            return self.cri_pix(self.output, self.gt, uncertainty, self.task_ids)
+        if self.needs_task_ids:
+            return self.cri_pix(self.output, self.gt, self.task_ids)
+        return self.cri_pix(self.output, self.gt)
 
     def check_output_shape(self) -> None:
         """Once per model: the restored output (B, C, H, W) must have the GT's channels and size, else a ValueError
@@ -247,10 +274,12 @@ class TURModel(BaseModel):
         raise ValueError(f'network_g {arch} returns {out[0]} channels; the ground truth has {gt[0]} ({hint})')
 
     def task_figures(self) -> dict[str, float]:
-        """Per-task figures of the last forward: L1 always; σ and loss per task from TURLoss's stats."""
-        if self.needs_uncertainty:
+        """Per-task figures of the last forward: L1 always; from a task-aware loss's stats, its per-task σ (TURLoss),
+        weight (the task-weighting losses) and term."""
+        if self.needs_uncertainty or self.needs_task_ids:
             stats = self.cri_pix.last_task_stats
-            task_ids, figures = stats['task_ids'], {k: stats[k] for k in ('l1', 'sigma', 'loss')}
+            task_ids = stats['task_ids']
+            figures = {k: stats[k] for k in ('l1', 'sigma', 'weight', 'loss') if k in stats}
         else:
             per_sample_l1 = (self.output.detach() - self.gt).abs().flatten(1).mean(1)
             task_ids, l1 = per_task_mean(per_sample_l1, self.task_ids)
@@ -260,7 +289,8 @@ class TURModel(BaseModel):
                 for task, value in zip(names, values.tolist())}
 
     def resume_training(self, resume_state: dict) -> None:
-        """Optimizer and scheduler states, the RNGs and the non-finite streak of the saved run.
+        """Optimizer and scheduler states, the loss's own state (when the saved run used the same loss), the RNGs and
+        the non-finite streak of the saved run.
 
         The options' optimizer settings and scheduler apply from here on: a changed lr scales the saved schedule
         (its initial and current lr) by new/old, other optimizer settings (betas, weight_decay ...) replace the
@@ -293,6 +323,13 @@ class TURModel(BaseModel):
             if '_last_lr' in saved:
                 position['_last_lr'] = [lr * r for lr, r in zip(saved['_last_lr'], ratio)]
             scheduler.load_state_dict({**fresh, **position})
+        saved_loss = resume_state.get('loss_state')
+        if saved_loss is not None and saved_loss['type'] == type(self.cri_pix).__name__:
+            try:
+                self.cri_pix.load_state_dict(saved_loss['state'])
+            except RuntimeError as err:
+                raise ValueError(f'{where}: its {saved_loss["type"]} state does not fit this loss: '
+                                 f'{str(err).splitlines()[-1].strip()}') from None
         if 'rng' in resume_state:
             restore_rng_state(resume_state['rng'])
         self._nonfinite_in_a_row = resume_state.get('nonfinite_in_a_row', 0)
@@ -515,4 +552,7 @@ class TURModel(BaseModel):
                  'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': [s.state_dict() for s in self.schedulers], 'rng': capture_rng_state(),
                  'nonfinite_in_a_row': self._nonfinite_in_a_row, **record}
+        if list(self.cri_pix.state_dict()):  # a loss with parameters or buffers (KendallLoss, RLWLoss, DWALoss)
+            state['loss_state'] = {'type': type(self.cri_pix).__name__,
+                                   'state': {k: v.detach().cpu() for k, v in self.cri_pix.state_dict().items()}}
         atomic_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))

@@ -531,6 +531,19 @@ def _check_wandb(wandb: dict, path: str, notes: list[str]) -> None:
                           '(tensorboard: logger.use_tb_logger)')
 
 
+def loss_run_arguments(loss: type, opt: dict) -> dict:
+    """What a loss class takes from the run rather than from pixel_opt, for the arguments it has: `num_tasks` (the
+    length of the options' tasks list) and `seed` (manual_seed). pixel_opt's own values take precedence."""
+    params = inspect.signature(loss).parameters
+    tasks, seed = opt.get('tasks'), opt.get('manual_seed')
+    filled = {}
+    if 'num_tasks' in params and isinstance(tasks, list) and tasks:
+        filled['num_tasks'] = len(tasks)
+    if 'seed' in params and isinstance(seed, int) and not isinstance(seed, bool):
+        filled['seed'] = seed
+    return filled
+
+
 def check_options(opt: dict, path: str, notes: list[str] | None = None, is_train: bool | None = None) -> None:
     """Check keys, value types, registered type names and every sub-options dict of an options dict; raise
     OptionError on the first fault. Numeric strings are converted in place, each with a line added to notes.
@@ -567,10 +580,12 @@ def check_options(opt: dict, path: str, notes: list[str] | None = None, is_train
     pixel_opt = train_opt.get('pixel_opt')
     if pixel_opt is not None:
         loss = _check_registered(LOSS_REGISTRY, pixel_opt.get('type'), 'loss', 'train.pixel_opt', path)
-        _check_kwargs(loss, pixel_opt, 'train.pixel_opt', path, notes)
+        loss_kwargs = {**loss_run_arguments(loss, opt), **pixel_opt}
+        _check_kwargs(loss, loss_kwargs, 'train.pixel_opt', path, notes)
+        pixel_opt.update({k: loss_kwargs[k] for k in pixel_opt})  # numeric strings converted
         if loss.__module__.startswith('basicsr_tur.'):
             try:  # our losses are cheap to build: their value checks (e.g. TURLoss's variant) run before any work
-                loss(**{k: v for k, v in pixel_opt.items() if k != 'type'})
+                loss(**{k: v for k, v in loss_kwargs.items() if k != 'type'})
             except (ValueError, TypeError) as err:
                 raise OptionError(f"{path}: 'train.pixel_opt': {err}") from None
     if train_opt.get('optim_g') is not None:

@@ -1,0 +1,293 @@
+"""Task-weighting baselines for all-in-one restoration: L1 per task, combined by learned, random, dynamic or
+adaptive weights (KendallLoss, RLWLoss, DWALoss, FAMOLoss).
+
+Every loss here takes (pred, target, task_ids) with pred/target (B, C, H, W) and task_ids (B,) a LongTensor of ids in
+[0, num_tasks), computes each task's plain L1 over the samples of the batch that belong to it (L_t, a mean over its
+samples and their elements, in float32 whatever autocast chose) and combines the tasks present. A task absent from
+the batch has no term; what happens to its weight is said in each class. The per-task means are `index_add_`
+reductions (tur_loss.per_task_mean), with no Python loop over samples or tasks.
+
+After each call `last_task_stats` holds detached per-task figures for logging, as TURLoss's do: `task_ids` (K,)
+ascending, `l1` (K,) the L1 of each task present, `weight` (K,) the weight its L1 received, and `loss` (K,) its term.
+
+`num_tasks` is the length of the options' `tasks:` list; TURModel fills it (and `seed` for RLWLoss, from
+`manual_seed`) when pixel_opt does not set it.
+"""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from basicsr.utils.registry import LOSS_REGISTRY
+from torch import nn
+
+from basicsr_tur.losses.tur_loss import per_task_mean
+
+
+def sum_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """tensor summed over the processes of a distributed run (in place), unchanged in a single process: the state of
+    DWALoss and FAMOLoss is kept identical on every rank, so that rank 0's saved state resumes them all."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(tensor)
+    return tensor
+
+
+class TaskWeightedLoss(nn.Module):
+    """Shared part: argument checks, per-task L1 of a task-mixed batch, the stats; subclasses give `combine`.
+
+    Args:
+        num_tasks: the number of tasks of the setting (task ids run from 0 to num_tasks - 1).
+        loss_weight: multiplies the whole loss (basicsr convention). Default: 1.0.
+
+    Raises:
+        ValueError: num_tasks < 1, inputs whose shapes disagree, or a task id outside [0, num_tasks).
+    """
+
+    needs_task_ids = True
+
+    def __init__(self, num_tasks: int, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or num_tasks < 1:
+            raise ValueError(f'{type(self).__name__}: num_tasks must be an integer >= 1, got {num_tasks!r}')
+        self.num_tasks = num_tasks
+        self.loss_weight = loss_weight
+        self.last_task_stats: dict[str, torch.Tensor] = {}
+
+    def extra_repr(self) -> str:
+        return f'num_tasks={self.num_tasks}, loss_weight={self.loss_weight}'
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        """Scalar loss of pred/target (B, C, H, W) with task_ids (B,) in [0, num_tasks)."""
+        name = type(self).__name__
+        if pred.shape != target.shape:
+            raise ValueError(f'{name}: pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same '
+                             'shape')
+        if task_ids.dim() != 1 or task_ids.numel() != pred.shape[0]:
+            raise ValueError(f'{name}: task_ids must have shape ({pred.shape[0]},), got {tuple(task_ids.shape)}')
+        task_ids = task_ids.to(pred.device)
+        low, high = int(task_ids.min()), int(task_ids.max())
+        if low < 0 or high >= self.num_tasks:
+            raise ValueError(f'{name}: task id {low if low < 0 else high} is outside 0..{self.num_tasks - 1} '
+                             f'(num_tasks {self.num_tasks}: the options\' tasks list is shorter than the data\'s)')
+        per_sample = (pred.float() - target.float()).abs().flatten(1).mean(1)  # (B,)
+        tasks, l1 = per_task_mean(per_sample, task_ids)
+        weights, terms, loss = self.combine(tasks, l1)
+        self.last_task_stats = {'task_ids': tasks, 'l1': l1.detach(), 'weight': weights.detach(),
+                                'loss': terms.detach()}
+        return loss * self.loss_weight
+
+    def combine(self, tasks: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """From the task ids present (K,) and their L1 (K,): weights (K,), per-task terms (K,), the scalar loss."""
+        raise NotImplementedError
+
+
+@LOSS_REGISTRY.register()
+class KendallLoss(TaskWeightedLoss):
+    """Homoscedastic uncertainty weighting (Kendall, Gal, Cipolla, "Multi-task learning using uncertainty to weigh
+    losses for scene geometry and semantics", CVPR 2018).
+
+    One learned log-variance s_t = log σ_t² per task (`log_vars`, an nn.Parameter of shape (num_tasks,), zero at the
+    start, so every weight starts at 1). Over the K tasks present in the batch:
+
+        loss = (1/K) Σ_t [ exp(−s_t) · L_t + s_t ],     weight of task t: exp(−s_t).
+
+    This is the common simplified form: the paper's regression form (its eq. 5/7), 1/(2σ_t²)·L_t + log σ_t, is
+    ½·exp(−s_t)·L_t + ½·s_t, i.e. half of the term above, with the same minimiser s_t = log L_t; the paper itself
+    trains on s_t rather than σ_t for stability (its sec. 3.2). An absent task has no term: its s_t gets no gradient
+    that step and keeps its value. The parameters are trained by the model's optimizer (TURModel adds every
+    parameter of the loss, without weight decay) and saved with the training state.
+    """
+
+    def __init__(self, num_tasks: int, loss_weight: float = 1.0) -> None:
+        super().__init__(num_tasks, loss_weight)
+        self.log_vars = nn.Parameter(torch.zeros(num_tasks))
+
+    def combine(self, tasks: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s = self.log_vars.float()[tasks]
+        weights = torch.exp(-s)
+        terms = weights * l1 + s
+        return weights, terms, terms.mean()
+
+
+@LOSS_REGISTRY.register()
+class RLWLoss(TaskWeightedLoss):
+    """Random loss weighting (Lin, Ye, Xu, Shi, Zhang, "Reasonable effectiveness of random weighting: a litmus test
+    for multi-task learning", TMLR 2022).
+
+    Each call draws λ ~ N(0, I) of shape (num_tasks,) and weighs the K tasks present by the softmax of their draws:
+
+        w_t = exp(λ_t) / Σ_{k present} exp(λ_k),     loss = Σ_{t present} w_t · L_t.
+
+    The weights sum to 1 over the tasks present (an absent task's draw is made and unused, so the draws do not depend
+    on which tasks a batch holds). The draws come from a generator seeded with (seed, number of calls so far), never
+    the global RNG: `calls` is a buffer saved with the training state, so a resumed run draws what an uninterrupted
+    one would. Under gradient accumulation each micro-batch is one call.
+
+    Args:
+        seed: seeds the draws (TURModel passes the options' manual_seed when pixel_opt does not set it). Default: 0.
+    """
+
+    def __init__(self, num_tasks: int, loss_weight: float = 1.0, seed: int = 0) -> None:
+        super().__init__(num_tasks, loss_weight)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f'RLWLoss: seed must be an integer, got {seed!r}')
+        self.seed = seed
+        self.register_buffer('calls', torch.zeros((), dtype=torch.long))
+
+    def draw(self) -> torch.Tensor:
+        """The next standard-normal draw, (num_tasks,) on the CPU, from (seed, calls); counts the call."""
+        # One generator per call, seeded from the pair, so that the sequence is a function of the call count alone.
+        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + int(self.calls)) % (2 ** 63))
+        self.calls += 1
+        return torch.randn(self.num_tasks, generator=generator)
+
+    def combine(self, tasks: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        weights = torch.softmax(self.draw().to(l1.device)[tasks], 0)
+        terms = weights * l1
+        return weights, terms, terms.sum()
+
+
+@LOSS_REGISTRY.register()
+class DWALoss(TaskWeightedLoss):
+    """Dynamic weight average (Liu, Johns, Davison, "End-to-end multi-task learning with attention", CVPR 2019, eq. 7).
+
+    The paper averages each task's loss over an epoch; here over windows of `window` calls (iterations, or
+    micro-batches under gradient accumulation), since all-in-one runs count iterations. With Lbar_t(n) task t's mean
+    L1 over the n-th window in which it appeared:
+
+        r_t = Lbar_t(n−1) / Lbar_t(n−2),     w_t = T · exp(r_t / τ) / Σ_{k=1..T} exp(r_k / τ),
+        loss = (1/K) Σ_{t present} w_t · L_t,
+
+    T = num_tasks. Until two windows have been completed every weight is 1; a task with fewer than two windows of
+    history has r_t = 1. An absent task keeps its history (a window in which it never appears does not shift it).
+    The window sums and the history are buffers saved with the training state, for an exact resume; in a distributed
+    run the window sums are added over the ranks at the end of each window, so every rank keeps the same weights.
+
+    Args:
+        window: calls per averaging window (>= 1). Default: 100.
+        temperature: τ (> 0); the paper uses 2. Default: 2.0.
+    """
+
+    def __init__(self, num_tasks: int, loss_weight: float = 1.0, window: int = 100, temperature: float = 2.0) -> None:
+        super().__init__(num_tasks, loss_weight)
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(f'DWALoss: window must be an integer >= 1, got {window!r}')
+        if not temperature > 0:
+            raise ValueError(f'DWALoss: temperature must be > 0, got {temperature!r}')
+        self.window = window
+        self.temperature = float(temperature)
+        self.register_buffer('calls', torch.zeros((), dtype=torch.long))
+        self.register_buffer('window_sum', torch.zeros(num_tasks, dtype=torch.float64))
+        self.register_buffer('window_count', torch.zeros(num_tasks, dtype=torch.long))
+        # history[0] = Lbar_t(n−1), history[1] = Lbar_t(n−2); seen = windows each task has completed (capped at 2).
+        self.register_buffer('history', torch.ones(2, num_tasks, dtype=torch.float64))
+        self.register_buffer('seen', torch.zeros(num_tasks, dtype=torch.long))
+
+    def extra_repr(self) -> str:
+        return f'{super().extra_repr()}, window={self.window}, temperature={self.temperature}'
+
+    def all_weights(self) -> torch.Tensor:
+        """The current weight of every task, (num_tasks,) float32."""
+        if int(self.calls) < 2 * self.window:
+            return torch.ones(self.num_tasks, device=self.history.device)
+        ratio = torch.where(self.seen >= 2, self.history[0] / self.history[1], torch.ones_like(self.history[0]))
+        return (self.num_tasks * torch.softmax(ratio / self.temperature, 0)).float()
+
+    def combine(self, tasks: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        weights = self.all_weights().to(l1.device)[tasks]
+        terms = weights * l1
+        with torch.no_grad():
+            self.window_sum.index_add_(0, tasks, l1.detach().double())
+            self.window_count.index_add_(0, tasks, torch.ones_like(tasks))
+            self.calls += 1
+            if int(self.calls) % self.window == 0:
+                sum_over_ranks(self.window_sum)
+                sum_over_ranks(self.window_count)
+                appeared = self.window_count > 0
+                mean = self.window_sum / self.window_count.clamp(min=1)
+                shifted = torch.stack([mean, self.history[0]])
+                self.history.copy_(torch.where(appeared, shifted, self.history))
+                self.seen += appeared.long()
+                self.seen.clamp_(max=2)
+                self.window_sum.zero_()
+                self.window_count.zero_()
+        return weights, terms, terms.mean()
+
+
+@LOSS_REGISTRY.register()
+class FAMOLoss(TaskWeightedLoss):
+    """Fast adaptive multitask optimization (Liu, Liu, Jin, Stone, Liu, "FAMO: Fast Adaptive Multitask Optimization",
+    NeurIPS 2023, Algorithm 1), with the official implementation's defaults (Cranial-XIX/FAMO, `famo.py`).
+
+    Logits ξ (num_tasks,), zero at the start. Over the K tasks present, z = softmax(ξ restricted to them) and
+
+        c = Σ_t z_t / (L_t + ε)  (no gradient),     loss = Σ_t z_t · log(L_t + ε) / c,
+
+    so that the network's gradient is Σ_t (z_t / c) ∇L_t / (L_t + ε): a convex combination of the tasks' relative
+    gradients, the paper's scaling. `weight` in the stats is z_t.
+
+    ξ is updated once per call, before the weights are formed, from the decrease of the log losses since the previous
+    call: δ_t = log(L_t(prev) + ε) − log(L_t(now) + ε), ξ's gradient is the softmax's Jacobian applied to δ, and ξ
+    takes one Adam step (lr `w_lr`, weight decay `gamma`, betas 0.9/0.999, eps 1e-8). The paper and the official code
+    evaluate the "after" losses on the same batch with an extra forward after the optimizer step; here they are the
+    next call's losses, on the next batch (no extra forward), which the paper names as the cheaper alternative. Only
+    tasks present in both calls take part in an update (softmax, δ and the Adam step restricted to them; the Adam
+    moments and step count are kept per task); an absent task keeps its ξ. Under gradient accumulation each
+    micro-batch is one call. In a distributed run δ is averaged over the ranks that saw the task, so every rank keeps
+    the same ξ. ξ, the Adam moments and the previous log losses are buffers saved with the training state.
+
+    Args:
+        w_lr: Adam learning rate of ξ. Default: 0.025 (official).
+        gamma: weight decay of ξ. Default: 0.01 (official).
+        eps: added to each L_t before the log. Default: 1e-8 (official).
+    """
+
+    def __init__(self, num_tasks: int, loss_weight: float = 1.0, w_lr: float = 0.025, gamma: float = 0.01,
+                 eps: float = 1e-8) -> None:
+        super().__init__(num_tasks, loss_weight)
+        if not w_lr > 0 or not gamma >= 0 or not eps > 0:
+            raise ValueError(f'FAMOLoss: w_lr must be > 0, gamma >= 0 and eps > 0, got {w_lr}, {gamma}, {eps}')
+        self.w_lr, self.gamma, self.eps = float(w_lr), float(gamma), float(eps)
+        self.register_buffer('logits', torch.zeros(num_tasks))
+        self.register_buffer('adam_m', torch.zeros(num_tasks))
+        self.register_buffer('adam_v', torch.zeros(num_tasks))
+        self.register_buffer('adam_steps', torch.zeros(num_tasks, dtype=torch.long))
+        self.register_buffer('prev_log', torch.zeros(num_tasks))
+        self.register_buffer('prev_present', torch.zeros(num_tasks, dtype=torch.bool))
+
+    def extra_repr(self) -> str:
+        return f'{super().extra_repr()}, w_lr={self.w_lr}, gamma={self.gamma}, eps={self.eps}'
+
+    @torch.no_grad()
+    def update_logits(self, tasks: torch.Tensor, log_l: torch.Tensor) -> None:
+        """One Adam step on ξ from the log losses (K,) of the tasks present now and those of the previous call."""
+        now = torch.zeros(self.num_tasks, dtype=torch.bool, device=self.logits.device)
+        now[tasks] = True
+        current = torch.zeros_like(self.prev_log).index_copy_(0, tasks, log_l)
+        both = now & self.prev_present
+        delta = torch.where(both, self.prev_log - current, torch.zeros_like(current))
+        seen = both.float()
+        sum_over_ranks(delta)
+        sum_over_ranks(seen)
+        both = seen > 0
+        delta = delta / seen.clamp(min=1)
+        self.prev_log.copy_(current)
+        self.prev_present.copy_(now)
+        if not both.any():
+            return
+        z = torch.softmax(self.logits.masked_fill(~both, -torch.inf), 0)  # 0 outside `both`
+        grad = z * (delta - (z * delta).sum()) + self.gamma * self.logits  # Jacobian of softmax times δ, + decay
+        self.adam_steps += both.long()
+        self.adam_m.copy_(torch.where(both, 0.9 * self.adam_m + 0.1 * grad, self.adam_m))
+        self.adam_v.copy_(torch.where(both, 0.999 * self.adam_v + 0.001 * grad * grad, self.adam_v))
+        steps = self.adam_steps.clamp(min=1).float()
+        m_hat = self.adam_m / (1 - 0.9 ** steps)
+        v_hat = self.adam_v / (1 - 0.999 ** steps)
+        self.logits.sub_(torch.where(both, self.w_lr * m_hat / (v_hat.sqrt() + 1e-8), torch.zeros_like(grad)))
+
+    def combine(self, tasks: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        log_l = torch.log(l1 + self.eps)
+        self.update_logits(tasks.to(self.logits.device), log_l.detach().to(self.logits.device))
+        z = torch.softmax(self.logits.to(l1.device)[tasks], 0)
+        c = (z / (l1 + self.eps)).sum().detach()
+        terms = z * log_l / c
+        return z, terms, terms.sum()
