@@ -198,6 +198,20 @@ def cell_state(root: str, config: dict, method: str, seed: int) -> str:
     return 'done' if record.get('done') and osp.isfile(paths['metrics']) else 'partial'
 
 
+def _fresh_basicsr_logger() -> None:
+    """Make basicsr's logger start afresh at the next get_root_logger call: it is set up once per process, so that
+    without this only the first run of the study would get its own log file (train_<name>_<time>.log)."""
+    import logging
+
+    from basicsr.utils import logger as basicsr_logger
+
+    logger = logging.getLogger('basicsr')
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    basicsr_logger.initialized_logger.pop('basicsr', None)
+
+
 def run_cell(root: str, config: dict, method: str, seed: int, resume: bool) -> float:
     """Train (or resume) and test one cell in this process; returns the training's wall seconds."""
     from basicsr_tur.test import test_pipeline
@@ -206,8 +220,10 @@ def run_cell(root: str, config: dict, method: str, seed: int, resume: bool) -> f
     paths = cell_paths(root, config, method, seed)
     argv = ['-opt', config['options'], '--root', root, '--force_yml', *train_overrides(config, method, seed)]
     start = time.time()
+    _fresh_basicsr_logger()
     train_pipeline(root, argv + (['--auto_resume'] if resume else []))
     seconds = time.time() - start
+    _fresh_basicsr_logger()
     test_pipeline(root, ['-opt', config['test_options'], '--root', root, '--force_yml',
                          f'name={_yaml_value(cell_name(config, method, seed))}',
                          f"path:pretrain_network_g={_yaml_value(paths['weights'])}"])

@@ -1,5 +1,6 @@
 """scripts/study.py: a seeded comparison of task-weighting methods (statistics, resumability, dry run, tiny grid)."""
 import csv
+import glob
 import importlib.util
 import json
 import math
@@ -162,6 +163,9 @@ def test_tiny_grid_writes_tables_and_figures(tmp_path, options, capsys):
     results = {(m, s): json.load(open(osp.join(tmp_path, 'results', f'tiny_{m}_s{s}', 'metrics.json')))
                for m in ('L1', 'TUR') for s in (0, 1)}
     assert results[('L1', 0)] != results[('L1', 1)]
+    for m, s in results:  # each run has its own log (basicsr's logger is set up once per process)
+        assert glob.glob(osp.join(tmp_path, 'experiments', f'tiny_{m}_s{s}', f'train_tiny_{m}_s{s}_*.log'))
+        assert glob.glob(osp.join(tmp_path, 'results', f'tiny_{m}_s{s}', f'test_tiny_{m}_s{s}_*.log'))
 
 
 def test_shipped_demo_study_is_a_valid_grid_of_every_loss_space_method(tmp_path, monkeypatch, capsys):
