@@ -1,6 +1,7 @@
 """Fixtures: tiny task-labelled image sets built from scikit-image's shipped photos, and tiny options files."""
 from __future__ import annotations
 
+import logging
 import os
 from os import path as osp
 
@@ -101,6 +102,23 @@ def edit(path: str, change) -> None:
     change(opt)
     with open(path, 'w') as f:
         yaml.safe_dump(opt, f, sort_keys=False)
+
+
+@pytest.fixture
+def log_lines():
+    """Messages the basicsr logger emits during the test (caplog misses them once basicsr has set its logger up)."""
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger('basicsr')
+    # basicsr sets the level only when its first get_root_logger call names a log file, which an earlier test's
+    # call may not have done.
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    yield lines
+    logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 def make_test_options(tmp_path, paired_root: str, weights: str, name: str = 'tiny_test') -> str:

@@ -165,23 +165,6 @@ def ten(tmp_path, clean_root, paired_root):
     return str(tmp_path), opt_path
 
 
-@pytest.fixture
-def log_lines():
-    """Messages the basicsr logger emits during the test (caplog misses them once basicsr has set its logger up)."""
-    lines = []
-    handler = logging.Handler()
-    handler.emit = lambda record: lines.append(record.getMessage())
-    logger = logging.getLogger('basicsr')
-    # basicsr sets the level only when its first get_root_logger call names a log file, which an earlier test's
-    # call may not have done.
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    yield lines
-    logger.removeHandler(handler)
-    logger.setLevel(level)
-
-
 def files_under(folder):
     """Every file path under folder (to show that a refused resume wrote nothing)."""
     return sorted(osp.join(d, f) for d, _, files in os.walk(folder) for f in files)

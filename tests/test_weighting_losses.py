@@ -1,5 +1,4 @@
 """Task-weighting losses (Kendall, RLW, DWA): the weights their papers' formulas give, absent tasks, exact resume."""
-import logging
 import math
 from os import path as osp
 
@@ -204,20 +203,10 @@ def run(root, opt_path, *force):
 
 @pytest.mark.parametrize('pixel_opt', ['{type: KendallLoss}', '{type: RLWLoss}', '{type: DWALoss, window: 2}',
                                        '{type: FAMOLoss}'])
-def test_a_weighting_loss_trains_logs_its_weights_and_resumes_exactly(tmp_path, clean_root, paired_root, pixel_opt):
-    lines = []
-    handler = logging.Handler()
-    handler.emit = lambda record: lines.append(record.getMessage())
-    logger = logging.getLogger('basicsr')
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    try:
-        check_trains_logs_and_resumes(tmp_path, clean_root, paired_root, pixel_opt)
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-    assert any('weight/noise' in line and 'l1/noise' in line for line in lines)
+def test_a_weighting_loss_trains_logs_its_weights_and_resumes_exactly(tmp_path, clean_root, paired_root, pixel_opt,
+                                                                     log_lines):
+    check_trains_logs_and_resumes(tmp_path, clean_root, paired_root, pixel_opt)
+    assert any('weight/noise' in line and 'l1/noise' in line for line in log_lines)
 
 
 def check_trains_logs_and_resumes(tmp_path, clean_root, paired_root, pixel_opt):
