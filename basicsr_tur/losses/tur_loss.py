@@ -57,6 +57,12 @@ def group_mean(values: torch.Tensor, inverse: torch.Tensor, counts: torch.Tensor
     return sums / counts.to(values.dtype).view(-1, *([1] * (values.dim() - 1)))
 
 
+def check_task_ids(loss: str, task_ids: torch.Tensor, batch: int) -> None:
+    """ValueError naming `loss` unless task_ids has shape (batch,), one id per sample."""
+    if task_ids.dim() != 1 or task_ids.numel() != batch:
+        raise ValueError(f'{loss}: task_ids must have shape ({batch},), got {tuple(task_ids.shape)}')
+
+
 def per_task_mean(values: torch.Tensor, task_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean of per-sample values (B, ...) within each task present: (task ids (K,), means (K, ...))."""
     tasks, inverse, counts = task_groups(task_ids)
@@ -107,8 +113,7 @@ class TURLoss(nn.Module):
         if pred.shape != target.shape or pred.shape != uncertainty.shape:
             raise ValueError(f'TURLoss: pred {tuple(pred.shape)}, target {tuple(target.shape)} and uncertainty '
                              f'{tuple(uncertainty.shape)} must have the same shape')
-        if task_ids.dim() != 1 or task_ids.numel() != pred.shape[0]:
-            raise ValueError(f'TURLoss: task_ids must have shape ({pred.shape[0]},), got {tuple(task_ids.shape)}')
+        check_task_ids('TURLoss', task_ids, pred.shape[0])
         # The loss is defined in float32 whatever autocast chose for the network.
         pred, target, uncertainty = pred.float(), target.float(), uncertainty.float()
         task_ids = task_ids.to(pred.device)

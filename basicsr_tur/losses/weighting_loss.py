@@ -16,19 +16,11 @@ ascending, `l1` (K,) the L1 of each task present, `weight` (K,) the weight its L
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 
-from basicsr_tur.losses.tur_loss import per_task_mean
-
-
-def sum_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
-    """tensor summed over the processes of a distributed run (in place), unchanged in a single process: the state of
-    DWALoss and FAMOLoss is kept identical on every rank, so that rank 0's saved state resumes them all."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(tensor)
-    return tensor
+from basicsr_tur.losses.tur_loss import check_task_ids, per_task_mean
+from basicsr_tur.utils.dist import sum_over_ranks
 
 
 class TaskWeightedLoss(nn.Module):
@@ -61,8 +53,7 @@ class TaskWeightedLoss(nn.Module):
         if pred.shape != target.shape:
             raise ValueError(f'{name}: pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same '
                              'shape')
-        if task_ids.dim() != 1 or task_ids.numel() != pred.shape[0]:
-            raise ValueError(f'{name}: task_ids must have shape ({pred.shape[0]},), got {tuple(task_ids.shape)}')
+        check_task_ids(name, task_ids, pred.shape[0])
         task_ids = task_ids.to(pred.device)
         low, high = int(task_ids.min()), int(task_ids.max())
         if low < 0 or high >= self.num_tasks:

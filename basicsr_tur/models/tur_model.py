@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from basicsr_tur.losses.tur_loss import per_task_mean
 from basicsr_tur.utils.checkpoint import atomic_save, capture_rng_state, load_checkpoint, restore_rng_state
-from basicsr_tur.utils.dist import all_reduce_sum
+from basicsr_tur.utils.dist import all_reduce_sum, sum_over_ranks
 from basicsr_tur.utils.files import write_image
 from basicsr_tur.utils.options import loss_run_arguments
 
@@ -204,8 +204,7 @@ class TURModel(BaseModel):
             # The loss is not inside DistributedDataParallel: average its gradients over the ranks by hand.
             for param in self.loss_params:
                 if param.grad is not None:
-                    torch.distributed.all_reduce(param.grad)
-                    param.grad /= self.opt['world_size']
+                    sum_over_ranks(param.grad).div_(self.opt['world_size'])
         self._micro_losses.append(l_total.detach())
         for key, value in logs.items():
             self._accumulate(key, value)

@@ -73,3 +73,11 @@ def close_dist() -> None:
     at exit ('terminate called without an active exception') after the run has finished."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def sum_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """tensor summed over the processes of a distributed run (in place), unchanged in a single process (e.g. to
+    keep the state of DWALoss and FAMOLoss identical on every rank, or to average a loss's own gradients)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(tensor)
+    return tensor
