@@ -32,10 +32,10 @@ from os import path as osp
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from basicsr_tur.utils.files import atomic_write
 from basicsr_tur.utils.options import load_yaml
+from basicsr_tur.utils.tables import METRICS, average
 
 CONFIG_KEYS = ('name', 'options', 'test_options', 'methods', 'seeds', 'baseline', 'total_iter', 'seconds_per_iter')
 METHOD_KEYS = ('pixel_opt', 'network_g')
-METRICS = ('psnr', 'ssim')
 _NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
 
 
@@ -322,8 +322,7 @@ def cell_columns(metrics: dict) -> dict[str, dict[str, float]]:
         for task, values in result['model']['tasks'].items():
             columns[task if len(results) == 1 else f'{dataset}/{task}'] = {m: values[m] for m in METRICS
                                                                             if m in values}
-    columns['Average'] = {m: sum(c[m] for c in columns.values()) / len(columns) for m in METRICS
-                          if all(m in c for c in columns.values())}
+    columns['Average'] = average(columns, list(columns))
     return columns
 
 
