@@ -105,8 +105,8 @@ def cell_name(config: dict, method: str, seed: int) -> str:
 
 
 def cells(config: dict) -> list[tuple[str, int]]:
-    """(method, seed) of every cell, method-major."""
-    return [(method, seed) for method in config['methods'] for seed in config['seeds']]
+    """(method, seed) of every cell, seed-major: a study stopped part-way holds every method for its first seeds."""
+    return [(method, seed) for seed in config['seeds'] for method in config['methods']]
 
 
 def total_iter(config: dict) -> int:

@@ -79,8 +79,8 @@ def _flat(opt: dict, prefix: str = '') -> dict:
 # What a TUR/L1 pair may differ in: the run's name, the loss and the head; and, for AirNet in aio3/aio5, the recipe
 # of TUR's AirNet_uncertainty(fix_E=True) against official AirNet's (frozen loaded encoder, no InfoNCE, no key crop,
 # the restorer's own schedule), since each file follows the code path of its own published row.
-PAIR_KEYS = {'name', 'network_g.uncertainty_head', 'train.pixel_opt.type', 'train.pixel_opt.variant',
-             'train.pixel_opt.reduction'}
+PAIR_KEYS = {'name', 'network_g.uncertainty_head', 'network_g.uncertainty_detach', 'train.pixel_opt.type',
+             'train.pixel_opt.variant', 'train.pixel_opt.reduction'}
 AIRNET_RECIPE_KEYS = {'train.fix_encoder', 'path.pretrain_network_encoder', 'train.contrast_weight',
                       'train.encoder_warmup_iter', 'datasets.train.key_crop', 'train.optim_g.lr',
                       'train.scheduler.type', 'train.scheduler.milestones', 'train.scheduler.restarts',
@@ -98,7 +98,8 @@ def test_tur_and_l1_options_differ_only_in_loss_head_and_recipe(path):
 
 def tiny_data_overrides(clean_root: str, paired_root: str) -> list[str]:
     """--force_yml entries pointing a demo options file at the test fixtures, for a 2-iteration run."""
-    return ['prepare=null', 'train:total_iter=2', 'logger:print_freq=1',
+    # tasks: those of the fixtures' meta file (the Restormer demo's own four include rain and haze, which they lack)
+    return ['prepare=null', 'tasks=[sr, noise, dark]', 'train:total_iter=2', 'logger:print_freq=1',
             'logger:save_checkpoint_freq=2', 'val:val_freq=2', 'datasets:train:gt_size=32',
             'datasets:train:batch_size_per_gpu=4', 'datasets:train:num_worker_per_gpu=0',
             'datasets:train:dataroot_gt=' + clean_root, 'datasets:train:depth_root=' + clean_root,
@@ -117,6 +118,7 @@ def test_demo_backbone_trains_and_tests_with_tur_and_l1(arch, tmp_path, clean_ro
         assert osp.isfile(weights)
         test_opt = osp.join(REPO, 'options', 'test', 'demo', f'{arch}.yml')
         run_test(root, ['-opt', test_opt, '--force_yml', f'name=t_{arch}_{loss}', 'prepare=null',
+                        'tasks=[sr, noise, dark]',
                         'path:pretrain_network_g=' + weights, 'val:save_img=false',
                         'datasets:test:dataroot_lq=' + osp.join(paired_root, 'lq'),
                         'datasets:test:dataroot_gt=' + osp.join(paired_root, 'gt'),

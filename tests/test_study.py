@@ -100,7 +100,7 @@ def test_finished_cell_is_not_rerun_and_unfinished_one_resumes(tmp_path, options
 
     with pytest.raises(KeyboardInterrupt):
         study.run_grid(str(tmp_path), config, runner)
-    assert calls == [('L1', 0, False), ('L1', 1, False), ('TUR', 0, False), ('TUR', 1, False)]
+    assert calls == [('L1', 0, False), ('TUR', 0, False), ('L1', 1, False), ('TUR', 1, False)]  # seed-major
     calls.clear()
     stop.clear()
     study.run_grid(str(tmp_path), config, runner)
@@ -114,7 +114,7 @@ def test_cell_is_rerun_from_scratch_when_its_method_changes(tmp_path, options):
     study.run_grid(str(tmp_path), config, lambda *a: 1.0)
     config['methods']['TUR']['pixel_opt']['variant'] = 'cumulative'
     assert [study.cell_state(str(tmp_path), config, m, s) for m, s in study.cells(config)] == \
-        ['done', 'done', 'new', 'new']
+        ['done', 'new', 'done', 'new']
 
 
 def test_dry_run_prints_the_grid_and_the_estimate_it_can_make(tmp_path, options, capsys):
@@ -174,4 +174,5 @@ def test_shipped_demo_study_is_a_valid_grid_of_every_loss_space_method(tmp_path,
     out = capsys.readouterr().out
     for loss in ('L1Loss', 'TURLoss', 'KendallLoss', 'RLWLoss', 'DWALoss', 'FAMOLoss'):
         assert f'"type": "{loss}"' in out
-    assert '18 cells to run' in out
+    assert '"uncertainty_detach": true' in out and '"uncertainty_detach": false' in out  # both TUR heads
+    assert '21 cells to run' in out
