@@ -19,7 +19,7 @@ from basicsr_tur.models.tur_model import PSNR_CAP
 from basicsr_tur.utils.files import atomic_write, write_image
 from basicsr_tur.utils.options import check_device, parse_options, run_prepare_step
 from basicsr_tur.utils.runs import fresh_run_dirs, output_dirs, run_lock
-from basicsr_tur.utils.tables import build_table, columns_of, load_published, to_markdown
+from basicsr_tur.utils.tables import INPUT_ROW, build_table, columns_of, load_published, to_markdown
 
 
 def _fmt(values: dict, metric: str, digits: int) -> str:
@@ -76,7 +76,7 @@ def setting_table(label: str, all_results: dict, published: dict | None) -> str:
     to the one `published.row` names (none without a `row`)."""
     measured = {label: columns_of(all_results)}
     if all('input' in r for r in all_results.values()):
-        measured = {'Input (degraded)': columns_of(all_results, 'input'), **measured}
+        measured = {INPUT_ROW: columns_of(all_results, 'input'), **measured}
     rows = load_published(published['file'], published['setting']) if published else {}
     row = (published or {}).get('row')
     names, table = build_table(measured, rows, diff_to={label: row} if row is not None else None)

@@ -4,7 +4,8 @@
         [--published options/published.yml --setting aio3] [--published-as aio3_PromptIR_L1=PromptIR] \
         [--out results/compare_aio3]
 
-One row per model (and per published row), one column per test set (per task when a test set holds several),
+One row per model (and per published row), a first row 'Input (degraded)' when every file scored the same degraded
+inputs (test.py's `val.input_row`, on by default), one column per test set (per task when a test set holds several),
 cells "PSNR/SSIM", and an Average column (mean over the columns). Without --published, the published rows are those
 of the file and setting that every result's `published_as` names (none when they name different ones or none).
 With published rows, each measured row is followed
@@ -22,7 +23,16 @@ from os import path as osp
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from basicsr_tur.utils.files import atomic_write
-from basicsr_tur.utils.tables import build_table, check_row, load_published, load_rows, to_csv, to_markdown
+from basicsr_tur.utils.tables import (
+    INPUT_ROW,
+    build_table,
+    check_row,
+    input_row,
+    load_published,
+    load_rows,
+    to_csv,
+    to_markdown,
+)
 
 
 def parse_published_as(entries: list[str], labels: list[str]) -> dict[str, str | None]:
@@ -90,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error('--published needs --setting')
     try:
         measured, sources = load_rows(args.results)
+        inputs = input_row(sources)
+        if inputs is not None:  # every file scored the same degraded inputs: one row for them, first
+            measured = {INPUT_ROW: inputs, **measured}
         published, diff_to = {}, {}
         if not args.published and (common := common_published(sources)):
             args.published, args.setting = common

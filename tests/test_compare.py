@@ -18,10 +18,13 @@ AIO3 = ('aio3:\n  rows:\n'
         '    PromptIR + TUR: {rain100l: [38.57, 0.984], sots: [31.17, 0.978]}\n')
 
 
-def write_result(tmp_path, name, psnr, row=None, setting='aio3', file='options/published.yml'):
-    """A metrics.json as test.py writes it: two single-task test sets, compared with published row `row`."""
+def write_result(tmp_path, name, psnr, row=None, setting='aio3', file='options/published.yml', input_psnr=None):
+    """A metrics.json as test.py writes it: two single-task test sets, compared with published row `row`, with the
+    degraded inputs' PSNR when input_psnr is given."""
     results = {s: {'counts': {t: 1}, 'model': {'tasks': {t: {'psnr': p, 'ssim': 0.9}}, 'average': {}}}
                for (s, t), p in zip([('rain100l', 'derain'), ('sots', 'dehaze')], psnr)}
+    for (s, t), p in zip([('rain100l', 'derain'), ('sots', 'dehaze')], input_psnr or []):
+        results[s]['input'] = {'tasks': {t: {'psnr': p, 'ssim': 0.5}}, 'average': {}}
     published_as = {'file': file, 'setting': setting, 'row': row} if row else None
     path = tmp_path / f'{name}.json'
     path.write_text(json.dumps({'name': name, 'results': results, 'published_as': published_as}))
@@ -147,3 +150,20 @@ def test_missing_published_file_is_named_as_such(tmp_path, capsys):
     l1 = write_result(tmp_path, 'L1', [36.0, 30.05], row='PromptIR', file=str(tmp_path / 'gone.yml'))
     assert compare.main([l1]) == 1
     assert capsys.readouterr().err.strip() == f"error: published figures file not found: {tmp_path / 'gone.yml'}"
+
+
+def test_input_row_comes_first_when_every_file_scored_the_same_inputs(tmp_path, capsys):
+    l1 = write_result(tmp_path, 'L1', [30.0, 28.0], input_psnr=[20.0, 10.0])
+    tur = write_result(tmp_path, 'TUR', [31.0, 29.0], input_psnr=[20.0, 10.0])
+    assert compare.main([l1, tur]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == '| Input (degraded) | 20.00/0.5000 | 10.00/0.5000 | 15.00/0.5000 |'
+    assert lines[3].startswith('| L1 |') and lines[4].startswith('| TUR |')
+
+
+@pytest.mark.parametrize('other_input', [None, [20.0, 11.0]], ids=['one file without inputs', 'other inputs'])
+def test_no_input_row_when_the_files_inputs_are_missing_or_differ(tmp_path, capsys, other_input):
+    l1 = write_result(tmp_path, 'L1', [30.0, 28.0], input_psnr=[20.0, 10.0])
+    tur = write_result(tmp_path, 'TUR', [31.0, 29.0], input_psnr=other_input)
+    assert compare.main([l1, tur]) == 0
+    assert 'Input (degraded)' not in capsys.readouterr().out

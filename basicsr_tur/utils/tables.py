@@ -12,6 +12,7 @@ from os import path as osp
 from basicsr_tur.utils.options import load_yaml
 
 METRICS = ('psnr', 'ssim')
+INPUT_ROW = 'Input (degraded)'  # the row label of the degraded inputs in every table
 
 
 def columns_of(results: dict, source: str = 'model') -> dict[str, dict[str, float]]:
@@ -28,7 +29,8 @@ def columns_of(results: dict, source: str = 'model') -> dict[str, dict[str, floa
 
 
 def load_rows(paths: list[str]) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict]]:
-    """Rows of result files: ({row label: columns}, {row label: {'path': file, 'published_as': its entry or None}}).
+    """Rows of result files: ({row label: columns}, {row label: {'path': file, 'published_as': its entry or None,
+    'input': the degraded inputs' columns, or None when the file lacks them}}).
 
     The label is the run's name; `published_as` ({'file', 'setting', 'row'}) is the published row test.py compared
     the run with. Raises FileNotFoundError, or ValueError for a file that is not a metrics.json or a repeated label.
@@ -46,8 +48,26 @@ def load_rows(paths: list[str]) -> tuple[dict[str, dict[str, dict[str, float]]],
             raise ValueError(f"{path}: run name '{label}' repeats that of {sources[label]['path']}; "
                              'rows are told apart by run name')
         rows[label] = columns_of(data['results'])
-        sources[label] = {'path': path, 'published_as': data.get('published_as')}
+        sources[label] = {'path': path, 'published_as': data.get('published_as'),
+                          'input': columns_of(data['results'], 'input')
+                          if all('input' in r for r in data['results'].values()) else None}
     return rows, sources
+
+
+def input_row(sources: dict[str, dict]) -> dict[str, dict[str, float]] | None:
+    """The degraded inputs' columns shared by every result file (load_rows' sources), or None when a file lacks them
+    or two files scored different inputs (another test set, or another degradation of it): their metrics differ by
+    more than 1e-6."""
+    inputs = [source['input'] for source in sources.values()]
+    if not inputs or any(i is None for i in inputs):
+        return None
+    first = inputs[0]
+    for other in inputs[1:]:
+        if set(other) != set(first) or any(set(other[c]) != set(first[c]) or
+                                           any(abs(other[c][m] - first[c][m]) > 1e-6 for m in first[c])
+                                           for c in first):
+            return None
+    return first
 
 
 def load_published(path: str, setting: str) -> dict[str, dict[str, dict[str, float]]]:

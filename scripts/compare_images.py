@@ -1,0 +1,168 @@
+"""A picture comparing trained runs on one test image per task: input | each run | σ of each TUR run | ground truth.
+
+    python scripts/compare_images.py -opt options/test/demo/Restormer.yml \
+        --run L1=experiments/demo_Restormer_L1/models/net_g_latest.pth \
+        --run TUR=experiments/demo_Restormer_TUR/models/net_g_latest.pth --out results/demo_compare.png
+
+The test options give the backbone (`network_g`), the weights' key (`path.param_key_g`, e.g. params_ema), the tasks
+and the first test set; `--index N` picks each task's N-th image of it (sorted as the test set lists them). Each
+restored tile is labelled with its PSNR against the ground truth (basicsr's calculate_psnr on the 8-bit images, RGB,
+no border crop). A run whose checkpoint holds the TUR uncertainty head also gets a σ column: the head's per-pixel
+uncertainty, averaged over the colour channels and colour-mapped (matplotlib's viridis) between its minimum and
+maximum over the whole picture (one scale for every task and run, given in the tiles' labels); σ is what TUR divides
+each task's error by (README, "TUR in one formula"). Inference never uses the head: the restored tiles are the
+network's plain output. Errors are one line.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from os import path as osp
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+# basicsr_tur first: it installs the torchvision alias basicsr 1.4.2 needs, so basicsr is imported after it, here.
+from basicsr_tur.archs.uncertainty import HEAD_PREFIX
+from basicsr_tur.utils.checkpoint import load_checkpoint, read_state_dict
+from basicsr_tur.utils.files import write_image
+from basicsr_tur.utils.options import parse_options, run_prepare_step
+
+from basicsr.archs import build_network  # isort: skip
+from basicsr.data import build_dataset  # isort: skip
+from basicsr.metrics import calculate_psnr  # isort: skip
+from basicsr.utils import tensor2img  # isort: skip
+
+LABEL_H, TASK_W, GAP = 22, 70, 4
+
+
+def parse_runs(entries: list[str]) -> dict[str, str]:
+    """{label: checkpoint} from LABEL=FILE entries; ValueError for a malformed or repeated entry or a missing file."""
+    runs = {}
+    for entry in entries:
+        label, sep, path = entry.partition('=')
+        if not sep or not label or not path:
+            raise ValueError(f'--run {entry!r}: expected LABEL=CHECKPOINT, '
+                             'e.g. TUR=experiments/demo_Restormer_TUR/models/net_g_latest.pth')
+        if label in runs:
+            raise ValueError(f"--run {entry!r}: label '{label}' is given twice")
+        if not osp.isfile(path):
+            raise ValueError(f'--run {entry}: checkpoint not found: {path}')
+        runs[label] = path
+    return runs
+
+
+def load_run(opt: dict, path: str) -> torch.nn.Module:
+    """The options' backbone with the weights of `path` (param_key_g), with the TUR head when the file holds one."""
+    key = opt['path'].get('param_key_g', 'params')
+    has_head = any(k.startswith(HEAD_PREFIX) for k in read_state_dict(path, key))
+    net = build_network(dict(opt['network_g'], uncertainty_head=has_head))
+    load_checkpoint(net, path, key, strict=True)
+    return net.eval()
+
+
+def sigma_tiles(sigmas: list[np.ndarray]) -> tuple[list[np.ndarray], str]:
+    """(8-bit BGR colour maps, 'lo-hi' label) of (H, W) σ maps on one scale: their common minimum and maximum."""
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import colormaps
+    lo, hi = min(float(m.min()) for m in sigmas), max(float(m.max()) for m in sigmas)
+    tiles = [colormaps['viridis']((m - lo) / max(hi - lo, 1e-12))[..., :3] for m in sigmas]
+    return [cv2.cvtColor((t * 255).round().astype(np.uint8), cv2.COLOR_RGB2BGR) for t in tiles], f'{lo:.3f}-{hi:.3f}'
+
+
+def labelled(img: np.ndarray, text: str) -> np.ndarray:
+    """img (8-bit BGR) with a white strip above it holding `text`."""
+    strip = np.full((LABEL_H, img.shape[1], 3), 255, np.uint8)
+    cv2.putText(strip, text, (3, LABEL_H - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([strip, img], axis=0)
+
+
+def hstack(tiles: list[np.ndarray]) -> np.ndarray:
+    """Tiles of one height side by side, GAP white pixels apart."""
+    gap = np.full((tiles[0].shape[0], GAP, 3), 255, np.uint8)
+    out = [tiles[0]]
+    for tile in tiles[1:]:
+        out += [gap, tile]
+    return np.concatenate(out, axis=1)
+
+
+@torch.no_grad()
+def comparison(opt: dict, runs: dict[str, str], index: int = 0) -> tuple[np.ndarray, list[str]]:
+    """(8-bit BGR picture, one text line per task with each tile's PSNR) for the first test set of `opt`.
+
+    Raises ValueError when a task has fewer than index + 1 images in the test set.
+    """
+    dataset_opt = next(iter(sorted(opt['datasets'].items())))[1]
+    dataset = build_dataset(dataset_opt)
+    item_tasks = dataset.item_tasks()
+    nets = {label: load_run(opt, path) for label, path in runs.items()}
+    found, lines = [], []  # per task: (name, [(label, 8-bit image)], [(label, σ map)])
+    for task_id, task in enumerate(opt['tasks']):
+        items = [i for i, t in enumerate(item_tasks) if t == task_id]
+        if len(items) <= index:
+            raise ValueError(f"test set '{dataset_opt['name']}': task '{task}' has {len(items)} images, "
+                             f'--index {index} needs {index + 1}')
+        sample = dataset[items[index]]
+        lq = sample['lq'].unsqueeze(0)
+        gt = tensor2img([sample['gt']])
+        images, sigmas = [('input', tensor2img([sample['lq']]))], []
+        for label, net in nets.items():
+            if net.uncertainty_head is not None:
+                out, sigma = net(lq, with_uncertainty=True)
+                sigmas.append((label, sigma[0].float().mean(0).numpy()))
+            else:
+                out = net(lq)
+            images.append((label, tensor2img([out[0].float()])))
+        psnrs = {label: calculate_psnr(img, gt, 0) for label, img in images}
+        found.append((task, images, sigmas, gt))
+        lines.append(f"{task} ({osp.basename(sample['lq_path'])}): "
+                     + ', '.join(f'{k} {v:.2f} dB' for k, v in psnrs.items()))
+    # One σ scale over the whole picture, so that tasks and runs can be compared by colour.
+    maps, scale = sigma_tiles([m for _, _, sigmas, _ in found for _, m in sigmas]) if any(
+        sigmas for _, _, sigmas, _ in found) else ([], '')
+    maps = iter(maps)
+    rows = []
+    for task, images, sigmas, gt in found:
+        tiles = [labelled(img, f'{label} {calculate_psnr(img, gt, 0):.2f} dB') for label, img in images]
+        tiles += [labelled(next(maps), f'sigma {label} ({scale})') for label, _ in sigmas]
+        tiles.append(labelled(gt, 'ground truth'))
+        name = np.full((tiles[0].shape[0], TASK_W, 3), 255, np.uint8)
+        cv2.putText(name, task, (4, tiles[0].shape[0] // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+        rows.append(hstack([name] + tiles))
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, GAP), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    return np.concatenate(rows, axis=0), lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the picture; errors print one line and return 1."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('-opt', required=True, help='test options (network_g, path.param_key_g, tasks, test set)')
+    parser.add_argument('--run', action='append', required=True, metavar='LABEL=CHECKPOINT',
+                        help='a trained run, in column order; repeatable')
+    parser.add_argument('--out', required=True, help='the PNG to write')
+    parser.add_argument('--index', type=int, default=0, help="which image of each task (default: the first)")
+    parser.add_argument('--root', default=None, help='the folder relative paths are under (default: the working one)')
+    args = parser.parse_args(argv)
+    try:
+        runs = parse_runs(args.run)
+        opt, _ = parse_options(args.root or '.', is_train=False,
+                               argv=['-opt', args.opt] + (['--root', args.root] if args.root else []))
+        run_prepare_step(opt, opt['path']['root'])
+        torch.set_grad_enabled(False)
+        picture, lines = comparison(opt, runs, args.index)
+        write_image(args.out, picture)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        print(f'error: {err.args[0] if isinstance(err, KeyError) else err}', file=sys.stderr)
+        return 1
+    print('\n'.join(lines))
+    print(f'Comparison picture written to {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
