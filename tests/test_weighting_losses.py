@@ -209,6 +209,19 @@ def test_a_weighting_loss_trains_logs_its_weights_and_resumes_exactly(tmp_path, 
     assert any('weight/noise' in line and 'l1/noise' in line for line in log_lines)
 
 
+@pytest.mark.parametrize('before, after', [('{type: L1Loss}', '{type: KendallLoss}'),
+                                           ('{type: KendallLoss}', '{type: FAMOLoss}')])
+def test_resuming_across_a_loss_with_learned_parameters_is_one_line_naming_both(tmp_path, clean_root, paired_root,
+                                                                                before, after):
+    opt_path = make_options(tmp_path, clean_root, paired_root, loss='L1Loss')
+    run(tmp_path, opt_path, 'train:total_iter=3', f'train:pixel_opt={before}')
+    with pytest.raises(ValueError) as err:
+        run(tmp_path, opt_path, 'train:total_iter=6', f'train:pixel_opt={after}', '--auto_resume')
+    message = str(err.value)
+    assert message.count('\n') == 0 and '3.state' in message and after[7:-1] in message
+    assert ('KendallLoss' if 'Kendall' in before else 'a loss without learned parameters') in message
+
+
 def check_trains_logs_and_resumes(tmp_path, clean_root, paired_root, pixel_opt):
     a, b = tmp_path / 'a', tmp_path / 'b'
     a.mkdir()

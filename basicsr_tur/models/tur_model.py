@@ -295,8 +295,9 @@ class TURModel(BaseModel):
         (its initial and current lr) by new/old, other optimizer settings (betas, weight_decay ...) replace the
         saved ones, and the scheduler is rebuilt from the options at the saved position (basicsr's load_state_dict
         would bring back the saved milestones or periods). The pipeline has refused a change of optimizer type
-        (train.check_resumed_options). Raises ValueError when the state holds another number of optimizers or
-        an optimizer state over other parameters.
+        (train.check_resumed_options). Raises ValueError when the state holds another number of optimizers, another
+        number of parameter groups (a switch between a pixel loss with learned parameters and one without), or an
+        optimizer state over other parameters.
         """
         where = resume_state.get('path', 'the training state')
         saved_optimizers, saved_schedulers = resume_state['optimizers'], resume_state['schedulers']
@@ -305,6 +306,13 @@ class TURModel(BaseModel):
                              f'schedulers; this model has {len(self.optimizers)} and {len(self.schedulers)}')
         for optimizer, saved in zip(self.optimizers, saved_optimizers):
             wanted = [{k: v for k, v in group.items() if k != 'params'} for group in optimizer.param_groups]
+            if len(saved['param_groups']) != len(optimizer.param_groups):  # the loss's learned parameters: a group
+                saved_loss = (resume_state.get('loss_state') or {}).get('type', 'a loss without learned parameters')
+                raise ValueError(f"{where}: was trained with {saved_loss} ({len(saved['param_groups'])} optimizer "
+                                 f'parameter groups); train.pixel_opt {type(self.cri_pix).__name__} needs '
+                                 f'{len(optimizer.param_groups)} (a loss with learned parameters, as KendallLoss\'s '
+                                 'log-variances, adds one): keep the loss, or start a new run from its weights '
+                                 '(path.pretrain_network_g)')
             try:
                 optimizer.load_state_dict(saved)
             except ValueError as err:  # another set of trainable parameters (e.g. AirNet's train.fix_encoder)
