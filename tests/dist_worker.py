@@ -1,4 +1,5 @@
-"""Run by tests/test_distributed.py under torchrun: train, then save this rank's final weights for comparison."""
+"""Run by tests/test_distributed.py under torchrun: train, then save this rank's final weights (and its pixel loss's
+state, when the loss has one) for comparison."""
 import sys
 from os import path as osp
 
@@ -11,3 +12,5 @@ if __name__ == '__main__':
     model = train_pipeline(root, sys.argv[3:])
     state = model.get_bare_model(model.net_g).state_dict()
     torch.save(state, osp.join(out, f"rank{model.opt['rank']}.pth"))
+    if model.cri_pix.state_dict():
+        torch.save(model.cri_pix.state_dict(), osp.join(out, f"rank{model.opt['rank']}_loss.pth"))

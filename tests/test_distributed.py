@@ -5,6 +5,7 @@ import subprocess
 import sys
 from os import path as osp
 
+import pytest
 import torch
 from conftest import make_options
 
@@ -56,7 +57,31 @@ def test_two_process_training_matches_one_process_with_the_same_global_batch(tmp
         acc = EventAccumulator(str(root / 'tb_logger' / 'tiny'))
         acc.Reload()
         psnr[name] = [acc.Scalars(f'metrics/tiny_val/{t}/psnr')[-1].value for t in ('sr', 'noise', 'dark')]
-    assert psnr['dist'] == __import__('pytest').approx(psnr['single'], abs=0.01)
+    assert psnr['dist'] == pytest.approx(psnr['single'], abs=0.01)
+
+
+@pytest.mark.parametrize('pixel_opt', ['{type: KendallLoss}', '{type: RLWLoss}', '{type: DWALoss, window: 2}',
+                                       '{type: FAMOLoss}'])
+def test_task_weighting_losses_keep_ranks_identical_when_ranks_hold_different_tasks(tmp_path, clean_root, paired_root,
+                                                                                   pixel_opt):
+    # Batches of 3 per rank over 3 tasks: the ranks see different task mixes, so a loss state updated from one rank's
+    # own losses (DWA's windows, FAMO's logits) or a parameter whose gradient is not averaged (Kendall's log_vars)
+    # would drift apart.
+    opt_path = make_options(tmp_path, clean_root, paired_root, loss='L1Loss', total_iter=5)
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=HERE + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+                           f'--master_port={free_port()}', osp.join(HERE, 'dist_worker.py'), str(tmp_path),
+                           str(tmp_path), '-opt', opt_path, '--force_yml', 'datasets:train:batch_size_per_gpu=3',
+                           f'train:pixel_opt={pixel_opt}', 'logger:save_checkpoint_freq=5', 'val:val_freq=100',
+                           '--launcher', 'pytorch'],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0, rank1 = torch.load(tmp_path / 'rank0.pth'), torch.load(tmp_path / 'rank1.pth')
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    loss0, loss1 = torch.load(tmp_path / 'rank0_loss.pth'), torch.load(tmp_path / 'rank1_loss.pth')
+    assert loss0.keys() == loss1.keys() and all(torch.equal(loss0[k], loss1[k]) for k in loss0)
+    if 'Kendall' in pixel_opt:  # it trained
+        assert loss0['log_vars'].abs().min() > 0
 
 
 def test_airnet_recipe_trains_under_ddp_through_its_encoder_warmup(tmp_path, clean_root, paired_root):

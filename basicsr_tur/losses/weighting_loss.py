@@ -151,7 +151,8 @@ class DWALoss(TaskWeightedLoss):
     T = num_tasks. Until two windows have been completed every weight is 1; a task with fewer than two windows of
     history has r_t = 1. An absent task keeps its history (a window in which it never appears does not shift it).
     The window sums and the history are buffers saved with the training state, for an exact resume; in a distributed
-    run the window sums are added over the ranks at the end of each window, so every rank keeps the same weights.
+    run each call's sums are added over the ranks, so every rank holds the same sums and weights, and the state rank 0
+    saves resumes every rank.
 
     Args:
         window: calls per averaging window (>= 1). Default: 100.
@@ -187,12 +188,14 @@ class DWALoss(TaskWeightedLoss):
         weights = self.all_weights().to(l1.device)[tasks]
         terms = weights * l1
         with torch.no_grad():
-            self.window_sum.index_add_(0, tasks, l1.detach().double())
-            self.window_count.index_add_(0, tasks, torch.ones_like(tasks))
+            # This call's sums over all ranks (two tiny all_reduces): every rank holds the same window sums, so a
+            # training state saved by rank 0 resumes every rank exactly.
+            call_sum = torch.zeros_like(self.window_sum).index_add_(0, tasks, l1.detach().double())
+            call_count = torch.zeros_like(self.window_count).index_add_(0, tasks, torch.ones_like(tasks))
+            self.window_sum += sum_over_ranks(call_sum)
+            self.window_count += sum_over_ranks(call_count)
             self.calls += 1
             if int(self.calls) % self.window == 0:
-                sum_over_ranks(self.window_sum)
-                sum_over_ranks(self.window_count)
                 appeared = self.window_count > 0
                 mean = self.window_sum / self.window_count.clamp(min=1)
                 shifted = torch.stack([mean, self.history[0]])
@@ -223,8 +226,9 @@ class FAMOLoss(TaskWeightedLoss):
     next call's losses, on the next batch (no extra forward), which the paper names as the cheaper alternative. Only
     tasks present in both calls take part in an update (softmax, δ and the Adam step restricted to them; the Adam
     moments and step count are kept per task); an absent task keeps its ξ. Under gradient accumulation each
-    micro-batch is one call. In a distributed run δ is averaged over the ranks that saw the task, so every rank keeps
-    the same ξ. ξ, the Adam moments and the previous log losses are buffers saved with the training state.
+    micro-batch is one call. In a distributed run each task's log loss is averaged over the ranks that saw it before
+    δ is taken, so every rank keeps the same ξ and previous losses (the weights z are formed over the tasks present on
+    each rank). ξ, the Adam moments and the previous log losses are buffers saved with the training state.
 
     Args:
         w_lr: Adam learning rate of ξ. Default: 0.025 (official).
@@ -251,16 +255,13 @@ class FAMOLoss(TaskWeightedLoss):
     @torch.no_grad()
     def update_logits(self, tasks: torch.Tensor, log_l: torch.Tensor) -> None:
         """One Adam step on ξ from the log losses (K,) of the tasks present now and those of the previous call."""
-        now = torch.zeros(self.num_tasks, dtype=torch.bool, device=self.logits.device)
-        now[tasks] = True
-        current = torch.zeros_like(self.prev_log).index_copy_(0, tasks, log_l)
+        # Each task's log loss averaged over the ranks that saw it: every rank holds the same previous losses and ξ,
+        # so the state rank 0 saves resumes every rank.
+        ranks = sum_over_ranks(torch.zeros_like(self.prev_log).index_fill_(0, tasks, 1.0))
+        current = sum_over_ranks(torch.zeros_like(self.prev_log).index_copy_(0, tasks, log_l)) / ranks.clamp(min=1)
+        now = ranks > 0
         both = now & self.prev_present
         delta = torch.where(both, self.prev_log - current, torch.zeros_like(current))
-        seen = both.float()
-        sum_over_ranks(delta)
-        sum_over_ranks(seen)
-        both = seen > 0
-        delta = delta / seen.clamp(min=1)
         self.prev_log.copy_(current)
         self.prev_present.copy_(now)
         if not both.any():
