@@ -175,4 +175,4 @@ def test_shipped_demo_study_is_a_valid_grid_of_every_loss_space_method(tmp_path,
     for loss in ('L1Loss', 'TURLoss', 'KendallLoss', 'RLWLoss', 'DWALoss', 'FAMOLoss'):
         assert f'"type": "{loss}"' in out
     assert '"uncertainty_detach": true' in out and '"uncertainty_detach": false' in out  # both TUR heads
-    assert '21 cells to run' in out
+    assert '24 cells to run' in out and '"variant": "cumulative"' in out
