@@ -32,7 +32,7 @@ from os import path as osp
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from basicsr_tur.utils.files import atomic_write
 from basicsr_tur.utils.options import load_yaml
-from basicsr_tur.utils.tables import METRICS, average
+from basicsr_tur.utils.tables import INPUT_ROW, METRICS, average
 
 CONFIG_KEYS = ('name', 'options', 'test_options', 'methods', 'seeds', 'baseline', 'total_iter', 'seconds_per_iter')
 METHOD_KEYS = ('pixel_opt', 'network_g')
@@ -313,17 +313,26 @@ def paired_difference(values: list[float], baseline: list[float], level: float =
     return {'mean': mean, 'low': mean - half, 'high': mean + half, 'n': len(diffs)}
 
 
-def cell_columns(metrics: dict) -> dict[str, dict[str, float]]:
+def cell_columns(metrics: dict, source: str = 'model') -> dict[str, dict[str, float]]:
     """{column: {metric: value}} of one metrics.json: one column per task (`<test set>/<task>` when there are
-    several test sets) and 'Average', the mean over the columns."""
+    several test sets) and 'Average', the mean over the columns; source 'input' for the degraded inputs."""
     results = metrics['results']
     columns = {}
     for dataset, result in results.items():
-        for task, values in result['model']['tasks'].items():
+        for task, values in result[source]['tasks'].items():
             columns[task if len(results) == 1 else f'{dataset}/{task}'] = {m: values[m] for m in METRICS
                                                                             if m in values}
     columns['Average'] = average(columns, list(columns))
     return columns
+
+
+def input_columns(root: str, config: dict) -> dict[str, dict[str, float]] | None:
+    """The degraded inputs' columns (cell_columns) as the baseline's first cell scored them, or None when its
+    metrics.json holds none (test options with `val.input_row: false`); every cell scores the same test set."""
+    data = _read_json(cell_paths(root, config, config['baseline'], config['seeds'][0])['metrics'])
+    if data is None or not all('input' in r for r in data['results'].values()):
+        return None
+    return cell_columns(data, 'input')
 
 
 def summarize(root: str, config: dict) -> dict:
@@ -370,8 +379,9 @@ def _diff_text(diff: dict, digits: int) -> str:
     return f"{diff['mean']:+.{digits}f} [{diff['low']:+.{digits}f}, {diff['high']:+.{digits}f}]"
 
 
-def results_markdown(config: dict, summary: dict) -> str:
-    """results.md: for PSNR and SSIM, a table of mean ± std over seeds, then one of the differences to the baseline."""
+def results_markdown(config: dict, summary: dict, inputs: dict | None = None) -> str:
+    """results.md: for PSNR and SSIM, a table of mean ± std over seeds (after the degraded inputs' row when `inputs`,
+    input_columns' dict, is given), then the differences to the baseline."""
     columns = _columns(summary)
     seeds = ', '.join(str(s) for s in config['seeds'])
     text = [f"# Study {config['name']}\n",
@@ -382,8 +392,10 @@ def results_markdown(config: dict, summary: dict) -> str:
         if not all(metric in summary[m][c] for m in summary for c in columns):
             continue
         header = f"| Method | {' | '.join(columns)} |\n|---|{'---|' * len(columns)}"
-        rows = [f"| {m} | {' | '.join(_mean_std_text(summary[m][c][metric], digits) for c in columns)} |"
-                for m in summary]
+        rows = [f"| {INPUT_ROW} | {' | '.join(f'{inputs[c][metric]:.{digits}f}' for c in columns)} |"] \
+            if inputs and all(metric in inputs.get(c, {}) for c in columns) else []
+        rows += [f"| {m} | {' | '.join(_mean_std_text(summary[m][c][metric], digits) for c in columns)} |"
+                 for m in summary]
         diffs = [f"| Δ {m} − {config['baseline']} | "
                  f"{' | '.join(_diff_text(summary[m][c][metric]['diff'], digits) for c in columns)} |"
                  for m in summary if m != config['baseline']]
@@ -490,13 +502,14 @@ def write_outputs(root: str, config: dict) -> str:
     """Write study/<name>/results.md|csv|json, psnr_bars.png and curves.png; returns the folder."""
     out = osp.join(root, 'study', config['name'])
     summary = summarize(root, config)
-    atomic_write(osp.join(out, 'results.md'), results_markdown(config, summary))
+    inputs = input_columns(root, config)
+    atomic_write(osp.join(out, 'results.md'), results_markdown(config, summary, inputs))
     atomic_write(osp.join(out, 'results.csv'), results_csv(summary))
     atomic_write(osp.join(out, 'results.json'),
                  json.dumps({'name': config['name'], 'options': config['options'],
                              'test_options': config['test_options'], 'total_iter': total_iter(config),
                              'seeds': config['seeds'], 'baseline': config['baseline'], 'methods': config['methods'],
-                             'summary': summary}, indent=1))
+                             'input': inputs, 'summary': summary}, indent=1))
     psnr_bars(summary, osp.join(out, 'psnr_bars.png'))
     tasks = [c for c in _columns(summary) if c != 'Average']
     curves_figure(mean_curves(root, config), [t.split('/')[-1] for t in tasks], osp.join(out, 'curves.png'))

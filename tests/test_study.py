@@ -35,11 +35,13 @@ def options(tmp_path, clean_root, paired_root):
     return train_opt, test_opt
 
 
-def fake_metrics(root, name: str, psnr: dict[str, float]) -> None:
-    """A metrics.json as test.py writes it for one test set with the given per-task PSNR."""
-    tasks = {t: {'psnr': p, 'ssim': p / 100} for t, p in psnr.items()}
+def fake_metrics(root, name: str, psnr: dict[str, float], input_psnr: dict[str, float] | None = None) -> None:
+    """A metrics.json as test.py writes it for one test set with the given per-task PSNR (and the inputs')."""
+    result = {'model': {'tasks': {t: {'psnr': p, 'ssim': p / 100} for t, p in psnr.items()}}}
+    if input_psnr:
+        result['input'] = {'tasks': {t: {'psnr': p, 'ssim': p / 100} for t, p in input_psnr.items()}}
     path = osp.join(root, 'results', name, 'metrics.json')
-    study.atomic_write(path, json.dumps({'name': name, 'results': {'set': {'model': {'tasks': tasks}}}}))
+    study.atomic_write(path, json.dumps({'name': name, 'results': {'set': result}}))
 
 
 def test_mean_std_is_the_sample_standard_deviation():
@@ -66,6 +68,18 @@ def test_paired_difference_of_one_seed_has_no_interval(tmp_path, options):
     text = study.results_markdown(config, study.summarize(str(tmp_path), config))
     assert '| L1 | 30.00 ± n/a | 30.00 ± n/a |' in text
     assert '| Δ TUR − L1 | +0.00 [n/a] | +0.00 [n/a] |' in text
+
+
+def test_results_start_with_the_degraded_inputs_row_when_the_cells_scored_them(tmp_path, options):
+    config = study.load_config(write_config(tmp_path, *options), seeds=[0])
+    for method in config['methods']:
+        fake_metrics(str(tmp_path), study.cell_name(config, method, 0), {'noise': 30.0, 'rain': 20.0},
+                     input_psnr={'noise': 18.0, 'rain': 16.0})
+    inputs = study.input_columns(str(tmp_path), config)
+    assert inputs['Average'] == pytest.approx({'psnr': 17.0, 'ssim': 0.17})
+    lines = study.results_markdown(config, study.summarize(str(tmp_path), config), inputs).splitlines()
+    at = lines.index('| Input (degraded) | 18.00 | 16.00 | 17.00 |')
+    assert lines[at + 1].startswith('| L1 | 30.00 ± n/a')
 
 
 def test_summary_pairs_the_methods_by_seed(tmp_path, options):
