@@ -18,7 +18,8 @@ $(STAMP): setup.py requirements.txt requirements-dev.txt
 install: $(STAMP)
 
 # The embedded demo: a reduced Restormer trained with TUR on four MiO tasks from scikit-image's photographs, then its
-# per-task table against the degraded input (~6 min on 2 cores; README, "The embedded demo").
+# per-task table against the degraded input (~5.5 min on 2 cores, 7.5 with a first install; README, "The embedded
+# demo").
 DEMO_TUR := experiments/demo_Restormer_TUR/models/net_g_latest.pth
 DEMO_L1 := experiments/demo_Restormer_L1/models/net_g_latest.pth
 
@@ -26,7 +27,7 @@ demo: install
 	$(PY) train.py -opt options/train/demo/Restormer_TUR.yml
 	$(PY) test.py -opt options/test/demo/Restormer.yml
 
-# The plain-L1 baseline on the same budget (~6 min), then L1 and TUR side by side (table and picture) in results/.
+# The plain-L1 baseline on the same budget (~5 min), then L1 and TUR side by side (table and picture) in results/.
 demo-compare: install
 	test -f $(DEMO_TUR) || $(PY) train.py -opt options/train/demo/Restormer_TUR.yml
 	test -f results/demo_Restormer_TUR/metrics.json || $(PY) test.py -opt options/test/demo/Restormer.yml

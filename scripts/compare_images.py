@@ -153,7 +153,6 @@ def main(argv: list[str] | None = None) -> int:
         opt, _ = parse_options(args.root or '.', is_train=False,
                                argv=['-opt', args.opt] + (['--root', args.root] if args.root else []))
         run_prepare_step(opt, opt['path']['root'])
-        torch.set_grad_enabled(False)
         picture, lines = comparison(opt, runs, args.index)
         write_image(args.out, picture)
     except (OSError, ValueError, KeyError, RuntimeError) as err:

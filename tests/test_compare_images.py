@@ -54,6 +54,7 @@ def test_one_row_per_task_with_a_sigma_column_only_for_the_run_with_a_head(tmp_p
     assert picture.shape == (len(TASKS) * (tile_h + compare_images.GAP),
                              compare_images.TASK_W + tiles * (SIZE + compare_images.GAP), 3)
     lines = capsys.readouterr().out.splitlines()
+    assert torch.is_grad_enabled()  # the script leaves the process's autograd as it found it (tests share it)
     assert [line.split(' ')[0] for line in lines[:len(TASKS)]] == TASKS
     assert all('input' in line and 'L1' in line and 'TUR' in line for line in lines[:len(TASKS)])
 
