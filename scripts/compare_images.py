@@ -99,7 +99,7 @@ def comparison(opt: dict, runs: dict[str, str], index: int = 0) -> tuple[np.ndar
     dataset = build_dataset(dataset_opt)
     item_tasks = dataset.item_tasks()
     nets = {label: load_run(opt, path) for label, path in runs.items()}
-    found, lines = [], []  # per task: (name, [(label, 8-bit image)], [(label, σ map)])
+    found, lines = [], []  # per task: (name, [(label, 8-bit image)], [(label, σ map)], {label: PSNR}, 8-bit GT)
     for task_id, task in enumerate(opt['tasks']):
         items = [i for i, t in enumerate(item_tasks) if t == task_id]
         if len(items) <= index:
@@ -117,16 +117,16 @@ def comparison(opt: dict, runs: dict[str, str], index: int = 0) -> tuple[np.ndar
                 out = net(lq)
             images.append((label, tensor2img([out[0].float()])))
         psnrs = {label: calculate_psnr(img, gt, 0) for label, img in images}
-        found.append((task, images, sigmas, gt))
+        found.append((task, images, sigmas, psnrs, gt))
         lines.append(f"{task} ({osp.basename(sample['lq_path'])}): "
                      + ', '.join(f'{k} {v:.2f} dB' for k, v in psnrs.items()))
     # One σ scale over the whole picture, so that tasks and runs can be compared by colour.
-    maps, scale = sigma_tiles([m for _, _, sigmas, _ in found for _, m in sigmas]) if any(
-        sigmas for _, _, sigmas, _ in found) else ([], '')
+    all_sigmas = [m for _, _, sigmas, _, _ in found for _, m in sigmas]
+    maps, scale = sigma_tiles(all_sigmas) if all_sigmas else ([], '')
     maps = iter(maps)
     rows = []
-    for task, images, sigmas, gt in found:
-        tiles = [labelled(img, f'{label} {calculate_psnr(img, gt, 0):.2f} dB') for label, img in images]
+    for task, images, sigmas, psnrs, gt in found:
+        tiles = [labelled(img, f'{label} {psnrs[label]:.2f} dB') for label, img in images]
         tiles += [labelled(next(maps), f'sigma {label} ({scale})') for label, _ in sigmas]
         tiles.append(labelled(gt, 'ground truth'))
         name = np.full((tiles[0].shape[0], TASK_W, 3), 255, np.uint8)
