@@ -24,6 +24,7 @@ from basicsr.utils.options import dict2str
 from tqdm import tqdm
 
 from basicsr_tur.data.samplers import ShuffledSampler, TaskBalancedSampler
+from basicsr_tur.utils.checkpoint import load_torch_file
 from basicsr_tur.utils.dist import barrier
 from basicsr_tur.utils.files import atomic_write, remove_stale_temps
 from basicsr_tur.utils.options import check_device, dump_yaml, parse_options, run_prepare_step
@@ -119,11 +120,7 @@ def load_resume_state(opt: dict, state_path: str) -> dict:
     they are missing, ValueError for an unreadable state, one past train.total_iter, or options that change what must
     not change (check_resumed_options).
     """
-    try:
-        state = torch.load(state_path, map_location='cpu', weights_only=True)
-    except Exception as err:  # any unreadable file: torch raises many types, some with a bare or empty message
-        raise ValueError(f'cannot read training state {state_path}: '
-                         + ': '.join([type(err).__name__] + str(err).splitlines()[:1])) from None
+    state = load_torch_file(state_path, 'training state')
     if not isinstance(state, dict) or not isinstance(state.get('iter'), int):
         raise ValueError(f'{state_path}: not a training state of basicsr-tur (no iteration recorded)')
     total_iter = (opt.get('train') or {}).get('total_iter')

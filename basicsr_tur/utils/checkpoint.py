@@ -36,6 +36,20 @@ def unwrap_state_dict(ckpt: Any, param_key: str | None = None, where: str = 'che
     return state
 
 
+def load_torch_file(path: str, what: str, where: str | None = None) -> Any:
+    """torch.load of a file on the CPU with weights_only=True; any failure is one ValueError,
+    'cannot read <what> <where>: <exception type>: <first line>' ('(empty file)' added for a zero-byte file)."""
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # torch raises many types for an unreadable file
+        # Some torch.load messages are empty (a zero-byte file) or bare ('101', the pickle opcode of a text file):
+        # the exception type says what they mean.
+        reason = ': '.join([type(err).__name__] + str(err).splitlines()[:1])
+        if osp.isfile(path) and osp.getsize(path) == 0:
+            reason += ' (empty file)'
+        raise ValueError(f'cannot read {what} {where or path}: {reason}') from None
+
+
 def read_state_dict(path: str, param_key: str | None = 'params', where: str | None = None) -> dict:
     """The tensor dict of a checkpoint file: `param_key` when the file has it, else the usual wrappers.
 
@@ -45,15 +59,7 @@ def read_state_dict(path: str, param_key: str | None = 'params', where: str | No
     where = where or path
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {where}')
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:
-        # Some torch.load messages are empty (a zero-byte file) or bare ('101', the pickle opcode of a text file):
-        # the exception type says what they mean.
-        reason = ': '.join([type(err).__name__] + str(err).splitlines()[:1])
-        if osp.getsize(path) == 0:
-            reason += ' (empty file)'
-        raise ValueError(f'cannot read checkpoint {where}: {reason}') from None
+    ckpt = load_torch_file(path, 'checkpoint', where)
     # A requested key the file lacks falls back to the usual wrappers (a plain or foreign checkpoint).
     return unwrap_state_dict(ckpt, param_key if isinstance(ckpt, dict) and param_key in ckpt else None, where)
 
