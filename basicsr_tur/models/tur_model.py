@@ -307,8 +307,8 @@ class TURModel(BaseModel):
         for optimizer, saved in zip(self.optimizers, saved_optimizers):
             wanted = [{k: v for k, v in group.items() if k != 'params'} for group in optimizer.param_groups]
             if len(saved['param_groups']) != len(optimizer.param_groups):  # the loss's learned parameters: a group
-                saved_loss = (resume_state.get('loss_state') or {}).get('type', 'a loss without learned parameters')
-                raise ValueError(f"{where}: was trained with {saved_loss} ({len(saved['param_groups'])} optimizer "
+                saved_type = (resume_state.get('loss_state') or {}).get('type', 'a loss without learned parameters')
+                raise ValueError(f"{where}: was trained with {saved_type} ({len(saved['param_groups'])} optimizer "
                                  f'parameter groups); train.pixel_opt {type(self.cri_pix).__name__} needs '
                                  f'{len(optimizer.param_groups)} (a loss with learned parameters, as KendallLoss\'s '
                                  'log-variances, adds one): keep the loss, or start a new run from its weights '
@@ -559,7 +559,8 @@ class TURModel(BaseModel):
                  'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': [s.state_dict() for s in self.schedulers], 'rng': capture_rng_state(),
                  'nonfinite_in_a_row': self._nonfinite_in_a_row, **record}
-        if list(self.cri_pix.state_dict()):  # a loss with parameters or buffers (KendallLoss, RLWLoss, DWALoss)
+        loss_state = self.cri_pix.state_dict()
+        if loss_state:  # a loss with parameters or buffers (KendallLoss, RLWLoss, DWALoss, FAMOLoss)
             state['loss_state'] = {'type': type(self.cri_pix).__name__,
-                                   'state': {k: v.detach().cpu() for k, v in self.cri_pix.state_dict().items()}}
+                                   'state': {k: v.detach().cpu() for k, v in loss_state.items()}}
         atomic_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))

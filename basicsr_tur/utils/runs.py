@@ -21,11 +21,6 @@ def lock_path(run_dir: str) -> str:
     return osp.join(parent, f'.{name}.lock')
 
 
-def _alive(holder: dict) -> bool:
-    """Whether the process that wrote a lock (on this host) still runs: its PID exists, with the same start time."""
-    return pid_alive(holder.get('pid'), holder.get('proc_start'))
-
-
 def _read_holder(path: str) -> dict | None:
     """The lock's content ({pid, host, started, proc_start}); None when it is gone, {} when unreadable."""
     try:
@@ -77,7 +72,8 @@ def run_lock(run_dir: str, enabled: bool = True) -> Iterator[list[str]]:
         if holder is None:  # released between our attempt and the read: try again
             continue
         host = holder.get('host', '?')
-        if holder and host == socket.gethostname() and not _alive(holder):
+        # the holder is gone when its PID no longer runs, or runs another process (another start time)
+        if holder and host == socket.gethostname() and not pid_alive(holder.get('pid'), holder.get('proc_start')):
             notes.append(f"{run_dir}: took over the lock {path} of PID {holder.get('pid')} "
                          f"(started {holder.get('started', '?')}), which is no longer running")
             with contextlib.suppress(FileNotFoundError):
