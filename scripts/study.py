@@ -24,10 +24,12 @@ import io
 import json
 import math
 import re
+import statistics
 import sys
 import time
 from collections.abc import Callable
 from os import path as osp
+from pathlib import Path
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from basicsr_tur.utils.files import atomic_write
@@ -163,7 +165,7 @@ def check_cells(config: dict) -> None:
 
 def fingerprint(config: dict, method: str, seed: int) -> dict:
     """What a cell's results depend on: the options files' contents, the method, the seed and the iterations."""
-    return {'options': open(config['options']).read(), 'test_options': open(config['test_options']).read(),
+    return {'options': Path(config['options']).read_text(), 'test_options': Path(config['test_options']).read_text(),
             'method': config['methods'][method], 'seed': seed, 'total_iter': config.get('total_iter')}
 
 
@@ -293,11 +295,7 @@ def dry_run(root: str, config: dict) -> str:
 
 def mean_std(values: list[float]) -> tuple[float, float | None]:
     """Mean and sample standard deviation (ddof 1) of values; the std is None for a single value."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, None
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def paired_difference(values: list[float], baseline: list[float], level: float = 0.95) -> dict:
