@@ -21,6 +21,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def train_two_ranks(root, *train_args) -> None:
+    """Train with torchrun, two gloo processes on one thread each (tests/dist_worker.py: each rank saves its final
+    weights, and its loss's state, under root); train_args follow train.py's command line, the launcher added."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=HERE + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+                           f'--master_port={free_port()}', osp.join(HERE, 'dist_worker.py'), str(root), str(root),
+                           *train_args, '--launcher', 'pytorch'],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def test_two_process_training_matches_one_process_with_the_same_global_batch(tmp_path, clean_root, paired_root):
     # L1 so that the mean over two ranks' batches of 4 is exactly the mean over one batch of 8 (TUR pools σ per
     # rank, so its loss legitimately differs between the two layouts).
@@ -30,12 +41,7 @@ def test_two_process_training_matches_one_process_with_the_same_global_batch(tmp
     dist_root, single_root = tmp_path / 'dist', tmp_path / 'single'
     dist_root.mkdir()
     single_root.mkdir()
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=HERE + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-                           f'--master_port={free_port()}', osp.join(HERE, 'dist_worker.py'), str(dist_root),
-                           str(dist_root), *common, 'datasets:train:batch_size_per_gpu=3', '--launcher', 'pytorch'],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    train_two_ranks(dist_root, *common, 'datasets:train:batch_size_per_gpu=3')
     rank0 = torch.load(dist_root / 'rank0.pth')
     rank1 = torch.load(dist_root / 'rank1.pth')
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
@@ -68,14 +74,8 @@ def test_task_weighting_losses_keep_ranks_identical_when_ranks_hold_different_ta
     # own losses (DWA's windows, FAMO's logits) or a parameter whose gradient is not averaged (Kendall's log_vars)
     # would drift apart.
     opt_path = make_options(tmp_path, clean_root, paired_root, loss='L1Loss', total_iter=5)
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=HERE + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-                           f'--master_port={free_port()}', osp.join(HERE, 'dist_worker.py'), str(tmp_path),
-                           str(tmp_path), '-opt', opt_path, '--force_yml', 'datasets:train:batch_size_per_gpu=3',
-                           f'train:pixel_opt={pixel_opt}', 'logger:save_checkpoint_freq=5', 'val:val_freq=100',
-                           '--launcher', 'pytorch'],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    train_two_ranks(tmp_path, '-opt', opt_path, '--force_yml', 'datasets:train:batch_size_per_gpu=3',
+                    f'train:pixel_opt={pixel_opt}', 'logger:save_checkpoint_freq=5', 'val:val_freq=100')
     rank0, rank1 = torch.load(tmp_path / 'rank0.pth'), torch.load(tmp_path / 'rank1.pth')
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
     loss0, loss1 = torch.load(tmp_path / 'rank0_loss.pth'), torch.load(tmp_path / 'rank1_loss.pth')
@@ -90,13 +90,8 @@ def test_airnet_recipe_trains_under_ddp_through_its_encoder_warmup(tmp_path, cle
                             network_g={'type': 'AirNet', 'batch_size': 3, 'n_groups': 1, 'n_blocks': 1,
                                        'uncertainty_head': True},
                             train_set={'key_crop': True}, encoder_warmup_iter=1)
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=HERE + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-                           f'--master_port={free_port()}', osp.join(HERE, 'dist_worker.py'), str(tmp_path),
-                           str(tmp_path), '-opt', opt_path, '--force_yml', 'datasets:train:batch_size_per_gpu=3',
-                           'logger:save_checkpoint_freq=3', 'val:val_freq=3', '--launcher', 'pytorch'],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    train_two_ranks(tmp_path, '-opt', opt_path, '--force_yml', 'datasets:train:batch_size_per_gpu=3',
+                    'logger:save_checkpoint_freq=3', 'val:val_freq=3')
     rank0, rank1 = torch.load(tmp_path / 'rank0.pth'), torch.load(tmp_path / 'rank1.pth')
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0 if 'queue' not in k)
 
@@ -110,14 +105,9 @@ def test_airnet_with_a_frozen_encoder_trains_under_ddp(tmp_path, clean_root, pai
     torch.save(source, str(tmp_path / 'All.pth'))
     opt_path = make_options(tmp_path, clean_root, paired_root, model_type='AirNetModel', total_iter=3,
                             network_g=dict(tiny, uncertainty_head=True), fix_encoder=True)
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=HERE + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-                           f'--master_port={free_port()}', osp.join(HERE, 'dist_worker.py'), str(tmp_path),
-                           str(tmp_path), '-opt', opt_path, '--force_yml', 'datasets:train:batch_size_per_gpu=3',
-                           'logger:save_checkpoint_freq=3', 'val:val_freq=3',
-                           f'path:pretrain_network_encoder={tmp_path / "All.pth"}', '--launcher', 'pytorch'],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    train_two_ranks(tmp_path, '-opt', opt_path, '--force_yml', 'datasets:train:batch_size_per_gpu=3',
+                    'logger:save_checkpoint_freq=3', 'val:val_freq=3',
+                    f'path:pretrain_network_encoder={tmp_path / "All.pth"}')
     rank0, rank1 = torch.load(tmp_path / 'rank0.pth'), torch.load(tmp_path / 'rank1.pth')
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
     encoder = [k for k in source if k.startswith(('E.E.encoder_q.', 'E.E.encoder_k.')) and 'running' not in k
