@@ -1,4 +1,4 @@
-"""Task-weighting losses (Kendall, RLW, DWA): the weights their papers' formulas give, absent tasks, exact resume."""
+"""Task-weighting losses (Kendall, RLW, DWA, FAMO): the weights their formulas give, absent tasks, exact resume."""
 import math
 from os import path as osp
 
