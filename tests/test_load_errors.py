@@ -170,7 +170,7 @@ def test_out_of_memory_while_testing_names_the_image_its_size_and_the_memory_ask
     asked = '576000000 bytes' if 'cpu' in str(failure).lower() else '2.00 GiB'
     assert len(lines) == 1 and lines[0].startswith("error: dataset 'tiny_test_set': out of memory restoring ")
     assert osp.join(paired_root, 'lq') in lines[0] and '(40x40) on cpu' in lines[0]
-    assert f'(tried to allocate {asked})' in lines[0]
+    assert f'(tried to allocate {asked})' in lines[0] and 'val.tile' in lines[0]
 
 
 def test_other_runtime_errors_while_testing_are_not_called_out_of_memory():

@@ -26,6 +26,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from basicsr_tur.archs.restormer_arch import (
+    SIZE_MULTIPLE,
     Downsample,
     OverlapPatchEmbed,
     TransformerBlock,
@@ -88,6 +89,8 @@ class PromptIR(UncertaintyMixin, nn.Module):
             backbone. Default: False (the authors'); the measurement that motivates it is in
             basicsr_tur/archs/uncertainty.py.
     """
+
+    size_multiple = SIZE_MULTIPLE
 
     def __init__(self, inp_channels: int = 3, out_channels: int = 3, dim: int = 48,
                  num_blocks: Sequence[int] = (4, 6, 6, 8), num_refinement_blocks: int = 4,

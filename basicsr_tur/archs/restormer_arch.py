@@ -199,6 +199,8 @@ class Restormer(UncertaintyMixin, nn.Module):
             backbone. Default: False; the measurement that motivates it is in basicsr_tur/archs/uncertainty.py.
     """
 
+    size_multiple = SIZE_MULTIPLE
+
     def __init__(self, inp_channels: int = 3, out_channels: int = 3, dim: int = 48,
                  num_blocks: Sequence[int] = (4, 6, 6, 8), num_refinement_blocks: int = 4,
                  heads: Sequence[int] = (1, 2, 4, 8), ffn_expansion_factor: float = 2.66, bias: bool = False,

@@ -356,6 +356,8 @@ class Transweather(UncertaintyMixin, nn.Module):
             Default: False (the authors'); the measurement that motivates it is in basicsr_tur/archs/uncertainty.py.
     """
 
+    size_multiple = SIZE_MULTIPLE
+
     def __init__(self, path: str | None = None, embed_dims: Sequence[int] = (64, 128, 320, 512),
                  num_heads: Sequence[int] = (1, 2, 4, 4), mlp_ratios: Sequence[float] = (2, 2, 2, 2),
                  depths: Sequence[int] = (2, 2, 2, 2), sr_ratios: Sequence[int] = (4, 2, 2, 1),

@@ -421,7 +421,7 @@ class Uformer(UncertaintyMixin, nn.Module):
 
         # Stage i runs at 1/2**i of the input with windows of min(win_size, img_size // 2**i) (see the block):
         # the input must be a multiple of every 2**i x window.
-        self.pad_factor = math.lcm(*(2 ** i * min(win_size, img_size // 2 ** i) for i in range(5)))
+        self.pad_factor = self.size_multiple = math.lcm(*(2 ** i * min(win_size, img_size // 2 ** i) for i in range(5)))
         self._init_uncertainty('Uformer', uncertainty_head, uncertainty_detach, in_chans)
 
     @staticmethod

@@ -122,6 +122,9 @@ class UncertaintyMixin:
 
     uncertainty_head: nn.Module | None
     uncertainty_detach: bool
+    # Input sides that the backbone runs on without padding inside its forward (which pads other sizes and crops
+    # back): tiled inference (utils/tiling.py) rounds its tiles up to it. 1 for a purely convolutional backbone.
+    size_multiple: int = 1
 
     def _init_uncertainty(self, arch: str, enabled: bool, detach: bool, num_out_ch: int) -> None:
         """Build the head of HEAD_SPECS[arch] (width from its tap, declared init) when enabled."""

@@ -25,13 +25,16 @@ from basicsr_tur.utils.checkpoint import atomic_save, capture_rng_state, load_ch
 from basicsr_tur.utils.dist import all_reduce_sum, sum_over_ranks
 from basicsr_tur.utils.files import write_image
 from basicsr_tur.utils.options import loss_run_arguments
+from basicsr_tur.utils.tiling import tiled_forward
 
 _ASKED = re.compile(r'tried to allocate ([\d.]+ ?[KMGT]i?B|\d+ bytes)', re.IGNORECASE)
 
 
-def out_of_memory_error(err: RuntimeError, where: str, image: str, lq: torch.Tensor) -> RuntimeError | None:
+def out_of_memory_error(err: RuntimeError, where: str, image: str, lq: torch.Tensor,
+                        remedy: str = 'score it tile by tile (val.tile: {size: 512, overlap: 32})'
+                        ) -> RuntimeError | None:
     """One-line error for an allocation failure (CUDA or CPU) while restoring `image`, an lq of shape (1, C, H, W),
-    naming the image, its size, the device and the memory asked for; None when err is another error."""
+    naming the image, its size, the device, the memory asked for and `remedy`; None when err is another error."""
     text = str(err)
     if not isinstance(err, torch.OutOfMemoryError) and "can't allocate memory" not in text \
             and 'not enough memory' not in text:
@@ -40,7 +43,7 @@ def out_of_memory_error(err: RuntimeError, where: str, image: str, lq: torch.Ten
     h, w = lq.shape[-2:]
     return RuntimeError(f'{where}: out of memory restoring {image} ({h}x{w}) on {lq.device}'
                         + (f' (tried to allocate {asked.group(1)})' if asked else '')
-                        + '; score it on a device with more memory, or crop the test image')
+                        + f'; {remedy}, or use a device with more memory')
 
 
 class NonFiniteLossError(RuntimeError):
@@ -369,12 +372,21 @@ class TURModel(BaseModel):
         return log
 
     def test(self) -> None:
-        """Restore self.lq into self.output with the EMA weights if any (uncertainty head unused)."""
+        """Restore self.lq into self.output with the EMA weights if any (uncertainty head unused).
+
+        With `val.tile: {size, overlap}` the image is restored tile by tile and blended (utils/tiling.py), in memory
+        bounded by the tile size whatever the image size; tiles are rounded up to the backbone's size_multiple.
+        """
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         was_training = net.training
         net.eval()
+        tile = (self.opt.get('val') or {}).get('tile')
         with torch.no_grad():
-            self.output = net(self.lq)
+            if tile:
+                self.output = tiled_forward(net, self.lq, tile['size'], tile.get('overlap', 32),
+                                            multiple=getattr(self.get_bare_model(net), 'size_multiple', 1))
+            else:
+                self.output = net(self.lq)
         net.train(was_training)
 
     def get_current_visuals(self) -> OrderedDict:

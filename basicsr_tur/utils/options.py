@@ -115,7 +115,7 @@ SCHEMA: dict[str, Any] = {
               # AirNetModel:
               'contrast_weight': None, 'encoder_warmup_iter': None, 'fix_encoder': None},
     'val': {'val_freq': None, 'save_img': None, 'suffix': None, 'metrics': None, 'pbar': None,
-            'input_row': None},
+            'input_row': None, 'tile': {'size': None, 'overlap': None}},
     'logger': {'print_freq': None, 'save_checkpoint_freq': None, 'use_tb_logger': None, 'wandb': None},
     'dist_params': None, 'find_unused_parameters': None, 'cudnn_benchmark': None,
     'is_train': None, 'dist': None, 'rank': None, 'world_size': None,
@@ -171,6 +171,7 @@ KINDS: dict[str, Kind] = {
     'train.fix_encoder': _kind(bool, null=True),
     'val.val_freq': _kind(int, null=True, minimum=1), 'val.save_img': BOOL, 'val.suffix': _kind(str, null=True),
     'val.metrics': _kind(dict, null=True), 'val.pbar': BOOL, 'val.input_row': BOOL,
+    'val.tile': _kind(dict, null=True), 'val.tile.size': POSITIVE, 'val.tile.overlap': COUNT,
     'logger.print_freq': POSITIVE, 'logger.save_checkpoint_freq': POSITIVE, 'logger.use_tb_logger': BOOL,
     'logger.wandb': _kind(dict, null=True),
 }
@@ -600,6 +601,10 @@ def check_options(opt: dict, path: str, notes: list[str] | None = None, is_train
         _check_dataset(DATASET_REGISTRY, dataset_opt, f'datasets.{phase_name}', path, notes)
     if (opt.get('val') or {}).get('metrics'):
         _check_metrics(opt['val']['metrics'], path, notes)
+    tile = (opt.get('val') or {}).get('tile')
+    if tile is not None and ('size' not in tile or tile.get('overlap', 32) >= tile['size']):
+        raise OptionError(f"{path}: 'val.tile' needs a size larger than its overlap (default 32), e.g. "
+                          f'{{size: 512, overlap: 32}}; got {tile}')
     if (opt.get('logger') or {}).get('wandb') is not None:
         _check_wandb(opt['logger']['wandb'], path, notes)
     if opt.get('dist_params') is not None:

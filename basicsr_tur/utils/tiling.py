@@ -1,0 +1,136 @@
+"""Tiled inference: run a restoration network on an image of any size in bounded memory, tile by tile, blended
+without seams. One tiler serves test.py (`val.tile: {size, overlap}`) and restore.py (`--tile`, `--tile-overlap`).
+
+Layout. Along each axis of length L, a side of `tile` pixels (rounded up to the backbone's size multiple) is placed
+n = ceil((L - overlap) / (tile - overlap)) times, the starts spread evenly from 0 to L - tile, so that neighbours
+overlap by at least `overlap` pixels and the last tile ends exactly at the border (no tile is padded). A side no
+longer than the tile is not cut.
+
+Blending. Each tile's output is weighted per pixel by a separable window and the weighted sum is divided by the sum
+of the weights. Across an overlap of width o with a neighbour, the window is 0 over the quarter of the overlap
+nearest the tile's edge, rises as a raised cosine (Hann half-window) over the middle half, and is 1 beyond; at the
+image border it is 1 (the border is the image's own, not the tile's). The two neighbours' windows sum to 1 across
+their overlap, so no seam is visible; and the quarter next to each cut edge, where the tile's output sees the cut
+(zero padding, attention over a smaller window), is never used.
+
+Exactness. A pixel of a purely convolutional network's output depends on the input within its receptive-field
+radius r. A tile's output there is exact when the pixel is at least r pixels from the tile's cut edges; the window
+gives weight only to pixels at least overlap/4 from a cut edge, so with overlap >= 4r (about twice the receptive
+field's width) tiled and whole-image outputs agree up to float rounding (tests/test_tiling.py checks 1e-5). Attention
+backbones (Restormer's channel attention, Uformer's windows past the tile) see less context per tile: their tiled
+output differs from the whole-image one; BENCHMARKS.md ("Tiled inference") gives the PSNR between the two.
+
+The overlap-and-window scheme is the usual one of the field's tiled inference (e.g. Real-ESRGAN's `tile_pad`,
+SwinIR/KAIR's `test_tile` accumulation with a weight map); the quarter-margin raised cosine is ours, chosen so that
+the exactness above holds.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+Outputs = torch.Tensor | tuple[torch.Tensor, ...]
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Starts of the tiles covering [0, length) with tiles of `tile` pixels overlapping by at least `overlap`.
+
+    Raises ValueError when overlap >= tile (the tiles would not advance) or a value is negative.
+    """
+    if tile < 1 or overlap < 0:
+        raise ValueError(f'tile size must be >= 1 and overlap >= 0, got tile {tile}, overlap {overlap}')
+    if length <= tile:
+        return [0]
+    if overlap >= tile:
+        raise ValueError(f'tile overlap ({overlap}) must be smaller than the tile size ({tile})')
+    count = math.ceil((length - overlap) / (tile - overlap))
+    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
+
+
+def _ramp(width: int, device: torch.device) -> torch.Tensor:
+    """Weights 0 -> 1 across an overlap of `width` pixels: 0 on the first quarter, raised cosine over the middle
+    half, 1 on the last quarter. ramp + ramp.flip(0) == 1 (neighbours' windows sum to 1)."""
+    margin = width // 4
+    rise = width - 2 * margin
+    pos = torch.arange(width, device=device, dtype=torch.float64) - margin + 0.5
+    ramp = 0.5 - 0.5 * torch.cos(math.pi * pos.clamp(0, rise) / rise)
+    return ramp.float()
+
+
+def axis_windows(length: int, tile: int, overlap: int, device: torch.device | str = 'cpu'
+                 ) -> list[tuple[int, int, torch.Tensor]]:
+    """(start, size, window (size,)) of each tile along one axis; the windows' sum is > 0 at every pixel."""
+    device = torch.device(device)
+    starts = tile_starts(length, tile, overlap)
+    size = min(tile, length)
+    out = []
+    for i, start in enumerate(starts):
+        window = torch.ones(size, device=device)
+        if i > 0:  # cut edge on the left: the overlap with the previous tile
+            width = starts[i - 1] + size - start
+            if width > 0:
+                window[:width] *= _ramp(width, device)
+        if i < len(starts) - 1:  # cut edge on the right
+            width = start + size - starts[i + 1]
+            if width > 0:
+                window[size - width:] *= _ramp(width, device).flip(0)
+        out.append((start, size, window))
+    return out
+
+
+def round_tile(tile: int, multiple: int) -> int:
+    """`tile` rounded up to a multiple of the backbone's size multiple (so that no tile is padded inside it)."""
+    return -(-tile // max(1, multiple)) * max(1, multiple)
+
+
+def tile_count(height: int, width: int, tile: int, overlap: int, multiple: int = 1) -> int:
+    """How many tiles tiled_forward runs on a height x width image (1: the image is not cut)."""
+    tile = round_tile(tile, multiple)
+    return len(tile_starts(height, tile, overlap)) * len(tile_starts(width, tile, overlap))
+
+
+def tiled_forward(forward: Callable[[torch.Tensor], Outputs], x: torch.Tensor, tile: int, overlap: int = 32,
+                  multiple: int = 1, progress: Callable[[int], object] | None = None) -> Outputs:
+    """forward(x) computed tile by tile and blended (see the module docstring); same type as forward's result.
+
+    forward: maps (N, C, h, w) to a tensor (N, C', h, w) or a tuple of such tensors (e.g. restored and σ); its
+        output must have the input's height and width. x: (N, C, H, W). tile: the tiles' side in pixels, rounded up
+        to `multiple` (the backbone's `size_multiple`; its internal padding is then never needed); overlap: the
+        minimum overlap of neighbouring tiles in pixels. progress: called with 1 after each tile (e.g. tqdm.update).
+    An image no larger than the tile is passed to forward whole. Accumulation is in float32 on x's device; the
+    result has the dtype of forward's outputs. Raises ValueError for overlap >= tile, or when forward changes the
+    size (a super-resolution network).
+    """
+    tile = round_tile(tile, multiple)
+    height, width = x.shape[-2:]
+    if height <= tile and width <= tile:
+        result = forward(x)
+        if progress is not None:
+            progress(1)
+        return result
+    rows = axis_windows(height, tile, overlap, x.device)
+    cols = axis_windows(width, tile, overlap, x.device)
+    sums: list[torch.Tensor] | None = None
+    weight = torch.zeros(height, width, device=x.device)
+    single, dtypes = True, []
+    for top, h, row_window in rows:
+        for left, w, col_window in cols:
+            outputs = forward(x[..., top:top + h, left:left + w])
+            single = isinstance(outputs, torch.Tensor)
+            outputs = (outputs,) if single else tuple(outputs)
+            if any(o.shape[-2:] != (h, w) for o in outputs):
+                raise ValueError(f'tiled inference needs an output of the input size; a {h}x{w} tile gave '
+                                 f"{', '.join('x'.join(map(str, o.shape[-2:])) for o in outputs)}")
+            if sums is None:
+                sums = [torch.zeros(*o.shape[:-2], height, width, device=x.device) for o in outputs]
+                dtypes = [o.dtype for o in outputs]
+            window = row_window[:, None] * col_window[None, :]
+            for total, out in zip(sums, outputs):
+                total[..., top:top + h, left:left + w] += out.float() * window
+            weight[top:top + h, left:left + w] += window
+            if progress is not None:
+                progress(1)
+    blended = tuple((total / weight).to(dtype) for total, dtype in zip(sums, dtypes))
+    return blended[0] if single else blended
