@@ -20,5 +20,6 @@ setup(
     python_requires='>=3.10',
     install_requires=read_requirements('requirements.txt'),
     extras_require={'dev': read_requirements('requirements-dev.txt')},
+    entry_points={'console_scripts': ['basicsr-tur-restore=basicsr_tur.restore:main']},
     license='Apache-2.0',
 )

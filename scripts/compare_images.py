@@ -29,13 +29,14 @@ from basicsr_tur.archs.uncertainty import HEAD_PREFIX
 from basicsr_tur.utils.checkpoint import load_checkpoint, read_state_dict
 from basicsr_tur.utils.files import write_image
 from basicsr_tur.utils.options import parse_options, run_prepare_step
+from basicsr_tur.utils.visual import GAP, hstack, labelled, sigma_tiles
 
 from basicsr.archs import build_network  # isort: skip
 from basicsr.data import build_dataset  # isort: skip
 from basicsr.metrics import calculate_psnr  # isort: skip
 from basicsr.utils import tensor2img  # isort: skip
 
-LABEL_H, TASK_W, GAP = 22, 70, 4
+TASK_W = 70
 
 
 def parse_runs(entries: list[str]) -> dict[str, str]:
@@ -61,32 +62,6 @@ def load_run(opt: dict, path: str) -> torch.nn.Module:
     net = build_network(dict(opt['network_g'], uncertainty_head=has_head))
     load_checkpoint(net, path, key, strict=True)
     return net.eval()
-
-
-def sigma_tiles(sigmas: list[np.ndarray]) -> tuple[list[np.ndarray], str]:
-    """(8-bit BGR colour maps, 'lo-hi' label) of (H, W) σ maps on one scale: their common minimum and maximum."""
-    import matplotlib
-    matplotlib.use('Agg')
-    from matplotlib import colormaps
-    lo, hi = min(float(m.min()) for m in sigmas), max(float(m.max()) for m in sigmas)
-    tiles = [colormaps['viridis']((m - lo) / max(hi - lo, 1e-12))[..., :3] for m in sigmas]
-    return [cv2.cvtColor((t * 255).round().astype(np.uint8), cv2.COLOR_RGB2BGR) for t in tiles], f'{lo:.3f}-{hi:.3f}'
-
-
-def labelled(img: np.ndarray, text: str) -> np.ndarray:
-    """img (8-bit BGR) with a white strip above it holding `text`."""
-    strip = np.full((LABEL_H, img.shape[1], 3), 255, np.uint8)
-    cv2.putText(strip, text, (3, LABEL_H - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    return np.concatenate([strip, img], axis=0)
-
-
-def hstack(tiles: list[np.ndarray]) -> np.ndarray:
-    """Tiles of one height side by side, GAP white pixels apart."""
-    gap = np.full((tiles[0].shape[0], GAP, 3), 255, np.uint8)
-    out = [tiles[0]]
-    for tile in tiles[1:]:
-        out += [gap, tile]
-    return np.concatenate(out, axis=1)
 
 
 @torch.no_grad()

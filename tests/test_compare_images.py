@@ -11,6 +11,8 @@ from basicsr.archs import build_network
 from basicsr.utils import tensor2img
 from conftest import SIZE, TASKS
 
+from basicsr_tur.utils import visual
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 spec = importlib.util.spec_from_file_location('compare_images', osp.join(REPO, 'scripts', 'compare_images.py'))
 compare_images = importlib.util.module_from_spec(spec)
@@ -49,10 +51,10 @@ def test_one_row_per_task_with_a_sigma_column_only_for_the_run_with_a_head(tmp_p
     args = ['-opt', opt, '--root', str(tmp_path), '--out', out] + [f'--run={k}={p}' for k, (p, _) in nets.items()]
     assert compare_images.main(args) == 0
     picture = cv2.imread(out)
-    tile_h = compare_images.LABEL_H + SIZE
+    tile_h = visual.LABEL_H + SIZE
     tiles = 5  # input, L1, TUR, σ of TUR, ground truth
-    assert picture.shape == (len(TASKS) * (tile_h + compare_images.GAP),
-                             compare_images.TASK_W + tiles * (SIZE + compare_images.GAP), 3)
+    assert picture.shape == (len(TASKS) * (tile_h + visual.GAP),
+                             compare_images.TASK_W + tiles * (SIZE + visual.GAP), 3)
     lines = capsys.readouterr().out.splitlines()
     assert torch.is_grad_enabled()  # the script leaves the process's autograd as it found it (tests share it)
     assert [line.split(' ')[0] for line in lines[:len(TASKS)]] == TASKS
@@ -71,7 +73,7 @@ def test_restored_tiles_are_the_networks_plain_output_and_psnr_is_printed(tmp_pa
     with torch.no_grad():
         out_tur, sigma = nets['TUR'][1](torch.from_numpy(lq.copy()).permute(2, 0, 1)[None], with_uncertainty=True)
     expected = tensor2img([out_tur[0]])
-    top, left = compare_images.LABEL_H, compare_images.TASK_W + 2 * (SIZE + compare_images.GAP) + compare_images.GAP
+    top, left = visual.LABEL_H, compare_images.TASK_W + 2 * (SIZE + visual.GAP) + compare_images.GAP
     assert np.array_equal(picture[top:top + SIZE, left:left + SIZE], expected)
     gt = cv2.imread(osp.join(paired_root, 'gt', osp.basename(name)))
     from basicsr.metrics import calculate_psnr

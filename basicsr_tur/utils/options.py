@@ -545,11 +545,24 @@ def loss_run_arguments(loss: type, opt: dict) -> dict:
     return filled
 
 
+def check_network_options(network_g: dict, path: str) -> list[str]:
+    """Check a network_g dict on its own (a registered arch, arguments of its constructor with the right types),
+    converting numeric strings in place; returns a note per conversion. Raises OptionError naming `path`."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    import basicsr_tur  # noqa: F401  (registers our archs before the registry is consulted)
+
+    notes: list[str] = []
+    arch = _check_registered(ARCH_REGISTRY, network_g.get('type'), 'arch', 'network_g', path)
+    _check_kwargs(arch, network_g, 'network_g', path, notes)
+    return notes
+
+
 def check_options(opt: dict, path: str, notes: list[str] | None = None, is_train: bool | None = None) -> None:
     """Check keys, value types, registered type names and every sub-options dict of an options dict; raise
     OptionError on the first fault. Numeric strings are converted in place, each with a line added to notes.
     is_train: the sections a training needs (train.optim_g, train.scheduler, train.total_iter) must be there."""
-    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
+    from basicsr.utils.registry import DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 
     import basicsr_tur  # noqa: F401  (registers our classes before the registries are consulted)
 
@@ -571,8 +584,7 @@ def check_options(opt: dict, path: str, notes: list[str] | None = None, is_train
                                   f"'datasets.{first}'; each set's results are kept under its name")
     if opt['model_type'] not in [name for name, _ in MODEL_REGISTRY]:
         raise OptionError(f"{path}: 'model_type': unknown model '{opt['model_type']}'")
-    arch = _check_registered(ARCH_REGISTRY, opt['network_g'].get('type'), 'arch', 'network_g', path)
-    _check_kwargs(arch, opt['network_g'], 'network_g', path, notes)
+    notes += check_network_options(opt['network_g'], path)
     train_opt = opt.get('train') or {}
     if is_train:
         for required in ('optim_g', 'scheduler', 'total_iter', 'pixel_opt'):

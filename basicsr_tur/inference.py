@@ -1,0 +1,288 @@
+"""Restore anyone's images: a model from an options file, an arch and weights, or a preset; any 8/16-bit image; whole
+or tile by tile; at fp32, bf16 or fp16; with TUR's per-pixel uncertainty σ when the checkpoint has the head.
+
+Used by restore.py (the command), app.py (the web page) and scripts/export_onnx.py. The network sees what it was
+trained on: RGB, float in [0, 1], (1, 3, H, W). A gray image is restored as three equal channels and written back as
+gray (luma of the result); an alpha channel is passed through untouched; 16-bit images are restored from and
+written to 16 bits.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from os import path as osp
+
+import cv2
+import numpy as np
+import torch
+from basicsr.archs import build_network
+from basicsr.utils import get_root_logger
+
+from basicsr_tur.models.tur_model import out_of_memory_error
+from basicsr_tur.utils.checkpoint import HEAD_PREFIX, load_checkpoint, load_torch_file, unwrap_state_dict
+from basicsr_tur.utils.options import OptionError, check_network_options, load_yaml, resolve
+from basicsr_tur.utils.tiling import tile_count, tiled_forward
+
+PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+# Orientation tag of EXIF (0x0112) -> how to turn the stored pixels upright (TIFF/EXIF 2.3, section 4.6.4).
+_EXIF_ORIENTATION = 0x0112
+
+
+def read_image(path: str) -> np.ndarray:
+    """An image file as stored, made upright by its EXIF orientation: uint8 or uint16, (H, W) gray, (H, W, 2) gray +
+    alpha, (H, W, 3) BGR or (H, W, 4) BGRA. Raises ValueError (one line) for a file OpenCV cannot read."""
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)  # UNCHANGED keeps 16 bits and alpha, and ignores EXIF
+    if img is None:
+        raise ValueError(f'{path}: not an image OpenCV can read (missing, empty, truncated or another format)')
+    if img.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f'{path}: {img.dtype} pixels; restore.py reads 8-bit and 16-bit images')
+    return apply_exif_orientation(img, exif_orientation(path))
+
+
+def exif_orientation(path: str) -> int:
+    """The EXIF orientation (1..8) of an image file, 1 when it has none (Pillow reads the header only)."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            value = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # a format Pillow does not know has no EXIF we could read
+        return 1
+    return value if value in range(1, 9) else 1
+
+
+def apply_exif_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Pixels as stored -> upright, for EXIF orientation 1..8 (2: mirrored, 3: 180°, 6: 90° clockwise, ...)."""
+    if orientation in (5, 6, 7, 8):
+        img = np.swapaxes(img, 0, 1)  # transpose; then the flips below finish the rotation
+    flips = {2: (False, True), 3: (True, True), 4: (True, False), 5: (False, False), 6: (False, True),
+             7: (True, True), 8: (True, False)}.get(orientation, (False, False))
+    if flips[0]:
+        img = img[::-1]
+    if flips[1]:
+        img = img[:, ::-1]
+    return np.ascontiguousarray(img)
+
+
+def split_image(img: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None, float]:
+    """(RGB float tensor (1, 3, H, W) in [0, 1], alpha (H, W) or None, maximum value 255 or 65535) of an image."""
+    peak = 65535.0 if img.dtype == np.uint16 else 255.0
+    alpha = None
+    if img.ndim == 3 and img.shape[2] in (2, 4):
+        img, alpha = img[..., :-1], img[..., -1]
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., ::-1]
+    tensor = torch.from_numpy(np.ascontiguousarray(rgb).astype(np.float32) / peak).permute(2, 0, 1)[None]
+    return tensor, alpha, peak
+
+
+def merge_image(out: torch.Tensor, like: np.ndarray, alpha: np.ndarray | None, peak: float) -> np.ndarray:
+    """The restored (1, 3, H, W) tensor as an image of `like`'s kind: its dtype, gray or BGR, its alpha put back."""
+    rgb = (out[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * peak).round().astype(like.dtype)
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    gray = like.ndim == 2 or like.shape[2] in (1, 2)
+    img = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if gray else bgr
+    if alpha is not None:
+        img = np.concatenate([img if img.ndim == 3 else img[..., None], alpha[..., None]], axis=2)
+    return img
+
+
+@dataclass
+class Restored:
+    """One restored image: `image` of the input's kind (dtype, channels, alpha); `sigma` (H, W) float32, the TUR
+    head's σ averaged over the colour channels, on the [0, 1] intensity scale, or None; `tiles` run."""
+
+    image: np.ndarray
+    sigma: np.ndarray | None
+    tiles: int = 1
+
+
+@dataclass
+class ModelSource:
+    """Where a model comes from: its network_g options, weights file, the key chosen in it and why (for the log)."""
+
+    network_g: dict
+    weights: str
+    param_key: str | None
+    described: str
+    notes: list[str] = field(default_factory=list)
+
+
+def choose_param_key(ckpt: object, requested: str | None, where: str) -> tuple[str | None, str]:
+    """(key, why) of the weights to load from a checkpoint: `requested` when given (KeyError, one line, when the file
+    lacks it), else the EMA weights `params_ema` when the file has them, else `params`, else the file's own layout
+    (None: unwrap_state_dict finds it)."""
+    keys = list(ckpt) if isinstance(ckpt, dict) else []
+    if requested:
+        if isinstance(ckpt, dict) and requested not in ckpt and not all(isinstance(v, torch.Tensor)
+                                                                     for v in ckpt.values()):
+            raise KeyError(f"{where}: no '{requested}' entry (top-level keys: {', '.join(map(str, keys[:10]))})")
+        return requested, f'{requested} (as asked)'
+    for key, why in (('params_ema', 'params_ema (the EMA weights, preferred when present)'),
+                     ('params', 'params (no EMA weights in the file)')):
+        if key in keys and isinstance(ckpt[key], dict):
+            return key, why
+    return None, 'the file\'s own layout (no params_ema/params entry)'
+
+
+def source_from_options(opt_path: str, weights: str | None = None, root: str = '.') -> ModelSource:
+    """network_g, the weights (path.pretrain_network_g, relative to `root`, unless `weights` is given) and
+    path.param_key_g of a test options file. Only these keys are read; network_g is checked against the arch's
+    constructor. Raises OptionError (one line) naming the file and key at fault."""
+    opt = load_yaml(opt_path)
+    if not isinstance(opt, dict) or not isinstance(opt.get('network_g'), dict):
+        raise OptionError(f"{opt_path}: required key 'network_g' is missing (restore.py reads network_g and path)")
+    network_g = dict(opt['network_g'])
+    notes = check_network_options(network_g, opt_path)
+    path_opt = opt.get('path') or {}
+    weights = weights or path_opt.get('pretrain_network_g')
+    if not weights:
+        raise OptionError(f"{opt_path}: 'path.pretrain_network_g' is not set; give the weights with --weights FILE")
+    return ModelSource(network_g, resolve(str(weights), root) if weights == path_opt.get('pretrain_network_g')
+                       else str(weights), path_opt.get('param_key_g'), f'{opt_path}', notes)
+
+
+def source_from_arch(arch: str, arch_opt: dict, weights: str, param_key: str | None = None) -> ModelSource:
+    """A model given on the command line: a registered arch, its constructor arguments and a weights file."""
+    network_g = {'type': arch, **arch_opt}
+    notes = check_network_options(network_g, '--arch/--arch-opt')
+    return ModelSource(network_g, weights, param_key, f'--arch {arch}', notes)
+
+
+class Restorer:
+    """A loaded network, ready to restore images (see `restore`); built by `load_restorer`.
+
+    net: the backbone, in eval mode on `device`; has_head: it was built with the TUR head (σ available).
+    precision: 'fp32', 'bf16' or 'fp16' (autocast; the output is float32). tile/overlap: tiled inference
+    (utils/tiling.py) when tile is set. compile: torch.compile'd forward (it pays with tiles, whose shape repeats).
+    """
+
+    def __init__(self, net: torch.nn.Module, device: torch.device, precision: str = 'fp32', tile: int | None = None,
+                 overlap: int = 32, channels_last: bool = False, compile: bool = False, described: str = '') -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+        if tile is not None and overlap >= tile:
+            raise ValueError(f'--tile-overlap ({overlap}) must be smaller than --tile ({tile})')
+        self.net, self.device, self.precision = net, device, precision
+        self.tile, self.overlap, self.channels_last = tile, overlap, channels_last
+        self.has_head = getattr(net, 'uncertainty_head', None) is not None
+        self.size_multiple = int(getattr(net, 'size_multiple', 1))
+        self.described = described
+        self._forward = torch.compile(net) if compile else net
+
+    def tiles_for(self, height: int, width: int) -> int:
+        """How many tiles an image of this size is restored in (1: whole)."""
+        return tile_count(height, width, self.tile, self.overlap, self.size_multiple) if self.tile else 1
+
+    def _run(self, x: torch.Tensor, uncertainty: bool) -> tuple[torch.Tensor, ...]:
+        if uncertainty:
+            return tuple(self._forward(x, with_uncertainty=True))
+        return (self._forward(x),)
+
+    @torch.inference_mode()
+    def restore_tensor(self, x: torch.Tensor, uncertainty: bool = False,
+                       progress=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(restored (1, 3, H, W) float32 on the CPU, σ (1, 3, H, W) float32 or None) of x (1, 3, H, W) in [0, 1]."""
+        if uncertainty and not self.has_head:
+            raise ValueError(f'{self.described}: the network has no TUR uncertainty head, so there is no σ map')
+        x = x.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+        dtype = PRECISIONS[self.precision]
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
+            if self.tile:
+                outputs = tiled_forward(lambda t: self._run(t, uncertainty), x, self.tile, self.overlap,
+                                        multiple=self.size_multiple, progress=progress)
+            else:
+                outputs = self._run(x, uncertainty)
+        outputs = tuple(o.float().cpu() for o in outputs)
+        return outputs[0], (outputs[1] if uncertainty else None)
+
+    def restore(self, img: np.ndarray, uncertainty: bool = False, name: str = 'image', progress=None) -> Restored:
+        """Restore an image as read_image returns it; the result has its dtype, channels and alpha.
+
+        Raises RuntimeError, one line, naming `name`, its size, the memory asked for and --tile when the device
+        runs out of memory; ValueError for uncertainty=True without the head.
+        """
+        x, alpha, peak = split_image(img)
+        try:
+            out, sigma = self.restore_tensor(x, uncertainty, progress)
+        except RuntimeError as err:
+            oom = out_of_memory_error(err, 'restore', name, x.to(self.device),
+                                      remedy='restore it tile by tile (--tile 512)')
+            if oom is None:
+                raise
+            if self.device.type == 'cuda':
+                torch.cuda.empty_cache()
+            raise oom from None
+        sigma_map = sigma[0].mean(0).numpy().astype(np.float32) if sigma is not None else None
+        return Restored(merge_image(out, img, alpha, peak), sigma_map, self.tiles_for(*img.shape[:2]))
+
+
+def pick_device(name: str | None) -> torch.device:
+    """'cpu', 'cuda' or 'cuda:N' (None: CUDA when available, else the CPU); ValueError (one line) for a device
+    this machine lacks."""
+    if name is None:
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device: expected cpu, cuda or cuda:N, got '{name}'") from None
+    if device.type == 'cuda':
+        count = torch.cuda.device_count()
+        if count == 0 or (device.index or 0) >= count:
+            raise ValueError(f"--device {name}: this machine has {count} CUDA device(s); use --device cpu")
+    elif device.type != 'cpu':
+        raise ValueError(f"--device: expected cpu, cuda or cuda:N, got '{name}'")
+    return device
+
+
+def has_head_keys(state_dict: dict) -> bool:
+    """Whether a state dict holds the TUR uncertainty head (keys under HEAD_PREFIX, or the authors' var_conv.)."""
+    return any(k.startswith(HEAD_PREFIX) or 'var_conv.' in k for k in state_dict)
+
+
+def load_restorer(source: ModelSource, device: str | None = None, precision: str = 'fp32', tile: int | None = None,
+                  overlap: int = 32, channels_last: bool = False, compile: bool = False,
+                  uncertainty: bool | None = False,
+                  check_keys=None, logger: logging.Logger | None = None) -> Restorer:
+    """Build the network of `source`, load its weights (EMA preferred, see choose_param_key; logged) and return a
+    Restorer. uncertainty: True builds the network with its TUR head and refuses a checkpoint without one; None
+    builds the head when the checkpoint has one; False never (inference does not need it).
+    check_keys(state_dict, where): a preset's key check, run before loading. Raises FileNotFoundError, ValueError
+    or KeyError, one line, naming the weights file."""
+    logger = logger or get_root_logger()
+    if not osp.isfile(source.weights):
+        raise FileNotFoundError(f'weights not found: {source.weights} ({source.described})')
+    ckpt = load_torch_file(source.weights, 'weights')
+    key, why = choose_param_key(ckpt, source.param_key, source.weights)
+    state = unwrap_state_dict(ckpt, key, source.weights)
+    if check_keys is not None:
+        check_keys(state, source.weights)
+    head = has_head_keys(state)
+    if uncertainty and not head:
+        raise ValueError(f'{source.weights}: holds no TUR uncertainty head (keys {HEAD_PREFIX}*); --uncertainty needs '
+                         'a checkpoint trained with TURLoss')
+    network_g = dict(source.network_g, uncertainty_head=head if uncertainty is None else bool(uncertainty))
+    net = build_network(network_g)
+    load_checkpoint(net, source.weights, key, strict=True)
+    target = pick_device(device)
+    if channels_last:
+        for tensor in list(net.parameters()) + list(net.buffers()):
+            if tensor.dim() == 4:
+                tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+    net = net.to(target).eval()
+    logger.info(f'{source.described}: {network_g["type"]} from {source.weights}, weights {why}; device {target}, '
+                f'{precision}' + (f', tiles {tile} (overlap {overlap})' if tile else ', whole images'))
+    return Restorer(net, target, precision, tile, overlap, channels_last, compile,
+                    f'{network_g["type"]} ({source.weights})')
+
+
+def peak_memory(device: torch.device) -> str:
+    """Peak memory so far, in words: CUDA's max allocated on a GPU, else the process's peak resident set."""
+    if device.type == 'cuda':
+        return f'{torch.cuda.max_memory_allocated(device) / 2 ** 30:.2f} GiB (CUDA, max allocated)'
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 'unknown'
+    # ru_maxrss is in KiB on Linux.
+    return f'{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:.2f} GiB (process peak RSS)'

@@ -1,0 +1,339 @@
+"""Restore your own images: `python restore.py -i INPUTS -o DIR` (installed as `basicsr-tur-restore`).
+
+The model comes from a test options file (`-opt`: its network_g and path.pretrain_network_g), from `--arch NAME
+--weights FILE [--arch-opt key=value ...]`, or from a preset of published weights (`--preset NAME [--weights FILE]`,
+`--list-presets`). Inputs are files, folders (`--recursive` for sub-folders) and globs; each output keeps its
+input's path relative to the folder (or glob root) it was found under, its name (plus `--suffix`) and its format
+(or `--ext`). Nothing is written before every output path is known: two inputs that would write one file, or an
+output that would overwrite an input, stop the run in one line. An image that cannot be read or restored is named
+in one line and the others are still restored (exit status 1 at the end).
+
+With `--uncertainty` (a checkpoint trained with TURLoss, which holds the head): `<name>_sigma.png`, the σ map
+colour-mapped (viridis) with its colour bar and scale on the right, and `<name>_sigma.npy`, σ as float32 (H, W)
+averaged over the colour channels on the [0, 1] intensity scale. `--grid` writes `<name>_grid.png`: input |
+restored | σ (when the checkpoint has the head) | ground truth (with `--gt DIR`, found by the same relative path
+or name; the tiles then carry their PSNR).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from os import path as osp
+
+import numpy as np
+import yaml
+from basicsr.metrics import calculate_psnr
+from basicsr.utils import get_root_logger
+from tqdm import tqdm
+
+from basicsr_tur.inference import (
+    PRECISIONS,
+    ModelSource,
+    Restorer,
+    load_restorer,
+    peak_memory,
+    read_image,
+    source_from_arch,
+    source_from_options,
+)
+from basicsr_tur.utils.cli import error_message, run_cli
+from basicsr_tur.utils.files import write_image
+from basicsr_tur.utils.visual import colour_sigma, fit_height, hstack, labelled, to_bgr8, with_colour_bar
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp')
+GRID_HEIGHT = 512  # grid tiles taller than this are scaled down (the restored image itself is written at full size)
+
+
+@dataclass
+class Job:
+    """One input image and every file restoring it writes."""
+
+    source: str
+    relative: str  # the input's path under the folder or glob root it was found in
+    output: str
+    sigma_png: str | None = None
+    sigma_npy: str | None = None
+    grid: str | None = None
+
+    def outputs(self) -> list[str]:
+        """Every file this job writes."""
+        return [p for p in (self.output, self.sigma_png, self.sigma_npy, self.grid) if p]
+
+
+def _is_image(path: str) -> bool:
+    return osp.splitext(path)[1].lower() in IMAGE_EXTENSIONS
+
+
+def collect_inputs(entries: list[str], recursive: bool = False) -> list[tuple[str, str]]:
+    """(file, relative path) of every image the -i entries name, in order, each file once.
+
+    A folder gives its images (sub-folders with recursive), relative to the folder; a file gives itself, relative
+    to its folder; a glob (`*`, `?`, `[`) its matching images, relative to the glob's first folder without a
+    wildcard. Raises FileNotFoundError (one line) for an entry that names nothing, ValueError for no image at all.
+    """
+    found: dict[str, str] = {}
+    for entry in entries:
+        if osp.isdir(entry):
+            if recursive:
+                files = [osp.join(d, f) for d, _, names in os.walk(entry) for f in names]
+            else:
+                files = [osp.join(entry, f) for f in os.listdir(entry)]
+            root = entry
+        elif osp.isfile(entry):
+            files, root = [entry], osp.dirname(entry)
+        elif glob.has_magic(entry):
+            files = [f for f in glob.glob(entry, recursive=recursive) if osp.isfile(f)]
+            parts = entry.split(os.sep)
+            root = os.sep.join(parts[:next(i for i, p in enumerate(parts) if glob.has_magic(p))]) or '.'
+            if not files:
+                raise FileNotFoundError(f'-i {entry}: no file matches')
+        else:
+            raise FileNotFoundError(f'-i {entry}: no such file or folder')
+        images = sorted(f for f in files if _is_image(f) and osp.isfile(f))
+        if osp.isfile(entry) and not images:
+            raise ValueError(f"-i {entry}: not an image file name (expected {', '.join(IMAGE_EXTENSIONS)})")
+        for file in images:
+            found.setdefault(osp.realpath(file), osp.relpath(file, root or '.'))
+    if not found:
+        raise ValueError(f"no image ({', '.join(IMAGE_EXTENSIONS)}) in {', '.join(entries)}"
+                         + ('' if recursive else ' (sub-folders are read with --recursive)'))
+    return [(file, relative) for file, relative in found.items()]
+
+
+def plan_jobs(inputs: list[tuple[str, str]], out_dir: str, suffix: str = '', ext: str | None = None,
+              uncertainty: bool = False, grid: bool = False) -> list[Job]:
+    """The files each input will write under out_dir. Raises ValueError (one line) when two inputs would write one
+    file, or when a file to write is one of the inputs."""
+    jobs = []
+    for source, relative in inputs:
+        stem, own_ext = osp.splitext(relative)
+        base = osp.join(out_dir, stem + suffix)
+        job = Job(source, relative, base + (f'.{ext.lstrip(".")}' if ext else own_ext))
+        if uncertainty:
+            job.sigma_png, job.sigma_npy = base + '_sigma.png', base + '_sigma.npy'
+        if grid:
+            job.grid = base + '_grid.png'
+        jobs.append(job)
+    writers: dict[str, str] = {}
+    sources = {osp.realpath(s) for s, _ in inputs}
+    for job in jobs:
+        for out in job.outputs():
+            real = osp.realpath(out)
+            if real in sources:
+                raise ValueError(f'{out} would overwrite the input {real}; choose another -o folder or a --suffix')
+            if real in writers and writers[real] != job.source:
+                raise ValueError(f'{writers[real]} and {job.source} would both be written to {out}; restore them '
+                                 'into different -o folders, or keep their extensions (no --ext)')
+            writers[real] = job.source
+    return jobs
+
+
+def find_gt(gt_dir: str, relative: str) -> str | None:
+    """The ground truth of an input: gt_dir/<relative path>, else an image of the same name with another extension
+    in the same sub-folder of gt_dir; None when there is none."""
+    exact = osp.join(gt_dir, relative)
+    if osp.isfile(exact):
+        return exact
+    stem = osp.splitext(exact)[0]
+    return next((stem + e for e in IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS)
+                 if osp.isfile(stem + e)), None)
+
+
+def grid_picture(img: np.ndarray, restored: np.ndarray, sigma: np.ndarray | None, gt: np.ndarray | None) -> np.ndarray:
+    """input | restored | σ (own scale, colour bar) | ground truth, 8-bit BGR, labelled (PSNR against the GT)."""
+    tiles = [to_bgr8(img), to_bgr8(restored)]
+    labels = ['input', 'restored']
+    if gt is not None:
+        gt8 = to_bgr8(gt)
+        if gt8.shape != tiles[0].shape:
+            raise ValueError(f'ground truth is {gt8.shape[1]}x{gt8.shape[0]}, the input {tiles[0].shape[1]}x'
+                             f'{tiles[0].shape[0]}')
+        labels = [f'{label} {calculate_psnr(tile, gt8, 0):.2f} dB' for label, tile in zip(labels, tiles)]
+    tiles = [labelled(fit_height(t, GRID_HEIGHT), text) for t, text in zip(tiles, labels)]
+    if sigma is not None:
+        lo, hi = float(sigma.min()), float(sigma.max())
+        picture = fit_height(colour_sigma(sigma, lo, hi), GRID_HEIGHT)
+        tiles.append(labelled(with_colour_bar(picture, lo, hi), 'sigma (TUR head)'))
+    if gt is not None:
+        tiles.append(labelled(fit_height(to_bgr8(gt), GRID_HEIGHT), 'ground truth'))
+    return hstack(tiles)
+
+
+def _encodable(path: str, img: np.ndarray) -> np.ndarray:
+    """img, reduced to 8 bits when the output format has no 16-bit mode (JPEG, WebP, BMP)."""
+    if img.dtype == np.uint16 and osp.splitext(path)[1].lower() not in ('.png', '.tif', '.tiff'):
+        return (img.astype(np.float64) / 257).round().astype(np.uint8)
+    return img
+
+
+def restore_job(restorer: Restorer, job: Job, uncertainty: bool, gt_dir: str | None, pbar_position: int = 1) -> dict:
+    """Restore one image and write its files; returns {'megapixels', 'tiles', 'notes'}."""
+    img = read_image(job.source)
+    tiles = restorer.tiles_for(*img.shape[:2])
+    bar = tqdm(total=tiles, unit='tile', desc=osp.basename(job.source), leave=False, position=pbar_position) \
+        if tiles > 1 else None
+    with_sigma = uncertainty or (job.grid is not None and restorer.has_head)
+    try:
+        result = restorer.restore(img, uncertainty=with_sigma, name=job.source,
+                                  progress=bar.update if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    notes = []
+    write_image(job.output, _encodable(job.output, result.image))
+    if job.sigma_png:
+        lo, hi = float(result.sigma.min()), float(result.sigma.max())
+        write_image(job.sigma_png, with_colour_bar(colour_sigma(result.sigma, lo, hi), lo, hi))
+        np.save(job.sigma_npy, result.sigma)  # small; np.save writes its own header, so not through atomic_write
+    if job.grid:
+        gt = None
+        if gt_dir:
+            gt_path = find_gt(gt_dir, job.relative)
+            if gt_path is None:
+                notes.append(f'{job.source}: no ground truth under {gt_dir}; its grid has none')
+            else:
+                gt = read_image(gt_path)
+        write_image(job.grid, grid_picture(img, result.image, result.sigma if with_sigma else None, gt))
+    return {'megapixels': img.shape[0] * img.shape[1] / 1e6, 'tiles': result.tiles, 'notes': notes}
+
+
+def parse_arch_opt(entries: list[str]) -> dict:
+    """{key: value} of --arch-opt key=value entries, values read as YAML (dim=48, num_blocks=[4,6,6,8])."""
+    out = {}
+    for entry in entries or []:
+        key, sep, value = entry.partition('=')
+        if not sep or not key:
+            raise ValueError(f'--arch-opt {entry!r}: expected key=value, e.g. dim=48')
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError(f'--arch-opt {entry!r}: the value is not valid YAML') from None
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='restore.py', description='Restore images with an all-in-one model (basicsr-tur).',
+        epilog='Example: python restore.py -opt options/test/demo/Restormer.yml -i photos/ -o restored/ --tile 512')
+    parser.add_argument('-i', '--input', nargs='+', default=[], help='image files, folders or globs')
+    parser.add_argument('-o', '--output', help='folder for the restored images (created)')
+    model = parser.add_argument_group('model (one of -opt, --arch, --preset)')
+    model.add_argument('-opt', help='a test options file: its network_g, path.pretrain_network_g, path.param_key_g')
+    model.add_argument('--arch', help='a registered arch (SRResNet, Restormer, PromptIR, Uformer, AirNet, ...)')
+    model.add_argument('--arch-opt', nargs='+', default=[], metavar='KEY=VALUE', help="the arch's arguments")
+    model.add_argument('--preset', help='published weights by name (see --list-presets)')
+    model.add_argument('--weights', help='the weights file (overrides the options file; needed with --arch)')
+    model.add_argument('--param-key', help='the weights\' key in the file (default: params_ema when present, '
+                                           'else params)')
+    model.add_argument('--list-presets', action='store_true', help='print the presets table and exit')
+    run = parser.add_argument_group('running')
+    run.add_argument('--device', help='cpu, cuda or cuda:N (default: CUDA when available)')
+    run.add_argument('--precision', choices=list(PRECISIONS), default='fp32')
+    run.add_argument('--channels-last', action='store_true', help='channels_last memory format (faster on GPUs)')
+    run.add_argument('--compile', action='store_true', help='torch.compile the network (pays off with --tile)')
+    run.add_argument('--tile', type=int, help='restore tile by tile, tiles of this side (pixels)')
+    run.add_argument('--tile-overlap', type=int, default=32, help='minimum overlap of tiles (default 32)')
+    out = parser.add_argument_group('outputs')
+    out.add_argument('--recursive', action='store_true', help='also read the sub-folders of input folders')
+    out.add_argument('--suffix', default='', help="added to each output's name (e.g. _restored)")
+    out.add_argument('--ext', help='output format for every image (png, tif, jpg; default: the input\'s)')
+    out.add_argument('--uncertainty', action='store_true', help='also write the σ map (PNG and .npy)')
+    out.add_argument('--grid', action='store_true', help='also write input | restored | σ | GT side by side')
+    out.add_argument('--gt', help='folder of ground-truth images for --grid (same relative paths or names)')
+    out.add_argument('--dry-run', action='store_true', help='list what would be written, write nothing')
+    return parser
+
+
+def model_source(args: argparse.Namespace, root: str) -> tuple[ModelSource, object]:
+    """The model of the command line and, for a preset, its key check (None otherwise). ValueError, one line, for
+    a wrong combination."""
+    given = [name for name, value in (('-opt', args.opt), ('--arch', args.arch), ('--preset', args.preset)) if value]
+    if len(given) != 1:
+        raise ValueError('give the model with exactly one of -opt FILE, --arch NAME --weights FILE, '
+                         f'--preset NAME (got {", ".join(given) or "none"})')
+    if args.arch_opt and not args.arch:
+        raise ValueError('--arch-opt needs --arch')
+    if args.opt:
+        return source_from_options(args.opt, args.weights, root), None
+    if args.arch:
+        if not args.weights:
+            raise ValueError(f'--arch {args.arch} needs --weights FILE')
+        return source_from_arch(args.arch, parse_arch_opt(args.arch_opt), args.weights, args.param_key), None
+    from basicsr_tur import presets
+    preset = presets.get_preset(args.preset)
+    weights = presets.find_weights(preset, args.weights)
+    source = source_from_arch(preset.arch, dict(preset.arch_opt), weights, args.param_key or preset.param_key)
+    source.described = f'--preset {preset.name}'
+    return source, lambda state, where: presets.check_preset_keys(preset, state, where)
+
+
+def restore_pipeline(root: str, argv: list[str] | None = None) -> dict:
+    """Run the command; returns {'images', 'failed', 'megapixels', 'seconds', 'written': [paths]}."""
+    args = build_parser().parse_args(argv)
+    if args.list_presets:
+        from basicsr_tur import presets
+        print(presets.presets_table())
+        return {'images': 0, 'failed': 0, 'megapixels': 0.0, 'seconds': 0.0, 'written': []}
+    if not args.input or not args.output:
+        raise ValueError('give the images with -i and the output folder with -o (python restore.py -h)')
+    if args.gt and not args.grid:
+        raise ValueError('--gt is used by --grid; add --grid')
+    if args.gt and not osp.isdir(args.gt):
+        raise FileNotFoundError(f'--gt {args.gt}: no such folder')
+    if args.tile is not None and not 0 <= args.tile_overlap < args.tile:
+        raise ValueError(f'--tile-overlap ({args.tile_overlap}) must be >= 0 and smaller than --tile ({args.tile})')
+    if args.ext and ('.' + args.ext.lstrip('.').lower()) not in IMAGE_EXTENSIONS:
+        raise ValueError(f"--ext {args.ext}: expected one of {', '.join(e[1:] for e in IMAGE_EXTENSIONS)}")
+    source, check_keys = model_source(args, root)
+    jobs = plan_jobs(collect_inputs(args.input, args.recursive), args.output, args.suffix, args.ext,
+                     args.uncertainty, args.grid)
+    if args.dry_run:
+        for job in jobs:
+            print(f"{job.source} -> {', '.join(job.outputs())}")
+        print(f'dry run: {len(jobs)} images, {sum(len(j.outputs()) for j in jobs)} files would be written; '
+              f'model {source.network_g["type"]} from {source.weights}')
+        return {'images': 0, 'failed': 0, 'megapixels': 0.0, 'seconds': 0.0, 'written': []}
+    logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO)
+    restorer = load_restorer(source, args.device, args.precision, args.tile, args.tile_overlap, args.channels_last,
+                             args.compile, uncertainty=True if args.uncertainty else (None if args.grid else False),
+                             check_keys=check_keys, logger=logger)
+    start, megapixels, failed, written = time.perf_counter(), 0.0, [], []
+    for job in tqdm(jobs, unit='image', desc='Restore'):
+        try:
+            done = restore_job(restorer, job, args.uncertainty, args.gt)
+        except (ValueError, OSError, RuntimeError) as err:
+            failed.append(job.source)
+            tqdm.write(f'error: {error_message(err)}', file=sys.stderr)
+            continue
+        megapixels += done['megapixels']
+        written += job.outputs()
+        for note in done['notes']:
+            logger.warning(note)
+    seconds = time.perf_counter() - start
+    restored = len(jobs) - len(failed)
+    rate = f'{megapixels / seconds:.2f} MP/s' if seconds > 0 and restored else '-'
+    summary = (f'restored {restored} of {len(jobs)} images ({megapixels:.2f} MP) in {seconds:.1f} s ({rate}) on '
+               f'{restorer.device}, {args.precision}, ' + (f'tiles {args.tile}' if args.tile else 'whole images')
+               + f'; peak memory {peak_memory(restorer.device)}; written to {args.output}')
+    if failed:
+        summary += f"; {len(failed)} failed: {', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}"
+    print(summary, flush=True)
+    return {'images': restored, 'failed': len(failed), 'megapixels': megapixels,
+            'seconds': seconds if math.isfinite(seconds) else 0.0, 'written': written}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The console script: 0 when every image was restored, 1 when any failed (or the run could not start)."""
+    outcome = {}
+    code = run_cli(lambda root: outcome.update(restore_pipeline(root, argv)), os.getcwd())
+    return 1 if code == 0 and outcome.get('failed') else code
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Pictures a person looks at: TUR's σ maps colour-mapped with their scale, labelled tiles, side-by-side grids.
+
+Images are 8-bit BGR (H, W, 3) numpy arrays, OpenCV's layout, as written by utils/files.write_image. σ maps are
+float (H, W) arrays on the restored image's intensity scale ([0, 1]); they are colour-mapped with matplotlib's
+viridis (perceptually uniform, readable in grey and by colour-blind readers).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+LABEL_H, GAP = 22, 4
+WHITE, BLACK = (255, 255, 255), (0, 0, 0)
+
+
+def _viridis(values: np.ndarray) -> np.ndarray:
+    """8-bit BGR colours of values in [0, 1] (any shape), by matplotlib's viridis."""
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import colormaps
+    rgb = colormaps['viridis'](np.clip(values, 0, 1))[..., :3]
+    return cv2.cvtColor((rgb * 255).round().astype(np.uint8).reshape(-1, 1, 3),
+                        cv2.COLOR_RGB2BGR).reshape(*values.shape, 3)
+
+
+def sigma_scale(sigmas: list[np.ndarray]) -> tuple[float, float]:
+    """(minimum, maximum) over σ maps: one colour scale for maps that are to be compared by colour."""
+    return min(float(m.min()) for m in sigmas), max(float(m.max()) for m in sigmas)
+
+
+def colour_sigma(sigma: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """An (H, W) σ map as an 8-bit BGR picture, lo -> dark violet, hi -> yellow (viridis)."""
+    return _viridis((sigma.astype(np.float64) - lo) / max(hi - lo, 1e-12))
+
+
+def sigma_tiles(sigmas: list[np.ndarray]) -> tuple[list[np.ndarray], str]:
+    """(8-bit BGR colour maps, 'lo-hi' label) of (H, W) σ maps on one scale: their common minimum and maximum."""
+    lo, hi = sigma_scale(sigmas)
+    return [colour_sigma(m, lo, hi) for m in sigmas], f'{lo:.3f}-{hi:.3f}'
+
+
+def with_colour_bar(picture: np.ndarray, lo: float, hi: float, width: int = 16) -> np.ndarray:
+    """picture (8-bit BGR) with a vertical viridis colour bar on its right, labelled with lo (bottom) and hi (top)."""
+    h = picture.shape[0]
+    bar = _viridis(np.linspace(1, 0, h)[:, None].repeat(width, 1))
+    labels = np.full((h, 64, 3), 255, np.uint8)
+    for text, y in ((f'{hi:.4g}', 14), (f'{lo:.4g}', h - 5)):
+        cv2.putText(labels, text, (3, y), cv2.FONT_HERSHEY_SIMPLEX, 0.42, BLACK, 1, cv2.LINE_AA)
+    gap = np.full((h, GAP, 3), 255, np.uint8)
+    return np.concatenate([picture, gap, bar, labels], axis=1)
+
+
+def to_bgr8(img: np.ndarray) -> np.ndarray:
+    """Any image this project reads (8/16-bit, gray, BGR, BGRA) as 8-bit BGR for a picture (alpha dropped)."""
+    if img.dtype == np.uint16:
+        img = (img.astype(np.float64) / 257).round().astype(np.uint8)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if img.shape[2] == 2:  # gray + alpha
+        return cv2.cvtColor(np.ascontiguousarray(img[..., 0]), cv2.COLOR_GRAY2BGR)
+    return np.ascontiguousarray(img[..., :3])
+
+
+def labelled(img: np.ndarray, text: str) -> np.ndarray:
+    """img (8-bit BGR) with a white strip above it holding `text`."""
+    strip = np.full((LABEL_H, img.shape[1], 3), 255, np.uint8)
+    cv2.putText(strip, text, (3, LABEL_H - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, BLACK, 1, cv2.LINE_AA)
+    return np.concatenate([strip, img], axis=0)
+
+
+def hstack(tiles: list[np.ndarray]) -> np.ndarray:
+    """8-bit BGR tiles side by side, GAP white pixels apart, bottom-padded with white to the tallest."""
+    height = max(t.shape[0] for t in tiles)
+    out = []
+    for i, tile in enumerate(tiles):
+        if i:
+            out.append(np.full((height, GAP, 3), 255, np.uint8))
+        out.append(np.pad(tile, ((0, height - tile.shape[0]), (0, 0), (0, 0)), constant_values=255))
+    return np.concatenate(out, axis=1)
+
+
+def fit_height(img: np.ndarray, height: int) -> np.ndarray:
+    """img scaled (area interpolation) so that it is `height` pixels tall, unless it is already no taller."""
+    if img.shape[0] <= height:
+        return img
+    width = max(1, round(img.shape[1] * height / img.shape[0]))
+    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
