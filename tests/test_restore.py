@@ -1,0 +1,267 @@
+"""restore.py: inputs and outputs (names, collisions, dtypes, EXIF), model loading, σ maps, and its one-line errors."""
+import os
+from os import path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from basicsr.archs import build_network
+from PIL import Image, ImageOps
+
+from basicsr_tur.inference import (
+    ModelSource,
+    Restorer,
+    choose_param_key,
+    load_restorer,
+    read_image,
+    source_from_options,
+)
+from basicsr_tur.restore import collect_inputs, main, plan_jobs
+
+TINY = {'type': 'SRResNet', 'num_feat': 8, 'num_block': 2}
+
+
+class Identity(torch.nn.Module):
+    """A 'network' returning its input: what goes in must come out, bit for bit."""
+
+    def forward(self, x, with_uncertainty=False):
+        return (x, x.abs() + 0.1) if with_uncertainty else x
+
+
+def identity_restorer(**kwargs) -> Restorer:
+    return Restorer(Identity(), torch.device('cpu'), **kwargs)
+
+
+def photo(h=48, w=64) -> np.ndarray:
+    """An 8-bit BGR crop of a real photograph (scikit-image's astronaut)."""
+    from skimage import data
+    return np.ascontiguousarray(data.astronaut()[100:100 + h, 200:200 + w, ::-1])
+
+
+@pytest.fixture
+def weights(tmp_path) -> str:
+    """A tiny SRResNet checkpoint with the TUR head and EMA weights."""
+    torch.manual_seed(0)
+    net = build_network(dict(TINY, uncertainty_head=True))
+    path = str(tmp_path / 'tiny.pth')
+    torch.save({'params': net.state_dict(), 'params_ema': net.state_dict()}, path)
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path) -> str:
+    """Images of every kind in in/ (and in/sub/): 8-bit, 16-bit, gray, RGBA, JPEG, and one broken file."""
+    root = tmp_path / 'in'
+    (root / 'sub').mkdir(parents=True)
+    img = photo()
+    cv2.imwrite(str(root / 'a8.png'), img)
+    cv2.imwrite(str(root / 'a16.png'), img.astype(np.uint16) * 257 + 3)
+    cv2.imwrite(str(root / 'gray.png'), cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
+    alpha = (np.arange(img.size // 3).reshape(img.shape[:2]) % 251).astype(np.uint8)
+    cv2.imwrite(str(root / 'sub' / 'rgba.png'), np.dstack([img, alpha]))
+    cv2.imwrite(str(root / 'photo.jpg'), img)
+    (root / 'broken.png').write_bytes(b'not a png')
+    return str(root)
+
+
+# Inputs and outputs
+
+
+def test_a_folder_gives_its_images_and_recursive_its_sub_folders(folder):
+    flat = [rel for _, rel in collect_inputs([folder])]
+    assert flat == ['a16.png', 'a8.png', 'broken.png', 'gray.png', 'photo.jpg']
+    deep = [rel for _, rel in collect_inputs([folder], recursive=True)]
+    assert osp.join('sub', 'rgba.png') in deep and len(deep) == 6
+
+
+def test_a_glob_keeps_paths_relative_to_its_root(folder):
+    found = collect_inputs([osp.join(folder, '*', '*.png')])
+    assert [rel for _, rel in found] == [osp.join('sub', 'rgba.png')]
+
+
+def test_an_input_naming_nothing_is_one_line(tmp_path):
+    with pytest.raises(FileNotFoundError, match='-i .*nothing_here: no such file or folder'):
+        collect_inputs([str(tmp_path / 'nothing_here')])
+    with pytest.raises(ValueError, match=r'no image .* \(sub-folders are read with --recursive\)'):
+        collect_inputs([str(tmp_path)])
+
+
+def test_two_inputs_writing_one_file_are_refused(folder, tmp_path):
+    inputs = collect_inputs([osp.join(folder, 'a8.png')]) + [(osp.join(folder, 'photo.jpg'), 'a8.jpg')]
+    with pytest.raises(ValueError, match=r'photo.jpg would both be written to .*a8.png'):
+        plan_jobs(inputs, str(tmp_path / 'out'), ext='png')
+
+
+def test_a_sigma_map_may_not_overwrite_another_output(tmp_path):
+    for name in ('x.png', 'x_sigma.png'):
+        cv2.imwrite(str(tmp_path / name), photo())
+    inputs = collect_inputs([str(tmp_path)])
+    plan_jobs(inputs, str(tmp_path / 'out'))  # without σ maps there is no clash
+    with pytest.raises(ValueError, match='would both be written to'):
+        plan_jobs(inputs, str(tmp_path / 'out'), uncertainty=True)
+
+
+def test_an_output_over_an_input_is_refused(folder):
+    with pytest.raises(ValueError, match=r'a16.png would overwrite the input .*a16.png; choose another -o folder'):
+        plan_jobs(collect_inputs([folder]), folder)
+    assert plan_jobs(collect_inputs([folder]), folder, suffix='_restored')[0].output.endswith('a16_restored.png')
+
+
+@pytest.mark.parametrize('kind', ['bgr8', 'bgr16', 'gray8', 'gray16', 'bgra8', 'graya8'])
+def test_every_image_kind_comes_back_as_it_went_in(kind):
+    img = photo()
+    if kind.startswith('gray'):
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    if kind.endswith('16'):
+        img = img.astype(np.uint16) * 257 + 5
+    alpha = (np.arange(img.shape[0] * img.shape[1]) % 256).reshape(img.shape[:2]).astype(img.dtype)
+    if 'a' in kind[4:5] or kind == 'bgra8':
+        img = np.dstack([img, alpha])
+    out = identity_restorer().restore(img).image
+    assert out.dtype == img.dtype and out.shape == img.shape
+    np.testing.assert_array_equal(out, img)
+
+
+def test_the_alpha_channel_is_not_restored():
+    class Darken(torch.nn.Module):
+        def forward(self, x):
+            return x * 0.5
+
+    img = np.dstack([photo(), np.full(photo().shape[:2], 77, np.uint8)])
+    out = Restorer(Darken(), torch.device('cpu')).restore(img).image
+    assert (out[..., 3] == 77).all()
+    np.testing.assert_allclose(out[..., :3], img[..., :3] / 2, atol=0.51)
+
+
+@pytest.mark.parametrize('orientation', range(1, 9))
+def test_exif_orientation_is_applied_as_pillow_does(tmp_path, orientation):
+    path = str(tmp_path / 'o.png')
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(photo(30, 50)[..., ::-1]).save(path, exif=exif)
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert('RGB'))[..., ::-1]
+    np.testing.assert_array_equal(read_image(path), upright)
+
+
+def test_sixteen_bit_png_keeps_sixteen_bits_on_disk(tmp_path, weights):
+    img = photo().astype(np.uint16) * 257
+    cv2.imwrite(str(tmp_path / 'x.png'), img)
+    assert main(['--arch', 'SRResNet', '--arch-opt', 'num_feat=8', 'num_block=2', '--weights', weights,
+                 '-i', str(tmp_path / 'x.png'), '-o', str(tmp_path / 'out')]) == 0
+    out = cv2.imread(str(tmp_path / 'out' / 'x.png'), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.uint16 and out.shape == img.shape and (out % 257 != 0).any()
+
+
+# Model loading
+
+
+def test_ema_weights_are_preferred_and_an_explicit_key_is_kept():
+    both = {'params': {'w': torch.zeros(1)}, 'params_ema': {'w': torch.ones(1)}}
+    assert choose_param_key(both, None, 'f')[0] == 'params_ema'
+    assert choose_param_key({'params': {'w': torch.zeros(1)}}, None, 'f')[0] == 'params'
+    assert choose_param_key(both, 'params', 'f')[0] == 'params'
+    assert choose_param_key({'w': torch.zeros(1)}, None, 'f')[0] is None
+    with pytest.raises(KeyError, match="f: no 'params_x' entry"):
+        choose_param_key(both, 'params_x', 'f')
+
+
+def test_the_restored_image_is_the_network_output_of_the_ema_weights(tmp_path):
+    torch.manual_seed(0)
+    plain, ema = build_network(TINY), build_network(TINY)
+    path = str(tmp_path / 'w.pth')
+    torch.save({'params': plain.state_dict(), 'params_ema': ema.state_dict()}, path)
+    restorer = load_restorer(ModelSource(dict(TINY), path, None, 'test'), device='cpu')
+    x = torch.rand(1, 3, 24, 24)
+    torch.testing.assert_close(restorer.restore_tensor(x)[0], ema.eval()(x).detach())
+
+
+def test_uncertainty_needs_a_checkpoint_with_the_head(tmp_path):
+    path = str(tmp_path / 'plain.pth')
+    torch.save({'params': build_network(TINY).state_dict()}, path)
+    with pytest.raises(ValueError, match=r'plain.pth: holds no TUR uncertainty head .* trained with TURLoss'):
+        load_restorer(ModelSource(dict(TINY), path, None, 'test'), device='cpu', uncertainty=True)
+
+
+def test_options_file_weights_are_relative_to_the_root(tmp_path, weights):
+    opt = tmp_path / 'o.yml'
+    opt.write_text('network_g: {type: SRResNet, num_feat: 8, num_block: 2}\n'
+                   'path: {pretrain_network_g: tiny.pth, param_key_g: params}\n')
+    source = source_from_options(str(opt), root=str(tmp_path))
+    assert source.weights == weights and source.param_key == 'params'
+    opt.write_text('network_g: {type: SRResNet, num_feat: 8, num_blok: 2}\npath: {pretrain_network_g: tiny.pth}\n')
+    with pytest.raises(Exception, match='num_blok'):
+        source_from_options(str(opt), root=str(tmp_path))
+
+
+def test_out_of_memory_names_the_image_its_size_and_tile():
+    class Hungry(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 576000000 bytes")
+
+    with pytest.raises(RuntimeError, match=r'restore: out of memory restoring big.png \(48x64\) on cpu \(tried to '
+                                           r'allocate 576000000 bytes\); restore it tile by tile \(--tile 512\)'):
+        Restorer(Hungry(), torch.device('cpu')).restore(photo(), name='big.png')
+
+
+# The command
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_every_readable_image_is_restored_and_the_broken_one_named(capsys, log_lines, folder, weights, tmp_path):
+    out = str(tmp_path / 'out')
+    code, stdout, stderr = run(capsys, '--arch', 'SRResNet', '--arch-opt', 'num_feat=8', 'num_block=2',
+                               '--weights', weights, '-i', folder, '--recursive', '-o', out)
+    assert code == 1
+    errors = [line for line in stderr.splitlines() if line.startswith('error: ')]
+    assert len(errors) == 1 and 'broken.png: not an image OpenCV can read' in errors[0]
+    assert sorted(osp.relpath(osp.join(d, f), out) for d, _, fs in os.walk(out) for f in fs) == \
+        ['a16.png', 'a8.png', 'gray.png', 'photo.jpg', osp.join('sub', 'rgba.png')]
+    assert 'restored 5 of 6 images' in stdout and '1 failed' in stdout
+    assert any('weights params_ema (the EMA weights, preferred when present)' in line for line in log_lines)
+
+
+def test_sigma_maps_and_grids_are_written_with_uncertainty(capsys, weights, tmp_path):
+    cv2.imwrite(str(tmp_path / 'x.png'), photo())
+    (tmp_path / 'gt').mkdir()
+    cv2.imwrite(str(tmp_path / 'gt' / 'x.png'), photo())
+    code, stdout, _ = run(capsys, '--arch', 'SRResNet', '--arch-opt', 'num_feat=8', 'num_block=2', '--weights',
+                          weights, '-i', str(tmp_path / 'x.png'), '-o', str(tmp_path / 'out'), '--uncertainty',
+                          '--grid', '--gt', str(tmp_path / 'gt'), '--tile', '32', '--tile-overlap', '16')
+    assert code == 0, stdout
+    sigma = np.load(tmp_path / 'out' / 'x_sigma.npy')
+    assert sigma.shape == (48, 64) and sigma.dtype == np.float32 and (sigma > 0).all()
+    assert cv2.imread(str(tmp_path / 'out' / 'x_sigma.png')).shape[0] == 48
+    grid = cv2.imread(str(tmp_path / 'out' / 'x_grid.png'))
+    assert grid.shape[1] > 4 * 64  # input | restored | σ with its colour bar | ground truth
+
+
+def test_dry_run_lists_and_writes_nothing(capsys, folder, weights, tmp_path):
+    out = str(tmp_path / 'out')
+    code, stdout, _ = run(capsys, '--arch', 'SRResNet', '--weights', weights, '-i', folder, '-o', out,
+                          '--uncertainty', '--dry-run')
+    assert code == 0 and not osp.exists(out)
+    assert f"{osp.join(folder, 'a8.png')} -> {osp.join(out, 'a8.png')}, {osp.join(out, 'a8_sigma.png')}" in stdout
+    assert 'dry run: 5 images, 15 files would be written' in stdout
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--arch', 'SRResNet'], '--arch SRResNet needs --weights FILE'),
+    (['--arch', 'SRResNet', '--weights', 'missing.pth'], 'weights not found: missing.pth'),
+    (['--arch', 'SRResNet', '-opt', 'x.yml', '--weights', 'w.pth'], 'exactly one of -opt FILE'),
+    (['--arch', 'NoSuchNet', '--weights', 'w.pth'], 'NoSuchNet'),
+    (['--arch', 'SRResNet', '--weights', 'w.pth', '--tile', '32', '--tile-overlap', '32'],
+     r'--tile-overlap \(32\) must be >= 0 and smaller than --tile \(32\)'),
+    (['-opt', 'nothing.yml'], 'nothing.yml: options file not found'),
+])
+def test_command_line_mistakes_are_one_line(capsys, folder, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, _, stderr = run(capsys, *argv, '-i', folder, '-o', str(tmp_path / 'out'))
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1 and lines[0].startswith('error: ')
+    assert __import__('re').search(message, lines[0]), lines[0]
