@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-compare test lint bench gpu-wheels clean
+.PHONY: install demo demo-compare restore-demo test lint bench gpu-wheels clean
 
 $(STAMP): setup.py requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,15 @@ demo-compare: install
 		--out results/demo_compare
 	$(PY) scripts/compare_images.py -opt options/test/demo/Restormer.yml --run L1=$(DEMO_L1) --run TUR=$(DEMO_TUR) \
 		--out results/demo_compare.png
+
+# restore.py on images of every kind (8/16-bit PNG and TIFF, gray, RGBA, an EXIF-rotated JPEG) made from the demo's test
+# set, with the demo's TUR checkpoint (trained first if missing): restored images, σ maps and grids in
+# results/restore_demo (README, "Restore your own images").
+restore-demo: install
+	test -f $(DEMO_TUR) || $(PY) train.py -opt options/train/demo/Restormer_TUR.yml
+	$(PY) scripts/make_demo_data.py --photos datasets/demo/photos
+	$(PY) restore.py -opt options/test/demo/Restormer.yml -i datasets/demo/photos --recursive -o results/restore_demo \
+		--tile 128 --tile-overlap 32 --uncertainty --grid
 
 lint: install
 	$(PY) -m ruff check .

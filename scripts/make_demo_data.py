@@ -11,7 +11,7 @@ import sys
 from os import path as osp
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from basicsr_tur.data.demo_data import build_demo_data
+from basicsr_tur.data.demo_data import SAMPLE_PHOTOS, build_demo_data, write_sample_photos
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,8 +19,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', default='datasets/demo')
     parser.add_argument('--seed', type=int, default=2025)
+    parser.add_argument('--photos', metavar='DIR', help='also write images of every kind restore.py reads (8/16-bit, '
+                                                        'gray, RGBA, EXIF-rotated JPEG) into DIR, from the test set')
     args = parser.parse_args(argv)
-    if build_demo_data(args.out, args.seed):
+    if args.photos:
+        build_demo_data(args.out, args.seed)
+        for path, (_, _, _, kind) in zip(write_sample_photos(args.out, args.photos), SAMPLE_PHOTOS):
+            print(f'{path}: {kind}')
+    elif build_demo_data(args.out, args.seed):
         print(f'demo data written to {args.out}')
     else:
         print(f'{args.out} exists; delete it to rebuild the demo data')

@@ -265,3 +265,23 @@ def test_command_line_mistakes_are_one_line(capsys, folder, tmp_path, monkeypatc
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert code == 1 and len(lines) == 1 and lines[0].startswith('error: ')
     assert __import__('re').search(message, lines[0]), lines[0]
+
+
+def test_the_demo_sample_photos_are_all_restored(capsys, tmp_path, weights):
+    from basicsr_tur.data.demo_data import SAMPLE_PHOTOS, write_sample_photos
+    for task, name, _, _ in SAMPLE_PHOTOS:  # the demo's degraded test images, small
+        path = tmp_path / 'demo' / 'test' / 'lq' / task / f'{name}.png'
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), photo(40, 56))
+    written = write_sample_photos(str(tmp_path / 'demo'), str(tmp_path / 'photos'))
+    kinds = {osp.basename(p): read_image(p) for p in written}
+    assert kinds['chelsea_noise.jpg'].shape == (40, 56, 3)  # stored 56x40, EXIF orientation 6 turns it upright
+    assert kinds['motorcycle_rain.png'].dtype == np.uint16 and kinds['chelsea_haze_gray.png'].ndim == 2
+    assert kinds['motorcycle_dark_rgba.png'].shape[2] == 4
+    code, stdout, _ = run(capsys, '--arch', 'SRResNet', '--arch-opt', 'num_feat=8', 'num_block=2', '--weights',
+                          weights, '-i', str(tmp_path / 'photos'), '--recursive', '-o', str(tmp_path / 'out'))
+    assert code == 0 and f'restored {len(SAMPLE_PHOTOS)} of {len(SAMPLE_PHOTOS)} images' in stdout
+    for path in written:
+        out = read_image(osp.join(tmp_path / 'out', osp.relpath(path, tmp_path / 'photos')))
+        original = kinds[osp.basename(path)]
+        assert out.dtype == original.dtype and out.shape == original.shape

@@ -99,6 +99,47 @@ def build_demo_data(out: str, seed: int = 2025) -> bool:
     return True
 
 
+# Images of every kind restore.py reads, from the demo's degraded test images: (task, image, file under photos/, kind).
+SAMPLE_PHOTOS = [
+    ('noise', 'chelsea', 'chelsea_noise.jpg', 'JPEG, stored turned 90° with EXIF orientation 6'),
+    ('rain', 'motorcycle_b', osp.join('16bit', 'motorcycle_rain.png'), '16-bit PNG'),
+    ('noise', 'motorcycle_b', osp.join('16bit', 'motorcycle_noise.tif'), '16-bit TIFF'),
+    ('haze', 'chelsea', 'chelsea_haze_gray.png', 'grayscale PNG'),
+    ('dark', 'motorcycle_b', 'motorcycle_dark_rgba.png', 'RGBA PNG (alpha: a vignette, passed through)'),
+]
+
+
+def write_sample_photos(demo_root: str, out: str) -> list[str]:
+    """Write SAMPLE_PHOTOS into `out` from `<demo_root>/test/lq` (a folder to try restore.py on: 8/16-bit, gray,
+    RGBA, EXIF-rotated JPEG); returns the files written. Raises FileNotFoundError when the demo data is missing."""
+    from PIL import Image
+
+    written = []
+    for task, name, file, _ in SAMPLE_PHOTOS:
+        src = osp.join(demo_root, 'test', 'lq', task, f'{name}.png')
+        img = cv2.imread(src, cv2.IMREAD_COLOR)
+        if img is None:
+            raise FileNotFoundError(f'{src}: missing; build the demo data first (make demo, or '
+                                    'python scripts/make_demo_data.py)')
+        path = osp.join(out, file)
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        if file.endswith('.jpg'):
+            exif = Image.Exif()
+            exif[0x0112] = 6  # the viewer turns the stored pixels 90° clockwise: store them turned the other way
+            Image.fromarray(np.rot90(img[..., ::-1]).copy()).save(path, quality=95, exif=exif)
+        elif '16bit' in file:
+            cv2.imwrite(path, img.astype(np.uint16) * 257)
+        elif 'gray' in file:
+            cv2.imwrite(path, cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
+        else:
+            h, w = img.shape[:2]
+            yy, xx = np.mgrid[:h, :w]
+            alpha = np.clip(1.6 - np.hypot((yy - h / 2) / h, (xx - w / 2) / w) * 2.4, 0, 1)
+            cv2.imwrite(path, np.dstack([img, (alpha * 255).round().astype(np.uint8)]))
+        written.append(path)
+    return written
+
+
 @register_prepare_step(creates=osp.join('datasets', 'demo'))
 def demo(root: str) -> None:
     """Preparation step `demo`: build `<root>/datasets/demo`, the folder the demo options read."""
