@@ -135,11 +135,11 @@ def source_from_options(opt_path: str, weights: str | None = None, root: str = '
     network_g = dict(opt['network_g'])
     notes = check_network_options(network_g, opt_path)
     path_opt = opt.get('path') or {}
-    weights = weights or path_opt.get('pretrain_network_g')
-    if not weights:
-        raise OptionError(f"{opt_path}: 'path.pretrain_network_g' is not set; give the weights with --weights FILE")
-    return ModelSource(network_g, resolve(str(weights), root) if weights == path_opt.get('pretrain_network_g')
-                       else str(weights), path_opt.get('param_key_g'), f'{opt_path}', notes)
+    if weights is None:
+        if not path_opt.get('pretrain_network_g'):
+            raise OptionError(f"{opt_path}: 'path.pretrain_network_g' is not set; give the weights with --weights")
+        weights = resolve(str(path_opt['pretrain_network_g']), root)  # as test.py resolves it
+    return ModelSource(network_g, weights, path_opt.get('param_key_g'), opt_path, notes)
 
 
 def source_from_arch(arch: str, arch_opt: dict, weights: str, param_key: str | None = None) -> ModelSource:
