@@ -225,6 +225,7 @@ def _expected_shapes(preset: Preset) -> tuple[dict[str, tuple[int, ...]], torch.
 
 
 def _some(keys: Sequence[str], n: int = 3) -> str:
+    """The first n keys, comma-separated, with ', ...' when there are more."""
     return ', '.join(list(keys)[:n]) + (', ...' if len(keys) > n else '')
 
 
