@@ -4,7 +4,8 @@ or tile by tile; at fp32, bf16 or fp16; with TUR's per-pixel uncertainty σ when
 Used by restore.py (the command), app.py (the web page) and scripts/export_onnx.py. The network sees what it was
 trained on: RGB, float in [0, 1], (1, 3, H, W). A gray image is restored as three equal channels and written back as
 gray (luma of the result); an alpha channel is passed through untouched; 16-bit images are restored from and
-written to 16 bits.
+written to 16 bits. A one-channel network (e.g. Restormer's gray denoiser) gets the luma of a colour image and
+returns gray.
 """
 from __future__ import annotations
 
@@ -63,25 +64,33 @@ def apply_exif_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def split_image(img: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None, float]:
-    """(RGB float tensor (1, 3, H, W) in [0, 1], alpha (H, W) or None, maximum value 255 or 65535) of an image."""
+def split_image(img: np.ndarray, channels: int = 3) -> tuple[torch.Tensor, np.ndarray | None, float]:
+    """(float tensor (1, channels, H, W) in [0, 1]: RGB, or gray for channels=1; alpha (H, W) or None; maximum
+    value 255 or 65535) of an image."""
     peak = 65535.0 if img.dtype == np.uint16 else 255.0
     alpha = None
     if img.ndim == 3 and img.shape[2] in (2, 4):
         img, alpha = img[..., :-1], img[..., -1]
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
-    rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., ::-1]
+    if channels == 1:
+        rgb = (img if img.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_BGR2GRAY))[..., None]
+    else:
+        rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., ::-1]
     tensor = torch.from_numpy(np.ascontiguousarray(rgb).astype(np.float32) / peak).permute(2, 0, 1)[None]
     return tensor, alpha, peak
 
 
 def merge_image(out: torch.Tensor, like: np.ndarray, alpha: np.ndarray | None, peak: float) -> np.ndarray:
-    """The restored (1, 3, H, W) tensor as an image of `like`'s kind: its dtype, gray or BGR, its alpha put back."""
+    """The restored (1, 3, H, W) tensor as an image of `like`'s kind: its dtype, gray or BGR, its alpha put back;
+    a (1, 1, H, W) output is gray."""
     rgb = (out[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * peak).round().astype(like.dtype)
-    bgr = np.ascontiguousarray(rgb[..., ::-1])
-    gray = like.ndim == 2 or like.shape[2] in (1, 2)
-    img = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if gray else bgr
+    if rgb.shape[2] == 1:
+        img = rgb[..., 0]
+    else:
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        gray = like.ndim == 2 or like.shape[2] in (1, 2)
+        img = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if gray else bgr
     if alpha is not None:
         img = np.concatenate([img if img.ndim == 3 else img[..., None], alpha[..., None]], axis=2)
     return img
@@ -158,7 +167,8 @@ class Restorer:
     """
 
     def __init__(self, net: torch.nn.Module, device: torch.device, precision: str = 'fp32', tile: int | None = None,
-                 overlap: int = 32, channels_last: bool = False, compile: bool = False, described: str = '') -> None:
+                 overlap: int = 32, channels_last: bool = False, compile: bool = False, described: str = '',
+                 in_channels: int = 3) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
         if tile is not None and overlap >= tile:
@@ -167,7 +177,7 @@ class Restorer:
         self.tile, self.overlap, self.channels_last = tile, overlap, channels_last
         self.has_head = getattr(net, 'uncertainty_head', None) is not None
         self.size_multiple = int(getattr(net, 'size_multiple', 1))
-        self.described = described
+        self.described, self.in_channels = described, in_channels
         self._forward = torch.compile(net) if compile else net
 
     def tiles_for(self, height: int, width: int) -> int:
@@ -202,7 +212,7 @@ class Restorer:
         Raises RuntimeError, one line, naming `name`, its size, the memory asked for and --tile when the device
         runs out of memory; ValueError for uncertainty=True without the head.
         """
-        x, alpha, peak = split_image(img)
+        x, alpha, peak = split_image(img, self.in_channels)
         try:
             out, sigma = self.restore_tensor(x, uncertainty, progress)
         except RuntimeError as err:
@@ -272,8 +282,10 @@ def load_restorer(source: ModelSource, device: str | None = None, precision: str
     net = net.to(target).eval()
     logger.info(f'{source.described}: {network_g["type"]} from {source.weights}, weights {why}; device {target}, '
                 f'{precision}' + (f', tiles {tile} (overlap {overlap})' if tile else ', whole images'))
+    # The input channels under each backbone's official argument name (3 where the options do not say).
+    in_channels = next((int(network_g[k]) for k in ('inp_channels', 'num_in_ch', 'dd_in') if k in network_g), 3)
     return Restorer(net, target, precision, tile, overlap, channels_last, compile,
-                    f'{network_g["type"]} ({source.weights})')
+                    f'{network_g["type"]} ({source.weights})', in_channels)
 
 
 def peak_memory(device: torch.device) -> str:

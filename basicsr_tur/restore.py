@@ -257,8 +257,8 @@ def model_source(args: argparse.Namespace, root: str) -> tuple[ModelSource, obje
     if len(given) != 1:
         raise ValueError('give the model with exactly one of -opt FILE, --arch NAME --weights FILE, '
                          f'--preset NAME (got {", ".join(given) or "none"})')
-    if args.arch_opt and not args.arch:
-        raise ValueError('--arch-opt needs --arch')
+    if args.arch_opt and not (args.arch or args.preset):
+        raise ValueError('--arch-opt needs --arch or --preset (whose arguments it then overrides)')
     if args.opt:
         return source_from_options(args.opt, args.weights, root), None
     if args.arch:
@@ -268,7 +268,8 @@ def model_source(args: argparse.Namespace, root: str) -> tuple[ModelSource, obje
     from basicsr_tur import presets
     preset = presets.get_preset(args.preset)
     weights = presets.find_weights(preset, args.weights)
-    source = source_from_arch(preset.arch, dict(preset.arch_opt), weights, args.param_key or preset.param_key)
+    source = source_from_arch(preset.arch, {**preset.arch_opt, **parse_arch_opt(args.arch_opt)}, weights,
+                              args.param_key or preset.param_key)
     source.described = f'--preset {preset.name}'
     return source, lambda state, where: presets.check_preset_keys(preset, state, where)
 

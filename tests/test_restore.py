@@ -285,3 +285,24 @@ def test_the_demo_sample_photos_are_all_restored(capsys, tmp_path, weights):
         out = read_image(osp.join(tmp_path / 'out', osp.relpath(path, tmp_path / 'photos')))
         original = kinds[osp.basename(path)]
         assert out.dtype == original.dtype and out.shape == original.shape
+
+
+def test_a_one_channel_network_restores_the_luma():
+    img = photo()
+    out = identity_restorer(in_channels=1).restore(img).image
+    np.testing.assert_array_equal(out, cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
+    gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    np.testing.assert_array_equal(identity_restorer(in_channels=1).restore(gray).image, gray)
+
+
+def test_a_wrong_preset_name_suggests_the_closest(capsys, folder, tmp_path):
+    code, _, stderr = run(capsys, '--preset', 'uformer_tur_mio', '-i', folder, '-o', str(tmp_path / 'out'))
+    assert code == 1 and "error: unknown preset 'uformer_tur_mio'; did you mean uformer_tur_mio7" in stderr
+
+
+def test_a_file_that_is_not_the_presets_is_refused_in_one_line(capsys, folder, weights, tmp_path):
+    code, _, stderr = run(capsys, '--preset', 'airnet_aio3', '--weights', weights, '-i', folder, '-o',
+                          str(tmp_path / 'out'))
+    lines = [line for line in stderr.splitlines() if line.startswith('error: ')]
+    assert code == 1 and len(lines) == 1 and 'preset airnet_aio3 (AirNet) expects keys like' in lines[0]
+    assert not osp.exists(tmp_path / 'out')
