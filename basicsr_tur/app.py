@@ -222,9 +222,9 @@ def restore_uploads(files: list[str], choice: ModelChoice, cache: ModelCache, ou
 def restore_request(files: list[str] | None, kind: str, opt: str | None, preset: str | None, arch: str | None,
                     arch_opt: str | None, weights: str | None, weights_upload: str | None, device: str,
                     precision: str, tile: float | None, overlap: float | None, *, cache: ModelCache, out_root: str,
-                    progress=None) -> tuple:
-    """The page's `restore` endpoint: the fields as the page sends them -> (grids, the first slider pair, files to
-    download, status, all slider pairs). Raises gradio.Error, one line, for what restore_uploads raises."""
+                    progress=None) -> PageResult:
+    """The page's request: the fields as the page sends them -> restore_uploads' result. Raises gradio.Error, one
+    line, for what restore_uploads raises (the page shows it; a traceback would tell the user nothing)."""
     import gradio as gr
     try:
         choice = ModelChoice(kind, (opt or '').strip(), preset or '', (arch or '').strip(), (arch_opt or '').strip(),
@@ -233,7 +233,7 @@ def restore_request(files: list[str] | None, kind: str, opt: str | None, preset:
         result = restore_uploads(files or [], choice, cache, out_root, progress)
     except USER_ERRORS as err:
         raise gr.Error(' '.join(error_message(err).split()), print_exception=False) from None
-    return result.grids, result.pairs[0], result.downloads, result.status, result.pairs
+    return result
 
 
 def _demo_note(choice: ModelChoice, root: str) -> str:
@@ -261,7 +261,7 @@ def build_app(choice: ModelChoice | None = None, root: str = '.', cache: ModelCa
     root: the folder relative paths of options files and their checkpoints are read from. cache: the ModelCache
     (one is made). out_root: where each request's files are written (a temporary folder, removed at exit).
     The endpoint `restore` (gradio_client: api_name='/restore') takes the images and the model fields, and returns
-    the grids, the slider pair of the first image, the files to download and the status.
+    the image shown (an index), its grid, its slider pair, the files to download and the status.
     """
     import gradio as gr
 
@@ -276,17 +276,19 @@ def build_app(choice: ModelChoice | None = None, root: str = '.', cache: ModelCa
 
     def on_restore(files, kind, opt, preset, arch, arch_opt, weights, weights_upload, device, precision, tile,
                    overlap, progress=tracker):
-        return restore_request(files, kind, opt, preset, arch, arch_opt, weights, weights_upload, device, precision,
-                               tile, overlap, cache=cache, out_root=out_root, progress=progress)
+        result = restore_request(files, kind, opt, preset, arch, arch_opt, weights, weights_upload, device,
+                                 precision, tile, overlap, cache=cache, out_root=out_root, progress=progress)
+        shown = gr.update(choices=[(caption, i) for i, (_, caption) in enumerate(result.grids)], value=0,
+                          visible=len(result.grids) > 1)
+        return shown, result.grids[0][0], result.pairs[0], result.downloads, result.status, result
 
     def on_kind(kind):
         return [gr.update(visible=kind == k) for k in KINDS] + [gr.update(visible=kind == 'arch')]
 
-    def on_select(pairs, evt):
-        return pairs[evt.index] if pairs and 0 <= evt.index < len(pairs) else None
-    # gradio passes the event by this annotation; written here because the module's annotations are strings
-    # (from __future__ import annotations) that typing cannot resolve with gradio imported only in this function.
-    on_select.__annotations__['evt'] = gr.SelectData
+    def on_pick(index, result):
+        if result is None or index is None or not 0 <= index < len(result.pairs):
+            return gr.update(), gr.update()
+        return result.grids[index][0], result.pairs[index]
 
     with gr.Blocks(title='basicsr-tur: restore images', analytics_enabled=False) as page:
         gr.Markdown('## basicsr-tur: restore your images\nAll-in-one restoration (noise, rain, haze, dark, ...) with '
@@ -308,8 +310,9 @@ def build_app(choice: ModelChoice | None = None, root: str = '.', cache: ModelCa
                                       info='key=value ..., e.g. dim=48 num_blocks=[4,6,6,8]')
                 weights = gr.Textbox(choice.weights, label='Weights file (path on this machine)',
                                      info="empty: the options file's or the preset's own")
-                weights_upload = gr.File(label='... or upload the weights', file_count='single',
-                                         file_types=['.pth', '.pt', '.ckpt'])
+                with gr.Accordion('... or upload the weights', open=False):
+                    weights_upload = gr.File(label='Weights file', file_count='single',
+                                             file_types=['.pth', '.pt', '.ckpt'])
                 with gr.Accordion('Running', open=False):
                     devices = _devices()
                     device = gr.Dropdown(devices, value=choice.device if choice.device in devices else 'auto',
@@ -320,20 +323,22 @@ def build_app(choice: ModelChoice | None = None, root: str = '.', cache: ModelCa
                     overlap = gr.Number(choice.overlap, precision=0, minimum=0, label='Tile overlap (pixels)')
             with gr.Column(scale=3):
                 images = gr.File(label='Images (PNG, TIFF, JPEG; 8 or 16 bits, gray, RGBA)', file_count='multiple',
-                                 file_types=list(IMAGE_EXTENSIONS))
-                button = gr.Button('Restore', variant='primary')
-                status = gr.Markdown()
-                slider = gr.ImageSlider(label='before | after (drag; pick another image in the gallery below)',
-                                        type='filepath', format='png', interactive=False)
-                gallery = gr.Gallery(label='input | restored | σ', columns=1, format='png', object_fit='contain',
-                                     height='auto')
+                                 file_types=list(IMAGE_EXTENSIONS), elem_id='images')
+                button = gr.Button('Restore', variant='primary', elem_id='restore')
+                status = gr.Markdown(elem_id='status')
+                shown = gr.Dropdown([], label='Image shown', visible=False, interactive=True)
+                slider = gr.ImageSlider(label='before | after (drag the handle)', type='filepath', format='png',
+                                        interactive=False)
+                # One picture, not a gallery: a gallery's cells crop a wide three-panel picture.
+                grid = gr.Image(label='input | restored | σ', show_label=False, type='filepath', format='png',
+                                interactive=False, elem_id='grid')  # the picture carries its own labels
                 downloads = gr.File(label='Restored files (bit depth kept) and σ maps (.png, float .npy)',
                                     file_count='multiple', interactive=False)
-        pairs = gr.State([])
+        last = gr.State(None)  # the last PageResult, for picking another image to show
         kind.change(on_kind, kind, [opt, preset, arch, arch_opt], api_visibility='private')
-        gallery.select(on_select, pairs, slider, api_visibility='private')
+        shown.input(on_pick, [shown, last], [grid, slider], api_visibility='private')
         button.click(on_restore, [images, kind, opt, preset, arch, arch_opt, weights, weights_upload, device,
-                                  precision, tile, overlap], [gallery, slider, downloads, status, pairs],
+                                  precision, tile, overlap], [shown, grid, slider, downloads, status, last],
                      api_name='restore')
     return page
 

@@ -78,17 +78,17 @@ def _downloaded(files: list[str], ending: str) -> str:
 
 def test_page_restores_8_bit_image_with_sigma(served):
     client, weights, folder = served
-    grids, pair, files, status, = _restore_through_page(client, weights, _image(folder, 'photo.png'))
+    shown, grid, pair, files, status = _restore_through_page(client, weights, _image(folder, 'photo.png'))
     restored = cv2.imread(_downloaded(files, 'photo_restored.png'), cv2.IMREAD_UNCHANGED)
     assert restored.dtype == np.uint8 and restored.shape == (20, 24, 3)
     sigma = np.load(_downloaded(files, 'photo_restored_sigma.npy'))
     assert sigma.dtype == np.float32 and sigma.shape == (20, 24) and (sigma > 0).all()
-    assert len(grids) == 1 and len(pair) == 2 and 'σ from the TUR head' in status
+    assert grid.endswith('.png') and len(pair) == 2 and 'σ from the TUR head' in status
 
 
 def test_page_keeps_16_bit_gray_image_16_bit(served):
     client, weights, folder = served
-    _, _, files, _ = _restore_through_page(client, weights, _image(folder, 'scan.png', np.uint16, gray=True))
+    files = _restore_through_page(client, weights, _image(folder, 'scan.png', np.uint16, gray=True))[3]
     restored = cv2.imread(_downloaded(files, 'scan_restored.png'), cv2.IMREAD_UNCHANGED)
     assert restored.dtype == np.uint16 and restored.shape == (20, 24)
 
@@ -115,9 +115,9 @@ def test_request_unreadable_image_does_not_stop_the_others(tmp_path):
     weights = _tiny_checkpoint(tmp_path)
     bad = tmp_path / 'broken.png'
     bad.write_bytes(b'not a png')
-    grids, pair, files, status, pairs = _request(tmp_path, [str(bad), _image(tmp_path, 'good.png')], weights=weights)
-    assert len(pairs) == 1 and any(f.endswith('good_restored.png') for f in files)
-    assert 'Restored 1 of 2 images' in status and '- error: broken.png: not an image' in status
+    result = _request(tmp_path, [str(bad), _image(tmp_path, 'good.png')], weights=weights)
+    assert len(result.pairs) == 1 and any(f.endswith('good_restored.png') for f in result.downloads)
+    assert 'Restored 1 of 2 images' in result.status and '- error: broken.png: not an image' in result.status
 
 
 def test_request_missing_weights_is_one_line_error(tmp_path):
@@ -131,9 +131,8 @@ def test_request_from_options_file_uses_its_checkpoint(tmp_path):
     weights = _tiny_checkpoint(tmp_path)
     opt = tmp_path / 'test.yml'
     opt.write_text(yaml.safe_dump({'network_g': TINY, 'path': {'pretrain_network_g': osp.basename(weights)}}))
-    _, _, files, status, _ = _request(tmp_path, [_image(tmp_path, 'a.png')], kind='options file', opt=str(opt),
-                                      arch='')
-    assert any(f.endswith('a_restored.png') for f in files) and 'tiny_tur.pth' in status
+    result = _request(tmp_path, [_image(tmp_path, 'a.png')], kind='options file', opt=str(opt), arch='')
+    assert any(f.endswith('a_restored.png') for f in result.downloads) and 'tiny_tur.pth' in result.status
 
 
 def test_model_is_loaded_once_per_choice(tmp_path):
@@ -149,10 +148,9 @@ def test_model_is_loaded_once_per_choice(tmp_path):
 
 def test_request_with_tiles_restores_whole_image(tmp_path):
     weights = _tiny_checkpoint(tmp_path)
-    _, _, files, status, _ = _request(tmp_path, [_image(tmp_path, 'big.png', size=(40, 44))], weights=weights,
-                                      tile=24, overlap=8)
-    restored = cv2.imread(_downloaded(files, 'big_restored.png'), cv2.IMREAD_UNCHANGED)
-    assert restored.shape == (40, 44, 3) and 'tiles 24 (overlap 8)' in status
+    result = _request(tmp_path, [_image(tmp_path, 'big.png', size=(40, 44))], weights=weights, tile=24, overlap=8)
+    restored = cv2.imread(_downloaded(result.downloads, 'big_restored.png'), cv2.IMREAD_UNCHANGED)
+    assert restored.shape == (40, 44, 3) and 'tiles 24 (overlap 8)' in result.status
 
 
 def test_request_same_name_uploads_get_distinct_outputs(tmp_path):
@@ -160,8 +158,9 @@ def test_request_same_name_uploads_get_distinct_outputs(tmp_path):
     (tmp_path / 'one').mkdir()
     (tmp_path / 'two').mkdir()
     images = [_image(tmp_path / 'one', 'x.png'), _image(tmp_path / 'two', 'x.png')]
-    _, _, files, _, pairs = _request(tmp_path, images, weights=weights)
-    assert len(pairs) == 2 and {osp.basename(f) for f in files} >= {'x_restored.png', 'x_2_restored.png'}
+    result = _request(tmp_path, images, weights=weights)
+    names = {osp.basename(f) for f in result.downloads}
+    assert len(result.pairs) == 2 and names >= {'x_restored.png', 'x_2_restored.png'}
 
 
 def test_preset_choice_loads_through_presets_table(tmp_path, monkeypatch):
@@ -177,9 +176,9 @@ def test_preset_choice_loads_through_presets_table(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, 'basicsr_tur.presets', fake)
     monkeypatch.setattr('basicsr_tur.presets', fake, raising=False)
     assert app.preset_names() == ['tiny_tur']
-    _, _, files, _, _ = _request(tmp_path, [_image(tmp_path, 'a.png')], kind='preset', preset='tiny_tur', arch='',
-                                 weights=weights)
-    assert checked == [('tiny_tur', weights)] and any(f.endswith('a_restored.png') for f in files)
+    result = _request(tmp_path, [_image(tmp_path, 'a.png')], kind='preset', preset='tiny_tur', arch='',
+                      weights=weights)
+    assert checked == [('tiny_tur', weights)] and any(f.endswith('a_restored.png') for f in result.downloads)
 
 
 def test_app_command_line_error_is_one_line(capsys):
