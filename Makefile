@@ -6,12 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo demo-compare restore-demo test lint bench gpu-wheels clean
 
-$(STAMP): setup.py requirements.txt requirements-dev.txt
+$(STAMP): setup.py requirements.txt requirements-dev.txt requirements-app.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	# PyTorch first, pinned: the CUDA build that also runs on the CPU (see README, "Installation").
 	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -r requirements.txt -r requirements-dev.txt
+	# The optional extras are installed too, so that their tests run (the app: gradio, ~200 MB).
+	$(PY) -m pip install -r requirements.txt -r requirements-dev.txt -r requirements-app.txt
 	$(PY) -m pip install --no-deps -e .
 	touch $(STAMP)
 

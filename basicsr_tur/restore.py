@@ -9,7 +9,7 @@ output that would overwrite an input, stop the run in one line. An image that ca
 in one line and the others are still restored (exit status 1 at the end).
 
 With `--uncertainty` (a checkpoint trained with TURLoss, which holds the head): `<name>_sigma.png`, the σ map
-colour-mapped (viridis) with its colour bar and scale on the right, and `<name>_sigma.npy`, σ as float32 (H, W)
+colour-mapped (viridis) between its 1st and 99th percentiles, with its colour bar and scale on the right, and `<name>_sigma.npy`, σ as float32 (H, W)
 averaged over the colour channels on the [0, 1] intensity scale. `--grid` writes `<name>_grid.png`: input |
 restored | σ (when the checkpoint has the head) | ground truth (with `--gt DIR`, found by the same relative path
 or name; the tiles then carry their PSNR).
@@ -44,7 +44,7 @@ from basicsr_tur.inference import (
 )
 from basicsr_tur.utils.cli import error_message, run_cli
 from basicsr_tur.utils.files import write_image
-from basicsr_tur.utils.visual import colour_sigma, fit_height, hstack, labelled, to_bgr8, with_colour_bar
+from basicsr_tur.utils.visual import colour_sigma, display_range, fit_height, hstack, labelled, to_bgr8, with_colour_bar
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp')
 GRID_HEIGHT = 512  # grid tiles taller than this are scaled down (the restored image itself is written at full size)
@@ -157,9 +157,9 @@ def grid_picture(img: np.ndarray, restored: np.ndarray, sigma: np.ndarray | None
         labels = [f'{label} {calculate_psnr(tile, gt8, 0):.2f} dB' for label, tile in zip(labels, tiles)]
     tiles = [labelled(fit_height(t, GRID_HEIGHT), text) for t, text in zip(tiles, labels)]
     if sigma is not None:
-        lo, hi = float(sigma.min()), float(sigma.max())
+        lo, hi = display_range(sigma)
         picture = fit_height(colour_sigma(sigma, lo, hi), GRID_HEIGHT)
-        tiles.append(labelled(with_colour_bar(picture, lo, hi), 'sigma (TUR head)'))
+        tiles.append(labelled(with_colour_bar(picture, lo, hi, clipped=True), 'sigma (TUR head)'))
     if gt is not None:
         tiles.append(labelled(fit_height(to_bgr8(gt), GRID_HEIGHT), 'ground truth'))
     return hstack(tiles)
@@ -188,8 +188,8 @@ def restore_job(restorer: Restorer, job: Job, uncertainty: bool, gt_dir: str | N
     notes = []
     write_image(job.output, _encodable(job.output, result.image))
     if job.sigma_png:
-        lo, hi = float(result.sigma.min()), float(result.sigma.max())
-        write_image(job.sigma_png, with_colour_bar(colour_sigma(result.sigma, lo, hi), lo, hi))
+        lo, hi = display_range(result.sigma)
+        write_image(job.sigma_png, with_colour_bar(colour_sigma(result.sigma, lo, hi), lo, hi, clipped=True))
         np.save(job.sigma_npy, result.sigma)  # small; np.save writes its own header, so not through atomic_write
     if job.grid:
         gt = None

@@ -28,6 +28,13 @@ def sigma_scale(sigmas: list[np.ndarray]) -> tuple[float, float]:
     return min(float(m.min()) for m in sigmas), max(float(m.max()) for m in sigmas)
 
 
+def display_range(sigma: np.ndarray, percent: float = 1.0) -> tuple[float, float]:
+    """(lo, hi) = the `percent` and 100 - `percent` percentiles of a σ map: the colour scale of a single map, so that
+    a few extreme pixels (σ is often largest on a handful of edge pixels) do not flatten the rest into one colour."""
+    lo, hi = np.percentile(sigma, [percent, 100 - percent])
+    return float(lo), float(max(hi, lo + 1e-12))
+
+
 def colour_sigma(sigma: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """An (H, W) σ map as an 8-bit BGR picture, lo -> dark violet, hi -> yellow (viridis)."""
     return _viridis((sigma.astype(np.float64) - lo) / max(hi - lo, 1e-12))
@@ -39,12 +46,14 @@ def sigma_tiles(sigmas: list[np.ndarray]) -> tuple[list[np.ndarray], str]:
     return [colour_sigma(m, lo, hi) for m in sigmas], f'{lo:.3f}-{hi:.3f}'
 
 
-def with_colour_bar(picture: np.ndarray, lo: float, hi: float, width: int = 16) -> np.ndarray:
-    """picture (8-bit BGR) with a vertical viridis colour bar on its right, labelled with lo (bottom) and hi (top)."""
+def with_colour_bar(picture: np.ndarray, lo: float, hi: float, width: int = 16, clipped: bool = False) -> np.ndarray:
+    """picture (8-bit BGR) with a vertical viridis colour bar on its right, labelled with lo (bottom) and hi (top);
+    clipped: values beyond them were clipped to the bar's ends (labels '<=lo', '>=hi')."""
     h = picture.shape[0]
     bar = _viridis(np.linspace(1, 0, h)[:, None].repeat(width, 1))
-    labels = np.full((h, 64, 3), 255, np.uint8)
-    for text, y in ((f'{hi:.4g}', 14), (f'{lo:.4g}', h - 5)):
+    labels = np.full((h, 72, 3), 255, np.uint8)
+    marks = ('>=', '<=') if clipped else ('', '')
+    for text, y in ((f'{marks[0]}{hi:.4g}', 14), (f'{marks[1]}{lo:.4g}', h - 5)):
         cv2.putText(labels, text, (3, y), cv2.FONT_HERSHEY_SIMPLEX, 0.42, BLACK, 1, cv2.LINE_AA)
     gap = np.full((h, GAP, 3), 255, np.uint8)
     return np.concatenate([picture, gap, bar, labels], axis=1)
