@@ -19,6 +19,8 @@ setup(
     packages=find_packages(include=['basicsr_tur', 'basicsr_tur.*']),
     python_requires='>=3.10',
     install_requires=read_requirements('requirements.txt'),
-    extras_require={'dev': read_requirements('requirements-dev.txt')},
+    # plot: test.py's calibration figure (val.uncertainty); dev includes it (the CI runs those tests).
+    extras_require={'dev': read_requirements('requirements-dev.txt'),
+                    'plot': read_requirements('requirements-plot.txt')},
     license='Apache-2.0',
 )
