@@ -196,7 +196,7 @@ def test_missing_matplotlib_is_refused_in_one_line_before_restoring(tmp_path, pa
 
 def test_val_uncertainty_must_be_true_or_false(tmp_path, paired_root):
     opt_path = make_test_options(tmp_path, paired_root, _weights(tmp_path))
-    with pytest.raises(OptionError, match='val.uncertainty'):
+    with pytest.raises(OptionError, match="'val.uncertainty' must be true or false, got 'maybe'"):
         parse_options(str(tmp_path), is_train=False, argv=['-opt', opt_path, '--force_yml', 'val:uncertainty=maybe'])
 
 
