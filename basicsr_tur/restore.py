@@ -9,10 +9,10 @@ output that would overwrite an input, stop the run in one line. An image that ca
 in one line and the others are still restored (exit status 1 at the end).
 
 With `--uncertainty` (a checkpoint trained with TURLoss, which holds the head): `<name>_sigma.png`, the σ map
-colour-mapped (viridis) between its 1st and 99th percentiles, with its colour bar and scale on the right, and `<name>_sigma.npy`, σ as float32 (H, W)
-averaged over the colour channels on the [0, 1] intensity scale. `--grid` writes `<name>_grid.png`: input |
-restored | σ (when the checkpoint has the head) | ground truth (with `--gt DIR`, found by the same relative path
-or name; the tiles then carry their PSNR).
+colour-mapped (viridis) between its 1st and 99th percentiles, with its colour bar and scale on the right, and
+`<name>_sigma.npy`, σ as float32 (H, W) averaged over the colour channels on the [0, 1] intensity scale. `--grid`
+writes `<name>_grid.png`: input | restored | σ (when the checkpoint has the head) | ground truth (with `--gt DIR`,
+found by the same relative path or name; the tiles then carry their PSNR).
 """
 from __future__ import annotations
 

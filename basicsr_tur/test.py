@@ -68,7 +68,57 @@ def metrics_csv(name: str, all_results: dict) -> str:
                 n = results['counts'].get(task, sum(results['counts'].values()))
                 for metric, value in values.items():
                     writer.writerow([name, dataset_name, source, task, metric, f'{value:.6f}', n])
+        for task, values in (results.get('uncertainty') or {}).items():  # val.uncertainty; an undefined value empty
+            for metric in ('mean_sigma', 'spearman'):
+                value = '' if values[metric] is None else f'{values[metric]:.6f}'
+                writer.writerow([name, dataset_name, 'uncertainty', task, metric, value, results['counts'].get(task)])
     return buf.getvalue()
+
+
+def uncertainty_table(dataset_name: str, results: dict) -> str:
+    """Markdown table of the uncertainty figures of one test set (val.uncertainty): per task, mean σ, the Spearman
+    correlation between σ and |error| per pixel, and the number of images; '' without them."""
+    figures = results.get('uncertainty')
+    if not figures:
+        return ''
+    # `|` inside a cell must be escaped in a Markdown table.
+    out = [f'### {dataset_name}: uncertainty of the TUR head (σ and |error| on the [0, 1] intensity scale; Spearman '
+           'pooled over each task\'s sampled pixels)', '',
+           '| Task | mean σ | Spearman(σ, \\|err\\|) | images |', '|---|---|---|---|']
+    for task, values in figures.items():
+        rho = '-' if values['spearman'] is None else f"{values['spearman']:.4f}"
+        out.append(f"| {task} | {values['mean_sigma']:.4f} | {rho} | {results['counts'].get(task, 0)} |")
+    return '\n'.join(out) + '\n'
+
+
+def calibration_figure(path: str, dataset_name: str, figures: dict) -> None:
+    """Write the calibration figure of one test set to `path` (PNG): for each task, the mean |error| of the pixels
+    in each σ decile against the decile's mean σ (utils/calibration.py), one line per task."""
+    import matplotlib
+    matplotlib.use('Agg')  # files only: no display needed, and none is touched
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=120)
+    try:
+        for task, values in figures.items():
+            rho = 'undefined' if values['spearman'] is None else f"{values['spearman']:.2f}"
+            ax.plot(values['deciles'], values['decile_error'], marker='o', label=f'{task} (Spearman {rho})')
+        sigmas = [v for values in figures.values() for v in values['deciles'] if v > 0]
+        if sigmas and max(sigmas) > 10 * min(sigmas):  # deciles spanning decades (a trained head): a log axis
+            ax.set_xscale('log')
+        else:
+            ax.ticklabel_format(axis='x', useOffset=False)  # the deciles of a near-constant σ: full values, no offset
+        ax.set_xlabel('mean σ of the σ decile ([0, 1] intensity scale)')
+        ax.set_ylabel('mean |restored − GT| ([0, 1] intensity scale)')
+        ax.set_title(f'{dataset_name}: σ deciles against the error')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize='small')
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format='png')
+    finally:
+        plt.close(fig)
+    atomic_write(path, buf.getvalue())
 
 
 def setting_table(label: str, all_results: dict, published: dict | None) -> str:
@@ -167,9 +217,14 @@ def _evaluate(opt: dict, root_path: str, notes: list[str]) -> dict:
         if val_opt.get('save_img', False) and model.examples:
             write_image(osp.join(opt['path']['results_root'], f'comparison_{name}.png'),
                         comparison_figure(model.examples))
+        if all_results[name].get('uncertainty') and opt['rank'] == 0:
+            figure = osp.join(opt['path']['results_root'], f'calibration_{name}.png')
+            calibration_figure(figure, name, all_results[name]['uncertainty'])
+            logger.info(f'Calibration figure (σ deciles against |error|) written to {figure}')
 
     label = opt['name']
-    tables = '\n'.join(metrics_tables(label, d, r) for d, r in all_results.items())
+    tables = '\n'.join(metrics_tables(label, d, r) + ('\n' + uncertainty_table(d, r) if 'uncertainty' in r else '')
+                       for d, r in all_results.items())
     published = opt.get('published')  # its file resolved and its row checked by parse_options
     tables += '\n' + setting_table(label, all_results, published)
     metric_notes = ', '.join(f"{k}: {v.get('type')} (crop_border {v.get('crop_border', 0)}, "

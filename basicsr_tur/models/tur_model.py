@@ -9,18 +9,20 @@ import re
 from collections import OrderedDict, defaultdict
 from os import path as osp
 
+import numpy as np
 import torch
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.metrics import calculate_metric
 from basicsr.models.base_model import BaseModel
 from basicsr.utils import get_root_logger, tensor2img
-from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
+from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 from torch.nn import DataParallel
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from basicsr_tur.losses.tur_loss import per_task_mean
+from basicsr_tur.utils.calibration import SAMPLE_PER_IMAGE, pixel_error, sample_pixels, uncertainty_figures
 from basicsr_tur.utils.checkpoint import atomic_save, capture_rng_state, load_checkpoint, restore_rng_state
 from basicsr_tur.utils.dist import all_reduce_sum, sum_over_ranks
 from basicsr_tur.utils.files import write_image
@@ -72,7 +74,9 @@ class TURModel(BaseModel):
         self.tasks = list(opt.get('tasks') or [])
         train_opt = opt.get('train') or {}
         self.channels_last = bool(train_opt.get('channels_last', False))
-        net = build_network(opt['network_g'])
+        # val.uncertainty: σ of the head beside each restored image, scored against the error (utils/calibration.py).
+        self.uncertainty = bool((opt.get('val') or {}).get('uncertainty', False))
+        net = build_network(self.network_options())
         self.load_pretrained(net)  # before wrapping, so DDP broadcasts the loaded weights
         if self.channels_last:
             # 4-D weights only: Module.to(memory_format=...) also converts 5-D tensors (PromptIR's prompts), and fails.
@@ -92,12 +96,45 @@ class TURModel(BaseModel):
         if self.is_train:
             self.init_training_settings()
 
+    def network_options(self) -> dict:
+        """network_g's options; for testing with `val.uncertainty`, with `uncertainty_head: true` whatever they say.
+
+        Raises ValueError (one line) when val.uncertainty asks σ of an arch that has no uncertainty head, or of a
+        network trained here without one (training keeps the options' network: the head is part of what it trains).
+        """
+        net_opt = self.opt['network_g']
+        if not self.uncertainty:
+            return net_opt
+        arch = net_opt.get('type')
+        if 'uncertainty_head' not in inspect.signature(ARCH_REGISTRY.get(arch)).parameters:
+            raise ValueError(f"val.uncertainty: network_g.type '{arch}' has no TUR uncertainty head (no "
+                             "uncertainty_head argument); use one of this project's backbones or set "
+                             'val.uncertainty: false')
+        if self.is_train:
+            if not net_opt.get('uncertainty_head'):
+                raise ValueError('val.uncertainty during training reads the σ of the network being trained: set '
+                                 'network_g.uncertainty_head: true (and train with TURLoss) or val.uncertainty: false')
+            return net_opt
+        if not net_opt.get('uncertainty_head'):
+            get_root_logger().info('val.uncertainty: network_g built with uncertainty_head: true')
+        return {**net_opt, 'uncertainty_head': True}
+
     def load_pretrained(self, net: torch.nn.Module) -> None:
-        """Load `path.pretrain_network_g` into the bare network, before any device move or wrapper."""
+        """Load `path.pretrain_network_g` into the bare network, before any device move or wrapper.
+
+        Testing with `val.uncertainty` needs the head's trained weights: a missing path.pretrain_network_g (ValueError)
+        or a checkpoint without them (KeyError, load_checkpoint's require_head) is refused in one line.
+        """
         load_path = self.opt['path'].get('pretrain_network_g')
+        needs_head = self.uncertainty and not self.is_train
+        if needs_head and load_path is None:
+            raise ValueError('val.uncertainty needs path.pretrain_network_g: a checkpoint trained with TURLoss (a '
+                             'fresh uncertainty head says nothing about the error)')
         if load_path is not None:
             load_checkpoint(net, load_path, self.opt['path'].get('param_key_g', 'params'),
-                            self.opt['path'].get('strict_load_g', True))
+                            self.opt['path'].get('strict_load_g', True),
+                            require_head='val.uncertainty needs a checkpoint trained with TURLoss' if needs_head
+                            else None)
 
     def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
         """Move net to this process's device; wrap it in DistributedDataParallel (GPU or CPU) or DataParallel."""
@@ -372,22 +409,29 @@ class TURModel(BaseModel):
         return log
 
     def test(self) -> None:
-        """Restore self.lq into self.output with the EMA weights if any (uncertainty head unused).
+        """Restore self.lq into self.output with the EMA weights if any; with `val.uncertainty`, also the head's σ
+        (N, C, H, W, positive) into self.sigma, from the same forward pass (self.output is the same either way).
 
         With `val.tile: {size, overlap}` the image is restored tile by tile and blended (utils/tiling.py), in memory
-        bounded by the tile size whatever the image size; tiles are rounded up to the backbone's size_multiple.
+        bounded by the tile size whatever the image size; tiles are rounded up to the backbone's size_multiple. σ is
+        blended with the same windows.
         """
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         was_training = net.training
         net.eval()
         tile = (self.opt.get('val') or {}).get('tile')
+        forward = (lambda x: net(x, with_uncertainty=True)) if self.uncertainty else net
         with torch.no_grad():
             if tile:
-                self.output = tiled_forward(net, self.lq, tile['size'], tile.get('overlap', 32),
-                                            multiple=getattr(self.get_bare_model(net), 'size_multiple', 1))
+                result = tiled_forward(forward, self.lq, tile['size'], tile.get('overlap', 32),
+                                       multiple=getattr(self.get_bare_model(net), 'size_multiple', 1))
             else:
-                self.output = net(self.lq)
+                result = forward(self.lq)
         net.train(was_training)
+        if self.uncertainty:
+            self.output, self.sigma = result
+        else:
+            self.output = result
 
     def get_current_visuals(self) -> OrderedDict:
         """lq, result and gt of the current batch, on the CPU."""
@@ -416,6 +460,10 @@ class TURModel(BaseModel):
         'input': same layout for the degraded input, 'capped': {source: {task: {metric: n}}} the images whose infinite
         PSNR (identical to GT) was counted as PSNR_CAP, none listed when there is none} and logs them (tensorboard:
         metrics/<dataset>/<task>/<m>). A NaN or other non-finite metric value raises a ValueError naming the image.
+        With `val.uncertainty: true`, also 'uncertainty': {task: {'mean_sigma', 'spearman', 'deciles', 'decile_error',
+        'pixels'}} over the images with a GT (utils/calibration.py says what each is; pooled over the task's sampled
+        pixels, gathered from every rank in distributed runs), logged too (tensorboard: uncertainty/<dataset>/<task>/
+        mean_sigma and spearman).
         """
         dataset_name = dataloader.dataset.opt['name']
         val_opt = self.opt.get('val') or {}
@@ -427,6 +475,9 @@ class TURModel(BaseModel):
         self.examples = {}  # first (input, restored, gt) of each task, 8-bit BGR, for comparison figures
         pbar = tqdm(total=len(dataloader), unit='image', desc=f'Test {dataset_name}', leave=False) \
             if val_opt.get('pbar', True) and self.opt['rank'] == 0 else None
+        # val.uncertainty: per image index, (task, mean σ, sampled σ pixels, their |error|) (utils/calibration.py)
+        uncertainty_rows: dict[int, tuple[str, float, np.ndarray, np.ndarray]] = {}
+        seed = self.opt.get('manual_seed') or 0
         rank, world_size = self.opt['rank'], self.opt['world_size']
         for index, val_data in enumerate(dataloader):
             if index % world_size != rank:  # each rank scores its shard; sums are gathered below
@@ -449,6 +500,9 @@ class TURModel(BaseModel):
             lq_img = tensor2img([self.lq.detach().cpu()])
             if task not in self.examples and gt_img is not None:
                 self.examples[task] = (lq_img, result_img, gt_img)
+            if self.uncertainty and self.gt is not None:
+                uncertainty_rows[index] = (task, float(self.sigma.float().mean()), *sample_pixels(
+                    self.sigma, pixel_error(self.output, self.gt), seed, index))
             if gt_img is not None:
                 images = {'model': result_img}
                 if with_input:
@@ -466,6 +520,8 @@ class TURModel(BaseModel):
             pbar.close()
         if world_size > 1:
             counts, sums, capped = self._gather_sums(counts, sums, capped, list(metric_opts))
+            if self.uncertainty:
+                uncertainty_rows = self._gather_uncertainty_rows(uncertainty_rows, len(dataloader))
         results = {'counts': dict(counts)}
         for source in ('model', 'input') if with_input else ('model',):
             per_task = {t: {m: sums[source][t][m] / counts[t] for m in metric_opts} for t in self._ordered(counts)}
@@ -477,8 +533,42 @@ class TURModel(BaseModel):
             per_task = {t: {m: n for m, n in capped[source][t].items() if n} for t in self._ordered(counts)}
             if any(per_task.values()):
                 results['capped'][source] = {t: v for t, v in per_task.items() if v}
+        if self.uncertainty:
+            results['uncertainty'] = self._uncertainty_results(uncertainty_rows)
         self._log_validation(results, dataset_name, current_iter, tb_logger)
         return results
+
+    def _uncertainty_results(self, rows: dict[int, tuple[str, float, np.ndarray, np.ndarray]]) -> dict:
+        """{task: utils.calibration.uncertainty_figures} of the rows (image index -> task, mean σ, sampled σ and
+        |error|), tasks in the options' order, each task's pixels pooled in image order."""
+        per_task: dict[str, list] = defaultdict(list)
+        for index in sorted(rows):
+            per_task[rows[index][0]].append(rows[index][1:])
+        return {task: uncertainty_figures(*(list(column) for column in zip(*per_task[task])))
+                for task in self._ordered(per_task)}
+
+    def _gather_uncertainty_rows(self, rows: dict[int, tuple[str, float, np.ndarray, np.ndarray]],
+                                 num_images: int) -> dict[int, tuple[str, float, np.ndarray, np.ndarray]]:
+        """Every rank's rows on every rank: one (num_images, 3 + 2 * SAMPLE_PER_IMAGE) table, each image's row
+        (task id + 1, mean σ, pixel count, σ pixels, |error| pixels, zero-padded) filled by the rank that scored it
+        and the tables summed over the ranks (each row is non-zero on one rank only). Tasks outside the options'
+        task list are left out, as _gather_sums does."""
+        k = SAMPLE_PER_IMAGE
+        table = torch.zeros(num_images, 3 + 2 * k, dtype=torch.float32, device=self.device)
+        for index, (task, mean_sigma, sigma_px, error_px) in rows.items():
+            if task in self.tasks:
+                n = sigma_px.size
+                table[index, :3] = torch.tensor([self.tasks.index(task) + 1, mean_sigma, n])
+                table[index, 3:3 + n] = torch.from_numpy(sigma_px)
+                table[index, 3 + k:3 + k + n] = torch.from_numpy(error_px)
+        table = sum_over_ranks(table).cpu().numpy()
+        gathered = {}
+        for index in range(num_images):
+            task_id, mean_sigma, n = int(table[index, 0]), float(table[index, 1]), int(table[index, 2])
+            if task_id > 0:
+                gathered[index] = (self.tasks[task_id - 1], mean_sigma, table[index, 3:3 + n].copy(),
+                                   table[index, 3 + k:3 + k + n].copy())
+        return gathered
 
     def _gather_sums(self, counts: dict, sums: dict, capped: dict, metrics: list[str]) -> tuple[dict, dict, dict]:
         """Add up every rank's per-task counts, metric sums and capped counts (keys in the options' task order)."""
@@ -534,7 +624,16 @@ class TURModel(BaseModel):
         for task, values in list(model['tasks'].items()) + [('average', model['average'])]:
             figures = ', '.join(f'{m}: {v:.4f}' for m, v in values.items())
             lines.append(f'\t{task:>10s}  {figures}')
+        for task, values in (results.get('uncertainty') or {}).items():
+            rho = 'undefined' if values['spearman'] is None else f"{values['spearman']:.4f}"
+            lines.append(f"\t{task:>10s}  mean σ: {values['mean_sigma']:.4f}, Spearman(σ, |error|): {rho} "
+                         f"({values['pixels']} pixels)")
         get_root_logger().info('\n'.join(lines))
+        if tb_logger and isinstance(current_iter, int):
+            for task, values in (results.get('uncertainty') or {}).items():
+                for key in ('mean_sigma', 'spearman'):
+                    if values[key] is not None:
+                        tb_logger.add_scalar(f'uncertainty/{dataset_name}/{task}/{key}', values[key], current_iter)
         if tb_logger and isinstance(current_iter, int):
             for task, values in list(model['tasks'].items()) + [('average', model['average'])]:
                 for metric, value in values.items():

@@ -64,8 +64,13 @@ def read_state_dict(path: str, param_key: str | None = 'params', where: str | No
     return unwrap_state_dict(ckpt, param_key if isinstance(ckpt, dict) and param_key in ckpt else None, where)
 
 
-def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params', strict: bool = True) -> None:
+def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params', strict: bool = True,
+                    require_head: str | None = None) -> None:
     """Load a checkpoint file into net; with strict, only the uncertainty head may be missing (and is reported).
+
+    require_head: why the head's weights are needed (e.g. 'val.uncertainty needs a checkpoint trained with TURLoss');
+    when given, a file without any `uncertainty_head.` key raises a KeyError (one line, ending with it) and nothing is
+    loaded.
 
     The file may wrap its tensors (params/params_ema/state_dict/...) and prefix them (module./net.); when the
     network's class defines `checkpoint_filter_fn(state_dict, model) -> state_dict` (timm's signature, a static
@@ -79,6 +84,8 @@ def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params',
     filter_fn = getattr(type(net), 'checkpoint_filter_fn', None)
     if filter_fn is not None:
         state = filter_fn(state, net)
+    if require_head is not None and not any(k.startswith(HEAD_PREFIX) for k in state):
+        raise KeyError(f'{path}: holds no TUR uncertainty head (keys {HEAD_PREFIX}*); {require_head}')
     own = net.state_dict()
     resized = {k: tuple(v.shape) for k, v in state.items() if k in own and own[k].shape != v.shape}
     if strict and resized:

@@ -115,7 +115,8 @@ SCHEMA: dict[str, Any] = {
               # AirNetModel:
               'contrast_weight': None, 'encoder_warmup_iter': None, 'fix_encoder': None},
     'val': {'val_freq': None, 'save_img': None, 'suffix': None, 'metrics': None, 'pbar': None,
-            'input_row': None, 'tile': {'size': None, 'overlap': None}},
+            'input_row': None, 'tile': {'size': None, 'overlap': None},
+            'uncertainty': None},  # test.py: σ of the TUR head against the error, per task (models/tur_model.py)
     'logger': {'print_freq': None, 'save_checkpoint_freq': None, 'use_tb_logger': None, 'wandb': None},
     'dist_params': None, 'find_unused_parameters': None, 'cudnn_benchmark': None,
     'is_train': None, 'dist': None, 'rank': None, 'world_size': None,
@@ -172,6 +173,7 @@ KINDS: dict[str, Kind] = {
     'val.val_freq': _kind(int, null=True, minimum=1), 'val.save_img': BOOL, 'val.suffix': _kind(str, null=True),
     'val.metrics': _kind(dict, null=True), 'val.pbar': BOOL, 'val.input_row': BOOL,
     'val.tile': _kind(dict, null=True), 'val.tile.size': POSITIVE, 'val.tile.overlap': COUNT,
+    'val.uncertainty': BOOL,
     'logger.print_freq': POSITIVE, 'logger.save_checkpoint_freq': POSITIVE, 'logger.use_tb_logger': BOOL,
     'logger.wandb': _kind(dict, null=True),
 }
