@@ -20,7 +20,7 @@ from basicsr.archs import build_network
 from basicsr.utils import get_root_logger
 
 from basicsr_tur.models.tur_model import out_of_memory_error
-from basicsr_tur.utils.checkpoint import HEAD_PREFIX, load_checkpoint, load_torch_file, unwrap_state_dict
+from basicsr_tur.utils.checkpoint import load_checkpoint, load_torch_file, unwrap_state_dict
 from basicsr_tur.utils.options import OptionError, check_network_options, load_yaml, resolve
 from basicsr_tur.utils.tiling import tile_count, tiled_forward
 
@@ -245,11 +245,6 @@ def pick_device(name: str | None) -> torch.device:
     return device
 
 
-def has_head_keys(state_dict: dict) -> bool:
-    """Whether a state dict holds the TUR uncertainty head (keys under HEAD_PREFIX, or the authors' var_conv.)."""
-    return any(k.startswith(HEAD_PREFIX) or 'var_conv.' in k for k in state_dict)
-
-
 def load_restorer(source: ModelSource, device: str | None = None, precision: str = 'fp32', tile: int | None = None,
                   overlap: int = 32, channels_last: bool = False, compile: bool = False,
                   uncertainty: bool | None = False,
@@ -264,16 +259,14 @@ def load_restorer(source: ModelSource, device: str | None = None, precision: str
         raise FileNotFoundError(f'weights not found: {source.weights} ({source.described})')
     ckpt = load_torch_file(source.weights, 'weights')
     key, why = choose_param_key(ckpt, source.param_key, source.weights)
-    state = unwrap_state_dict(ckpt, key, source.weights)
     if check_keys is not None:
-        check_keys(state, source.weights)
-    head = has_head_keys(state)
-    if uncertainty and not head:
-        raise ValueError(f'{source.weights}: holds no TUR uncertainty head (keys {HEAD_PREFIX}*); --uncertainty needs '
-                         'a checkpoint trained with TURLoss')
-    network_g = dict(source.network_g, uncertainty_head=head if uncertainty is None else bool(uncertainty))
+        check_keys(unwrap_state_dict(ckpt, key, source.weights), source.weights)
+    network_g = dict(source.network_g, uncertainty_head=uncertainty is not False)
     net = build_network(network_g)
-    load_checkpoint(net, source.weights, key, strict=True)
+    head = load_checkpoint(net, source.weights, key, strict=True, require_head='--uncertainty needs a checkpoint '
+                           'trained with TURLoss' if uncertainty else None)
+    if not head and uncertainty is None:  # no σ to show: the fresh head is dropped
+        net.uncertainty_head = None
     target = pick_device(device)
     if channels_last:
         for tensor in list(net.parameters()) + list(net.buffers()):

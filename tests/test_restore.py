@@ -179,8 +179,10 @@ def test_the_restored_image_is_the_network_output_of_the_ema_weights(tmp_path):
 def test_uncertainty_needs_a_checkpoint_with_the_head(tmp_path):
     path = str(tmp_path / 'plain.pth')
     torch.save({'params': build_network(TINY).state_dict()}, path)
-    with pytest.raises(ValueError, match=r'plain.pth: holds no TUR uncertainty head .* trained with TURLoss'):
+    with pytest.raises(KeyError, match=r'plain.pth: holds no TUR uncertainty head .* trained with TURLoss'):
         load_restorer(ModelSource(dict(TINY), path, None, 'test'), device='cpu', uncertainty=True)
+    # When σ is only wanted if there is one (--grid), a head-less checkpoint gives a head-less network.
+    assert not load_restorer(ModelSource(dict(TINY), path, None, 'test'), device='cpu', uncertainty=None).has_head
 
 
 def test_options_file_weights_are_relative_to_the_root(tmp_path, weights):

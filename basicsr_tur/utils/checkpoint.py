@@ -65,8 +65,9 @@ def read_state_dict(path: str, param_key: str | None = 'params', where: str | No
 
 
 def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params', strict: bool = True,
-                    require_head: str | None = None) -> None:
+                    require_head: str | None = None) -> bool:
     """Load a checkpoint file into net; with strict, only the uncertainty head may be missing (and is reported).
+    Returns whether the file held the uncertainty head's weights (after the key mapping below).
 
     require_head: why the head's weights are needed (e.g. 'val.uncertainty needs a checkpoint trained with TURLoss');
     when given, a file without any `uncertainty_head.` key raises a KeyError (one line, ending with it) and nothing is
@@ -122,6 +123,7 @@ def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params',
     other_missing = [k for k in other_missing if k not in resized]
     if not strict and (other_missing or unexpected):
         logger.warning(f'{path}: loaded non-strictly; missing {other_missing}, unexpected {unexpected}')
+    return bool(head_dropped) or any(k.startswith(HEAD_PREFIX) for k in state)
 
 
 def atomic_save(obj: Any, path: str) -> None:
