@@ -28,6 +28,7 @@ from os import path as osp
 
 import torch
 
+from basicsr_tur import presets
 from basicsr_tur.inference import PRECISIONS, Restorer, load_restorer, read_image
 from basicsr_tur.restore import IMAGE_EXTENSIONS, model_source, plan_jobs, restore_job
 from basicsr_tur.utils.cli import error_message, run_cli
@@ -67,9 +68,6 @@ class ModelChoice:
         """restore.py's command-line arguments for this model, for restore.model_source."""
         if self.kind not in KINDS:
             raise ValueError(f"model kind must be one of {', '.join(KINDS)}, got '{self.kind}'")
-        if self.kind == 'preset' and not preset_names():
-            raise ValueError('this installation has no presets table (basicsr_tur/presets.py); pick an options file '
-                             'or an arch')
         try:
             arch_opt = shlex.split(self.arch_opt) if self.kind == 'arch' else []
         except ValueError as err:
@@ -82,11 +80,7 @@ class ModelChoice:
 
 
 def preset_names() -> list[str]:
-    """The names of the presets table (basicsr_tur/presets.py), [] where this installation has none."""
-    try:
-        from basicsr_tur import presets
-    except ImportError:
-        return []
+    """The names of the presets table (basicsr_tur/presets.py)."""
     return sorted(presets.PRESETS)
 
 
@@ -270,7 +264,7 @@ def build_app(choice: ModelChoice | None = None, root: str = '.', cache: ModelCa
     if out_root is None:
         out_root = tempfile.mkdtemp(prefix='basicsr_tur_app_')
         atexit.register(shutil.rmtree, out_root, True)
-    presets = preset_names()
+    names = preset_names()
 
     tracker = gr.Progress()  # gradio finds the progress bar by this default value
 
@@ -300,10 +294,9 @@ def build_app(choice: ModelChoice | None = None, root: str = '.', cache: ModelCa
                 kind = gr.Radio(list(KINDS), value=choice.kind, label='Model from')
                 opt = gr.Textbox(choice.opt, label='Test options file', visible=choice.kind == 'options file',
                                  info='its network_g and path.pretrain_network_g (relative to the repository)')
-                preset = gr.Dropdown(presets, value=choice.preset or (presets[0] if presets else None),
-                                     label='Preset (published weights)', visible=choice.kind == 'preset',
-                                     info='python restore.py --list-presets describes them' if presets
-                                     else 'no presets table in this installation')
+                preset = gr.Dropdown(names, value=choice.preset or names[0], label='Preset (published weights)',
+                                     visible=choice.kind == 'preset',
+                                     info='python restore.py --list-presets describes them')
                 arch = gr.Textbox(choice.arch, label='Arch', visible=choice.kind == 'arch',
                                   info='a registered arch: SRResNet, Restormer, PromptIR, Uformer, AirNet, ...')
                 arch_opt = gr.Textbox(choice.arch_opt, label='Arch arguments', visible=choice.kind == 'arch',

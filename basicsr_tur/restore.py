@@ -32,6 +32,7 @@ from basicsr.metrics import calculate_psnr
 from basicsr.utils import get_root_logger
 from tqdm import tqdm
 
+from basicsr_tur import presets
 from basicsr_tur.inference import (
     PRECISIONS,
     ModelSource,
@@ -265,7 +266,6 @@ def model_source(args: argparse.Namespace, root: str) -> tuple[ModelSource, obje
         if not args.weights:
             raise ValueError(f'--arch {args.arch} needs --weights FILE')
         return source_from_arch(args.arch, parse_arch_opt(args.arch_opt), args.weights, args.param_key), None
-    from basicsr_tur import presets
     preset = presets.get_preset(args.preset)
     weights = presets.find_weights(preset, args.weights)
     source = source_from_arch(preset.arch, {**preset.arch_opt, **parse_arch_opt(args.arch_opt)}, weights,
@@ -278,7 +278,6 @@ def restore_pipeline(root: str, argv: list[str] | None = None) -> dict:
     """Run the command; returns {'images', 'failed', 'megapixels', 'seconds', 'written': [paths]}."""
     args = build_parser().parse_args(argv)
     if args.list_presets:
-        from basicsr_tur import presets
         print(presets.presets_table())
         return {'images': 0, 'failed': 0, 'megapixels': 0.0, 'seconds': 0.0, 'written': []}
     if not args.input or not args.output:
