@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo demo-compare test lint bench gpu-wheels clean
 
-$(STAMP): setup.py requirements.txt requirements-dev.txt
+$(STAMP): setup.py requirements.txt requirements-dev.txt requirements-export.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	# PyTorch first, pinned: the CUDA build that also runs on the CPU (see README, "Installation").

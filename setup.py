@@ -5,9 +5,12 @@ from setuptools import find_packages, setup
 
 
 def read_requirements(name: str) -> list[str]:
-    """Requirement lines of a requirements file, comments dropped."""
-    lines = Path(__file__).with_name(name).read_text().splitlines()
-    return [line.split('#')[0].strip() for line in lines if line.split('#')[0].strip()]
+    """Requirement lines of a requirements file, comments dropped and `-r other.txt` lines expanded."""
+    lines = [line.split('#')[0].strip() for line in Path(__file__).with_name(name).read_text().splitlines()]
+    out = []
+    for line in filter(None, lines):
+        out += read_requirements(line[2:].strip()) if line.startswith('-r') else [line]
+    return out
 
 
 setup(
@@ -19,6 +22,7 @@ setup(
     packages=find_packages(include=['basicsr_tur', 'basicsr_tur.*']),
     python_requires='>=3.10',
     install_requires=read_requirements('requirements.txt'),
-    extras_require={'dev': read_requirements('requirements-dev.txt')},
+    extras_require={'dev': read_requirements('requirements-dev.txt'),
+                    'export': read_requirements('requirements-export.txt')},
     license='Apache-2.0',
 )
