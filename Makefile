@@ -6,13 +6,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo demo-compare restore-demo test lint bench gpu-wheels clean
 
-$(STAMP): setup.py requirements.txt requirements-dev.txt requirements-app.txt
+$(STAMP): setup.py requirements.txt requirements-dev.txt requirements-app.txt requirements-export.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	# PyTorch first, pinned: the CUDA build that also runs on the CPU (see README, "Installation").
 	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
-	# The optional extras are installed too, so that their tests run (the app: gradio, ~200 MB).
-	$(PY) -m pip install -r requirements.txt -r requirements-dev.txt -r requirements-app.txt
+	# The optional extras are installed too, so that their tests run (app: gradio, ~200 MB; export: onnx,
+	# onnxruntime, onnxscript, ~120 MB).
+	$(PY) -m pip install -r requirements.txt -r requirements-dev.txt -r requirements-app.txt -r requirements-export.txt
 	$(PY) -m pip install --no-deps -e .
 	touch $(STAMP)
 

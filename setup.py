@@ -19,7 +19,8 @@ setup(
     packages=find_packages(include=['basicsr_tur', 'basicsr_tur.*']),
     python_requires='>=3.10',
     install_requires=read_requirements('requirements.txt'),
-    extras_require={'dev': read_requirements('requirements-dev.txt'), 'app': read_requirements('requirements-app.txt')},
+    extras_require={'dev': read_requirements('requirements-dev.txt'), 'app': read_requirements('requirements-app.txt'),
+                    'export': read_requirements('requirements-export.txt')},
     entry_points={'console_scripts': ['basicsr-tur-restore=basicsr_tur.restore:main']},
     license='Apache-2.0',
 )

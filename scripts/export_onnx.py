@@ -1,0 +1,116 @@
+"""Export a trained backbone's restoration forward to ONNX, optionally checking it against torch with onnxruntime.
+
+    python scripts/export_onnx.py -opt options/test/demo/Restormer.yml --out restormer.onnx --check
+    python scripts/export_onnx.py --arch SRResNet --arch-opt num_block=16 --weights net_g.pth --out sr.onnx
+    python scripts/export_onnx.py ... --static 256 256 --opset 19
+
+The model comes from a test options file (network_g; weights path.pretrain_network_g under path.param_key_g) or
+from --arch/--arch-opt/--weights. Without a key, a checkpoint's EMA weights (params_ema) are preferred when it
+holds them, and the choice is logged. The ONNX graph takes (N, 3, H, W) float32 RGB in [0, 1] ('input') and returns
+the restored image ('output'); H, W are dynamic unless --static fixes them. The TUR uncertainty head is never
+exported. Needs the `export` extra (pip install -e .[export]). Errors are one line.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from os import path as osp
+
+import yaml
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+# basicsr_tur first: it installs the torchvision alias basicsr 1.4.2 needs, so basicsr is imported after it, here.
+from basicsr_tur.export import EXPORTABLE, MIN_OPSET, check_parity, export_onnx
+from basicsr_tur.utils.checkpoint import load_checkpoint, load_torch_file
+from basicsr_tur.utils.cli import run_cli
+from basicsr_tur.utils.options import parse_options
+
+from basicsr.archs import build_network  # isort: skip
+from basicsr.utils import get_root_logger  # isort: skip
+
+
+def parse_arch_opts(entries: list[str]) -> dict:
+    """{key: value} from key=value entries, values read as YAML (num_block=16 -> 16, depths=[1,2] -> [1, 2])."""
+    opts = {}
+    for entry in entries:
+        key, sep, value = entry.partition('=')
+        if not sep or not key:
+            raise ValueError(f'--arch-opt {entry!r}: expected key=value, e.g. num_block=16')
+        opts[key] = yaml.safe_load(value)
+    return opts
+
+
+def load_model(args: argparse.Namespace, root_path: str) -> tuple[object, str]:
+    """(head-less backbone in eval mode with its weights, text saying which weights) from -opt or --arch/--weights."""
+    if args.opt:
+        opt, _ = parse_options(root_path, is_train=False, argv=['-opt', args.opt])
+        network_opt, weights = dict(opt['network_g']), opt['path'].get('pretrain_network_g')
+        param_key = args.param_key or opt['path'].get('param_key_g')
+        if not weights:
+            raise ValueError(f"{args.opt}: 'path.pretrain_network_g' is not set: the weights to export")
+    else:
+        network_opt, weights, param_key = {'type': args.arch, **parse_arch_opts(args.arch_opt)}, args.weights, \
+            args.param_key
+    # The head is never exported: build without it, and load_checkpoint drops a TUR checkpoint's head weights.
+    net = build_network(dict(network_opt, uncertainty_head=False))
+    if weights is None:
+        return net.eval(), 'random initialisation (no --weights)'
+    if param_key is None:
+        ckpt = load_torch_file(weights, 'checkpoint') if osp.isfile(weights) else None
+        param_key = 'params_ema' if isinstance(ckpt, dict) and 'params_ema' in ckpt else 'params'
+    load_checkpoint(net, weights, param_key, strict=True)
+    return net.eval(), f'{weights} ({param_key})'
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('-opt', help='test options file: network_g, path.pretrain_network_g, path.param_key_g')
+    source.add_argument('--arch', help=f"a registered backbone ({', '.join(EXPORTABLE)})")
+    parser.add_argument('--arch-opt', action='append', default=[], metavar='KEY=VALUE',
+                        help='a constructor argument of --arch (value read as YAML); repeatable')
+    parser.add_argument('--weights', help='checkpoint for --arch (default: random weights)')
+    parser.add_argument('--param-key', help='the checkpoint entry to load (default: params_ema when present, '
+                                            'else params)')
+    parser.add_argument('--out', required=True, help='the .onnx file to write')
+    parser.add_argument('--opset', type=int, default=None,
+                        help=f'ONNX opset, >= {MIN_OPSET} (default: 18, or the backbone\'s minimum: AirNet 19)')
+    parser.add_argument('--static', type=int, nargs=2, metavar=('H', 'W'), default=None,
+                        help='fix the input height and width (default: dynamic)')
+    parser.add_argument('--check', action='store_true',
+                        help='run onnxruntime (CPU) against torch after export and print the max abs difference')
+    parser.add_argument('--atol', type=float, default=1e-4, help='the largest difference --check accepts')
+    return parser
+
+
+def export_pipeline(args: argparse.Namespace, root_path: str) -> None:
+    """Load the model, export it, and check parity when asked; errors propagate one line to run_cli."""
+    if args.opset is not None and args.opset < MIN_OPSET:
+        raise ValueError(f'--opset {args.opset} is refused: ONNX export needs opset >= {MIN_OPSET}')
+    if args.opt and (args.arch_opt or args.weights):
+        raise ValueError('--arch-opt and --weights go with --arch; -opt names the backbone and weights itself')
+    logger = get_root_logger()
+    net, source = load_model(args, root_path)
+    logger.info(f'exporting {type(net).__name__} with weights {source}')
+    kwargs = {'dynamic': args.static is None}
+    if args.static:
+        kwargs['sample_size'] = tuple(args.static)
+    report = export_onnx(net, args.out, opset=args.opset, **kwargs)
+    size = 'dynamic height/width' if report.dynamic else f'fixed {report.height[0]}x{report.width[0]}'
+    print(f'{report.path}: {report.arch} with weights {source}, opset {report.opset}, {size}, '
+          f'{report.size_bytes / 1e6:.1f} MB, {report.seconds:.0f} s')
+    if args.check:
+        diff = check_parity(net, args.out, atol=args.atol)
+        print(f'onnxruntime vs torch: max abs diff {diff:.3g} (atol {args.atol:g})')
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the export; errors print one line and return 1."""
+    args = build_parser().parse_args(argv)
+    return run_cli(lambda root: export_pipeline(args, root), os.getcwd())
+
+
+if __name__ == '__main__':
+    sys.exit(main())
