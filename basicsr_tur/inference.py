@@ -178,6 +178,7 @@ class Restorer:
         self.has_head = getattr(net, 'uncertainty_head', None) is not None
         self.size_multiple = int(getattr(net, 'size_multiple', 1))
         self.described, self.in_channels = described, in_channels
+        self.param_key: str | None = None  # the checkpoint entry the weights came from (set by load_restorer)
         self._forward = torch.compile(net) if compile else net
 
     def tiles_for(self, height: int, width: int) -> int:
@@ -277,8 +278,10 @@ def load_restorer(source: ModelSource, device: str | None = None, precision: str
                 f'{precision}' + (f', tiles {tile} (overlap {overlap})' if tile else ', whole images'))
     # The input channels under each backbone's official argument name (3 where the options do not say).
     in_channels = next((int(network_g[k]) for k in ('inp_channels', 'num_in_ch', 'dd_in') if k in network_g), 3)
-    return Restorer(net, target, precision, tile, overlap, channels_last, compile,
-                    f'{network_g["type"]} ({source.weights})', in_channels)
+    restorer = Restorer(net, target, precision, tile, overlap, channels_last, compile,
+                        f'{network_g["type"]} ({source.weights})', in_channels)
+    restorer.param_key = key
+    return restorer
 
 
 def peak_memory(device: torch.device) -> str:

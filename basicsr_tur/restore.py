@@ -227,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     model = parser.add_argument_group('model (one of -opt, --arch, --preset)')
     model.add_argument('-opt', help='a test options file: its network_g, path.pretrain_network_g, path.param_key_g')
     model.add_argument('--arch', help='a registered arch (SRResNet, Restormer, PromptIR, Uformer, AirNet, ...)')
-    model.add_argument('--arch-opt', nargs='+', default=[], metavar='KEY=VALUE', help="the arch's arguments")
+    model.add_argument('--arch-opt', action='extend', nargs='+', default=[], metavar='KEY=VALUE',
+                       help="the arch's arguments (values read as YAML: dim=48 num_blocks=[4,6,6,8])")
     model.add_argument('--preset', help='published weights by name (see --list-presets)')
     model.add_argument('--weights', help='the weights file (overrides the options file; needed with --arch)')
     model.add_argument('--param-key', help='the weights\' key in the file (default: params_ema when present, '

@@ -17,50 +17,31 @@ import os
 import sys
 from os import path as osp
 
-import yaml
-
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 # basicsr_tur first: it installs the torchvision alias basicsr 1.4.2 needs, so basicsr is imported after it, here.
 from basicsr_tur.export import EXPORTABLE, MIN_OPSET, check_parity, export_onnx
-from basicsr_tur.utils.checkpoint import load_checkpoint, load_torch_file
+from basicsr_tur.inference import load_restorer, source_from_arch, source_from_options
+from basicsr_tur.restore import parse_arch_opt
 from basicsr_tur.utils.cli import run_cli
-from basicsr_tur.utils.options import parse_options
 
 from basicsr.archs import build_network  # isort: skip
 from basicsr.utils import get_root_logger  # isort: skip
 
 
-def parse_arch_opts(entries: list[str]) -> dict:
-    """{key: value} from key=value entries, values read as YAML (num_block=16 -> 16, depths=[1,2] -> [1, 2])."""
-    opts = {}
-    for entry in entries:
-        key, sep, value = entry.partition('=')
-        if not sep or not key:
-            raise ValueError(f'--arch-opt {entry!r}: expected key=value, e.g. num_block=16')
-        opts[key] = yaml.safe_load(value)
-    return opts
-
-
 def load_model(args: argparse.Namespace, root_path: str) -> tuple[object, str]:
-    """(head-less backbone in eval mode with its weights, text saying which weights) from -opt or --arch/--weights."""
+    """(head-less backbone in eval mode with its weights, text saying which weights) from -opt or --arch/--weights,
+    through restore.py's loader (inference.load_restorer: EMA weights preferred, strict loading, one-line errors)."""
     if args.opt:
-        opt, _ = parse_options(root_path, is_train=False, argv=['-opt', args.opt])
-        network_opt, weights = dict(opt['network_g']), opt['path'].get('pretrain_network_g')
-        param_key = args.param_key or opt['path'].get('param_key_g')
-        if not weights:
-            raise ValueError(f"{args.opt}: 'path.pretrain_network_g' is not set: the weights to export")
+        source = source_from_options(args.opt, None, root_path)
+        source.param_key = args.param_key or source.param_key
+    elif args.weights:
+        source = source_from_arch(args.arch, parse_arch_opt(args.arch_opt), args.weights, args.param_key)
     else:
-        network_opt, weights, param_key = {'type': args.arch, **parse_arch_opts(args.arch_opt)}, args.weights, \
-            args.param_key
-    # The head is never exported: build without it, and load_checkpoint drops a TUR checkpoint's head weights.
-    net = build_network(dict(network_opt, uncertainty_head=False))
-    if weights is None:
-        return net.eval(), 'random initialisation (no --weights)'
-    if param_key is None:
-        ckpt = load_torch_file(weights, 'checkpoint') if osp.isfile(weights) else None
-        param_key = 'params_ema' if isinstance(ckpt, dict) and 'params_ema' in ckpt else 'params'
-    load_checkpoint(net, weights, param_key, strict=True)
-    return net.eval(), f'{weights} ({param_key})'
+        return build_network({'type': args.arch, **parse_arch_opt(args.arch_opt)}).eval(), \
+            'random initialisation (no --weights)'
+    # The head is never exported: the backbone is built without it (a TUR checkpoint's head weights are dropped).
+    restorer = load_restorer(source, device='cpu', uncertainty=False)
+    return restorer.net, f'{source.weights} ({restorer.param_key})'
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('-opt', help='test options file: network_g, path.pretrain_network_g, path.param_key_g')
     source.add_argument('--arch', help=f"a registered backbone ({', '.join(EXPORTABLE)})")
-    parser.add_argument('--arch-opt', action='append', default=[], metavar='KEY=VALUE',
-                        help='a constructor argument of --arch (value read as YAML); repeatable')
+    parser.add_argument('--arch-opt', action='extend', nargs='+', default=[], metavar='KEY=VALUE',
+                        help="--arch's constructor arguments (values read as YAML), as in restore.py")
     parser.add_argument('--weights', help='checkpoint for --arch (default: random weights)')
     parser.add_argument('--param-key', help='the checkpoint entry to load (default: params_ema when present, '
                                             'else params)')

@@ -135,7 +135,7 @@ def test_cli_exports_from_a_test_options_file(tmp_path, paired_root, capsys):
 @pytest.mark.parametrize('argv, message', [
     (['--arch', 'SRResNet', '--opset', '16'], 'error: --opset 16 is refused: ONNX export needs opset >= 17\n'),
     (['--arch', 'AirNet', '--opset', '18'], 'error: AirNet needs opset >= 19, got 18: '),
-    (['--arch', 'SRResNet', '--weights', 'missing.pth'], 'error: checkpoint not found: missing.pth\n'),
+    (['--arch', 'SRResNet', '--weights', 'missing.pth'], 'error: weights not found: missing.pth (--arch SRResNet)\n'),
 ], ids=['opset-16', 'airnet-opset-18', 'missing-weights'])
 def test_cli_refusals_are_one_line(tmp_path, capsys, argv, message):
     out = tmp_path / 'refused.onnx'
