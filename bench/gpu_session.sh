@@ -7,13 +7,15 @@
 #   B (about 8 min): bf16 + torch.compile for SRResNet, Restormer, PromptIR and Transweather (each cell capped at
 #     55 s, compilation included; Uformer-B and AirNet need a session of their own: --archs Uformer-B AirNet), and
 #     kill-and-resume with fp16 and its gradient scaler.
+#   C (about 5 min, a later session): restore.py's inference per backbone (bench_restore.py: MP/s whole and tiled
+#     at fp32 and bf16 on a 1024² image, peak memory of a 4 MP image with and without tiles).
 #
 # Run from the repository root, after `make gpu-wheels` here (basicsr, lmdb and addict as wheels in .whl/):
 #   device run: command "bash bench/gpu_session.sh A", carry [".whl"], timeout_s 560
 #   device run: command "bash bench/gpu_session.sh B", carry [".whl"], timeout_s 560
 # Every result is written under $OUT (bench_*.md, resume_*.md, machine.txt) and comes back with the call.
 set -u
-part=${1:?usage: bash bench/gpu_session.sh A|B}
+part=${1:?usage: bash bench/gpu_session.sh A|B|C}
 OUT=${OUT:-gpu_out}
 mkdir -p "$OUT"
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -49,8 +51,12 @@ B)
         --archs SRResNet Restormer PromptIR Transweather --no-loader --cell-timeout 55
     step resume_fp16 60 python3 bench/resume_check.py --device cuda --precision fp16 --workers 4
     ;;
+C)
+    step bench_restore 450 python3 bench/bench_restore.py --device cuda --size 1024 --tile 512 --repeat 5 \
+        --memory-archs SRResNet Restormer PromptIR Uformer-B --cell-timeout 60
+    ;;
 *)
-    echo "gpu_session: part '$part': expected A or B"
+    echo "gpu_session: part '$part': expected A, B or C"
     exit 2
     ;;
 esac
