@@ -308,3 +308,14 @@ def test_a_file_that_is_not_the_presets_is_refused_in_one_line(capsys, folder, w
     lines = [line for line in stderr.splitlines() if line.startswith('error: ')]
     assert code == 1 and len(lines) == 1 and 'preset airnet_aio3 (AirNet) expects keys like' in lines[0]
     assert not osp.exists(tmp_path / 'out')
+
+
+@pytest.mark.parametrize('precision', ['bf16', 'fp16'])
+def test_reduced_precision_restores_close_to_fp32(precision):
+    torch.manual_seed(0)
+    net = build_network(TINY).eval()
+    x = torch.rand(1, 3, 32, 40)
+    full = Restorer(net, torch.device('cpu')).restore_tensor(x)[0]
+    low = Restorer(net, torch.device('cpu'), precision=precision).restore_tensor(x)[0]
+    assert low.dtype == torch.float32 and low.shape == full.shape
+    assert 0 < (low - full).abs().max() < 0.02  # autocast ran (not bit-identical) and stayed close
