@@ -292,8 +292,15 @@ def restore_pipeline(root: str, argv: list[str] | None = None) -> dict:
     if args.ext and ('.' + args.ext.lstrip('.').lower()) not in IMAGE_EXTENSIONS:
         raise ValueError(f"--ext {args.ext}: expected one of {', '.join(e[1:] for e in IMAGE_EXTENSIONS)}")
     source, check_keys = model_source(args, root)
-    jobs = plan_jobs(collect_inputs(args.input, args.recursive), args.output, args.suffix, args.ext,
-                     args.uncertainty, args.grid)
+    inputs = collect_inputs(args.input, args.recursive)
+    # An -o folder inside an input folder holds earlier results, not inputs: restoring them again would nest
+    # restored/restored/... on every run.
+    out_real = osp.join(osp.realpath(args.output), '')
+    earlier = [f for f, _ in inputs if osp.realpath(f).startswith(out_real)]
+    inputs = [(f, r) for f, r in inputs if not osp.realpath(f).startswith(out_real)]
+    if not inputs:
+        raise ValueError(f'every image found is inside the output folder {args.output}; choose another -o folder')
+    jobs = plan_jobs(inputs, args.output, args.suffix, args.ext, args.uncertainty, args.grid)
     if args.dry_run:
         for job in jobs:
             print(f"{job.source} -> {', '.join(job.outputs())}")
@@ -301,6 +308,8 @@ def restore_pipeline(root: str, argv: list[str] | None = None) -> dict:
               f'model {source.network_g["type"]} from {source.weights}')
         return {'images': 0, 'failed': 0, 'megapixels': 0.0, 'seconds': 0.0, 'written': []}
     logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO)
+    if earlier:
+        logger.info(f'{len(earlier)} images inside the output folder {args.output} are not restored again')
     restorer = load_restorer(source, args.device, args.precision, args.tile, args.tile_overlap, args.channels_last,
                              args.compile, uncertainty=True if args.uncertainty else (None if args.grid else False),
                              check_keys=check_keys, logger=logger)

@@ -319,3 +319,13 @@ def test_reduced_precision_restores_close_to_fp32(precision):
     low = Restorer(net, torch.device('cpu'), precision=precision).restore_tensor(x)[0]
     assert low.dtype == torch.float32 and low.shape == full.shape
     assert 0 < (low - full).abs().max() < 0.02  # autocast ran (not bit-identical) and stayed close
+
+
+def test_earlier_results_inside_an_input_folder_are_not_restored_again(capsys, weights, tmp_path):
+    cv2.imwrite(str(tmp_path / 'x.png'), photo())
+    argv = ['--arch', 'SRResNet', '--arch-opt', 'num_feat=8', 'num_block=2', '--weights', weights,
+            '-i', str(tmp_path), '--recursive', '-o', str(tmp_path / 'restored')]
+    assert run(capsys, *argv)[0] == 0
+    code, stdout, _ = run(capsys, *argv)  # restored/x.png is now under the input folder too
+    assert code == 0 and 'restored 1 of 1 images' in stdout
+    assert not osp.exists(tmp_path / 'restored' / 'restored')
