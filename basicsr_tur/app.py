@@ -33,6 +33,7 @@ from basicsr_tur.inference import PRECISIONS, Restorer, load_restorer, read_imag
 from basicsr_tur.restore import IMAGE_EXTENSIONS, model_source, plan_jobs, restore_job
 from basicsr_tur.utils.cli import error_message, run_cli
 from basicsr_tur.utils.files import write_image
+from basicsr_tur.utils.tiling import check_tile
 from basicsr_tur.utils.visual import to_bgr8
 
 DEMO_OPT = 'options/test/demo/Restormer.yml'
@@ -347,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     model = parser.add_argument_group('model preselected on the page (one of -opt, --arch, --preset); loaded at start')
     model.add_argument('-opt', help=f'a test options file (default: the demo, {DEMO_OPT})')
     model.add_argument('--arch', help='a registered arch (with --weights)')
-    model.add_argument('--arch-opt', nargs='+', default=[], metavar='KEY=VALUE', help="the arch's arguments")
+    model.add_argument('--arch-opt', action='extend', nargs='+', default=[], metavar='KEY=VALUE',
+                       help="the arch's arguments")
     model.add_argument('--preset', help='published weights by name (python restore.py --list-presets)')
     model.add_argument('--weights', help='the weights file')
     run = parser.add_argument_group('running')
@@ -368,8 +370,8 @@ def choice_from_args(args: argparse.Namespace) -> tuple[ModelChoice, bool]:
         raise ValueError('--arch-opt needs --arch')
     if args.arch and not args.weights:
         raise ValueError(f'--arch {args.arch} needs --weights FILE')
-    if args.tile and not 0 <= args.tile_overlap < args.tile:
-        raise ValueError(f'--tile-overlap ({args.tile_overlap}) must be >= 0 and smaller than --tile ({args.tile})')
+    if args.tile:
+        check_tile(args.tile, args.tile_overlap, ('--tile', '--tile-overlap'))
     choice = ModelChoice(device=args.device or '', precision=args.precision, tile=args.tile or 0,
                          overlap=args.tile_overlap, weights=args.weights or '')
     if args.arch:

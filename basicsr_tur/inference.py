@@ -22,7 +22,7 @@ from basicsr.utils import get_root_logger
 from basicsr_tur.models.tur_model import out_of_memory_error
 from basicsr_tur.utils.checkpoint import load_checkpoint, load_torch_file, unwrap_state_dict
 from basicsr_tur.utils.options import OptionError, check_network_options, load_yaml, resolve
-from basicsr_tur.utils.tiling import tile_count, tiled_forward
+from basicsr_tur.utils.tiling import check_tile, tile_count, tiled_forward
 
 PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 # Orientation tag of EXIF (0x0112) -> how to turn the stored pixels upright (TIFF/EXIF 2.3, section 4.6.4).
@@ -77,7 +77,8 @@ def split_image(img: np.ndarray, channels: int = 3) -> tuple[torch.Tensor, np.nd
         rgb = (img if img.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_BGR2GRAY))[..., None]
     else:
         rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., ::-1]
-    tensor = torch.from_numpy(np.ascontiguousarray(rgb).astype(np.float32) / peak).permute(2, 0, 1)[None]
+    # One float copy of the image (a large image must not cost two).
+    tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(torch.float32).div_(peak)
     return tensor, alpha, peak
 
 
@@ -91,8 +92,9 @@ def merge_image(out: torch.Tensor, like: np.ndarray, alpha: np.ndarray | None, p
         bgr = np.ascontiguousarray(rgb[..., ::-1])
         gray = like.ndim == 2 or like.shape[2] in (1, 2)
         img = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if gray else bgr
-    if alpha is not None:
-        img = np.concatenate([img if img.ndim == 3 else img[..., None], alpha[..., None]], axis=2)
+    if alpha is not None:  # OpenCV writes no gray + alpha: a gray result with alpha is written as BGRA
+        img = np.concatenate([img if img.ndim == 3 else cv2.cvtColor(img, cv2.COLOR_GRAY2BGR), alpha[..., None]],
+                             axis=2)
     return img
 
 
@@ -117,21 +119,20 @@ class ModelSource:
     notes: list[str] = field(default_factory=list)
 
 
-def choose_param_key(ckpt: object, requested: str | None, where: str) -> tuple[str | None, str]:
-    """(key, why) of the weights to load from a checkpoint: `requested` when given (KeyError, one line, when the file
-    lacks it), else the EMA weights `params_ema` when the file has them, else `params`, else the file's own layout
-    (None: unwrap_state_dict finds it)."""
+def choose_param_key(ckpt: object, requested: str | None) -> tuple[str | None, str]:
+    """(key, why) of the weights to load from a checkpoint: `requested` when the file has it, else the EMA weights
+    `params_ema` when the file has them, else `params`, else the file's own layout (None: unwrap_state_dict finds
+    it). A requested key the file lacks falls back like this, as test.py's loading does (checkpoint.read_state_dict),
+    and `why` says so."""
     keys = list(ckpt) if isinstance(ckpt, dict) else []
-    if requested:
-        if isinstance(ckpt, dict) and requested not in ckpt and not all(isinstance(v, torch.Tensor)
-                                                                     for v in ckpt.values()):
-            raise KeyError(f"{where}: no '{requested}' entry (top-level keys: {', '.join(map(str, keys[:10]))})")
+    if requested and requested in keys:
         return requested, f'{requested} (as asked)'
-    for key, why in (('params_ema', 'params_ema (the EMA weights, preferred when present)'),
-                     ('params', 'params (no EMA weights in the file)')):
+    missing = f"; the file has no '{requested}'" if requested else ''
+    for key, why in (('params_ema', 'params_ema (the EMA weights, preferred when present'),
+                     ('params', 'params (no EMA weights in the file')):
         if key in keys and isinstance(ckpt[key], dict):
-            return key, why
-    return None, 'the file\'s own layout (no params_ema/params entry)'
+            return key, f'{why}{missing})'
+    return None, f"the file's own layout (no params_ema/params entry{missing})"
 
 
 def source_from_options(opt_path: str, weights: str | None = None, root: str = '.') -> ModelSource:
@@ -171,8 +172,8 @@ class Restorer:
                  in_channels: int = 3) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
-        if tile is not None and overlap >= tile:
-            raise ValueError(f'--tile-overlap ({overlap}) must be smaller than --tile ({tile})')
+        if tile is not None:
+            check_tile(tile, overlap, ('--tile', '--tile-overlap'))
         self.net, self.device, self.precision = net, device, precision
         self.tile, self.overlap, self.channels_last = tile, overlap, channels_last
         self.has_head = getattr(net, 'uncertainty_head', None) is not None
@@ -213,19 +214,25 @@ class Restorer:
         Raises RuntimeError, one line, naming `name`, its size, the memory asked for and --tile when the device
         runs out of memory; ValueError for uncertainty=True without the head.
         """
-        x, alpha, peak = split_image(img, self.in_channels)
+        remedy = f'restore it in smaller tiles (--tile {max(self.tile // 2, self.overlap + 1)})' if self.tile \
+            else 'restore it tile by tile (--tile 512)'
         try:
+            x, alpha, peak = split_image(img, self.in_channels)
             out, sigma = self.restore_tensor(x, uncertainty, progress)
+            sigma_map = sigma[0].mean(0).numpy().astype(np.float32) if sigma is not None else None
+            return Restored(merge_image(out, img, alpha, peak), sigma_map, self.tiles_for(*img.shape[:2]))
+        except MemoryError:  # numpy's or Python's allocation on the host
+            raise RuntimeError(f'restore: out of memory restoring {name} ({img.shape[0]}x{img.shape[1]}) on the host; '
+                               f'{remedy}, or free memory') from None
         except RuntimeError as err:
-            oom = out_of_memory_error(err, 'restore', name, x.to(self.device),
-                                      remedy='restore it tile by tile (--tile 512)')
+            # Only the input's shape is needed: nothing more is put on a device that has just run out of memory.
+            oom = out_of_memory_error(err, 'restore', name, torch.empty(0, *img.shape[:2], device='meta'),
+                                      remedy=remedy, device=self.device)
             if oom is None:
                 raise
             if self.device.type == 'cuda':
                 torch.cuda.empty_cache()
             raise oom from None
-        sigma_map = sigma[0].mean(0).numpy().astype(np.float32) if sigma is not None else None
-        return Restored(merge_image(out, img, alpha, peak), sigma_map, self.tiles_for(*img.shape[:2]))
 
 
 def pick_device(name: str | None) -> torch.device:
@@ -246,6 +253,11 @@ def pick_device(name: str | None) -> torch.device:
     return device
 
 
+def input_channels(network_g: dict) -> int:
+    """The input channels a network_g takes, under each backbone's official argument name (3 where it says none)."""
+    return next((int(network_g[k]) for k in ('inp_channels', 'num_in_ch', 'dd_in') if k in network_g), 3)
+
+
 def load_restorer(source: ModelSource, device: str | None = None, precision: str = 'fp32', tile: int | None = None,
                   overlap: int = 32, channels_last: bool = False, compile: bool = False,
                   uncertainty: bool | None = False,
@@ -259,7 +271,7 @@ def load_restorer(source: ModelSource, device: str | None = None, precision: str
     if not osp.isfile(source.weights):
         raise FileNotFoundError(f'weights not found: {source.weights} ({source.described})')
     ckpt = load_torch_file(source.weights, 'weights')
-    key, why = choose_param_key(ckpt, source.param_key, source.weights)
+    key, why = choose_param_key(ckpt, source.param_key)
     if check_keys is not None:
         check_keys(unwrap_state_dict(ckpt, key, source.weights), source.weights)
     network_g = dict(source.network_g, uncertainty_head=uncertainty is not False)
@@ -274,10 +286,11 @@ def load_restorer(source: ModelSource, device: str | None = None, precision: str
             if tensor.dim() == 4:
                 tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
     net = net.to(target).eval()
+    for note in source.notes:  # numeric strings in the options read as numbers
+        logger.info(f'{source.described}: {note}')
     logger.info(f'{source.described}: {network_g["type"]} from {source.weights}, weights {why}; device {target}, '
                 f'{precision}' + (f', tiles {tile} (overlap {overlap})' if tile else ', whole images'))
-    # The input channels under each backbone's official argument name (3 where the options do not say).
-    in_channels = next((int(network_g[k]) for k in ('inp_channels', 'num_in_ch', 'dd_in') if k in network_g), 3)
+    in_channels = input_channels(network_g)
     restorer = Restorer(net, target, precision, tile, overlap, channels_last, compile,
                         f'{network_g["type"]} ({source.weights})', in_channels)
     restorer.param_key = key

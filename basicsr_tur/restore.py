@@ -33,6 +33,7 @@ from basicsr.utils import get_root_logger
 from tqdm import tqdm
 
 from basicsr_tur import presets
+from basicsr_tur.data.data_util import IMG_EXTENSIONS
 from basicsr_tur.inference import (
     PRECISIONS,
     ModelSource,
@@ -45,9 +46,10 @@ from basicsr_tur.inference import (
 )
 from basicsr_tur.utils.cli import error_message, run_cli
 from basicsr_tur.utils.files import write_image
+from basicsr_tur.utils.tiling import check_tile
 from basicsr_tur.utils.visual import colour_sigma, display_range, fit_height, hstack, labelled, to_bgr8, with_colour_bar
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp')
+IMAGE_EXTENSIONS = IMG_EXTENSIONS  # what the datasets read
 GRID_HEIGHT = 512  # grid tiles taller than this are scaled down (the restored image itself is written at full size)
 
 
@@ -71,13 +73,17 @@ def _is_image(path: str) -> bool:
     return osp.splitext(path)[1].lower() in IMAGE_EXTENSIONS
 
 
-def collect_inputs(entries: list[str], recursive: bool = False) -> list[tuple[str, str]]:
+def collect_inputs(entries: list[str], recursive: bool = False, skip_under: str | None = None
+                   ) -> list[tuple[str, str]]:
     """(file, relative path) of every image the -i entries name, in order, each file once.
 
     A folder gives its images (sub-folders with recursive), relative to the folder; a file gives itself, relative
-    to its folder; a glob (`*`, `?`, `[`) its matching images, relative to the glob's first folder without a
-    wildcard. Raises FileNotFoundError (one line) for an entry that names nothing, ValueError for no image at all.
+    to its folder; a glob (`*`, `?`, `[`; `**` spans folders) its matching images, relative to the glob's first
+    folder without a wildcard. Images that a folder or a glob finds under `skip_under` (the output folder: earlier
+    results when -o lies inside an input folder) are left out; a file named itself never is. Raises
+    FileNotFoundError (one line) for an entry that names nothing, ValueError for no image at all.
     """
+    skip = osp.join(osp.realpath(skip_under), '') if skip_under else None
     found: dict[str, str] = {}
     for entry in entries:
         if osp.isdir(entry):
@@ -89,7 +95,7 @@ def collect_inputs(entries: list[str], recursive: bool = False) -> list[tuple[st
         elif osp.isfile(entry):
             files, root = [entry], osp.dirname(entry)
         elif glob.has_magic(entry):
-            files = [f for f in glob.glob(entry, recursive=recursive) if osp.isfile(f)]
+            files = [f for f in glob.glob(entry, recursive=recursive or '**' in entry) if osp.isfile(f)]
             parts = entry.split(os.sep)
             root = os.sep.join(parts[:next(i for i, p in enumerate(parts) if glob.has_magic(p))]) or '.'
             if not files:
@@ -100,9 +106,12 @@ def collect_inputs(entries: list[str], recursive: bool = False) -> list[tuple[st
         if osp.isfile(entry) and not images:
             raise ValueError(f"-i {entry}: not an image file name (expected {', '.join(IMAGE_EXTENSIONS)})")
         for file in images:
+            if skip and not osp.isfile(entry) and osp.realpath(file).startswith(skip):
+                continue
             found.setdefault(osp.realpath(file), osp.relpath(file, root or '.'))
     if not found:
         raise ValueError(f"no image ({', '.join(IMAGE_EXTENSIONS)}) in {', '.join(entries)}"
+                         + (f' outside the output folder {skip_under}' if skip_under else '')
                          + ('' if recursive else ' (sub-folders are read with --recursive)'))
     return [(file, relative) for file, relative in found.items()]
 
@@ -129,8 +138,9 @@ def plan_jobs(inputs: list[tuple[str, str]], out_dir: str, suffix: str = '', ext
             if real in sources:
                 raise ValueError(f'{out} would overwrite the input {real}; choose another -o folder or a --suffix')
             if real in writers and writers[real] != job.source:
+                how = 'keep their extensions (no --ext)' if ext else 'rename one'
                 raise ValueError(f'{writers[real]} and {job.source} would both be written to {out}; restore them '
-                                 'into different -o folders, or keep their extensions (no --ext)')
+                                 f'into different -o folders, or {how}')
             writers[real] = job.source
     return jobs
 
@@ -166,11 +176,17 @@ def grid_picture(img: np.ndarray, restored: np.ndarray, sigma: np.ndarray | None
     return hstack(tiles)
 
 
-def _encodable(path: str, img: np.ndarray) -> np.ndarray:
-    """img, reduced to 8 bits when the output format has no 16-bit mode (JPEG, WebP, BMP)."""
-    if img.dtype == np.uint16 and osp.splitext(path)[1].lower() not in ('.png', '.tif', '.tiff'):
-        return (img.astype(np.float64) / 257).round().astype(np.uint8)
-    return img
+def _encodable(path: str, img: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """(img as the output format can hold it, notes): 8 bits where the format has no 16-bit mode (JPEG, WebP, BMP),
+    no alpha in JPEG. Each reduction is said in a note naming the file."""
+    ext, notes = osp.splitext(path)[1].lower(), []
+    if img.dtype == np.uint16 and ext not in ('.png', '.tif', '.tiff'):
+        img = (img.astype(np.float64) / 257).round().astype(np.uint8)
+        notes.append(f'{path}: written with 8 bits ({ext} has no 16-bit mode; PNG and TIFF keep 16)')
+    if img.ndim == 3 and img.shape[2] == 4 and ext in ('.jpg', '.jpeg'):
+        img = np.ascontiguousarray(img[..., :3])
+        notes.append(f'{path}: written without its alpha channel (JPEG has none; PNG keeps it)')
+    return img, notes
 
 
 def restore_job(restorer: Restorer, job: Job, uncertainty: bool, gt_dir: str | None, pbar_position: int = 1) -> dict:
@@ -186,8 +202,8 @@ def restore_job(restorer: Restorer, job: Job, uncertainty: bool, gt_dir: str | N
     finally:
         if bar is not None:
             bar.close()
-    notes = []
-    write_image(job.output, _encodable(job.output, result.image))
+    image, notes = _encodable(job.output, result.image)
+    write_image(job.output, image)
     if job.sigma_png:
         lo, hi = display_range(result.sigma)
         write_image(job.sigma_png, with_colour_bar(colour_sigma(result.sigma, lo, hi), lo, hi, clipped=True))
@@ -200,6 +216,10 @@ def restore_job(restorer: Restorer, job: Job, uncertainty: bool, gt_dir: str | N
                 notes.append(f'{job.source}: no ground truth under {gt_dir}; its grid has none')
             else:
                 gt = read_image(gt_path)
+                if gt.shape[:2] != img.shape[:2]:
+                    notes.append(f'{job.source}: its ground truth {gt_path} is {gt.shape[1]}x{gt.shape[0]}, the '
+                                 f'input {img.shape[1]}x{img.shape[0]}; its grid has none')
+                    gt = None
         write_image(job.grid, grid_picture(img, result.image, result.sigma if with_sigma else None, gt))
     return {'megapixels': img.shape[0] * img.shape[1] / 1e6, 'tiles': result.tiles, 'notes': notes}
 
@@ -287,29 +307,27 @@ def restore_pipeline(root: str, argv: list[str] | None = None) -> dict:
         raise ValueError('--gt is used by --grid; add --grid')
     if args.gt and not osp.isdir(args.gt):
         raise FileNotFoundError(f'--gt {args.gt}: no such folder')
-    if args.tile is not None and not 0 <= args.tile_overlap < args.tile:
-        raise ValueError(f'--tile-overlap ({args.tile_overlap}) must be >= 0 and smaller than --tile ({args.tile})')
+    if args.tile is not None:
+        check_tile(args.tile, args.tile_overlap, ('--tile', '--tile-overlap'))
+    if osp.exists(args.output) and not osp.isdir(args.output):
+        raise FileExistsError(f'-o {args.output}: is a file; give a folder for the restored images')
     if args.ext and ('.' + args.ext.lstrip('.').lower()) not in IMAGE_EXTENSIONS:
         raise ValueError(f"--ext {args.ext}: expected one of {', '.join(e[1:] for e in IMAGE_EXTENSIONS)}")
     source, check_keys = model_source(args, root)
-    inputs = collect_inputs(args.input, args.recursive)
     # An -o folder inside an input folder holds earlier results, not inputs: restoring them again would nest
     # restored/restored/... on every run.
-    out_real = osp.join(osp.realpath(args.output), '')
-    earlier = [f for f, _ in inputs if osp.realpath(f).startswith(out_real)]
-    inputs = [(f, r) for f, r in inputs if not osp.realpath(f).startswith(out_real)]
-    if not inputs:
-        raise ValueError(f'every image found is inside the output folder {args.output}; choose another -o folder')
-    jobs = plan_jobs(inputs, args.output, args.suffix, args.ext, args.uncertainty, args.grid)
+    jobs = plan_jobs(collect_inputs(args.input, args.recursive, skip_under=args.output), args.output, args.suffix,
+                     args.ext, args.uncertainty, args.grid)
     if args.dry_run:
+        if not osp.isfile(source.weights):
+            raise FileNotFoundError(f'weights not found: {source.weights} ({source.described})')
         for job in jobs:
             print(f"{job.source} -> {', '.join(job.outputs())}")
         print(f'dry run: {len(jobs)} images, {sum(len(j.outputs()) for j in jobs)} files would be written; '
               f'model {source.network_g["type"]} from {source.weights}')
         return {'images': 0, 'failed': 0, 'megapixels': 0.0, 'seconds': 0.0, 'written': []}
-    logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO)
-    if earlier:
-        logger.info(f'{len(earlier)} images inside the output folder {args.output} are not restored again')
+    logger = get_root_logger(logger_name='basicsr')
+    logger.setLevel(logging.INFO)  # basicsr sets the level only when a log file is given; the choices are logged
     restorer = load_restorer(source, args.device, args.precision, args.tile, args.tile_overlap, args.channels_last,
                              args.compile, uncertainty=True if args.uncertainty else (None if args.grid else False),
                              check_keys=check_keys, logger=logger)

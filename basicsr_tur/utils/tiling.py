@@ -34,17 +34,22 @@ import torch
 Outputs = torch.Tensor | tuple[torch.Tensor, ...]
 
 
+def check_tile(tile: int, overlap: int, names: tuple[str, str] = ('tile size', 'tile overlap')) -> None:
+    """ValueError (one line, using `names` for the two values) unless tile >= 1 and 0 <= overlap < tile."""
+    if tile < 1:
+        raise ValueError(f'{names[0]} must be >= 1, got {tile}')
+    if not 0 <= overlap < tile:
+        raise ValueError(f'{names[1]} must be >= 0 and smaller than the {names[0]} ({tile}), got {overlap}')
+
+
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Starts of the tiles covering [0, length) with tiles of `tile` pixels overlapping by at least `overlap`.
 
     Raises ValueError when overlap >= tile (the tiles would not advance) or a value is negative.
     """
-    if tile < 1 or overlap < 0:
-        raise ValueError(f'tile size must be >= 1 and overlap >= 0, got tile {tile}, overlap {overlap}')
-    if length <= tile:
+    if length <= tile and tile >= 1 and overlap >= 0:
         return [0]
-    if overlap >= tile:
-        raise ValueError(f'tile overlap ({overlap}) must be smaller than the tile size ({tile})')
+    check_tile(tile, overlap)
     count = math.ceil((length - overlap) / (tile - overlap))
     return [round(i * (length - tile) / (count - 1)) for i in range(count)]
 

@@ -28,10 +28,14 @@ def sigma_scale(sigmas: list[np.ndarray]) -> tuple[float, float]:
     return min(float(m.min()) for m in sigmas), max(float(m.max()) for m in sigmas)
 
 
-def display_range(sigma: np.ndarray, percent: float = 1.0) -> tuple[float, float]:
-    """(lo, hi) = the `percent` and 100 - `percent` percentiles of a σ map: the colour scale of a single map, so that
-    a few extreme pixels (σ is often largest on a handful of edge pixels) do not flatten the rest into one colour."""
-    lo, hi = np.percentile(sigma, [percent, 100 - percent])
+def display_range(sigma: np.ndarray, percent: float = 1.0, border: int = 8) -> tuple[float, float]:
+    """(lo, hi) = the `percent` and 100 - `percent` percentiles of a σ map without its outer `border` pixels: the
+    colour scale of a single map, so that a few extreme pixels do not flatten the rest into one colour. The border
+    is left out because the head's σ is largest where the network's zero padding is, a ring that is more than 1 %
+    of a small image's pixels; its pixels are drawn clipped to the scale."""
+    h, w = sigma.shape[:2]
+    border = min(border, (h - 1) // 4, (w - 1) // 4)
+    lo, hi = np.percentile(sigma[border:h - border, border:w - border], [percent, 100 - percent])
     return float(lo), float(max(hi, lo + 1e-12))
 
 
