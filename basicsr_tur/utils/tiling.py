@@ -18,7 +18,7 @@ radius r. A tile's output there is exact when the pixel is at least r pixels fro
 gives weight only to pixels at least overlap/4 from a cut edge, so with overlap >= 4r (about twice the receptive
 field's width) tiled and whole-image outputs agree up to float rounding (tests/test_tiling.py checks 1e-5). Attention
 backbones (Restormer's channel attention, Uformer's windows past the tile) see less context per tile: their tiled
-output differs from the whole-image one; BENCHMARKS.md ("Tiled inference") gives the PSNR between the two.
+output differs from the whole-image one; BENCHMARKS.md ("Restore", tiled against whole) gives the PSNR between the two.
 
 The overlap-and-window scheme is the usual one of the field's tiled inference (e.g. Real-ESRGAN's `tile_pad`,
 SwinIR/KAIR's `test_tile` accumulation with a weight map); the quarter-margin raised cosine is ours, chosen so that
