@@ -16,9 +16,11 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from basicsr.archs.arch_util import to_2tuple
 from basicsr.utils.registry import ARCH_REGISTRY
-from timm.layers import DropPath, to_2tuple, trunc_normal_
 from torch import nn
+from torch.nn.init import trunc_normal_
+from torchvision.ops import StochasticDepth
 
 from basicsr_tur.archs.uncertainty import UncertaintyMixin, rename_authors_head
 from basicsr_tur.utils.checkpoint import load_checkpoint
@@ -167,7 +169,7 @@ class Block(nn.Module):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, num_heads, sr_ratio, num_queries)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = StochasticDepth(drop_path, 'row') if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 

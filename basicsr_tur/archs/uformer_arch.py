@@ -18,11 +18,13 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from basicsr.archs.arch_util import to_2tuple
 from basicsr.utils.registry import ARCH_REGISTRY
 from einops import rearrange
-from timm.layers import DropPath, to_2tuple, trunc_normal_
 from torch import nn
+from torch.nn.init import trunc_normal_
 from torch.utils import checkpoint
+from torchvision.ops import StochasticDepth
 
 from basicsr_tur.archs.uncertainty import UncertaintyMixin, rename_authors_head
 
@@ -205,7 +207,7 @@ class LeWinTransformerBlock(nn.Module):
         self.norm1 = norm_layer(dim)
         self.attn = WindowAttention(dim, to_2tuple(self.win_size), num_heads, qkv_bias=qkv_bias, qk_scale=qk_scale,
                                     attn_drop=attn_drop, proj_drop=drop, token_projection=token_projection)
-        self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.drop_path = StochasticDepth(drop_path, 'row') if drop_path > 0. else nn.Identity()
         self.norm2 = norm_layer(dim)
         hidden = int(dim * mlp_ratio)
         if token_mlp == 'leff':
