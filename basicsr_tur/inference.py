@@ -272,12 +272,14 @@ def load_restorer(source: ModelSource, device: str | None = None, precision: str
         raise FileNotFoundError(f'weights not found: {source.weights} ({source.described})')
     ckpt = load_torch_file(source.weights, 'weights')
     key, why = choose_param_key(ckpt, source.param_key)
+    state = unwrap_state_dict(ckpt, key, source.weights)
     if check_keys is not None:
-        check_keys(unwrap_state_dict(ckpt, key, source.weights), source.weights)
+        check_keys(state, source.weights)
     network_g = dict(source.network_g, uncertainty_head=uncertainty is not False)
     net = build_network(network_g)
+    # The file is read once: its tensors go to load_checkpoint.
     head = load_checkpoint(net, source.weights, key, strict=True, require_head='--uncertainty needs a checkpoint '
-                           'trained with TURLoss' if uncertainty else None)
+                           'trained with TURLoss' if uncertainty else None, state=state)
     if not head and uncertainty is None:  # no σ to show: the fresh head is dropped
         net.uncertainty_head = None
     target = pick_device(device)

@@ -2,7 +2,6 @@
 function called directly. Needs the `app` extra (gradio); skipped without it."""
 from __future__ import annotations
 
-import socket
 import types
 from os import path as osp
 
@@ -12,6 +11,7 @@ import pytest
 import torch
 import yaml
 from basicsr.archs import build_network
+from test_distributed import free_port
 
 gr = pytest.importorskip('gradio')
 gradio_client = pytest.importorskip('gradio_client')
@@ -41,12 +41,6 @@ def _image(folder, name: str, dtype=np.uint8, gray: bool = False, size=(20, 24))
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope='module')
 def served(tmp_path_factory):
     """(client, weights, folder): the page on a free local port with the tiny model preselected (arch), closed
@@ -55,7 +49,7 @@ def served(tmp_path_factory):
     weights = _tiny_checkpoint(folder)
     choice = app.ModelChoice('arch', arch='SRResNet', arch_opt=ARCH_OPT, weights=weights, device='cpu')
     page = app.build_app(choice, root=str(folder), out_root=str(folder / 'out'))
-    page.queue().launch(prevent_thread_lock=True, server_name='127.0.0.1', server_port=_free_port(), quiet=True)
+    page.queue().launch(prevent_thread_lock=True, server_name='127.0.0.1', server_port=free_port(), quiet=True)
     try:
         client = gradio_client.Client(page.local_url, verbose=False, download_files=str(folder / 'downloads'),
                                       analytics_enabled=False)

@@ -65,7 +65,7 @@ def read_state_dict(path: str, param_key: str | None = 'params', where: str | No
 
 
 def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params', strict: bool = True,
-                    require_head: str | None = None) -> bool:
+                    require_head: str | None = None, state: dict | None = None) -> bool:
     """Load a checkpoint file into net; with strict, only the uncertainty head may be missing (and is reported).
     Returns whether the file held the uncertainty head's weights (after the key mapping below).
 
@@ -80,7 +80,8 @@ def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params',
     basicsr does), and missing/unexpected keys are logged. Raises ValueError (a shape differs) or KeyError (keys
     differ), one line, under strict.
     """
-    state = read_state_dict(path, param_key)
+    if state is None:  # a caller that has already read the file passes its tensors (`path` then names it)
+        state = read_state_dict(path, param_key)
     # A backbone whose authors saved other key names maps them in one function next to its definition (timm's habit).
     filter_fn = getattr(type(net), 'checkpoint_filter_fn', None)
     if filter_fn is not None:
