@@ -1,4 +1,5 @@
-"""Result files written whole or not at all: one atomic writer for bytes, text, encoded images and checkpoints.
+"""Result files and folders written whole or not at all: one atomic writer for bytes, text, encoded images and
+checkpoints (atomic_write), one for folders (atomic_dir).
 
 Every file a run produces (tables, images, options copies, checkpoints) goes through `atomic_write`: the content is
 written to `<path>.tmp<pid>` in the same folder, flushed to disk, then renamed over `path`. A full disk, a file size
@@ -6,11 +7,12 @@ limit or a crash therefore leaves the previous file (if any) as it was and no pa
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from os import path as osp
 
 import cv2
@@ -151,3 +153,23 @@ def remove_stale_temps(folder: str) -> list[str]:
                     continue
                 removed.append(path)
     return sorted(removed)
+
+
+@contextlib.contextmanager
+def atomic_dir(out_dir: str) -> Iterator[str]:
+    """Yield `<out_dir>.partial` to fill; rename it to out_dir on success, remove it on failure (the folder twin of
+    atomic_write: a crash or a failed step never leaves a half-written folder under the final name).
+
+    Raises FileExistsError when out_dir exists (nothing is replaced); a `.partial` left by an earlier crash is removed.
+    """
+    if osp.exists(out_dir):
+        raise FileExistsError(f'{out_dir} already exists; remove it or choose another output')
+    tmp = out_dir.rstrip('/') + '.partial'
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

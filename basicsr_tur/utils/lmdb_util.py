@@ -7,17 +7,15 @@ the clean images of SyntheticTaskDataset. Everything is written under `<out>.par
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from os import path as osp
 
 import cv2
 import lmdb
 from tqdm import tqdm
 
+from basicsr_tur.utils.files import atomic_dir
 from basicsr_tur.utils.meta_file import format_meta_line
 
 
@@ -89,22 +87,6 @@ class LmdbWriter:
             f.write('\n'.join(self.meta_lines) + '\n')
 
 
-@contextlib.contextmanager
-def _atomic_dir(out_dir: str) -> Iterator[str]:
-    """Yield `<out_dir>.partial` to fill; rename it to out_dir on success, remove it on failure."""
-    if osp.exists(out_dir):
-        raise FileExistsError(f'{out_dir} already exists; remove it or choose another output')
-    tmp = out_dir.rstrip('/') + '.partial'
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
-        yield tmp
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def build_paired_lmdb(pairs: list[tuple[str, str, str]], lq_root: str, gt_root: str, out_dir: str,
                       compress_level: int = 1) -> dict[str, int]:
     """LMDBs of (lq_rel, gt_rel, task) pairs; returns pairs per task. GT files shared by tasks are stored once.
@@ -117,7 +99,7 @@ def build_paired_lmdb(pairs: list[tuple[str, str, str]], lq_root: str, gt_root: 
         raise ValueError(f'no image pairs to write to {out_dir}')
     check_lmdb_keys([lq for lq, _, _ in pairs], f'LQ images under {lq_root}')
     check_lmdb_keys([gt for _, gt, _ in pairs], f'GT images under {gt_root}')
-    with _atomic_dir(out_dir) as tmp, LmdbWriter(osp.join(tmp, 'lq.lmdb'), compress_level) as lq_db, \
+    with atomic_dir(out_dir) as tmp, LmdbWriter(osp.join(tmp, 'lq.lmdb'), compress_level) as lq_db, \
             LmdbWriter(osp.join(tmp, 'gt.lmdb'), compress_level) as gt_db:
         sizes: dict[tuple[str, str], tuple[int, int]] = {}  # ('lq' or 'gt', path) -> (h, w), each file stored once
         for lq, gt, _ in tqdm(pairs, desc='pairs -> lmdb', unit='pair'):
@@ -142,7 +124,7 @@ def build_clean_lmdb(names: list[str], gt_root: str, out_dir: str, compress_leve
     if not names:
         raise ValueError(f'no images in {gt_root}')
     keys = check_lmdb_keys(names, f'images under {gt_root}')
-    with _atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir) as tmp:
         with LmdbWriter(osp.join(tmp, 'gt.lmdb'), compress_level) as db:
             for key, name in tqdm(keys.items(), desc='GT -> lmdb', unit='image'):
                 db.put(key, osp.join(gt_root, name))
