@@ -21,7 +21,8 @@ from basicsr.utils import get_root_logger
 
 from basicsr_tur.models.tur_model import out_of_memory_error
 from basicsr_tur.utils.checkpoint import load_checkpoint, load_torch_file, unwrap_state_dict
-from basicsr_tur.utils.options import OptionError, check_network_options, load_yaml, resolve
+from basicsr_tur.utils.option_checks import check_network_options
+from basicsr_tur.utils.option_file import OptionError, load_yaml, resolve
 from basicsr_tur.utils.tiling import check_tile, tile_count, tiled_forward
 
 PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}

@@ -27,7 +27,9 @@ from basicsr_tur.data.samplers import ShuffledSampler, TaskBalancedSampler
 from basicsr_tur.utils.checkpoint import load_torch_file
 from basicsr_tur.utils.dist import barrier
 from basicsr_tur.utils.files import atomic_write, remove_stale_temps
-from basicsr_tur.utils.options import check_device, dump_yaml, parse_options, run_prepare_step
+from basicsr_tur.utils.option_file import dump_yaml
+from basicsr_tur.utils.options import check_device, parse_options
+from basicsr_tur.utils.registry import run_prepare_step
 from basicsr_tur.utils.runs import fresh_run_dirs, output_dirs, run_lock
 
 

@@ -33,7 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from basicsr_tur.utils.files import atomic_write
-from basicsr_tur.utils.options import load_yaml
+from basicsr_tur.utils.option_checks import check_options
+from basicsr_tur.utils.option_file import apply_force_yml, load_yaml
 from basicsr_tur.utils.tables import INPUT_ROW, METRICS, average
 
 CONFIG_KEYS = ('name', 'options', 'test_options', 'methods', 'seeds', 'baseline', 'total_iter', 'seconds_per_iter')
@@ -149,9 +150,6 @@ def train_overrides(config: dict, method: str, seed: int) -> list[str]:
 def check_cells(config: dict) -> None:
     """Check every cell's training options (the options file with the cell's overrides) as train.py would, so that
     a bad method fails before the first cell runs; raises ValueError naming the method and what is wrong."""
-    import basicsr_tur  # noqa: F401  (registers the archs and losses the check looks up)
-    from basicsr_tur.utils.options import apply_force_yml, check_options
-
     for method in config['methods']:
         opt = load_yaml(config['options'])
         for entry in train_overrides(config, method, config['seeds'][0]):

@@ -244,7 +244,8 @@ def test_mixed_dataset_part_keys_are_checked(tmp_path, clean_root, paired_root):
     import yaml
     from conftest import make_options
 
-    from basicsr_tur.utils.options import OptionError, parse_options
+    from basicsr_tur.utils.option_file import OptionError
+    from basicsr_tur.utils.options import parse_options
     path = make_options(tmp_path, clean_root, paired_root)
     opt = yaml.safe_load(open(path))
     opt['datasets']['train'] = mixed_opt(clean_root, paired_root, num_worker_per_gpu=0, batch_size_per_gpu=4)

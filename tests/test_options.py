@@ -2,7 +2,8 @@
 import pytest
 from conftest import edit, make_options
 
-from basicsr_tur.utils.options import OptionError, load_yaml, parse_options
+from basicsr_tur.utils.option_file import OptionError, load_yaml
+from basicsr_tur.utils.options import parse_options
 
 
 def test_python_object_tag_is_refused_and_never_executed(tmp_path):

@@ -12,7 +12,8 @@ import pytest
 from conftest import edit, make_options, make_test_options
 
 from basicsr_tur.train import train_pipeline as run_train
-from basicsr_tur.utils.options import OptionError, parse_options
+from basicsr_tur.utils.option_file import OptionError
+from basicsr_tur.utils.options import parse_options
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -232,7 +233,7 @@ def test_duplicate_nested_key_is_refused(tmp_path):
 
 
 def test_merge_key_may_override_what_it_merges(tmp_path):
-    from basicsr_tur.utils.options import load_yaml
+    from basicsr_tur.utils.option_file import load_yaml
     path = tmp_path / 'merge.yml'
     path.write_text('base: &b {x: 1, y: 2}\nd:\n  <<: *b\n  x: 5\n')
     assert load_yaml(str(path))['d'] == {'x': 5, 'y': 2}

@@ -12,8 +12,8 @@ from basicsr_tur.data import demo_data
 from basicsr_tur.test import test_pipeline as run_test
 from basicsr_tur.train import train_pipeline
 from basicsr_tur.utils.cli import run_cli
-from basicsr_tur.utils.options import OptionError, run_prepare_step
-from basicsr_tur.utils.registry import PREPARE_REGISTRY
+from basicsr_tur.utils.option_file import OptionError
+from basicsr_tur.utils.registry import PREPARE_REGISTRY, run_prepare_step
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

@@ -11,7 +11,7 @@ from test_prepare_data import build, small_mio_crop  # noqa: F401  (fixture: 8x8
 
 from basicsr_tur.test import test_pipeline as run_test
 from basicsr_tur.train import train_pipeline as run_train
-from basicsr_tur.utils.options import load_yaml
+from basicsr_tur.utils.option_file import load_yaml
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY = {  # per arch: --force_yml entries shrinking the network (the rest of the options stay the setting's own)

@@ -126,7 +126,8 @@ def test_test_py_scores_the_same_with_val_tile(tmp_path, paired_root):
 def test_val_tile_without_a_size_above_its_overlap_is_refused(tmp_path, paired_root, tile):
     from conftest import make_test_options
 
-    from basicsr_tur.utils.options import OptionError, parse_options
+    from basicsr_tur.utils.option_file import OptionError
+    from basicsr_tur.utils.options import parse_options
     opt_path = make_test_options(tmp_path, paired_root, _tiny_weights(tmp_path))
     with pytest.raises(OptionError, match=r"'val.tile' needs a size larger than its overlap \(default 32\)"):
         parse_options(str(tmp_path), is_train=False, argv=['-opt', opt_path, '--force_yml', f'val:tile={tile}'])

@@ -24,7 +24,8 @@ from basicsr_tur import test as test_py  # not `import test_pipeline`: pytest wo
 from basicsr_tur.archs.srresnet_arch import SRResNet
 from basicsr_tur.utils.calibration import calibration, sample_pixels, spearman
 from basicsr_tur.utils.cli import run_cli
-from basicsr_tur.utils.options import OptionError, parse_options
+from basicsr_tur.utils.option_file import OptionError
+from basicsr_tur.utils.options import parse_options
 
 NET = {'type': 'SRResNet', 'num_feat': 8, 'num_block': 2}
 UNCERTAINTY = ['--force_yml', 'val:uncertainty=true']

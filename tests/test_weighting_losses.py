@@ -9,7 +9,8 @@ from conftest import make_options
 
 from basicsr_tur.losses.weighting_loss import DWALoss, FAMOLoss, KendallLoss, RLWLoss
 from basicsr_tur.train import train_pipeline as run_train
-from basicsr_tur.utils.options import OptionError, check_options
+from basicsr_tur.utils.option_checks import check_options
+from basicsr_tur.utils.option_file import OptionError
 
 
 def batch_with_task_l1(l1_by_task: dict[int, float], per_task: int = 2):

@@ -15,6 +15,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from basicsr_tur.models.tur_model import TURModel
 from basicsr_tur.utils.checkpoint import read_state_dict
+from basicsr_tur.utils.option_checks import PATH, Kind
 
 # The MoCo queue (E.E.queue, E.E.queue_ptr) is left out: only the contrastive step reads it, and its length is the
 # batch size the checkpoint was trained with times encoder_dim (All.pth: 5 x 256), not ours.
@@ -69,7 +70,14 @@ class AirNetModel(TURModel):
     loss (TURLoss or L1Loss) applies to the restored output exactly as in TURModel.
     """
 
-    reads_encoder_options = True  # train.fix_encoder and path.pretrain_network_encoder (checked by the options)
+    # TURModel's keys and the two recipes' own. A null contrast_weight or encoder_warmup_iter is read as absent
+    # (--force_yml can set a key to null, not remove it).
+    OPTION_KEYS: dict[str, Kind | None] = {
+        **TURModel.OPTION_KEYS,
+        'train.fix_encoder': Kind.of(bool, null=True), 'path.pretrain_network_encoder': PATH,
+        'train.contrast_weight': Kind.of(float, null=True, minimum=0),
+        'train.encoder_warmup_iter': Kind.of(int, null=True, minimum=0),
+    }
 
     def __init__(self, opt: dict) -> None:
         # The restorer sits idle during the encoder warm-up: DDP must be told that parameters may go unused.

@@ -26,7 +26,7 @@ from basicsr_tur.utils.calibration import SAMPLE_PER_IMAGE, pixel_error, sample_
 from basicsr_tur.utils.checkpoint import atomic_save, capture_rng_state, load_checkpoint, restore_rng_state
 from basicsr_tur.utils.dist import all_reduce_sum, sum_over_ranks
 from basicsr_tur.utils.files import write_image
-from basicsr_tur.utils.options import loss_run_arguments
+from basicsr_tur.utils.option_checks import BOOL, COUNT, MAPPING, PATH, POSITIVE, Kind, loss_run_arguments
 from basicsr_tur.utils.tiling import tiled_forward
 
 _ASKED = re.compile(r'tried to allocate ([\d.]+ ?[KMGT]i?B|\d+ bytes)', re.IGNORECASE)
@@ -69,6 +69,20 @@ class TURModel(BaseModel):
     (e.g. `L1Loss`) the same model trains the plain baseline. Validation and testing use the restored output
     only (EMA weights when `ema_decay` is set).
     """
+
+    # The option keys this model reads beside the core ones (utils/option_checks.py CORE_KEYS), checked before a
+    # run starts; the sub-options dicts (optim_g, scheduler, pixel_opt, metrics, compile) against what takes them.
+    OPTION_KEYS: dict[str, Kind | None] = {
+        'path.pretrain_network_g': PATH, 'path.param_key_g': Kind.of(str, null=True), 'path.strict_load_g': BOOL,
+        'train.optim_g': MAPPING, 'train.scheduler': MAPPING, 'train.pixel_opt': MAPPING,
+        'train.ema_decay': Kind.of(float, minimum=0), 'train.max_nonfinite_steps': POSITIVE,
+        'train.accumulate_steps': POSITIVE, 'train.grad_clip': Kind.of(float, null=True, minimum=0),
+        'train.channels_last': BOOL, 'train.mixed_precision': Kind.of(null=True, words=('bf16', 'fp16')),
+        'train.compile': Kind.of(bool, dict, null=True),
+        'val.metrics': Kind.of(dict, null=True), 'val.suffix': Kind.of(str, null=True), 'val.pbar': BOOL,
+        'val.input_row': BOOL, 'val.tile.size': POSITIVE, 'val.tile.overlap': COUNT,
+        'val.uncertainty': BOOL,  # σ of the TUR head against the error, per task (test.py's tables)
+    }
 
     def __init__(self, opt: dict) -> None:
         super().__init__(opt)

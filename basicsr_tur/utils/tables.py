@@ -9,7 +9,7 @@ import io
 import json
 from os import path as osp
 
-from basicsr_tur.utils.options import load_yaml
+from basicsr_tur.utils.option_file import load_yaml
 
 METRICS = ('psnr', 'ssim')
 INPUT_ROW = 'Input (degraded)'  # the row label of the degraded inputs in every table
