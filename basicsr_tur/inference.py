@@ -19,8 +19,8 @@ import torch
 from basicsr.archs import build_network
 from basicsr.utils import get_root_logger
 
-from basicsr_tur.models.tur_model import out_of_memory_error
 from basicsr_tur.utils.checkpoint import load_checkpoint, load_torch_file, unwrap_state_dict
+from basicsr_tur.utils.memory import out_of_memory_error
 from basicsr_tur.utils.option_checks import check_network_options
 from basicsr_tur.utils.option_file import OptionError, load_yaml, resolve
 from basicsr_tur.utils.tiling import check_tile, tile_count, tiled_forward
@@ -298,15 +298,3 @@ def load_restorer(source: ModelSource, device: str | None = None, precision: str
                         f'{network_g["type"]} ({source.weights})', in_channels)
     restorer.param_key = key
     return restorer
-
-
-def peak_memory(device: torch.device) -> str:
-    """Peak memory so far, in words: CUDA's max allocated on a GPU, else the process's peak resident set."""
-    if device.type == 'cuda':
-        return f'{torch.cuda.max_memory_allocated(device) / 2 ** 30:.2f} GiB (CUDA, max allocated)'
-    try:
-        import resource
-    except ImportError:  # Windows
-        return 'unknown'
-    # ru_maxrss is in KiB on Linux.
-    return f'{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:.2f} GiB (process peak RSS)'

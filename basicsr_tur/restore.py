@@ -39,13 +39,13 @@ from basicsr_tur.inference import (
     ModelSource,
     Restorer,
     load_restorer,
-    peak_memory,
     read_image,
     source_from_arch,
     source_from_options,
 )
 from basicsr_tur.utils.cli import error_message, run_cli
 from basicsr_tur.utils.files import write_image
+from basicsr_tur.utils.memory import peak_memory
 from basicsr_tur.utils.tiling import check_tile
 from basicsr_tur.utils.visual import colour_sigma, display_range, fit_height, hstack, labelled, to_bgr8, with_colour_bar
 

@@ -28,7 +28,8 @@ import torch
 from basicsr.archs import build_network
 from bench_train import OFFICIAL  # this folder: `python bench/bench_restore.py` puts it on sys.path
 
-from basicsr_tur.inference import Restorer, peak_memory
+from basicsr_tur.inference import Restorer
+from basicsr_tur.utils.memory import peak_memory
 
 DEMO = {'type': 'Restormer', 'dim': 16, 'num_blocks': [1, 1, 1, 2], 'num_refinement_blocks': 1,
         'heads': [1, 2, 2, 4], 'ffn_expansion_factor': 2.0}  # options/test/demo/Restormer.yml

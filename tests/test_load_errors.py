@@ -19,6 +19,7 @@ from basicsr_tur.models.tur_model import NonFiniteLossError
 from basicsr_tur.test import test_pipeline as run_test
 from basicsr_tur.train import train_pipeline as run_train
 from basicsr_tur.utils.cli import error_message, run_cli
+from basicsr_tur.utils.memory import out_of_memory_error
 from basicsr_tur.utils.options import parse_options
 
 
@@ -174,5 +175,5 @@ def test_out_of_memory_while_testing_names_the_image_its_size_and_the_memory_ask
 
 
 def test_other_runtime_errors_while_testing_are_not_called_out_of_memory():
-    assert tur_model.out_of_memory_error(RuntimeError('shape mismatch'), 'd', 'a.png', torch.zeros(1, 3, 4, 4)) \
+    assert out_of_memory_error(RuntimeError('shape mismatch'), 'd', 'a.png', torch.zeros(1, 3, 4, 4)) \
         is None

@@ -5,7 +5,6 @@ import contextlib
 import inspect
 import itertools
 import math
-import re
 from collections import OrderedDict, defaultdict
 from os import path as osp
 
@@ -26,27 +25,9 @@ from basicsr_tur.utils.calibration import SAMPLE_PER_IMAGE, pixel_error, sample_
 from basicsr_tur.utils.checkpoint import atomic_save, capture_rng_state, load_checkpoint, restore_rng_state
 from basicsr_tur.utils.dist import all_reduce_sum, sum_over_ranks
 from basicsr_tur.utils.files import write_image
+from basicsr_tur.utils.memory import out_of_memory_error
 from basicsr_tur.utils.option_checks import BOOL, COUNT, MAPPING, PATH, POSITIVE, Kind, loss_run_arguments
 from basicsr_tur.utils.tiling import tiled_forward
-
-_ASKED = re.compile(r'tried to allocate ([\d.]+ ?[KMGT]i?B|\d+ bytes)', re.IGNORECASE)
-
-
-def out_of_memory_error(err: RuntimeError, where: str, image: str, lq: torch.Tensor,
-                        remedy: str = 'score it tile by tile (val.tile: {size: 512, overlap: 32})',
-                        device: torch.device | None = None) -> RuntimeError | None:
-    """One-line error for an allocation failure (CUDA or CPU) while restoring `image`, an lq of shape (..., H, W) on
-    `device` (default: lq's), naming the image, its size, the device, the memory asked for and `remedy`; None when
-    err is another error."""
-    text = str(err)
-    if not isinstance(err, torch.OutOfMemoryError) and "can't allocate memory" not in text \
-            and 'not enough memory' not in text:
-        return None
-    asked = _ASKED.search(text)
-    h, w = lq.shape[-2:]
-    return RuntimeError(f'{where}: out of memory restoring {image} ({h}x{w}) on {device or lq.device}'
-                        + (f' (tried to allocate {asked.group(1)})' if asked else '')
-                        + f'; {remedy}, or use a device with more memory')
 
 
 class NonFiniteLossError(RuntimeError):
