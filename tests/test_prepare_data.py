@@ -419,6 +419,19 @@ def test_synthesized_sets_depend_only_on_the_seed(tmp_path):
     assert all(files['a'][k] != files['c'][k] for k in files['a'])
 
 
+@pytest.mark.parametrize('setting', ['mio7', 'aio3'])  # MioJob; NoisyJob and TransformJob
+def test_a_worker_pool_writes_the_same_files_as_one_process(tmp_path, setting):
+    trees = []
+    for workers in (1, 2):
+        root = str(tmp_path / f'w{workers}')
+        make_raw(osp.join(root, 'raw'), setting)
+        prepare(setting, root, seed=5, workers=workers)
+        out = osp.join(root, setting)
+        files = sorted(glob.glob(osp.join(out, '**', '*.*'), recursive=True))
+        trees.append({osp.relpath(f, out): open(f, 'rb').read() for f in files if not osp.islink(f)})
+    assert trees[0] == trees[1] and any(rel.endswith('.png') for rel in trees[0])
+
+
 def test_mio_sub_images_are_crops_of_the_gt(built):
     root, out = built['mio7']
     gt = read_gray(osp.join(root, 'raw', 'DF2K', 'GT', '0001.png'))

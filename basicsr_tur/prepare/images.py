@@ -1,16 +1,18 @@
 """Image jobs of the test sets, and the worker pool that runs every image job of a setting.
 
 Test images are cropped or resized as the authors do before scoring (crop16: AirNet/PromptIR's crop_img(base=16);
-resize16: TransWeather's ValData) and BSD68 is noised once. A job is a top-level function of one argument, so that a
-worker pool can pickle it; every synthesized image draws from its own generator (rng_for), so the files are the same
-whatever the number of workers.
+resize16: TransWeather's ValData) and BSD68 is noised once. A job is a top-level function of one frozen dataclass
+(NoisyJob, TransformJob) naming its fields, so that a worker pool can pickle both; every synthesized image draws from
+its own generator (rng_for), so the files are the same whatever the number of workers.
 """
 from __future__ import annotations
 
 import math
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing import Pool
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -61,27 +63,63 @@ def resize16(img: np.ndarray) -> np.ndarray:
     return img if size == (w, h) else np.asarray(Image.fromarray(img).resize(size, Image.LANCZOS))
 
 
-def job_noisy(job: tuple) -> None:
-    """Write one noisy test pair cropped to multiples of 16: (clean path, LQ path, GT path or '', sigma, keys)."""
-    src, lq_dst, gt_dst, sigma, seed, keys = job
-    img = crop16(read_rgb(src))
-    if gt_dst:
-        write_png(gt_dst, img)
-    noisy, _ = degrade(img.astype(np.float32) / 255.0, dict(TEST_NOISE, sigma=sigma), rng_for(seed, *keys))
-    write_png(lq_dst, noisy)
+@dataclass(frozen=True)
+class NoisyJob:
+    """One noisy test pair (BSD68): a clean image centre-cropped to multiples of 16, then noised once.
+
+    src: the clean image; lq_dst: the noisy PNG to write; gt_dst: the cropped clean PNG to write, '' when the split
+    already holds it (another sigma wrote it); sigma: noise level on the 0-255 scale; seed and keys (dataset, task,
+    file name): what the noise generator is a function of (rng_for).
+    """
+
+    src: str
+    lq_dst: str
+    gt_dst: str
+    sigma: float
+    seed: int
+    keys: tuple[str, ...]
 
 
-def job_transform(job: tuple) -> None:
-    """Write a test pair cropped (crop16) or resized (resize16): (kind, LQ src, GT src, LQ dst, GT dst or '')."""
-    kind, lq_src, gt_src, lq_dst, gt_dst = job
-    fn = crop16 if kind == 'crop16' else resize16
-    write_png(lq_dst, fn(read_rgb(lq_src)))
-    if gt_dst:
-        write_png(gt_dst, fn(read_rgb(gt_src)))
+@dataclass(frozen=True)
+class TransformJob:
+    """One test pair cropped or resized as the authors score it.
+
+    kind: 'crop16' (AirNet/PromptIR) or 'resize16' (TransWeather); lq_src, gt_src: the downloaded pair; lq_dst,
+    gt_dst: the PNGs to write, gt_dst '' when the split already holds that GT (several LQs share it).
+    """
+
+    kind: str
+    lq_src: str
+    gt_src: str
+    lq_dst: str
+    gt_dst: str
 
 
-def run_jobs(fn: Callable[[tuple], object], jobs: list[tuple], workers: int, desc: str) -> list:
-    """Run fn over jobs in order, in a pool of `workers` processes (in this process when workers <= 1)."""
+def job_noisy(job: NoisyJob) -> None:
+    """Write one noisy test pair cropped to multiples of 16 (the GT too unless job.gt_dst is '')."""
+    img = crop16(read_rgb(job.src))
+    if job.gt_dst:
+        write_png(job.gt_dst, img)
+    noise = dict(TEST_NOISE, sigma=job.sigma)
+    noisy, _ = degrade(img.astype(np.float32) / 255.0, noise, rng_for(job.seed, *job.keys))
+    write_png(job.lq_dst, noisy)
+
+
+def job_transform(job: TransformJob) -> None:
+    """Write a test pair cropped (crop16) or resized (resize16); the GT only when job.gt_dst is not ''."""
+    fn = crop16 if job.kind == 'crop16' else resize16
+    write_png(job.lq_dst, fn(read_rgb(job.lq_src)))
+    if job.gt_dst:
+        write_png(job.gt_dst, fn(read_rgb(job.gt_src)))
+
+
+Job = TypeVar('Job')
+Result = TypeVar('Result')
+
+
+def run_jobs(fn: Callable[[Job], Result], jobs: list[Job], workers: int, desc: str) -> list[Result]:
+    """Run fn over jobs in order, in a pool of `workers` processes (in this process when workers <= 1); fn must be a
+    top-level function and the jobs picklable (the frozen job dataclasses are). Returns the results in job order."""
     if not jobs:
         return []
     if workers <= 1:

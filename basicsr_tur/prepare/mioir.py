@@ -7,6 +7,7 @@ folder; without one it uses the vertical-ramp depth of data/degradations.py.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from os import path as osp
 
 import cv2
@@ -69,29 +70,51 @@ def load_depth(path: str, shape: tuple[int, int]) -> np.ndarray:
     return depth
 
 
-def job_mio(job: tuple) -> list[str]:
+@dataclass(frozen=True)
+class MioJob:
+    """One MiOIR GT image to degrade once per task.
+
+    kind: 'mio' (training: GT and LQs cut into sub-images) or 'mio_test' (whole images); src: the GT image; name: its
+    path relative to its source folder (names the outputs, keys the generators); depth: its depth map file, '' for
+    none; tasks: the MiOIR tasks; lq_root, gt_root: output folders (LQs under <lq_root>/<task>/; the GT is written
+    under gt_root for 'mio' only); crop: sub-image size, step and leftover threshold; seed, key (the source key):
+    with task and name, what each degradation's generator is a function of (rng_for).
+    """
+
+    kind: str
+    src: str
+    name: str
+    depth: str
+    tasks: tuple[str, ...]
+    lq_root: str
+    gt_root: str
+    crop: tuple[int, int, int]
+    seed: int
+    key: str
+
+
+def job_mio(job: MioJob) -> list[str]:
     """Degrade one GT once per task; 'mio' cuts GT and LQ into sub-images. Returns the written GT-relative names."""
-    kind, src, name, depth_path, tasks, lq_root, gt_root, crop, seed, key = job
-    gt = read_rgb(src)
+    gt = read_rgb(job.src)
     h, w = gt.shape[:2]
-    depth = load_depth(depth_path, (h, w)) if depth_path else None
-    specs = degradation_specs(list(tasks), None, 'MiOIR degradations')
+    depth = load_depth(job.depth, (h, w)) if job.depth else None
+    specs = degradation_specs(list(job.tasks), None, 'MiOIR degradations')
     gt_float = gt.astype(np.float32) / 255.0
     lqs = {}
-    for task in tasks:
-        lq, _ = degrade(gt_float, specs[task], rng_for(seed, key, task, name), depth=depth)
+    for task in job.tasks:
+        lq, _ = degrade(gt_float, specs[task], rng_for(job.seed, job.key, task, job.name), depth=depth)
         lqs[task] = np.clip(np.rint(lq * 255.0), 0, 255).astype(np.uint8)
-    if kind == 'mio_test':
-        out = osp.splitext(name)[0] + '.png'
+    if job.kind == 'mio_test':
+        out = osp.splitext(job.name)[0] + '.png'
         for task, lq in lqs.items():
-            write_png(osp.join(lq_root, task, out), lq)
+            write_png(osp.join(job.lq_root, task, out), lq)
         return [out]
-    size, step, thres = crop
+    size, step, thres = job.crop
     subs = []
     for index, (top, left) in enumerate(mio_windows(h, w, size, step, thres), 1):
-        sub = mio_sub_name(name, index)
-        write_png(osp.join(gt_root, sub), gt[top:top + size, left:left + size])
+        sub = mio_sub_name(job.name, index)
+        write_png(osp.join(job.gt_root, sub), gt[top:top + size, left:left + size])
         for task, lq in lqs.items():
-            write_png(osp.join(lq_root, task, sub), lq[top:top + size, left:left + size])
+            write_png(osp.join(job.lq_root, task, sub), lq[top:top + size, left:left + size])
         subs.append(sub)
     return subs

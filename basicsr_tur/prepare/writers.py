@@ -15,8 +15,8 @@ from basicsr.utils import get_root_logger
 from basicsr_tur.data.data_util import task_index
 from basicsr_tur.data.paired_task_dataset import SOURCE_PREFIX, read_meta_file, read_meta_sources
 from basicsr_tur.data.synthetic_task_dataset import read_image_list
-from basicsr_tur.prepare.images import job_noisy, job_transform, run_jobs
-from basicsr_tur.prepare.mioir import DEPTH_DIRS, find_depth, job_mio
+from basicsr_tur.prepare.images import NoisyJob, TransformJob, job_noisy, job_transform, run_jobs
+from basicsr_tur.prepare.mioir import DEPTH_DIRS, MioJob, find_depth, job_mio
 from basicsr_tur.prepare.plan import Item, PrepareError
 from basicsr_tur.prepare.settings import SOURCES, Part, Setting, Source, clean_meta_name, meta_name, roots_of, splits_of
 from basicsr_tur.utils.files import atomic_write
@@ -64,7 +64,7 @@ class SplitWriter:
     def write_part(self, part: Part, items: list[Item], seed: int, workers: int) -> None:
         """Write one part's files and append its meta lines (each pair `part.repeat` times) and source line."""
         lq_out, gt_out = osp.join(self.lq_root, part.lq_out), osp.join(self.gt_root, part.gt_out)
-        lines, jobs = [], []
+        lines, jobs = [], []  # NoisyJob for noisy16, TransformJob for crop16/resize16
         dirs = ', '.join(dict.fromkeys(SOURCES[k].lq_dir for k in part.sources))
         if part.kind in ('mio', 'mio_test'):
             self._write_mio(part, items, seed, workers)
@@ -93,13 +93,15 @@ class SplitWriter:
                 new = self.claim(lq_dst, src_lq)
                 write_gt = gt_dst if self.claim(gt_dst, src_lq) else ''
                 if new:
-                    jobs.append((src_lq, lq_dst, write_gt, part.sigma, seed, (key, f'noise{part.sigma:g}', lq)))
+                    jobs.append(NoisyJob(src=src_lq, lq_dst=lq_dst, gt_dst=write_gt, sigma=part.sigma, seed=seed,
+                                         keys=(key, f'noise{part.sigma:g}', lq)))
             elif part.kind in ('crop16', 'resize16'):
                 src_gt = osp.join(self.raw, source.gt_dir, gt)
                 lq_dst = osp.join(lq_out, osp.splitext(rename(lq))[0] + '.png')
                 gt_dst = osp.join(gt_out, osp.splitext(rename(gt))[0] + '.png')
                 if self.claim(lq_dst, src_lq):
-                    jobs.append((part.kind, src_lq, src_gt, lq_dst, gt_dst if self.claim(gt_dst, src_gt) else ''))
+                    jobs.append(TransformJob(kind=part.kind, lq_src=src_lq, gt_src=src_gt, lq_dst=lq_dst,
+                                             gt_dst=gt_dst if self.claim(gt_dst, src_gt) else ''))
             else:
                 raise ValueError(f'unknown part kind {part.kind!r}')
             lines.append(self.line(lq_dst, gt_dst, part.task_of(lq)))
@@ -123,8 +125,9 @@ class SplitWriter:
             depth = find_depth(self.raw, key, name) if 'haze' in part.task else ''
             if 'haze' in part.task and not depth:
                 no_depth.append(name)
-            jobs.append((part.kind, osp.join(self.raw, SOURCES[key].lq_dir, name), name, depth, part.task, lq_out,
-                         gt_out, part.crop, seed, key))
+            jobs.append(MioJob(kind=part.kind, src=osp.join(self.raw, SOURCES[key].lq_dir, name), name=name,
+                               depth=depth, tasks=part.task, lq_root=lq_out, gt_root=gt_out, crop=part.crop,
+                               seed=seed, key=key))
         if no_depth:
             get_root_logger().warning(
                 f'{len(no_depth)} of {len(items)} images (e.g. {no_depth[0]}) have no depth map under '
