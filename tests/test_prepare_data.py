@@ -529,6 +529,16 @@ def test_missing_airnet_list_is_named(tmp_path):
     assert 'missing list file' in msg and 'OTS/hazy_outside.txt' in msg
 
 
+def test_bad_mio_depth_map_is_named_and_leaves_nothing(tmp_path):
+    raw = str(tmp_path / 'raw')
+    make_raw(raw, 'mio7')
+    depth = osp.join(raw, 'DF2K', 'depth', '0001.npy')
+    np.save(depth, np.full((4, 4), np.nan, np.float32))
+    with pytest.raises(ValueError, match=f'^depth map {depth} has 256 non-finite values'):
+        prepare('mio7', str(tmp_path), workers=1)
+    assert sorted(os.listdir(tmp_path)) == ['raw']
+
+
 def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
     def fail(job):
         raise OSError('disk full')

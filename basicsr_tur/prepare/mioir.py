@@ -2,7 +2,8 @@
 training set cut into sub-images as MiOIR's data_script/gen_sub.py does.
 
 Haze reads the depth map MiOIR predicts for each image (DF2K/depth, MiO_test/original/depth) when it is under the raw
-folder; without one it uses the vertical-ramp depth of data/degradations.py.
+folder (data/degradations.read_depth, resized to the image as MiOIR does); without one it uses the vertical-ramp
+depth of data/degradations.py.
 """
 from __future__ import annotations
 
@@ -10,14 +11,12 @@ import os
 from dataclasses import dataclass
 from os import path as osp
 
-import cv2
 import numpy as np
 
 from basicsr_tur.data.data_util import write_png
-from basicsr_tur.data.degradations import degrade
+from basicsr_tur.data.degradations import degrade, read_depth
 from basicsr_tur.data.synthetic_task_dataset import degradation_specs
 from basicsr_tur.prepare.images import read_rgb, rng_for
-from basicsr_tur.prepare.plan import PrepareError
 
 DEPTH_DIRS = {'df2k': 'DF2K/depth', 'mio_test': 'MiO_test/original/depth'}  # per source key, under the raw folder
 
@@ -52,24 +51,6 @@ def find_depth(raw: str, key: str, name: str) -> str:
     return ''
 
 
-def load_depth(path: str, shape: tuple[int, int]) -> np.ndarray:
-    """Depth (H, W) for haze from <stem>.npy, or MiOIR's .mat ('data_obj', predicted at 1/4 size), resized to shape."""
-    try:
-        if path.endswith('.npy'):
-            depth = np.load(path)
-        else:
-            from scipy.io import loadmat
-            depth = loadmat(path)['data_obj']
-    except (OSError, ValueError, KeyError, NotImplementedError) as err:
-        raise PrepareError(f'cannot read depth map {path}: {err!r}') from err
-    depth = np.asarray(depth, np.float32)
-    if depth.ndim != 2:
-        raise PrepareError(f'depth map {path} has shape {depth.shape}; expected (H, W)')
-    if depth.shape != shape:  # MiOIR resizes its quarter-size prediction by cv2.resize (bilinear)
-        depth = cv2.resize(depth, (shape[1], shape[0]))
-    return depth
-
-
 @dataclass(frozen=True)
 class MioJob:
     """One MiOIR GT image to degrade once per task.
@@ -97,7 +78,8 @@ def job_mio(job: MioJob) -> list[str]:
     """Degrade one GT once per task; 'mio' cuts GT and LQ into sub-images. Returns the written GT-relative names."""
     gt = read_rgb(job.src)
     h, w = gt.shape[:2]
-    depth = load_depth(job.depth, (h, w)) if job.depth else None
+    # MiOIR's depth is predicted at a quarter of the image size and resized to it.
+    depth = read_depth(job.depth, (h, w), resize=True, image=job.src) if job.depth else None
     specs = degradation_specs(list(job.tasks), None, 'MiOIR degradations')
     gt_float = gt.astype(np.float32) / 255.0
     lqs = {}
