@@ -549,6 +549,18 @@ def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ['raw']
 
 
+def test_failed_lmdb_addition_leaves_the_setting_as_it_was(tmp_path, monkeypatch):
+    root, out = build(tmp_path, 'realweather')
+    before = sorted(os.listdir(out))
+
+    def fail(*args, **kwargs):
+        raise OSError('disk full')
+    monkeypatch.setattr(writers, 'build_paired_lmdb', fail)
+    with pytest.raises(OSError, match='disk full'):
+        prepare('realweather', root, lmdb=True, workers=1)
+    assert sorted(os.listdir(out)) == before and 'lmdb' not in before
+
+
 # --- Command line -----------------------------------------------------------------------------------------------------
 
 def test_main_prints_pairs_per_task_and_test_set(tmp_path, capsys):

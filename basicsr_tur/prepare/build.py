@@ -4,8 +4,6 @@
 """
 from __future__ import annotations
 
-import os
-import shutil
 from collections import Counter
 from os import path as osp
 
@@ -15,6 +13,7 @@ from basicsr_tur.data.synthetic_task_dataset import read_image_list
 from basicsr_tur.prepare.plan import plan
 from basicsr_tur.prepare.settings import SETTINGS, Setting, clean_meta_name, meta_name, roots_of, splits_of
 from basicsr_tur.prepare.writers import SplitWriter, build_lmdbs, write_meta
+from basicsr_tur.utils.files import atomic_dir
 
 # {split: {task: (distinct pairs, meta lines)}}
 Summary = dict[str, dict[str, tuple[int, int]]]
@@ -60,10 +59,9 @@ def prepare(name: str, root: str, raw: str | None = None, seed: int = 2025, lmdb
             return summarize(out, setting)
         raise FileExistsError(f'{out} already exists; delete it to rebuild the {name} setting')
     items = plan(raw, setting)
-    tmp = out.rstrip('/') + '.partial'
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
+    # Written under <out>.partial, renamed when complete; a failure removes it. The links made relative inside it
+    # stay right after the rename: <out>.partial and <out> are siblings.
+    with atomic_dir(out) as tmp:
         for split, parts in items.items():
             writer = SplitWriter(tmp, raw, *roots_of(setting, split), copy)
             for part, part_items in parts:
@@ -75,10 +73,6 @@ def prepare(name: str, root: str, raw: str | None = None, seed: int = 2025, lmdb
         if lmdb:
             build_lmdbs(tmp, setting)
         summary = summarize(tmp, setting)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary
 
 

@@ -19,7 +19,7 @@ from basicsr_tur.prepare.images import NoisyJob, TransformJob, job_noisy, job_tr
 from basicsr_tur.prepare.mioir import DEPTH_DIRS, MioJob, find_depth, job_mio
 from basicsr_tur.prepare.plan import Item, PrepareError
 from basicsr_tur.prepare.settings import SOURCES, Part, Setting, Source, clean_meta_name, meta_name, roots_of, splits_of
-from basicsr_tur.utils.files import atomic_write
+from basicsr_tur.utils.files import atomic_dir, atomic_write
 from basicsr_tur.utils.lmdb_util import build_clean_lmdb, build_paired_lmdb
 from basicsr_tur.utils.meta_file import format_meta_line
 
@@ -168,12 +168,9 @@ def prepend_sources(path: str, meta_file: str) -> None:
 
 def build_lmdbs(setting_dir: str, setting: Setting) -> None:
     """<setting>/lmdb/<split>/{lq.lmdb, gt.lmdb, meta.txt} from the split's meta file (and <split>_clean/ with
-    gt.lmdb and meta.txt from its clean list), `# source:` lines kept, written atomically."""
-    out = osp.join(setting_dir, 'lmdb')
-    tmp = out + '.partial'
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
+    gt.lmdb and meta.txt from its clean list), `# source:` lines kept, written whole or not at all (utils/files.
+    atomic_dir: raises FileExistsError when <setting>/lmdb exists)."""
+    with atomic_dir(osp.join(setting_dir, 'lmdb')) as tmp:
         index = task_index(list(setting.tasks), 'prepare_data')
         for split in splits_of(setting):
             lq_root, gt_root = (osp.join(setting_dir, r) for r in roots_of(setting, split))
@@ -184,7 +181,3 @@ def build_lmdbs(setting_dir: str, setting: Setting) -> None:
             if osp.isfile(clean_meta):
                 build_clean_lmdb(read_image_list(clean_meta), gt_root, osp.join(tmp, f'{split}_clean'))
                 prepend_sources(osp.join(tmp, f'{split}_clean', 'meta.txt'), clean_meta)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
