@@ -1,6 +1,7 @@
 """basicsr-tur: all-in-one image restoration with Task Uncertainty Regularization on BasicSR.
 
-Importing this package registers every arch, dataset, loss and model into basicsr's registries.
+Importing this package registers every arch, dataset, loss and model into basicsr's registries, and the name of
+every data-preparation step (basicsr_tur/prepare/__init__.py; a step's code is imported when it runs).
 """
 import sys
 
@@ -10,6 +11,6 @@ import torchvision.transforms._functional_tensor as _functional_tensor
 # This is the one place the alias is made; it must run before the first basicsr import.
 sys.modules.setdefault('torchvision.transforms.functional_tensor', _functional_tensor)
 
-from basicsr_tur import archs, data, losses, models  # noqa: E402,F401  (registers everything)
+from basicsr_tur import archs, data, losses, models, prepare  # noqa: E402,F401  (registers everything)
 
 __version__ = '0.1.0'

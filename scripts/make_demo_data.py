@@ -2,7 +2,7 @@
 
 The same builder as the preparation step `demo` that the demo options name (`prepare: demo`), which train.py and
 test.py run on first use; this script builds it into another folder or with another seed. See
-basicsr_tur/data/demo_data.py for what it writes.
+basicsr_tur/prepare/demo_data.py for what it writes.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 from os import path as osp
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from basicsr_tur.data.demo_data import SAMPLE_PHOTOS, build_demo_data, write_sample_photos
+from basicsr_tur.prepare.demo_data import SAMPLE_PHOTOS, build_demo_data, write_sample_photos
 
 
 def main(argv: list[str] | None = None) -> None:

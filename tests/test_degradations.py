@@ -19,6 +19,7 @@ from basicsr_tur.data.degradations import (
     degrade,
     gaussian_kernel,
     rain_kernel,
+    read_depth,
     sample_params,
     validate_spec,
 )
@@ -165,6 +166,38 @@ def test_haze_without_depth_is_heavier_at_the_top():
 def test_haze_depth_shape_mismatch_raises_naming_both_shapes(img):
     with pytest.raises(ValueError, match=r'\(32, 64\).*\(64, 64, 3\)'):
         add_haze(img, {'A': 0.9, 'beta': 1.0}, np.random.default_rng(0), depth=np.ones((32, 64)))
+
+
+def test_read_depth_resizes_a_quarter_size_mat_map_bilinearly_when_asked(tmp_path):
+    from scipy.io import savemat
+    quarter = np.random.default_rng(0).uniform(0.1, 1, (4, 6))
+    savemat(tmp_path / 'predict_depth.mat', {'data_obj': quarter})
+    depth = read_depth(str(tmp_path / 'predict_depth.mat'), (16, 24), resize=True)
+    assert depth.dtype == np.float32
+    assert np.array_equal(depth, cv2.resize(quarter.astype(np.float32), (24, 16), interpolation=cv2.INTER_LINEAR))
+
+
+def test_read_depth_refuses_another_size_unless_asked_to_resize(tmp_path):
+    np.save(tmp_path / 'a.npy', np.ones((4, 6), np.float32))
+    with pytest.raises(ValueError, match=rf'^depth map {tmp_path}/a.npy is 4x6, its image a.png is 16x24$'):
+        read_depth(str(tmp_path / 'a.npy'), (16, 24), image='a.png')
+    assert read_depth(str(tmp_path / 'a.npy'), (4, 6)).shape == (4, 6)
+
+
+@pytest.mark.parametrize('content, reason', [
+    ('empty', r'cannot read it as a \.npy array'), ('3d', r'expected a 2-D numeric array, got float32 of shape'),
+    ('mat_without_data_obj', r"cannot read it as a \.mat file holding 'data_obj'")])
+def test_read_depth_names_an_unusable_file(tmp_path, content, reason):
+    path = tmp_path / ('d.mat' if content.startswith('mat') else 'd.npy')
+    if content == 'empty':
+        path.write_bytes(b'')
+    elif content == '3d':
+        np.save(path, np.ones((4, 4, 3), np.float32))
+    else:
+        from scipy.io import savemat
+        savemat(path, {'depth': np.ones((4, 4))})
+    with pytest.raises(ValueError, match=rf'^depth map {path}: {reason}'):
+        read_depth(str(path), (4, 4), resize=True)
 
 
 def _streak_orientation(layer: np.ndarray) -> float:

@@ -63,7 +63,7 @@ AUTHORS_TASKS = {'aio3': ['denoise_15', 'denoise_25', 'denoise_50', 'derain', 'd
 @pytest.mark.parametrize('path', [p for p in TRAIN_FILES + TEST_FILES if osp.basename(osp.dirname(p)) in AUTHORS_TASKS],
                          ids=lambda p: osp.relpath(p, REPO))
 def test_task_ids_follow_the_authors_order(path):
-    from basicsr_tur.data.settings import SETTINGS
+    from basicsr_tur.prepare.settings import SETTINGS
     setting = osp.basename(osp.dirname(path))
     tasks = load_yaml(path)['tasks']
     assert tasks == AUTHORS_TASKS[setting] == sorted(tasks, key=AUTHORS_TASK_IDS.__getitem__)

@@ -1,4 +1,5 @@
-"""scripts/prepare_data.py: every setting's downloads -> the pairs and meta files its options read, LMDB = disk."""
+"""basicsr_tur/prepare and scripts/prepare_data.py: every setting's downloads -> the pairs and meta files its
+options read, LMDB = disk."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,15 +16,21 @@ import yaml
 from basicsr.data import build_dataset
 from conftest import write_rgb
 
-from basicsr_tur.data import settings as S
 from basicsr_tur.data.data_util import task_index
 from basicsr_tur.data.paired_task_dataset import read_meta_file, read_meta_source
 from basicsr_tur.data.synthetic_task_dataset import read_image_list
+from basicsr_tur.prepare import settings as S
+from basicsr_tur.prepare import writers
+from basicsr_tur.prepare.build import prepare
+from basicsr_tur.prepare.images import crop16, rng_for, transweather_size
+from basicsr_tur.prepare.mioir import mio_sub_name, mio_windows
+from basicsr_tur.prepare.plan import PrepareError
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# The command line (argparse, printing, exit status) is the script's; everything else is the package's.
 _spec = importlib.util.spec_from_file_location('prepare_data', osp.join(REPO, 'scripts', 'prepare_data.py'))
-prep = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(prep)
+cli = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cli)
 
 MIO_CROP = (8, 8, 2)  # 16x16 images: four 8x8 sub-images instead of MiOIR's 300x300
 
@@ -152,7 +159,7 @@ def build(tmp_path, setting: str, lmdb: bool = False, seed: int = 0, released: b
     raw = osp.join(root, 'raw')
     if not osp.isdir(raw):
         make_raw(raw, setting, released=released)
-    prep.prepare(setting, root, seed=seed, lmdb=lmdb, workers=1)
+    prepare(setting, root, seed=seed, lmdb=lmdb, workers=1)
     return root, osp.join(root, setting)
 
 
@@ -243,16 +250,16 @@ def test_mio_windows_match_gen_sub(tmp_path):
         return [(int(x), int(y)) for x in h_space for y in w_space]
 
     for h, w in [(1356, 2040), (300, 300), (449, 520), (1080, 1920)]:
-        assert S.mio_windows(h, w) == gen_sub(h, w)
-    assert S.mio_sub_name('0001.png', 3) == '0001_s003.png'
+        assert mio_windows(h, w) == gen_sub(h, w)
+    assert mio_sub_name('0001.png', 3) == '0001_s003.png'
 
 
 def test_test_image_geometry_follows_airnet_and_transweather():
-    assert prep.crop16(np.zeros((481, 321, 3))).shape == (480, 320, 3)
-    assert prep.transweather_size(720, 480) == (720, 480)
-    assert prep.transweather_size(1280, 720) == (1024, 576)
-    assert prep.transweather_size(500, 2000) == (256, 1024)
-    assert prep.transweather_size(35, 20) == (48, 32)
+    assert crop16(np.zeros((481, 321, 3))).shape == (480, 320, 3)
+    assert transweather_size(720, 480) == (720, 480)
+    assert transweather_size(1280, 720) == (1024, 576)
+    assert transweather_size(500, 2000) == (256, 1024)
+    assert transweather_size(35, 20) == (48, 32)
 
 
 # --- Every setting ----------------------------------------------------------------------------------------------------
@@ -261,9 +268,9 @@ def test_test_image_geometry_follows_airnet_and_transweather():
 def test_options_read_the_folders_and_meta_files_written(setting):
     setting_t = S.SETTINGS[setting]
     assert options_tasks(setting) == list(setting_t.tasks)
-    written = {f'datasets/{setting}/{S.meta_name(split)}': split for split in prep.splits_of(setting_t)}
+    written = {f'datasets/{setting}/{S.meta_name(split)}': split for split in S.splits_of(setting_t)}
     clean = {f'datasets/{setting}/{S.clean_meta_name(split)}': split
-             for split, parts in prep.splits_of(setting_t).items() if any(p.kind == 'clean' for p in parts)}
+             for split, parts in S.splits_of(setting_t).items() if any(p.kind == 'clean' for p in parts)}
     used = set()
     for file in option_files(setting):
         for d in option_datasets(yaml.safe_load(open(file))):
@@ -272,7 +279,7 @@ def test_options_read_the_folders_and_meta_files_written(setting):
             metas = clean if synthetic else written
             assert d.get('meta_file') in metas, f'{where}: meta_file {d.get("meta_file")} is not written'
             split = metas[d['meta_file']]
-            lq_root, gt_root = prep.roots_of(setting_t, split)
+            lq_root, gt_root = S.roots_of(setting_t, split)
             assert synthetic or d['dataroot_lq'] == f'datasets/{setting}/{lq_root}', where
             assert d['dataroot_gt'] == f'datasets/{setting}/{gt_root}', where
             used.add(d['meta_file'])
@@ -286,7 +293,7 @@ def test_each_lq_gets_its_partner_and_task(setting, built):
     for split, expected in EXPECTED[setting].items():
         pairs = read_meta_file(osp.join(out, S.meta_name(split)), index)
         assert set(pairs) == expected, split
-        lq_root, gt_root = (osp.join(out, r) for r in prep.roots_of(S.SETTINGS[setting], split))
+        lq_root, gt_root = (osp.join(out, r) for r in S.roots_of(S.SETTINGS[setting], split))
         for lq, gt, task in set(pairs):
             lq_img, gt_img = read_gray(osp.join(lq_root, lq)), read_gray(osp.join(gt_root, gt))
             assert lq_img.shape == gt_img.shape
@@ -358,11 +365,11 @@ def test_bsd68_noise_is_truncated_as_airnet_test_noise(built):
     _, out = built['aio3']
     clean = cv2.cvtColor(cv2.imread(osp.join(out, 'test', 'bsd68', 'clean', '3096.png')), cv2.COLOR_BGR2RGB)
     noisy = cv2.cvtColor(cv2.imread(osp.join(out, 'test', 'bsd68', 'noisy50', '3096.png')), cv2.COLOR_BGR2RGB)
-    rng = prep.rng_for(0, 'bsd68', 'noise50', '3096.png')  # the seed of `built` and the keys of the script
+    rng = rng_for(0, 'bsd68', 'noise50', '3096.png')  # the seed of `built` and the keys of the script
     randn = rng.standard_normal(clean.shape, dtype=np.float32).astype(np.float64)
     assert np.array_equal(noisy, np.clip(clean + randn * 50, 0, 255).astype(np.uint8))  # DenoiseTestDataset
     assert not np.array_equal(noisy, np.rint(255 * add_noise(clean / np.float32(255), {'sigma': 50},
-                                                             prep.rng_for(0, 'bsd68', 'noise50', '3096.png'))))
+                                                             rng_for(0, 'bsd68', 'noise50', '3096.png'))))
 
 
 @pytest.mark.parametrize('setting', ['aio3', 'aio5'])
@@ -412,6 +419,19 @@ def test_synthesized_sets_depend_only_on_the_seed(tmp_path):
     assert all(files['a'][k] != files['c'][k] for k in files['a'])
 
 
+@pytest.mark.parametrize('setting', ['mio7', 'aio3'])  # MioJob; NoisyJob and TransformJob
+def test_a_worker_pool_writes_the_same_files_as_one_process(tmp_path, setting):
+    trees = []
+    for workers in (1, 2):
+        root = str(tmp_path / f'w{workers}')
+        make_raw(osp.join(root, 'raw'), setting)
+        prepare(setting, root, seed=5, workers=workers)
+        out = osp.join(root, setting)
+        files = sorted(glob.glob(osp.join(out, '**', '*.*'), recursive=True))
+        trees.append({osp.relpath(f, out): open(f, 'rb').read() for f in files if not osp.islink(f)})
+    assert trees[0] == trees[1] and any(rel.endswith('.png') for rel in trees[0])
+
+
 def test_mio_sub_images_are_crops_of_the_gt(built):
     root, out = built['mio7']
     gt = read_gray(osp.join(root, 'raw', 'DF2K', 'GT', '0001.png'))
@@ -446,8 +466,8 @@ def test_released_mio_test_set_lacking_a_task_is_named(tmp_path):
     raw = str(tmp_path / 'raw')
     make_raw(raw, 'mio7', released=True)
     shutil.rmtree(osp.join(raw, 'MiO_test', 'single_indis', 'jpeg'))
-    with pytest.raises(prep.PrepareError, match=r'single_indis has no images of task\(s\) jpeg'):
-        prep.prepare('mio7', str(tmp_path), workers=1)
+    with pytest.raises(PrepareError, match=r'single_indis has no images of task\(s\) jpeg'):
+        prepare('mio7', str(tmp_path), workers=1)
     assert not osp.exists(tmp_path / 'mio7') and not osp.exists(tmp_path / 'mio7.partial')
 
 
@@ -458,8 +478,8 @@ def break_and_prepare(tmp_path, setting: str, breakage) -> str:
     raw = str(tmp_path / 'raw')
     make_raw(raw, setting)
     breakage(raw)
-    with pytest.raises(prep.PrepareError) as err:
-        prep.prepare(setting, str(tmp_path), workers=1)
+    with pytest.raises(PrepareError) as err:
+        prepare(setting, str(tmp_path), workers=1)
     assert not osp.exists(tmp_path / setting) and not osp.exists(tmp_path / f'{setting}.partial')
     return str(err.value)
 
@@ -509,21 +529,43 @@ def test_missing_airnet_list_is_named(tmp_path):
     assert 'missing list file' in msg and 'OTS/hazy_outside.txt' in msg
 
 
+def test_bad_mio_depth_map_is_named_and_leaves_nothing(tmp_path):
+    raw = str(tmp_path / 'raw')
+    make_raw(raw, 'mio7')
+    depth = osp.join(raw, 'DF2K', 'depth', '0001.npy')
+    np.save(depth, np.full((4, 4), np.nan, np.float32))
+    with pytest.raises(ValueError, match=f'^depth map {depth} has 256 non-finite values'):
+        prepare('mio7', str(tmp_path), workers=1)
+    assert sorted(os.listdir(tmp_path)) == ['raw']
+
+
 def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
     def fail(job):
         raise OSError('disk full')
-    monkeypatch.setattr(prep, 'job_transform', fail)
+    monkeypatch.setattr(writers, 'job_transform', fail)
     make_raw(str(tmp_path / 'raw'), 'aio3')
     with pytest.raises(OSError, match='disk full'):
-        prep.prepare('aio3', str(tmp_path), workers=1)
+        prepare('aio3', str(tmp_path), workers=1)
     assert sorted(os.listdir(tmp_path)) == ['raw']
+
+
+def test_failed_lmdb_addition_leaves_the_setting_as_it_was(tmp_path, monkeypatch):
+    root, out = build(tmp_path, 'realweather')
+    before = sorted(os.listdir(out))
+
+    def fail(*args, **kwargs):
+        raise OSError('disk full')
+    monkeypatch.setattr(writers, 'build_paired_lmdb', fail)
+    with pytest.raises(OSError, match='disk full'):
+        prepare('realweather', root, lmdb=True, workers=1)
+    assert sorted(os.listdir(out)) == before and 'lmdb' not in before
 
 
 # --- Command line -----------------------------------------------------------------------------------------------------
 
 def test_main_prints_pairs_per_task_and_test_set(tmp_path, capsys):
     make_raw(str(tmp_path / 'raw'), 'realweather')
-    assert prep.main(['realweather', '--root', str(tmp_path), '--workers', '1']) == 0
+    assert cli.main(['realweather', '--root', str(tmp_path), '--workers', '1']) == 0
     out = capsys.readouterr().out
     assert 'meta_train.txt' in out and 'meta_test_revide.txt' in out
     assert 'rain                  2 pairs' in out and 'haze                  1 pairs' in out
@@ -531,7 +573,7 @@ def test_main_prints_pairs_per_task_and_test_set(tmp_path, capsys):
 
 def test_main_counts_on_the_fly_samples_apart_from_meta_lines(tmp_path, capsys):
     make_raw(str(tmp_path / 'raw'), 'aio3')
-    assert prep.main(['aio3', '--root', str(tmp_path), '--workers', '1']) == 0
+    assert cli.main(['aio3', '--root', str(tmp_path), '--workers', '1']) == 0
     out = capsys.readouterr().out
     assert 'meta_train.txt                  242 lines' in out
     assert 'denoise_15            2 clean images x 3 = 6 samples an epoch' in out
@@ -539,7 +581,7 @@ def test_main_counts_on_the_fly_samples_apart_from_meta_lines(tmp_path, capsys):
 
 def test_existing_setting_is_kept_and_lmdb_added_on_request(tmp_path, capsys):
     root, out = build(tmp_path, 'realweather')
-    assert prep.main(['realweather', '--root', root]) == 1
+    assert cli.main(['realweather', '--root', root]) == 1
     assert 'already exists' in capsys.readouterr().err
-    assert prep.main(['realweather', '--root', root, '--lmdb']) == 0
+    assert cli.main(['realweather', '--root', root, '--lmdb']) == 0
     assert sorted(os.listdir(osp.join(out, 'lmdb'))) == ['test_realsnow', 'test_revide', 'test_spa', 'train']

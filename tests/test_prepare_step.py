@@ -1,5 +1,6 @@
 """`prepare:` names a preparation step the package ships; options never name a script, so they never run code."""
 import os
+import subprocess
 import sys
 import timeit
 from os import path as osp
@@ -8,7 +9,7 @@ import pytest
 import yaml
 from conftest import make_options, make_test_options
 
-from basicsr_tur.data import demo_data
+from basicsr_tur.prepare import demo_data
 from basicsr_tur.test import test_pipeline as run_test
 from basicsr_tur.train import train_pipeline
 from basicsr_tur.utils.cli import run_cli
@@ -108,6 +109,21 @@ def test_every_shipped_prepare_names_a_registered_step():
                 if prepare is not None:
                     names.add(prepare)
     assert names == {'demo'} and 'demo' in PREPARE_REGISTRY
+
+
+def test_importing_the_package_registers_the_demo_step_but_loads_no_preparation_code():
+    # The file-suffix scan (archs/data/losses/models __init__) and the lazy step: the name is known to the options
+    # check, while the settings, the demo builder and scikit-image load only when data is prepared.
+    code = ('import sys, basicsr_tur\n'
+            'from basicsr_tur.utils.registry import PREPARE_REGISTRY\n'
+            'print(sorted(PREPARE_REGISTRY.keys()))\n'
+            'print(sorted(m for m in sys.modules if m.startswith(("basicsr_tur.prepare.", "basicsr_tur.data.")) '
+            'or m == "skimage"))\n')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["['demo']", str(sorted([
+        'basicsr_tur.data.data_util', 'basicsr_tur.data.degradations', 'basicsr_tur.data.mixed_task_dataset',
+        'basicsr_tur.data.paired_task_dataset', 'basicsr_tur.data.synthetic_task_dataset']))]
 
 
 def test_demo_step_builds_the_demo_data_in_process(tmp_path):

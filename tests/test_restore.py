@@ -285,7 +285,7 @@ def test_command_line_mistakes_are_one_line(capsys, folder, tmp_path, monkeypatc
 
 
 def test_the_demo_sample_photos_are_all_restored(capsys, tmp_path, weights):
-    from basicsr_tur.data.demo_data import SAMPLE_PHOTOS, write_sample_photos
+    from basicsr_tur.prepare.demo_data import SAMPLE_PHOTOS, write_sample_photos
     for task, name, _, _ in SAMPLE_PHOTOS:  # the demo's degraded test images, small
         path = tmp_path / 'demo' / 'test' / 'lq' / task / f'{name}.png'
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,7 @@ Haze depth: MiOIR reads, for every image, a depth map precomputed by a monocular
 predicted at 1/4 resolution and resized x4) and divides it by its maximum. That needs network weights, so
 ``depth=None`` here falls back to a deterministic vertical ramp, 1 (far) on the top row to 0 (near) on the
 bottom row, the usual outdoor layout of sky above ground. Pass a real depth (larger = farther) when you have
-one; it is divided by its maximum as in MiOIR.
+one; it is divided by its maximum as in MiOIR. ``read_depth`` reads one from a ``.npy`` or MiOIR's ``.mat`` file.
 
 What still differs from the MiOIR scripts: MiOIR rounds noise sigma and jpeg quality to integers
 (``round(uniform(lo, hi))``, whose end values are half as likely) and blur sigma, gamma, A and beta to two decimals;
@@ -82,7 +82,7 @@ from torch.nn import functional as F
 
 __all__ = [
     'DEFAULT_SPECS', 'DEGRADATION_TYPES', 'QUANTIZE_MODES', 'add_blur', 'add_dark', 'add_haze', 'add_jpeg',
-    'add_noise', 'add_rain', 'add_sr', 'apply_degradation', 'degrade', 'gaussian_kernel', 'rain_kernel',
+    'add_noise', 'add_rain', 'add_sr', 'apply_degradation', 'degrade', 'gaussian_kernel', 'rain_kernel', 'read_depth',
     'sample_params', 'validate_spec'
 ]
 
@@ -431,6 +431,42 @@ def add_rain(img: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndar
     streaks = cv2.normalize(streaks, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
     layer = (streaks.astype(np.float32) / np.float32(255))[..., None]
     return _finish(img + layer, p['quantize'])
+
+
+def read_depth(path: str, shape: tuple[int, int], resize: bool = False, image: str = '') -> np.ndarray:
+    """The depth map (H, W) float32 of an image (larger = farther; haze divides it by its maximum) from `path`: a 2-D
+    numeric `.npy`, or MiOIR's `.mat` (its 'data_obj', predicted at 1/4 of the image size).
+
+    shape: the image's (H, W). A map of another size is resized to it when `resize` (bilinearly, as MiOIR's cv2.resize
+    of its quarter-size prediction), else refused. The whole map is checked (not only the crop a sample uses). Raises
+    ValueError naming `path` (and `image`, the image it belongs to, if given) for a file that cannot be read, is not
+    a 2-D numeric array, has another size (resize=False), or holds non-finite or negative values.
+    """
+    mat = not path.endswith('.npy')
+    try:
+        if mat:
+            from scipy.io import loadmat  # scipy only for MiOIR's .mat maps
+            depth = loadmat(path)['data_obj']
+        else:
+            depth = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, KeyError, NotImplementedError) as err:
+        what = "a .mat file holding 'data_obj'" if mat else 'a .npy array'
+        raise ValueError(f'depth map {path}: cannot read it as {what} ({err})') from None
+    if depth.ndim != 2 or not np.issubdtype(depth.dtype, np.number):
+        raise ValueError(f'depth map {path}: expected a 2-D numeric array, got {depth.dtype} of shape {depth.shape}')
+    depth = depth.astype(np.float32)
+    if depth.shape != tuple(shape):
+        if not resize:
+            its_image = f'its image {image}' if image else 'its image'
+            raise ValueError(f'depth map {path} is {depth.shape[0]}x{depth.shape[1]}, {its_image} is '
+                             f'{shape[0]}x{shape[1]}')
+        depth = cv2.resize(depth, (shape[1], shape[0]))  # bilinear, cv2's default
+    finite = np.isfinite(depth)
+    if not finite.all():
+        raise ValueError(f'depth map {path} has {int((~finite).sum())} non-finite values (NaN or Inf)')
+    if depth.min() < 0:
+        raise ValueError(f'depth map {path} has negative values (min {float(depth.min()):.4g}); expected >= 0')
+    return depth
 
 
 def _normalised_depth(depth: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

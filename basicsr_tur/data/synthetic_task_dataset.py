@@ -7,7 +7,7 @@ import numpy as np
 from basicsr.utils.registry import DATASET_REGISTRY
 
 from basicsr_tur.data.data_util import TaskDataset, list_images, lookup_task, to_tensor
-from basicsr_tur.data.degradations import DEGRADATION_TYPES, apply_degradation, degrade, validate_spec
+from basicsr_tur.data.degradations import DEGRADATION_TYPES, apply_degradation, degrade, read_depth, validate_spec
 from basicsr_tur.utils.lmdb_util import check_lmdb_keys
 from basicsr_tur.utils.meta_file import read_meta_rows
 
@@ -60,33 +60,18 @@ def read_image_list(meta_file: str) -> list[str]:
     return [name for _, name in read_image_entries(meta_file)]
 
 
-def load_depth(depth_root: str | None, image_name: str, shape: tuple[int, int]) -> np.ndarray | None:
+def lookup_depth(depth_root: str | None, image_name: str, shape: tuple[int, int]) -> np.ndarray | None:
     """Depth map `<depth_root>/<stem>.npy` (H, W) of an image (larger = farther), or None when there is none.
 
-    The whole map is checked when it is loaded (not only the crop a sample uses): a file that is not a 2-D numeric
-    .npy, has another size than its image, or holds non-finite or negative values raises a ValueError naming it.
+    Read by degradations.read_depth, which refuses (ValueError naming the file) a map that is not a 2-D numeric .npy,
+    has another size than its image, or holds non-finite or negative values.
     """
     if not depth_root:
         return None
     path = osp.join(depth_root, osp.splitext(osp.basename(image_name))[0] + '.npy')
     if not osp.isfile(path):
         return None
-    try:
-        depth = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
-        raise ValueError(f'depth map {path}: cannot read it as a .npy array ({err})') from None
-    if depth.ndim != 2 or not np.issubdtype(depth.dtype, np.number):
-        raise ValueError(f'depth map {path}: expected a 2-D numeric array, got {depth.dtype} of shape {depth.shape}')
-    depth = depth.astype(np.float32)
-    if depth.shape != shape:
-        raise ValueError(f'depth map {path} is {depth.shape[0]}x{depth.shape[1]}, its image {image_name} is '
-                         f'{shape[0]}x{shape[1]}')
-    finite = np.isfinite(depth)
-    if not finite.all():
-        raise ValueError(f'depth map {path} has {int((~finite).sum())} non-finite values (NaN or Inf)')
-    if depth.min() < 0:
-        raise ValueError(f'depth map {path} has negative values (min {float(depth.min()):.4g}); expected >= 0')
-    return depth
+    return read_depth(path, shape, image=image_name)
 
 
 @DATASET_REGISTRY.register()
@@ -156,7 +141,7 @@ class SyntheticTaskDataset(TaskDataset):
         gt_path = osp.join(self.gt_root, name)
         gt = self.read(self.gt_root, name, 'gt')
         try:
-            depth = load_depth(self.opt.get('depth_root'), name, gt.shape[:2])
+            depth = lookup_depth(self.opt.get('depth_root'), name, gt.shape[:2])
         except ValueError as err:
             raise ValueError(f'{self.where}: {err}') from None
         rng = self.generator(index)

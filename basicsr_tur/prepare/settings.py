@@ -8,7 +8,8 @@ pure (no file access) and raise NamingError for a name their dataset never uses.
 
 A *setting* lists its tasks (the `tasks` of its options files), its training parts and its test sets. A *part* takes
 one source (or several clean-image sources), labels it with a task and says how it becomes LQ/GT files under
-`datasets/<setting>/<split>/` (`scripts/prepare_data.py` does the work):
+`datasets/<setting>/<split>/` (prepare/plan.py checks the downloads; prepare/writers.py, prepare/images.py and
+prepare/mioir.py write them):
 
     link      the pairs as they are (per-file symlinks, or copies)
     clean     clean images (linked) that the options degrade on the fly (a SyntheticTaskDataset part drawing the
@@ -30,16 +31,15 @@ relative to the split's roots (`Setting.roots`), which are the `dataroot_lq` / `
 """
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = [
     'MIO_TASKS', 'SETTINGS', 'SOURCES', 'NamingError', 'Part', 'Setting', 'Source', 'airnet_ots_entry',
-    'allweather_entry', 'allweather_task', 'clean_meta_name', 'gopro_gt', 'gopro_out', 'meta_name', 'mio_released_gt',
-    'mio_released_task', 'mio_sub_name', 'mio_windows', 'ots_gt', 'outdoor_rain_gt', 'rain100l_gt', 'raindrop_gt',
-    'same_name', 'sots_gt', 'spa_plus_gt'
+    'all_parts', 'allweather_entry', 'allweather_task', 'clean_meta_name', 'gopro_gt', 'gopro_out', 'meta_name',
+    'mio_released_gt', 'mio_released_task', 'ots_gt', 'outdoor_rain_gt', 'rain100l_gt', 'raindrop_gt', 'roots_of',
+    'same_name', 'sots_gt', 'spa_plus_gt', 'splits_of'
 ]
 
 MIO_TASKS = ('sr', 'blur', 'noise', 'jpeg', 'rain', 'haze', 'dark')
@@ -165,26 +165,6 @@ def allweather_entry(line: str) -> str:
     if m is None:
         raise NamingError(f"list line '{line.strip()}' is not './allweather/input/NAME' as in allweather.txt")
     return m.group(1)
-
-
-# --- MiOIR sub-images (data_script/gen_sub.py) --------------------------------------------------------------------
-
-def mio_windows(h: int, w: int, crop: int = 300, step: int = 150, thres: int = 48) -> list[tuple[int, int]]:
-    """Top-left corners of MiOIR's sub-images of an h x w image, in its order (rows, then columns)."""
-    if h < crop or w < crop:
-        raise ValueError(f'image of {h}x{w} is smaller than the {crop}x{crop} sub-image')
-    tops, lefts = list(range(0, h - crop + 1, step)), list(range(0, w - crop + 1, step))
-    # gen_sub.py adds a last window flush with the border when the strip left over is wider than thres.
-    if h - (tops[-1] + crop) > thres:
-        tops.append(h - crop)
-    if w - (lefts[-1] + crop) > thres:
-        lefts.append(w - crop)
-    return [(top, left) for top in tops for left in lefts]
-
-
-def mio_sub_name(name: str, index: int) -> str:
-    """Name of the index-th (from 1) sub-image of an image, as gen_sub.py: 0001.png, 3 -> 0001_s003.png."""
-    return f'{os.path.splitext(name)[0]}_s{index:03d}.png'
 
 
 # --- Sources and settings ------------------------------------------------------------------------------------------
@@ -322,6 +302,21 @@ def meta_name(split: str) -> str:
 def clean_meta_name(split: str) -> str:
     """List of a split's clean images (degraded on the fly): 'train' -> meta_train_clean.txt."""
     return f'meta_{split}_clean.txt'
+
+
+def all_parts(setting: Setting) -> list[Part]:
+    """Training and test parts of a setting."""
+    return [*setting.train, *(p for parts in setting.tests.values() for p in parts)]
+
+
+def splits_of(setting: Setting) -> dict[str, tuple[Part, ...]]:
+    """The setting's splits in writing order: 'train', then 'test_<name>' per test set."""
+    return {'train': setting.train, **{f'test_{name}': parts for name, parts in setting.tests.items()}}
+
+
+def roots_of(setting: Setting, split: str) -> tuple[str, str]:
+    """LQ and GT roots of a split, relative to the setting folder."""
+    return setting.roots['train' if split == 'train' else 'test']
 
 
 # BSD400 + WED, noised on the fly at each sigma; AirNet/PromptIR/TUR list each clean image 3 times per sigma.

@@ -1,7 +1,8 @@
 """The embedded demo's data, built from scikit-image's shipped photographs (no download): preparation step `demo`.
 
 Options name it with `prepare: demo`; train.py/test.py then build `<root>/datasets/demo` in-process when it is
-missing (scripts/make_demo_data.py builds it elsewhere). Writes, under the output folder:
+missing, through the step registered in prepare/__init__.py, which imports this module only then
+(scripts/make_demo_data.py builds it elsewhere). Writes, under the output folder:
   train/gt/*.png        clean training images (astronaut, rocket, coffee, the left part of motorcycle_left)
   train/depth/*.npy     depth for haze where one exists (motorcycle: 1/disparity from motorcycle_disp.npz)
   test/gt/*.png         held-out clean images (chelsea, the right part of motorcycle_left), 256x256 crops
@@ -13,7 +14,6 @@ The folder is built under a temporary name and renamed when complete, so an inte
 from __future__ import annotations
 
 import os
-import shutil
 from os import path as osp
 
 import cv2
@@ -24,9 +24,8 @@ from tqdm import tqdm
 from basicsr_tur.data.data_util import write_png
 from basicsr_tur.data.degradations import degrade
 from basicsr_tur.data.synthetic_task_dataset import degradation_specs
-from basicsr_tur.utils.files import atomic_write
+from basicsr_tur.utils.files import atomic_dir, atomic_write
 from basicsr_tur.utils.meta_file import format_meta_line
-from basicsr_tur.utils.registry import register_prepare_step
 
 TASKS = ['sr', 'blur', 'noise', 'jpeg', 'rain', 'haze', 'dark']
 SPLIT_X = 440  # motorcycle_left columns [0, 440) train, [440, 741) test
@@ -85,17 +84,12 @@ def write_demo_data(out: str, seed: int) -> None:
 
 
 def build_demo_data(out: str, seed: int = 2025) -> bool:
-    """Build the demo data into `out` unless it exists (False then); built under `<out>.partial`, renamed when done."""
+    """Build the demo data into `out` unless it exists (False then); built under `<out>.partial`, renamed when done
+    (utils/files.atomic_dir)."""
     if osp.isdir(out):
         return False
-    tmp = out.rstrip('/') + '.partial'
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_dir(out) as tmp:
         write_demo_data(tmp, seed)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    os.replace(tmp, out)
     return True
 
 
@@ -138,9 +132,3 @@ def write_sample_photos(demo_root: str, out: str) -> list[str]:
             cv2.imwrite(path, np.dstack([img, (alpha * 255).round().astype(np.uint8)]))
         written.append(path)
     return written
-
-
-@register_prepare_step(creates=osp.join('datasets', 'demo'))
-def demo(root: str) -> None:
-    """Preparation step `demo`: build `<root>/datasets/demo`, the folder the demo options read."""
-    build_demo_data(osp.join(root, 'datasets', 'demo'))
