@@ -338,9 +338,7 @@ def _train(opt: dict, root_path: str, notes: list[str]) -> BaseModel:
         train_sampler.set_epoch(epoch)
         # A resumed run skips the samples its epoch had already used (same order: seed and epoch fix it).
         samples_in_epoch = skip_samples if epoch == start_epoch else 0
-        train_sampler.set_start(samples_in_epoch)
-        if hasattr(train_set, 'set_epoch'):
-            train_set.set_epoch(epoch)
+        train_sampler.set_start(samples_in_epoch)  # the dataset learns the epoch from the sampler's indices
         prefetcher.reset()
         train_data = prefetcher.next()
         while train_data is not None and current_iter < total_iters:

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from basicsr_tur.data.samplers import ShuffledSampler, TaskBalancedSampler
+from basicsr_tur.data.samplers import ShuffledSampler, TaskBalancedSampler, pack_index, unpack_index
 
 ITEM_TASKS = [0] * 50 + [1] * 7 + [2] * 20 + [3] * 3  # unbalanced on purpose
 
@@ -34,7 +34,8 @@ def test_samplers_are_reproducible_and_change_with_the_epoch(cls):
     a, b = make(), make()
     assert list(a) == list(b)
     b.set_epoch(1)
-    assert list(a) != list(b)
+    epochs, order = zip(*(unpack_index(i, len(ITEM_TASKS)) for i in b))
+    assert set(epochs) == {1} and list(order) != list(a)  # another order, not only another epoch in the indices
 
 
 @pytest.mark.parametrize('cls', ['shuffle', 'balanced'])
@@ -86,6 +87,13 @@ def test_indices_carry_the_epoch_so_persistent_workers_see_it(clean_root):
     sampler.set_epoch(1)
     got = torch.cat([b['lq'] for b in persistent])
     fresh = build_dataset(dict(ds.opt))
-    fresh.set_epoch(1)
-    expected = torch.cat([fresh[i % len(ds)]['lq'][None] for i in sampler])
+    order = [unpack_index(i, len(ds))[1] for i in sampler]
+    expected = torch.cat([fresh[pack_index(1, i, len(ds))]['lq'][None] for i in order])
     assert torch.equal(got, expected)
+
+
+def test_an_index_packs_its_epoch_and_epoch_0_is_the_plain_index():
+    assert pack_index(0, 7, 10) == 7 and unpack_index(7, 10) == (0, 7)
+    assert unpack_index(pack_index(3, 9, 10), 10) == (3, 9)
+    with pytest.raises(IndexError, match='sample index -1 is negative'):
+        unpack_index(-1, 10)

@@ -1,10 +1,15 @@
-"""Training samplers: deterministic from (seed, epoch), sharded over ranks, resumable mid-epoch.
+"""Training samplers: deterministic from (seed, epoch), sharded over ranks, resumable mid-epoch; and the epoch they
+hand the datasets.
 
 `ShuffledSampler` is the plain shuffle; `TaskBalancedSampler` puts every task in every rank's batch when the batch
 holds at least as many samples as there are tasks (TUR pools σ per task within a batch, so a batch without a task
 gives that task no signal). Both yield, for rank r, the samples of the global batches r, r + W, r + 2W, ...
-so the ranks' batches together form the same global batches as one process with W times the batch. Indices
-come as `epoch * len(dataset) + i`, which the task datasets decode, so persistent workers see the epoch too.
+so the ranks' batches together form the same global batches as one process with W times the batch.
+
+The epoch reaches the datasets in the index alone: a training sampler yields `pack_index(epoch, i, len(dataset))`
+and the datasets (TaskDataset.__getitem__) take it apart with `unpack_index`. Persistent loader workers are separate
+processes holding their own copy of the dataset, which no call made in the main process at the start of an epoch
+reaches; the index is the one thing that does, and the per-sample generators are seeded by (seed, epoch, index).
 """
 from __future__ import annotations
 
@@ -12,6 +17,20 @@ from collections.abc import Iterator
 
 import numpy as np
 from torch.utils.data import Sampler
+
+
+def pack_index(epoch: int, index: int, length: int) -> int:
+    """The index a sampler hands a dataset of `length` samples for its sample `index` (in [0, length)) in `epoch`:
+    `epoch * length + index`, so epoch 0 gives the plain index."""
+    return epoch * length + index
+
+
+def unpack_index(packed: int, length: int) -> tuple[int, int]:
+    """(epoch, index in [0, length)) of an index from `pack_index`; a plain index is epoch 0. IndexError if negative."""
+    if packed < 0:
+        raise IndexError(f'sample index {packed} is negative; expected an index from 0 (epoch * {length} + i)')
+    epoch, index = divmod(int(packed), length)
+    return epoch, index
 
 
 class _EpochSampler(Sampler[int]):
@@ -52,10 +71,8 @@ class _EpochSampler(Sampler[int]):
         steps = len(stream) // step
         batches = stream[:steps * step].reshape(steps * self.num_replicas, self.batch_size)
         batches = batches[self.rank::self.num_replicas]
-        # The epoch rides in the index (epoch * len + i) to reach persistent workers; datasets decode it.
-        offset = self.epoch * self.dataset_len
-        for batch in batches:
-            yield from (offset + int(i) for i in batch)
+        for batch in batches:  # the epoch rides in the index (see the module's docstring)
+            yield from (pack_index(self.epoch, int(i), self.dataset_len) for i in batch)
 
     def __len__(self) -> int:
         step = self.batch_size * self.num_replicas
@@ -107,3 +124,4 @@ class TaskBalancedSampler(_EpochSampler):
             batch = [take(k) for k in range(num_tasks) for _ in range(counts[k])]
             batches.append(np.asarray(rng.permutation(batch)))
         return batches
+
