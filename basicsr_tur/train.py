@@ -23,7 +23,7 @@ from basicsr.utils import get_env_info, get_root_logger, get_time_str, init_tb_l
 from basicsr.utils.options import dict2str
 from tqdm import tqdm
 
-from basicsr_tur.data.samplers import ShuffledSampler, TaskBalancedSampler
+from basicsr_tur.data.samplers import build_sampler
 from basicsr_tur.utils.checkpoint import load_torch_file
 from basicsr_tur.utils.dist import barrier
 from basicsr_tur.utils.files import atomic_write, remove_stale_temps
@@ -141,22 +141,6 @@ def load_resume_state(opt: dict, state_path: str) -> dict:
     # statistics): reloading its source checkpoint would turn the clock back on them.
     opt['path'].pop('pretrain_network_encoder', None)
     return state
-
-
-def build_sampler(train_set, dataset_opt: dict, opt: dict) -> ShuffledSampler | TaskBalancedSampler:
-    """The train sampler of `datasets.train.sampler`: `shuffle` (default) or `balanced` (every task in every batch)."""
-    # basicsr's loader multiplies the batch by the GPU count under DataParallel; the sampler must cut the same batch.
-    batch = dataset_opt['batch_size_per_gpu'] * (1 if opt['dist'] else max(opt['num_gpu'], 1))
-    kind = dataset_opt.get('sampler', 'shuffle')
-    args = (batch, opt['world_size'], opt['rank'], opt['manual_seed'])
-    if kind == 'shuffle':
-        return ShuffledSampler(len(train_set), *args)
-    if kind == 'balanced':
-        if not hasattr(train_set, 'item_tasks'):
-            raise ValueError(f"datasets.train.sampler: 'balanced' needs a task-labelled dataset, not "
-                             f'{type(train_set).__name__}')
-        return TaskBalancedSampler(train_set.item_tasks(), *args)
-    raise ValueError(f"datasets.train.sampler: expected 'shuffle' or 'balanced', got '{kind}'")
 
 
 def create_dataloaders(opt: dict, logger: logging.Logger):

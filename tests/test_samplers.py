@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from basicsr_tur.data.samplers import ShuffledSampler, TaskBalancedSampler, pack_index, unpack_index
+from basicsr_tur.data.samplers import ShuffledSampler, TaskBalancedSampler, build_sampler, pack_index, unpack_index
 
 ITEM_TASKS = [0] * 50 + [1] * 7 + [2] * 20 + [3] * 3  # unbalanced on purpose
 
@@ -97,3 +97,37 @@ def test_an_index_packs_its_epoch_and_epoch_0_is_the_plain_index():
     assert unpack_index(pack_index(3, 9, 10), 10) == (3, 9)
     with pytest.raises(IndexError, match='sample index -1 is negative'):
         unpack_index(-1, 10)
+
+
+class _Labelled(list):
+    """A stand-in task-labelled dataset: its items are their task ids."""
+
+    def item_tasks(self) -> list[int]:
+        return list(self)
+
+
+RUN = {'dist': False, 'num_gpu': 1, 'world_size': 1, 'rank': 0, 'manual_seed': 3}
+
+
+def test_the_train_sampler_is_the_options_choice_seeded_by_the_run():
+    shuffle = build_sampler(_Labelled(ITEM_TASKS), {'phase': 'train', 'batch_size_per_gpu': 4}, RUN)
+    assert type(shuffle) is ShuffledSampler and list(shuffle) == list(ShuffledSampler(len(ITEM_TASKS), 4, seed=3))
+    balanced = build_sampler(_Labelled(ITEM_TASKS), {'phase': 'train', 'batch_size_per_gpu': 4, 'sampler': 'balanced'},
+                             dict(RUN, world_size=2, rank=1))
+    assert type(balanced) is TaskBalancedSampler and (balanced.num_replicas, balanced.rank) == (2, 1)
+    assert list(balanced) == list(TaskBalancedSampler(ITEM_TASKS, 4, 2, 1, seed=3))
+
+
+@pytest.mark.parametrize('dist, batch', [(False, 8), (True, 4)])
+def test_the_train_sampler_cuts_the_batch_of_basicsrs_loader(dist, batch):
+    # Under DataParallel (one process, num_gpu GPUs) basicsr's loader takes batch_size_per_gpu x num_gpu samples.
+    sampler = build_sampler(_Labelled(ITEM_TASKS), {'phase': 'train', 'batch_size_per_gpu': 4},
+                            dict(RUN, dist=dist, num_gpu=2))
+    assert sampler.batch_size == batch
+
+
+def test_an_unknown_or_unusable_train_sampler_is_named():
+    with pytest.raises(ValueError, match="datasets.train.sampler: expected 'shuffle' or 'balanced', got 'random'"):
+        build_sampler(_Labelled(ITEM_TASKS), {'phase': 'train', 'batch_size_per_gpu': 4, 'sampler': 'random'}, RUN)
+    with pytest.raises(ValueError, match="'balanced' needs a task-labelled dataset, not list"):
+        build_sampler(list(ITEM_TASKS), {'phase': 'train', 'batch_size_per_gpu': 4, 'sampler': 'balanced'}, RUN)

@@ -1,5 +1,5 @@
-"""Training samplers: deterministic from (seed, epoch), sharded over ranks, resumable mid-epoch; and the epoch they
-hand the datasets.
+"""Training samplers: deterministic from (seed, epoch), sharded over ranks, resumable mid-epoch; the one chosen by
+the dataset options (`build_sampler`); and the epoch they hand the datasets.
 
 `ShuffledSampler` is the plain shuffle; `TaskBalancedSampler` puts every task in every rank's batch when the batch
 holds at least as many samples as there are tasks (TUR pools σ per task within a batch, so a batch without a task
@@ -13,7 +13,7 @@ reaches; the index is the one thing that does, and the per-sample generators are
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -125,3 +125,22 @@ class TaskBalancedSampler(_EpochSampler):
             batches.append(np.asarray(rng.permutation(batch)))
         return batches
 
+
+
+def build_sampler(dataset: Sized, dataset_opt: dict, opt: dict) -> ShuffledSampler | TaskBalancedSampler:
+    """The train sampler of `datasets.train.sampler` on this rank: `shuffle` (default) or `balanced` (every task in
+    every batch; the dataset must have `item_tasks()`), cutting batches of batch_size_per_gpu (times num_gpu under
+    DataParallel), seeded by manual_seed, sharded over world_size. ValueError for an unknown sampler or a balanced one
+    on a dataset without task labels."""
+    # basicsr's loader multiplies the batch by the GPU count under DataParallel; the sampler must cut the same batch.
+    batch = dataset_opt['batch_size_per_gpu'] * (1 if opt['dist'] else max(opt['num_gpu'], 1))
+    kind = dataset_opt.get('sampler', 'shuffle')
+    args = (batch, opt['world_size'], opt['rank'], opt['manual_seed'])
+    if kind == 'shuffle':
+        return ShuffledSampler(len(dataset), *args)
+    if kind == 'balanced':
+        if not hasattr(dataset, 'item_tasks'):
+            raise ValueError(f"datasets.train.sampler: 'balanced' needs a task-labelled dataset, not "
+                             f'{type(dataset).__name__}')
+        return TaskBalancedSampler(dataset.item_tasks(), *args)
+    raise ValueError(f"datasets.train.sampler: expected 'shuffle' or 'balanced', got '{kind}'")
