@@ -15,7 +15,7 @@ from os import path as osp
 from typing import Any
 
 import torch
-from basicsr.data import build_dataloader, build_dataset
+from basicsr.data import build_dataset
 from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from basicsr.models import build_model
 from basicsr.models.base_model import BaseModel
@@ -23,7 +23,7 @@ from basicsr.utils import get_env_info, get_root_logger, get_time_str, init_tb_l
 from basicsr.utils.options import dict2str
 from tqdm import tqdm
 
-from basicsr_tur.data.samplers import build_sampler
+from basicsr_tur.data.loaders import build_loader
 from basicsr_tur.utils.checkpoint import load_torch_file
 from basicsr_tur.utils.dist import barrier
 from basicsr_tur.utils.files import atomic_write, remove_stale_temps
@@ -150,12 +150,8 @@ def create_dataloaders(opt: dict, logger: logging.Logger):
         if phase == 'train':
             enlarge = dataset_opt.get('dataset_enlarge_ratio', 1)
             train_set = build_dataset(dataset_opt)
-            train_sampler = build_sampler(train_set, dataset_opt, opt)
-            train_loader = build_dataloader(train_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
-                                            sampler=train_sampler, seed=opt['manual_seed'])
-            # The loader's own generator, so that making an iterator does not draw from the global torch RNG
-            # (which dropout uses): a resumed run then consumes the global RNG exactly as an uninterrupted one.
-            train_loader.generator = torch.Generator().manual_seed(opt['manual_seed'])
+            train_loader = build_loader(train_set, dataset_opt, opt)
+            train_sampler = train_loader.sampler
             iters_per_epoch = len(train_loader)
             if iters_per_epoch == 0:
                 raise ValueError(f"datasets.train: {len(train_set)} samples is fewer than one batch of "
@@ -168,12 +164,7 @@ def create_dataloaders(opt: dict, logger: logging.Logger):
                         f'total epochs {total_epochs}, iters {total_iters}')
         elif phase.split('_')[0] == 'val':
             val_set = build_dataset(dataset_opt)
-            val_loader = build_dataloader(val_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
-                                          sampler=None, seed=opt['manual_seed'])
-            # Its own generator too: making a loader's iterator draws a seed, which must not come from the global
-            # RNG that training uses (a resume restores that RNG as it was before the validation).
-            val_loader.generator = torch.Generator().manual_seed(opt['manual_seed'])
-            val_loaders.append(val_loader)
+            val_loaders.append(build_loader(val_set, dataset_opt, opt))  # each rank loads only its share
             logger.info(f"Validation set {dataset_opt['name']}: {len(val_set)} images")
         else:
             raise ValueError(f"{opt['opt_path']}: dataset phase '{phase}' is not 'train' or 'val*'")

@@ -2,7 +2,14 @@
 import numpy as np
 import pytest
 
-from basicsr_tur.data.samplers import ShuffledSampler, TaskBalancedSampler, build_sampler, pack_index, unpack_index
+from basicsr_tur.data.samplers import (
+    ShardSampler,
+    ShuffledSampler,
+    TaskBalancedSampler,
+    build_sampler,
+    pack_index,
+    unpack_index,
+)
 
 ITEM_TASKS = [0] * 50 + [1] * 7 + [2] * 20 + [3] * 3  # unbalanced on purpose
 
@@ -131,3 +138,17 @@ def test_an_unknown_or_unusable_train_sampler_is_named():
         build_sampler(_Labelled(ITEM_TASKS), {'phase': 'train', 'batch_size_per_gpu': 4, 'sampler': 'random'}, RUN)
     with pytest.raises(ValueError, match="'balanced' needs a task-labelled dataset, not list"):
         build_sampler(list(ITEM_TASKS), {'phase': 'train', 'batch_size_per_gpu': 4, 'sampler': 'balanced'}, RUN)
+
+
+@pytest.mark.parametrize('images, ranks', [(9, 2), (9, 3), (2, 3)])
+def test_shard_samplers_give_each_image_to_one_rank_in_order_without_padding(images, ranks):
+    shares = [list(ShardSampler(images, ranks, r)) for r in range(ranks)]
+    assert sorted(i for share in shares for i in share) == list(range(images))
+    assert all(share == sorted(share) and len(share) == len(ShardSampler(images, ranks, r))
+               for r, share in enumerate(shares))
+
+
+@pytest.mark.parametrize('phase', ['val', 'test'])
+def test_evaluation_sets_get_the_ranks_shard_sampler(phase):
+    sampler = build_sampler(list(range(9)), {'phase': phase}, dict(RUN, world_size=2, rank=1))
+    assert type(sampler) is ShardSampler and list(sampler) == [1, 3, 5, 7]

@@ -1,15 +1,18 @@
-"""Training samplers: deterministic from (seed, epoch), sharded over ranks, resumable mid-epoch; the one chosen by
-the dataset options (`build_sampler`); and the epoch they hand the datasets.
+"""Samplers of every phase, chosen from the dataset options by `build_sampler`, and the epoch they hand the datasets.
 
-`ShuffledSampler` is the plain shuffle; `TaskBalancedSampler` puts every task in every rank's batch when the batch
-holds at least as many samples as there are tasks (TUR pools σ per task within a batch, so a batch without a task
-gives that task no signal). Both yield, for rank r, the samples of the global batches r, r + W, r + 2W, ...
-so the ranks' batches together form the same global batches as one process with W times the batch.
+Training: `ShuffledSampler` is the plain shuffle; `TaskBalancedSampler` puts every task in every rank's batch when
+the batch holds at least as many samples as there are tasks (TUR pools σ per task within a batch, so a batch without
+a task gives that task no signal). Both are deterministic from (seed, epoch), resumable mid-epoch, and yield, for
+rank r, the samples of the global batches r, r + W, r + 2W, ... so the ranks' batches together form the same global
+batches as one process with W times the batch.
 
 The epoch reaches the datasets in the index alone: a training sampler yields `pack_index(epoch, i, len(dataset))`
 and the datasets (TaskDataset.__getitem__) take it apart with `unpack_index`. Persistent loader workers are separate
 processes holding their own copy of the dataset, which no call made in the main process at the start of an epoch
 reaches; the index is the one thing that does, and the per-sample generators are seeded by (seed, epoch, index).
+
+Validation and test: `ShardSampler` gives rank r the images r, r + W, r + 2W, ... in order, each image to exactly one
+rank, so every rank loads only the images it scores.
 """
 from __future__ import annotations
 
@@ -127,11 +130,36 @@ class TaskBalancedSampler(_EpochSampler):
 
 
 
-def build_sampler(dataset: Sized, dataset_opt: dict, opt: dict) -> ShuffledSampler | TaskBalancedSampler:
-    """The train sampler of `datasets.train.sampler` on this rank: `shuffle` (default) or `balanced` (every task in
-    every batch; the dataset must have `item_tasks()`), cutting batches of batch_size_per_gpu (times num_gpu under
-    DataParallel), seeded by manual_seed, sharded over world_size. ValueError for an unknown sampler or a balanced one
-    on a dataset without task labels."""
+class ShardSampler(Sampler[int]):
+    """Rank `rank`'s share of a validation or test set of `dataset_len` images: rank, rank + W, rank + 2W, ... in order.
+
+    Each image goes to exactly one rank and none is repeated (torch's DistributedSampler pads the shares to equal
+    lengths with repeated images, which gathered metrics would count twice), so the shares differ by up to one image.
+    """
+
+    def __init__(self, dataset_len: int, num_replicas: int = 1, rank: int = 0) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f'rank {rank} is not in [0, {num_replicas})')
+        self.dataset_len, self.num_replicas, self.rank = dataset_len, num_replicas, rank
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.dataset_len, self.num_replicas))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.dataset_len, self.num_replicas))
+
+
+def build_sampler(dataset: Sized, dataset_opt: dict,
+                  opt: dict) -> ShuffledSampler | TaskBalancedSampler | ShardSampler:
+    """The sampler of a dataset of the options on this rank (opt: world_size, rank, manual_seed, dist, num_gpu).
+
+    Validation and test sets (phase other than train): the rank's ShardSampler. Training: `datasets.train.sampler`,
+    `shuffle` (default) or `balanced` (every task in every batch; the dataset must have `item_tasks()`), cutting
+    batches of batch_size_per_gpu (times num_gpu under DataParallel), seeded by manual_seed, sharded over world_size.
+    ValueError for an unknown sampler or a balanced one on a dataset without task labels.
+    """
+    if dataset_opt.get('phase') != 'train':
+        return ShardSampler(len(dataset), opt['world_size'], opt['rank'])
     # basicsr's loader multiplies the batch by the GPU count under DataParallel; the sampler must cut the same batch.
     batch = dataset_opt['batch_size_per_gpu'] * (1 if opt['dist'] else max(opt['num_gpu'], 1))
     kind = dataset_opt.get('sampler', 'shuffle')
