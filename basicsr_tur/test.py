@@ -10,11 +10,12 @@ from os import path as osp
 import cv2
 import numpy as np
 import torch
-from basicsr.data import build_dataloader, build_dataset
+from basicsr.data import build_dataset
 from basicsr.models import build_model
 from basicsr.utils import get_env_info, get_root_logger, get_time_str
 from basicsr.utils.options import dict2str
 
+from basicsr_tur.data.loaders import build_loader
 from basicsr_tur.models.tur_model import PSNR_CAP
 from basicsr_tur.utils.files import atomic_write, write_image
 from basicsr_tur.utils.option_checks import Kind
@@ -211,8 +212,7 @@ def _evaluate(opt: dict, root_path: str, notes: list[str]) -> dict:
         loaders = []
         for _, dataset_opt in sorted(opt['datasets'].items()):
             test_set = build_dataset(dataset_opt)
-            loaders.append(build_dataloader(test_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
-                                            sampler=None, seed=opt['manual_seed']))
+            loaders.append(build_loader(test_set, dataset_opt, opt))  # each rank loads only its share
             logger.info(f"Test set {dataset_opt['name']}: {len(test_set)} images")
         model = build_model(opt)
     val_opt = opt.get('val') or {}

@@ -15,7 +15,7 @@ from os import path as osp
 from typing import Any
 
 import torch
-from basicsr.data import build_dataloader, build_dataset
+from basicsr.data import build_dataset
 from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from basicsr.models import build_model
 from basicsr.models.base_model import BaseModel
@@ -23,7 +23,7 @@ from basicsr.utils import get_env_info, get_root_logger, get_time_str, init_tb_l
 from basicsr.utils.options import dict2str
 from tqdm import tqdm
 
-from basicsr_tur.data.samplers import ShuffledSampler, TaskBalancedSampler
+from basicsr_tur.data.loaders import build_loader
 from basicsr_tur.utils.checkpoint import load_torch_file
 from basicsr_tur.utils.dist import barrier
 from basicsr_tur.utils.files import atomic_write, remove_stale_temps
@@ -145,22 +145,6 @@ def load_resume_state(opt: dict, state_path: str) -> dict:
     return state
 
 
-def build_sampler(train_set, dataset_opt: dict, opt: dict) -> ShuffledSampler | TaskBalancedSampler:
-    """The train sampler of `datasets.train.sampler`: `shuffle` (default) or `balanced` (every task in every batch)."""
-    # basicsr's loader multiplies the batch by the GPU count under DataParallel; the sampler must cut the same batch.
-    batch = dataset_opt['batch_size_per_gpu'] * (1 if opt['dist'] else max(opt['num_gpu'], 1))
-    kind = dataset_opt.get('sampler', 'shuffle')
-    args = (batch, opt['world_size'], opt['rank'], opt['manual_seed'])
-    if kind == 'shuffle':
-        return ShuffledSampler(len(train_set), *args)
-    if kind == 'balanced':
-        if not hasattr(train_set, 'item_tasks'):
-            raise ValueError(f"datasets.train.sampler: 'balanced' needs a task-labelled dataset, not "
-                             f'{type(train_set).__name__}')
-        return TaskBalancedSampler(train_set.item_tasks(), *args)
-    raise ValueError(f"datasets.train.sampler: expected 'shuffle' or 'balanced', got '{kind}'")
-
-
 def create_dataloaders(opt: dict, logger: logging.Logger):
     """Train loader, its sampler, epochs/iterations, and the validation loaders."""
     train_loader, train_sampler, val_loaders, total_epochs, total_iters = None, None, [], 0, 0
@@ -168,12 +152,8 @@ def create_dataloaders(opt: dict, logger: logging.Logger):
         if phase == 'train':
             enlarge = dataset_opt.get('dataset_enlarge_ratio', 1)
             train_set = build_dataset(dataset_opt)
-            train_sampler = build_sampler(train_set, dataset_opt, opt)
-            train_loader = build_dataloader(train_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
-                                            sampler=train_sampler, seed=opt['manual_seed'])
-            # The loader's own generator, so that making an iterator does not draw from the global torch RNG
-            # (which dropout uses): a resumed run then consumes the global RNG exactly as an uninterrupted one.
-            train_loader.generator = torch.Generator().manual_seed(opt['manual_seed'])
+            train_loader = build_loader(train_set, dataset_opt, opt)
+            train_sampler = train_loader.sampler
             iters_per_epoch = len(train_loader)
             if iters_per_epoch == 0:
                 raise ValueError(f"datasets.train: {len(train_set)} samples is fewer than one batch of "
@@ -186,12 +166,7 @@ def create_dataloaders(opt: dict, logger: logging.Logger):
                         f'total epochs {total_epochs}, iters {total_iters}')
         elif phase.split('_')[0] == 'val':
             val_set = build_dataset(dataset_opt)
-            val_loader = build_dataloader(val_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
-                                          sampler=None, seed=opt['manual_seed'])
-            # Its own generator too: making a loader's iterator draws a seed, which must not come from the global
-            # RNG that training uses (a resume restores that RNG as it was before the validation).
-            val_loader.generator = torch.Generator().manual_seed(opt['manual_seed'])
-            val_loaders.append(val_loader)
+            val_loaders.append(build_loader(val_set, dataset_opt, opt))  # each rank loads only its share
             logger.info(f"Validation set {dataset_opt['name']}: {len(val_set)} images")
         else:
             raise ValueError(f"{opt['opt_path']}: dataset phase '{phase}' is not 'train' or 'val*'")
@@ -340,9 +315,7 @@ def _train(opt: dict, root_path: str, notes: list[str]) -> BaseModel:
         train_sampler.set_epoch(epoch)
         # A resumed run skips the samples its epoch had already used (same order: seed and epoch fix it).
         samples_in_epoch = skip_samples if epoch == start_epoch else 0
-        train_sampler.set_start(samples_in_epoch)
-        if hasattr(train_set, 'set_epoch'):
-            train_set.set_epoch(epoch)
+        train_sampler.set_start(samples_in_epoch)  # the dataset learns the epoch from the sampler's indices
         prefetcher.reset()
         train_data = prefetcher.next()
         while train_data is not None and current_iter < total_iters:

@@ -8,6 +8,7 @@ import torch
 from basicsr.data import build_dataset
 from conftest import TASKS, write_rgb
 
+from basicsr_tur.data.samplers import pack_index
 from basicsr_tur.utils.lmdb_util import build_clean_lmdb, build_paired_lmdb
 
 
@@ -93,18 +94,28 @@ def test_sample_depends_only_on_seed_epoch_and_index(paired_root):
     b = build_dataset(paired_opt(paired_root))
     b[5], b[2]
     assert_same_sample(a[4], b[4])
-    a.set_epoch(1)
-    assert not torch.equal(a[4]['lq'], b[4]['lq']) or not torch.equal(a[3]['lq'], b[3]['lq'])
+    assert not torch.equal(a[pack_index(1, 4, len(a))]['lq'], b[4]['lq']) or \
+        not torch.equal(a[pack_index(1, 3, len(a))]['lq'], b[3]['lq'])
+
+
+@pytest.mark.parametrize('kind', ['paired', 'mixed'])
+def test_a_sample_depends_on_its_index_alone_not_on_the_samples_read_before(kind, clean_root, paired_root):
+    # The epoch comes with the index: reading a later epoch's sample leaves a plain index meaning epoch 0.
+    ds = build_dataset(paired_opt(paired_root) if kind == 'paired' else mixed_opt(clean_root, paired_root))
+    first = ds[4]
+    later = ds[pack_index(3, 4, len(ds))]
+    assert not torch.equal(later['lq'], first['lq'])
+    assert_same_sample(ds[4], first)
 
 
 def test_synthetic_batches_do_not_depend_on_worker_count(clean_root):
     opt = {'name': 's', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': TASKS, 'seed': 2,
            'dataroot_gt': clean_root, 'gt_size': 16, 'use_hflip': True, 'use_rot': True}
     ds = build_dataset(opt)
-    ds.set_epoch(2)
+    epoch_2 = [pack_index(2, i, len(ds)) for i in range(len(ds))]
     batches = []
     for workers in (0, 2):
-        loader = torch.utils.data.DataLoader(ds, batch_size=3, shuffle=False, num_workers=workers)
+        loader = torch.utils.data.DataLoader(ds, batch_size=3, sampler=epoch_2, num_workers=workers)
         batches.append(torch.cat([b['lq'] for b in loader]))
     assert torch.equal(batches[0], batches[1])
 
@@ -236,8 +247,7 @@ def test_mixed_dataset_concatenates_parts_with_their_task_ids(clean_root, paired
 def test_mixed_dataset_epoch_reaches_every_part(clean_root, paired_root):
     ds = build_dataset(mixed_opt(clean_root, paired_root))
     first = [ds[i]['lq'] for i in (1, 12)]
-    ds.set_epoch(3)
-    assert all(not torch.equal(a, ds[i]['lq']) for a, i in zip(first, (1, 12)))
+    assert all(not torch.equal(a, ds[pack_index(3, i, len(ds))]['lq']) for a, i in zip(first, (1, 12)))
 
 
 def test_mixed_dataset_part_keys_are_checked(tmp_path, clean_root, paired_root):

@@ -1,4 +1,5 @@
 """torchrun with gloo on CPU: ranks stay identical, rank 0 alone writes, and DDP matches one process."""
+import json
 import os
 import socket
 import subprocess
@@ -7,7 +8,8 @@ from os import path as osp
 
 import pytest
 import torch
-from conftest import make_options
+from basicsr.archs import build_network
+from conftest import make_options, make_test_options
 
 from basicsr_tur.train import train_pipeline
 
@@ -114,3 +116,48 @@ def test_airnet_with_a_frozen_encoder_trains_under_ddp(tmp_path, clean_root, pai
                and 'batches' not in k]
     assert all(torch.equal(rank0[k], source[k]) for k in encoder)
     assert not torch.equal(rank0['R.head.0.weight'], source['R.head.0.weight'])
+
+
+def _tiny_weights(tmp_path) -> str:
+    torch.manual_seed(0)
+    path = str(tmp_path / 'tiny.pth')
+    torch.save({'params': build_network({'type': 'SRResNet', 'num_feat': 8, 'num_block': 2}).state_dict()}, path)
+    return path
+
+
+def test_each_rank_loads_only_its_test_images_and_the_tables_are_those_of_one_process(tmp_path, paired_root):
+    from basicsr_tur import test as test_py
+    opt_path = make_test_options(tmp_path, paired_root, _tiny_weights(tmp_path))
+    one = test_py.test_pipeline(str(tmp_path), ['-opt', opt_path, '--force_yml', 'val:save_img=false'])
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=HERE + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+                           f'--master_port={free_port()}', osp.join(HERE, 'dist_test_worker.py'), str(tmp_path),
+                           str(tmp_path), '-opt', opt_path, '--launcher', 'pytorch', '--force_yml',
+                           'val:save_img=false', 'name=two_ranks'],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # 9 images: rank 0 loads images 0, 2, ..., 8 and rank 1 images 1, 3, 5, 7, once each.
+    assert [json.loads((tmp_path / f'loaded{r}.json').read_text()) for r in (0, 1)] == [[0, 2, 4, 6, 8], [1, 3, 5, 7]]
+    two = json.loads((tmp_path / 'results' / 'two_ranks' / 'metrics.json').read_text())['results']['tiny_test_set']
+    one = one['tiny_test_set']
+    assert two['counts'] == one['counts'] == {'sr': 3, 'noise': 3, 'dark': 3}
+    for source in ('model', 'input'):  # the sums of two shards against one sum: equal up to float rounding
+        for task, values in one[source]['tasks'].items():
+            assert two[source]['tasks'][task] == pytest.approx(values, rel=1e-12)
+        assert two[source]['average'] == pytest.approx(one[source]['average'], rel=1e-12)
+
+
+def test_validation_on_several_ranks_refuses_a_loader_that_is_not_sharded(tmp_path, paired_root):
+    # Every rank would score every image and the gathered sums would count each image once per rank.
+    from basicsr.data import build_dataset
+    from basicsr.models import build_model
+
+    from basicsr_tur.utils.options import parse_options
+    opt, _ = parse_options(str(tmp_path), is_train=False,
+                           argv=['-opt', make_test_options(tmp_path, paired_root, _tiny_weights(tmp_path))])
+    model = build_model(opt)
+    loader = torch.utils.data.DataLoader(build_dataset(opt['datasets']['test']), batch_size=1)
+    model.opt['world_size'] = 2
+    with pytest.raises(ValueError, match="dataset 'tiny_test_set': validation on 2 ranks needs a loader giving each "
+                                         'rank its share of the images .*not one with a SequentialSampler'):
+        model.validation(loader, 'tiny', None)

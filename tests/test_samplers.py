@@ -2,7 +2,14 @@
 import numpy as np
 import pytest
 
-from basicsr_tur.data.samplers import ShuffledSampler, TaskBalancedSampler
+from basicsr_tur.data.samplers import (
+    ShardSampler,
+    ShuffledSampler,
+    TaskBalancedSampler,
+    build_sampler,
+    pack_index,
+    unpack_index,
+)
 
 ITEM_TASKS = [0] * 50 + [1] * 7 + [2] * 20 + [3] * 3  # unbalanced on purpose
 
@@ -34,7 +41,8 @@ def test_samplers_are_reproducible_and_change_with_the_epoch(cls):
     a, b = make(), make()
     assert list(a) == list(b)
     b.set_epoch(1)
-    assert list(a) != list(b)
+    epochs, order = zip(*(unpack_index(i, len(ITEM_TASKS)) for i in b))
+    assert set(epochs) == {1} and list(order) != list(a)  # another order, not only another epoch in the indices
 
 
 @pytest.mark.parametrize('cls', ['shuffle', 'balanced'])
@@ -86,6 +94,61 @@ def test_indices_carry_the_epoch_so_persistent_workers_see_it(clean_root):
     sampler.set_epoch(1)
     got = torch.cat([b['lq'] for b in persistent])
     fresh = build_dataset(dict(ds.opt))
-    fresh.set_epoch(1)
-    expected = torch.cat([fresh[i % len(ds)]['lq'][None] for i in sampler])
+    order = [unpack_index(i, len(ds))[1] for i in sampler]
+    expected = torch.cat([fresh[pack_index(1, i, len(ds))]['lq'][None] for i in order])
     assert torch.equal(got, expected)
+
+
+def test_an_index_packs_its_epoch_and_epoch_0_is_the_plain_index():
+    assert pack_index(0, 7, 10) == 7 and unpack_index(7, 10) == (0, 7)
+    assert unpack_index(pack_index(3, 9, 10), 10) == (3, 9)
+    with pytest.raises(IndexError, match='sample index -1 is negative'):
+        unpack_index(-1, 10)
+
+
+class _Labelled(list):
+    """A stand-in task-labelled dataset: its items are their task ids."""
+
+    def item_tasks(self) -> list[int]:
+        return list(self)
+
+
+RUN = {'dist': False, 'num_gpu': 1, 'world_size': 1, 'rank': 0, 'manual_seed': 3}
+
+
+def test_the_train_sampler_is_the_options_choice_seeded_by_the_run():
+    shuffle = build_sampler(_Labelled(ITEM_TASKS), {'phase': 'train', 'batch_size_per_gpu': 4}, RUN)
+    assert type(shuffle) is ShuffledSampler and list(shuffle) == list(ShuffledSampler(len(ITEM_TASKS), 4, seed=3))
+    balanced = build_sampler(_Labelled(ITEM_TASKS), {'phase': 'train', 'batch_size_per_gpu': 4, 'sampler': 'balanced'},
+                             dict(RUN, world_size=2, rank=1))
+    assert type(balanced) is TaskBalancedSampler and (balanced.num_replicas, balanced.rank) == (2, 1)
+    assert list(balanced) == list(TaskBalancedSampler(ITEM_TASKS, 4, 2, 1, seed=3))
+
+
+@pytest.mark.parametrize('dist, batch', [(False, 8), (True, 4)])
+def test_the_train_sampler_cuts_the_batch_of_basicsrs_loader(dist, batch):
+    # Under DataParallel (one process, num_gpu GPUs) basicsr's loader takes batch_size_per_gpu x num_gpu samples.
+    sampler = build_sampler(_Labelled(ITEM_TASKS), {'phase': 'train', 'batch_size_per_gpu': 4},
+                            dict(RUN, dist=dist, num_gpu=2))
+    assert sampler.batch_size == batch
+
+
+def test_an_unknown_or_unusable_train_sampler_is_named():
+    with pytest.raises(ValueError, match="datasets.train.sampler: expected 'shuffle' or 'balanced', got 'random'"):
+        build_sampler(_Labelled(ITEM_TASKS), {'phase': 'train', 'batch_size_per_gpu': 4, 'sampler': 'random'}, RUN)
+    with pytest.raises(ValueError, match="'balanced' needs a task-labelled dataset, not list"):
+        build_sampler(list(ITEM_TASKS), {'phase': 'train', 'batch_size_per_gpu': 4, 'sampler': 'balanced'}, RUN)
+
+
+@pytest.mark.parametrize('images, ranks', [(9, 2), (9, 3), (2, 3)])
+def test_shard_samplers_give_each_image_to_one_rank_in_order_without_padding(images, ranks):
+    shares = [list(ShardSampler(images, ranks, r)) for r in range(ranks)]
+    assert sorted(i for share in shares for i in share) == list(range(images))
+    assert all(share == sorted(share) and len(share) == len(ShardSampler(images, ranks, r))
+               for r, share in enumerate(shares))
+
+
+@pytest.mark.parametrize('phase', ['val', 'test'])
+def test_evaluation_sets_get_the_ranks_shard_sampler(phase):
+    sampler = build_sampler(list(range(9)), {'phase': phase}, dict(RUN, world_size=2, rank=1))
+    assert type(sampler) is ShardSampler and list(sampler) == [1, 3, 5, 7]

@@ -16,6 +16,7 @@ from basicsr.utils import FileClient
 from PIL import Image
 from torch.utils import data
 
+from basicsr_tur.data.samplers import unpack_index
 from basicsr_tur.utils.files import write_image
 from basicsr_tur.utils.lmdb_util import lmdb_key
 
@@ -260,7 +261,8 @@ class TaskDataset(data.Dataset):
 
     `roots` maps each LMDB client key ('lq', 'gt') to its option name; with io_backend lmdb those roots are the
     databases. Subclasses set `self.num_items`, call `self.check_files` once they know their files, implement
-    `load_sample(index)` and `sample_files(index)`, and read images through `self.read(root, rel_path, client_key)`.
+    `load_sample(index, epoch)` and `sample_files(index)`, and read images through
+    `self.read(root, rel_path, client_key)`.
     Option `check_images`: `paths` (default) checks that every named file exists when the dataset is built;
     `headers` also reads each image's header, checking that it is an image, that LQ and GT sizes agree and that
     training images are at least gt_size.
@@ -292,31 +294,18 @@ class TaskDataset(data.Dataset):
         self.seed = int(opt.get('seed', 0))
         # Enlarged here rather than by the sampler so that each repeat has its own index, hence its own crop.
         self.enlarge = int(opt.get('dataset_enlarge_ratio', 1)) if opt.get('phase') == 'train' else 1
-        self.epoch = 0
         self.num_items = 0
         self.out_names: dict[tuple[str, str], str] = {}
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose per-sample generators __getitem__ uses."""
-        self.epoch = epoch
-
-    def locate(self, index: int) -> int:
-        """Decode a sampler index `epoch * len(self) + i` into i, taking its epoch.
-
-        Our samplers carry the epoch in the index so that persistent loader workers, which never see set_epoch
-        in the main process, still seed each sample by (seed, epoch, index).
-        """
-        if index >= len(self):
-            self.epoch, index = divmod(index, len(self))
-        return index
 
     def __len__(self) -> int:
         return self.num_items * self.enlarge
 
     def __getitem__(self, index: int) -> dict:
-        index = self.locate(index)
+        """Sample `index` of epoch 0, or, from a training sampler, `pack_index(epoch, i, len(self))`: sample i of that
+        epoch (the epoch reaches loader workers in the index alone; see data/samplers.py)."""
+        epoch, index = unpack_index(index, len(self))
         try:
-            return self.load_sample(index)
+            return self.load_sample(index, epoch)
         except Exception as err:
             if str(err).startswith(self.where):  # ours: names the dataset and the file already
                 raise
@@ -335,8 +324,8 @@ class TaskDataset(data.Dataset):
         """The stem under which outputs of the input `path` of `task` are saved (its file stem in training sets)."""
         return self.out_names.get((task, path)) or osp.splitext(osp.basename(path))[0]
 
-    def load_sample(self, index: int) -> dict:
-        """Sample `index` (in [0, len)), its epoch already taken by locate()."""
+    def load_sample(self, index: int, epoch: int) -> dict:
+        """Sample `index` (in [0, len)) of `epoch`, its randomness from generator(index, epoch)."""
         raise NotImplementedError
 
     def sample_files(self, index: int) -> str:
@@ -402,9 +391,9 @@ class TaskDataset(data.Dataset):
             self._file_client = make_file_client(self.io_backend)
         return read_image(self._file_client, root, rel_path, client_key, self.where)
 
-    def generator(self, index: int) -> np.random.Generator:
-        """The generator of sample `index` in the current epoch."""
-        return sample_rng(self.seed, self.epoch, index)
+    def generator(self, index: int, epoch: int) -> np.random.Generator:
+        """The generator of sample `index` in `epoch`."""
+        return sample_rng(self.seed, epoch, index)
 
     def crop_and_flip(self, arrays: list[np.ndarray], rng: np.random.Generator, where: str) -> list[np.ndarray]:
         """Training crop (gt_size) and dihedral flips (use_hflip, use_rot) applied alike to aligned arrays."""

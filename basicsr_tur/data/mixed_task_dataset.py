@@ -6,6 +6,8 @@ import bisect
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
+from basicsr_tur.data.samplers import pack_index, unpack_index
+
 # Keys a part inherits from the mixed dataset unless it sets them itself.
 _INHERITED = ('phase', 'tasks', 'gt_size', 'use_hflip', 'use_rot', 'key_crop', 'dataset_enlarge_ratio', 'io_backend',
               'check_images')
@@ -64,11 +66,6 @@ class MixedTaskDataset(data.Dataset):
                         raise ValueError(f'{where}: {first} and parts[{k}] {path} would both be saved as '
                                          f'{t}/{name}; rename one of them')
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch of every part."""
-        for part in self.parts:
-            part.set_epoch(epoch)
-
     def item_tasks(self) -> list[int]:
         """Task id of every index, part after part."""
         return [t for part in self.parts for t in part.item_tasks()]
@@ -77,8 +74,9 @@ class MixedTaskDataset(data.Dataset):
         return self.ends[-1]
 
     def __getitem__(self, index: int) -> dict:
-        if index >= len(self):  # `epoch * len + i` from our samplers (see TaskDataset.locate)
-            epoch, index = divmod(index, len(self))
-            self.set_epoch(epoch)
+        """Sample `index`, or `pack_index(epoch, i, len(self))` from a training sampler: the part's sample of that
+        epoch, handed on to the part packed the same way (see data/samplers.py)."""
+        epoch, index = unpack_index(index, len(self))
         k = bisect.bisect_right(self.ends, index)
-        return self.parts[k][index - (self.ends[k - 1] if k else 0)]
+        part = self.parts[k]
+        return part[pack_index(epoch, index - (self.ends[k - 1] if k else 0), len(part))]

@@ -147,7 +147,7 @@ class PairedTaskDataset(TaskDataset):
         lq_rel, gt_rel, _ = self.pairs[index % len(self.pairs)]
         return f'{osp.join(self.lq_root, lq_rel)} (GT {osp.join(self.gt_root, gt_rel)})'
 
-    def load_sample(self, index: int) -> dict:
+    def load_sample(self, index: int, epoch: int) -> dict:
         lq_rel, gt_rel, task = self.pairs[index % len(self.pairs)]
         lq = self.read(self.lq_root, lq_rel, 'lq')
         gt = self.read(self.gt_root, gt_rel, 'gt')
@@ -158,7 +158,7 @@ class PairedTaskDataset(TaskDataset):
         sample = {'task_id': self.task_to_id[task], 'task': task, 'lq_path': lq_path, 'gt_path': gt_path,
                   'out_name': self.output_name(task, lq_rel)}
         if self.opt.get('phase') == 'train':
-            rng = self.generator(index)
+            rng = self.generator(index, epoch)
             lq_full, where = lq, f'{self.where}: {gt_path}'
             lq, gt = self.crop_and_flip([lq, gt], rng, where)
             if self.opt.get('key_crop'):

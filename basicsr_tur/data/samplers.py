@@ -1,17 +1,39 @@
-"""Training samplers: deterministic from (seed, epoch), sharded over ranks, resumable mid-epoch.
+"""Samplers of every phase, chosen from the dataset options by `build_sampler`, and the epoch they hand the datasets.
 
-`ShuffledSampler` is the plain shuffle; `TaskBalancedSampler` puts every task in every rank's batch when the batch
-holds at least as many samples as there are tasks (TUR pools σ per task within a batch, so a batch without a task
-gives that task no signal). Both yield, for rank r, the samples of the global batches r, r + W, r + 2W, ...
-so the ranks' batches together form the same global batches as one process with W times the batch. Indices
-come as `epoch * len(dataset) + i`, which the task datasets decode, so persistent workers see the epoch too.
+Training: `ShuffledSampler` is the plain shuffle; `TaskBalancedSampler` puts every task in every rank's batch when
+the batch holds at least as many samples as there are tasks (TUR pools σ per task within a batch, so a batch without
+a task gives that task no signal). Both are deterministic from (seed, epoch), resumable mid-epoch, and yield, for
+rank r, the samples of the global batches r, r + W, r + 2W, ... so the ranks' batches together form the same global
+batches as one process with W times the batch.
+
+The epoch reaches the datasets in the index alone: a training sampler yields `pack_index(epoch, i, len(dataset))`
+and the datasets (TaskDataset.__getitem__) take it apart with `unpack_index`. Persistent loader workers are separate
+processes holding their own copy of the dataset, which no call made in the main process at the start of an epoch
+reaches; the index is the one thing that does, and the per-sample generators are seeded by (seed, epoch, index).
+
+Validation and test: `ShardSampler` gives rank r the images r, r + W, r + 2W, ... in order, each image to exactly one
+rank, so every rank loads only the images it scores.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 
 import numpy as np
 from torch.utils.data import Sampler
+
+
+def pack_index(epoch: int, index: int, length: int) -> int:
+    """The index a sampler hands a dataset of `length` samples for its sample `index` (in [0, length)) in `epoch`:
+    `epoch * length + index`, so epoch 0 gives the plain index."""
+    return epoch * length + index
+
+
+def unpack_index(packed: int, length: int) -> tuple[int, int]:
+    """(epoch, index in [0, length)) of an index from `pack_index`; a plain index is epoch 0. IndexError if negative."""
+    if packed < 0:
+        raise IndexError(f'sample index {packed} is negative; expected an index from 0 (epoch * {length} + i)')
+    epoch, index = divmod(int(packed), length)
+    return epoch, index
 
 
 class _EpochSampler(Sampler[int]):
@@ -52,10 +74,8 @@ class _EpochSampler(Sampler[int]):
         steps = len(stream) // step
         batches = stream[:steps * step].reshape(steps * self.num_replicas, self.batch_size)
         batches = batches[self.rank::self.num_replicas]
-        # The epoch rides in the index (epoch * len + i) to reach persistent workers; datasets decode it.
-        offset = self.epoch * self.dataset_len
-        for batch in batches:
-            yield from (offset + int(i) for i in batch)
+        for batch in batches:  # the epoch rides in the index (see the module's docstring)
+            yield from (pack_index(self.epoch, int(i), self.dataset_len) for i in batch)
 
     def __len__(self) -> int:
         step = self.batch_size * self.num_replicas
@@ -107,3 +127,48 @@ class TaskBalancedSampler(_EpochSampler):
             batch = [take(k) for k in range(num_tasks) for _ in range(counts[k])]
             batches.append(np.asarray(rng.permutation(batch)))
         return batches
+
+
+
+class ShardSampler(Sampler[int]):
+    """Rank `rank`'s share of a validation or test set of `dataset_len` images: rank, rank + W, rank + 2W, ... in order.
+
+    Each image goes to exactly one rank and none is repeated (torch's DistributedSampler pads the shares to equal
+    lengths with repeated images, which gathered metrics would count twice), so the shares differ by up to one image.
+    """
+
+    def __init__(self, dataset_len: int, num_replicas: int = 1, rank: int = 0) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f'rank {rank} is not in [0, {num_replicas})')
+        self.dataset_len, self.num_replicas, self.rank = dataset_len, num_replicas, rank
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.dataset_len, self.num_replicas))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.dataset_len, self.num_replicas))
+
+
+def build_sampler(dataset: Sized, dataset_opt: dict,
+                  opt: dict) -> ShuffledSampler | TaskBalancedSampler | ShardSampler:
+    """The sampler of a dataset of the options on this rank (opt: world_size, rank, manual_seed, dist, num_gpu).
+
+    Validation and test sets (phase other than train): the rank's ShardSampler. Training: `datasets.train.sampler`,
+    `shuffle` (default) or `balanced` (every task in every batch; the dataset must have `item_tasks()`), cutting
+    batches of batch_size_per_gpu (times num_gpu under DataParallel), seeded by manual_seed, sharded over world_size.
+    ValueError for an unknown sampler or a balanced one on a dataset without task labels.
+    """
+    if dataset_opt.get('phase') != 'train':
+        return ShardSampler(len(dataset), opt['world_size'], opt['rank'])
+    # basicsr's loader multiplies the batch by the GPU count under DataParallel; the sampler must cut the same batch.
+    batch = dataset_opt['batch_size_per_gpu'] * (1 if opt['dist'] else max(opt['num_gpu'], 1))
+    kind = dataset_opt.get('sampler', 'shuffle')
+    args = (batch, opt['world_size'], opt['rank'], opt['manual_seed'])
+    if kind == 'shuffle':
+        return ShuffledSampler(len(dataset), *args)
+    if kind == 'balanced':
+        if not hasattr(dataset, 'item_tasks'):
+            raise ValueError(f"datasets.train.sampler: 'balanced' needs a task-labelled dataset, not "
+                             f'{type(dataset).__name__}')
+        return TaskBalancedSampler(dataset.item_tasks(), *args)
+    raise ValueError(f"datasets.train.sampler: expected 'shuffle' or 'balanced', got '{kind}'")

@@ -134,7 +134,7 @@ class SyntheticTaskDataset(TaskDataset):
         name = self.names[(index // n) % len(self.names)]
         return f'{osp.join(self.gt_root, name)} (task {self.synth_tasks[index % n]})'
 
-    def load_sample(self, index: int) -> dict:
+    def load_sample(self, index: int, epoch: int) -> dict:
         n = len(self.synth_tasks)
         task = self.synth_tasks[index % n]
         name = self.names[(index // n) % len(self.names)]
@@ -144,7 +144,7 @@ class SyntheticTaskDataset(TaskDataset):
             depth = lookup_depth(self.opt.get('depth_root'), name, gt.shape[:2])
         except ValueError as err:
             raise ValueError(f'{self.where}: {err}') from None
-        rng = self.generator(index)
+        rng = self.generator(index, epoch)
         full = [gt] if depth is None else [gt, depth[..., None]]
         where = f'{self.where}: {gt_path}'
         gt_crop, depth_crop = self._crop(full, rng, where)

@@ -20,6 +20,7 @@ from torch.nn import DataParallel
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from basicsr_tur.data.samplers import ShardSampler
 from basicsr_tur.losses.tur_loss import per_task_mean
 from basicsr_tur.utils.calibration import SAMPLE_PER_IMAGE, pixel_error, sample_pixels, uncertainty_figures
 from basicsr_tur.utils.checkpoint import atomic_save, capture_rng_state, load_checkpoint, restore_rng_state
@@ -437,7 +438,9 @@ class TURModel(BaseModel):
         return out
 
     def validation(self, dataloader, current_iter, tb_logger, save_img: bool = False) -> dict:
-        """Per-task validation (see nondist_validation); in distributed runs each rank scores a shard.
+        """Per-task validation (see nondist_validation); in distributed runs each rank loads and scores its share of
+        the images (the loader's ShardSampler, data.loaders.build_loader) and the sums are gathered. A ValueError if
+        several ranks are given a loader without a ShardSampler of their rank (each image would count once per rank).
 
         Every global RNG (python, numpy, torch, CUDA) is put back as it was: a loader, a dataset or a metric that
         draws from them must not shift the training that follows, or a resumed run (which restores the RNGs saved
@@ -474,10 +477,15 @@ class TURModel(BaseModel):
         # val.uncertainty: per image index, (task, mean σ, sampled σ pixels, their |error|) (utils/calibration.py)
         uncertainty_rows: dict[int, tuple[str, float, np.ndarray, np.ndarray]] = {}
         seed = self.opt.get('manual_seed') or 0
-        rank, world_size = self.opt['rank'], self.opt['world_size']
-        for index, val_data in enumerate(dataloader):
-            if index % world_size != rank:  # each rank scores its shard; sums are gathered below
-                continue
+        world_size = self.opt['world_size']
+        sampler = dataloader.sampler
+        if world_size > 1 and not (isinstance(sampler, ShardSampler)
+                                   and (sampler.num_replicas, sampler.rank) == (world_size, self.opt['rank'])):
+            raise ValueError(f"dataset '{dataset_name}': validation on {world_size} ranks needs a loader giving each "
+                             f'rank its share of the images (data.loaders.build_loader), not one with a '
+                             f'{type(sampler).__name__}')
+        # Batches of one image: the sampler's indices are the dataset indices of this rank's images, in order.
+        for index, val_data in zip(sampler, dataloader):
             self.feed_data(val_data)
             try:
                 self.test()
@@ -517,7 +525,7 @@ class TURModel(BaseModel):
         if world_size > 1:
             counts, sums, capped = self._gather_sums(counts, sums, capped, list(metric_opts))
             if self.uncertainty:
-                uncertainty_rows = self._gather_uncertainty_rows(uncertainty_rows, len(dataloader))
+                uncertainty_rows = self._gather_uncertainty_rows(uncertainty_rows, len(dataloader.dataset))
         results = {'counts': dict(counts)}
         for source in ('model', 'input') if with_input else ('model',):
             per_task = {t: {m: sums[source][t][m] / counts[t] for m in metric_opts} for t in self._ordered(counts)}
