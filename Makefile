@@ -53,7 +53,10 @@ restore-demo: install
 lint: install
 	$(PY) -m ruff check .
 
+# pip check: every installed distribution's requirements met (tests/test_dependencies.py also checks there is one
+# distribution of cv2 and of tensorboard).
 test: lint
+	$(PY) -m pip check
 	$(PY) -m pytest -q tests
 
 bench: install
