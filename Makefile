@@ -53,12 +53,16 @@ restore-demo: install
 lint: install
 	$(PY) -m ruff check .
 
+# pip check: every installed distribution's requirements met (tests/test_dependencies.py also checks there is one
+# distribution of cv2 and of tensorboard).
 test: lint
+	$(PY) -m pip check
 	$(PY) -m pytest -q tests
 
 bench: install
 	$(PY) bench/bench_loss.py
 	$(PY) bench/bench_data.py
+	$(PY) bench/bench_data.py --lmdb-write
 	# every backbone, fp32/bf16/bf16+compile: about 75 minutes on 2 CPU cores (batch 8 of Restormer/PromptIR does
 	# not fit in 24 GiB; AirNet's deformable convolutions take ~50 s per image); on a GPU: bench/gpu_session.sh
 	$(PY) bench/bench_train.py --modes fp32 bf16 bf16+compile --repeat 1 \

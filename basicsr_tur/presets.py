@@ -36,6 +36,7 @@ from basicsr.archs import build_network
 
 import basicsr_tur.archs  # noqa: F401  (registers our backbones in basicsr's ARCH_REGISTRY)
 from basicsr_tur.utils.checkpoint import HEAD_PREFIX, unwrap_state_dict
+from basicsr_tur.utils.tables import markdown_table
 
 __all__ = ['DEFAULT_SEARCH_DIRS', 'PRESETS', 'Preset', 'check_preset_keys', 'find_weights', 'get_preset',
            'presets_table']
@@ -268,9 +269,7 @@ def presets_table(markdown: bool = False) -> str:
     header = ('name', 'arch', 'setting', 'published row', 'file', 'source')
     rows = [(p.name, p.arch, p.setting, p.published_row or '-', p.file_name, p.source) for p in PRESETS.values()]
     if markdown:
-        lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-        lines += ['| ' + ' | '.join(cell.replace('|', '\\|') for cell in row) + ' |' for row in rows]
-        return '\n'.join(lines)
+        return markdown_table(header, rows).rstrip('\n')
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
     return '\n'.join('  '.join(cell.ljust(width) for cell, width in zip(row, widths)) + '  ' + row[-1]
                      for row in [header, *rows])

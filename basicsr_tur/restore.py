@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import io
 import logging
 import math
 import os
@@ -44,7 +45,7 @@ from basicsr_tur.inference import (
     source_from_options,
 )
 from basicsr_tur.utils.cli import error_message, run_cli
-from basicsr_tur.utils.files import write_image
+from basicsr_tur.utils.files import atomic_write, write_image
 from basicsr_tur.utils.memory import peak_memory
 from basicsr_tur.utils.tiling import check_tile
 from basicsr_tur.utils.visual import colour_sigma, display_range, fit_height, hstack, labelled, to_bgr8, with_colour_bar
@@ -207,7 +208,9 @@ def restore_job(restorer: Restorer, job: Job, uncertainty: bool, gt_dir: str | N
     if job.sigma_png:
         lo, hi = display_range(result.sigma)
         write_image(job.sigma_png, with_colour_bar(colour_sigma(result.sigma, lo, hi), lo, hi, clipped=True))
-        np.save(job.sigma_npy, result.sigma)  # small; np.save writes its own header, so not through atomic_write
+        npy = io.BytesIO()  # np.save appends '.npy' to a path without it, such as atomic_write's temporary name
+        np.save(npy, result.sigma)
+        atomic_write(job.sigma_npy, npy.getvalue())
     if job.grid:
         gt = None
         if gt_dir:

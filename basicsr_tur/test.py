@@ -1,7 +1,6 @@
 """Test pipeline: options -> test sets -> restored images -> per-task PSNR/SSIM tables (Markdown, JSON, CSV)."""
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -22,7 +21,15 @@ from basicsr_tur.utils.option_checks import Kind
 from basicsr_tur.utils.options import check_device, parse_options
 from basicsr_tur.utils.registry import run_prepare_step
 from basicsr_tur.utils.runs import fresh_run_dirs, output_dirs, run_lock
-from basicsr_tur.utils.tables import INPUT_ROW, build_table, columns_of, load_published, to_markdown
+from basicsr_tur.utils.tables import (
+    INPUT_ROW,
+    build_table,
+    columns_of,
+    csv_table,
+    load_published,
+    markdown_table,
+    to_markdown,
+)
 
 # The option keys this pipeline reads beside the run's and the model's: the published rows of `setting` in `file`
 # (options/published.yml) beside the measured ones, and the difference to `row` (checked by parse_options:
@@ -56,17 +63,12 @@ def metrics_tables(name: str, dataset_name: str, results: dict) -> str:
         if inp and psnr:
             row.append(f'{values[psnr] - in_values[psnr]:+.2f}')
         rows.append(row)
-    out = [f'### {dataset_name}: per task (average = mean over tasks)', '',
-           '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-    out += ['| ' + ' | '.join(r) + ' |' for r in rows]
-    return '\n'.join(out) + '\n'
+    return f'### {dataset_name}: per task (average = mean over tasks)\n\n' + markdown_table(header, rows)
 
 
 def metrics_csv(name: str, all_results: dict) -> str:
     """One CSV line per (test set, source, task, metric)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(['name', 'dataset', 'source', 'task', 'metric', 'value', 'images'])
+    rows = []
     for dataset_name, results in all_results.items():
         for source in ('input', 'model'):
             if source not in results:
@@ -74,13 +76,13 @@ def metrics_csv(name: str, all_results: dict) -> str:
             per_task = dict(results[source]['tasks'], average=results[source]['average'])
             for task, values in per_task.items():
                 n = results['counts'].get(task, sum(results['counts'].values()))
-                for metric, value in values.items():
-                    writer.writerow([name, dataset_name, source, task, metric, f'{value:.6f}', n])
+                rows += [[name, dataset_name, source, task, metric, f'{value:.6f}', n]
+                         for metric, value in values.items()]
         for task, values in (results.get('uncertainty') or {}).items():  # val.uncertainty; an undefined value empty
             for metric in ('mean_sigma', 'spearman'):
                 value = '' if values[metric] is None else f'{values[metric]:.6f}'
-                writer.writerow([name, dataset_name, 'uncertainty', task, metric, value, results['counts'].get(task)])
-    return buf.getvalue()
+                rows.append([name, dataset_name, 'uncertainty', task, metric, value, results['counts'].get(task)])
+    return csv_table(['name', 'dataset', 'source', 'task', 'metric', 'value', 'images'], rows)
 
 
 def uncertainty_table(dataset_name: str, results: dict) -> str:
@@ -89,14 +91,11 @@ def uncertainty_table(dataset_name: str, results: dict) -> str:
     figures = results.get('uncertainty')
     if not figures:
         return ''
-    # `|` inside a cell must be escaped in a Markdown table.
-    out = [f'### {dataset_name}: uncertainty of the TUR head (σ and |error| on the [0, 1] intensity scale; Spearman '
-           'pooled over each task\'s sampled pixels)', '',
-           '| Task | mean σ | Spearman(σ, \\|err\\|) | images |', '|---|---|---|---|']
-    for task, values in figures.items():
-        rho = '-' if values['spearman'] is None else f"{values['spearman']:.4f}"
-        out.append(f"| {task} | {values['mean_sigma']:.4f} | {rho} | {results['counts'].get(task, 0)} |")
-    return '\n'.join(out) + '\n'
+    rows = [[task, f"{values['mean_sigma']:.4f}", '-' if values['spearman'] is None else f"{values['spearman']:.4f}",
+             results['counts'].get(task, 0)] for task, values in figures.items()]
+    return (f'### {dataset_name}: uncertainty of the TUR head (σ and |error| on the [0, 1] intensity scale; Spearman '
+            'pooled over each task\'s sampled pixels)\n\n'
+            + markdown_table(['Task', 'mean σ', 'Spearman(σ, |err|)', 'images'], rows))
 
 
 def calibration_figure(path: str, dataset_name: str, figures: dict) -> None:

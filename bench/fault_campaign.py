@@ -48,6 +48,8 @@ import numpy as np
 import torch
 import yaml
 
+from basicsr_tur.utils.files import atomic_write
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TASKS = ['sr', 'noise', 'dark']
 SAVE_FREQ = 5
@@ -379,8 +381,7 @@ def main() -> None:
             figures = campaign(arch, args, work, rng)
             figures['campaign_seconds'] = round(time.perf_counter() - begin, 1)
             results.append(figures)
-        with open(osp.join(work, 'campaign.json'), 'w', encoding='utf-8') as f:
-            json.dump(results, f, indent=1)
+        atomic_write(osp.join(work, 'campaign.json'), json.dumps(results, indent=1))
     finally:
         if not args.out:
             shutil.rmtree(work, ignore_errors=True)

@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import basicsr_tur  # noqa: F401  # isort: skip  (first: it adds the torchvision alias basicsr needs)
 import argparse
-import csv
-import os
 import platform
 import time
-from os import path as osp
 
 import cv2
 import numpy as np
@@ -36,6 +33,8 @@ from basicsr.utils import tensor2img
 
 from basicsr_tur.data.degradations import add_noise
 from basicsr_tur.losses.tur_loss import TURLoss
+from basicsr_tur.utils.files import atomic_write
+from basicsr_tur.utils.tables import csv_table, markdown_table
 
 CONFIGS = {  # label -> (loss, uncertainty head, head on detached features)
     'L1': ('L1', False, False),
@@ -123,15 +122,15 @@ def run(label: str, batches, pairs, seed: int, lr: float, eval_every: int) -> li
 
 def table(records: list[dict], steps: list[int]) -> str:
     """Markdown: mean (min-max over seeds) test PSNR of each configuration at the given steps."""
-    lines = ['| Configuration | ' + ' | '.join(f'step {s}' for s in steps) + ' |', '|---|' + '---|' * len(steps)]
+    rows = []
     for label in CONFIGS:
         cells = []
         for s in steps:
             vals = [r['test_psnr'] for r in records if r['config'] == label and r['step'] == s]
             cells.append(f'{np.mean(vals):.2f} ({min(vals):.2f}-{max(vals):.2f})' if len(vals) > 1
                          else f'{vals[0]:.2f}')
-        lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines) + '\n'
+        rows.append([label] + cells)
+    return markdown_table(['Configuration'] + [f'step {s}' for s in steps], rows)
 
 
 def figure(records: list[dict], path: str) -> bool:
@@ -161,7 +160,7 @@ def figure(records: list[dict], path: str) -> bool:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=100))
     plt.close(fig)
     return True
 
@@ -189,16 +188,11 @@ def main() -> None:
             records += run(label, batches, pairs, seed, args.lr, args.eval_every)
             print(f'seed {seed}, {label}: test PSNR {records[-1]["test_psnr"]:.2f} dB after {args.steps} steps '
                   f'({time.time() - start:.0f} s so far)', flush=True)
-    os.makedirs(osp.dirname(args.out) or '.', exist_ok=True)
     steps = [s for s in REPORT_STEPS if s < args.steps] + [args.steps]
     text = (f'torch {torch.__version__}, {args.threads} thread(s), {platform.machine()}; seeds {args.seeds}; '
             f'{args.steps} steps; test PSNR in dB, mean (min-max) over seeds\n\n' + table(records, steps))
-    with open(args.out + '.md', 'w', encoding='utf-8') as f:
-        f.write(text)
-    with open(args.out + '.csv', 'w', newline='', encoding='utf-8') as f:
-        writer = csv.DictWriter(f, fieldnames=list(records[0]))
-        writer.writeheader()
-        writer.writerows(records)
+    atomic_write(args.out + '.md', text)
+    atomic_write(args.out + '.csv', csv_table(list(records[0]), [list(r.values()) for r in records]))
     drawn = figure(records, args.out + '.png')
     print(text)
     print(f'wrote {args.out}.md, .csv' + (', .png' if drawn else ' (no figure: pip install matplotlib)'))

@@ -19,8 +19,6 @@ averaged over seeds, from the tensorboard logs).
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
 import re
@@ -35,7 +33,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from basicsr_tur.utils.files import atomic_write
 from basicsr_tur.utils.option_checks import check_options
 from basicsr_tur.utils.option_file import apply_force_yml, load_yaml
-from basicsr_tur.utils.tables import INPUT_ROW, METRICS, average
+from basicsr_tur.utils.tables import INPUT_ROW, METRICS, average, csv_table, markdown_table
 
 CONFIG_KEYS = ('name', 'options', 'test_options', 'methods', 'seeds', 'baseline', 'total_iter', 'seconds_per_iter')
 METHOD_KEYS = ('pixel_opt', 'network_g')
@@ -387,31 +385,26 @@ def results_markdown(config: dict, summary: dict, inputs: dict | None = None) ->
     for metric, digits in (('psnr', 2), ('ssim', 4)):
         if not all(metric in summary[m][c] for m in summary for c in columns):
             continue
-        header = f"| Method | {' | '.join(columns)} |\n|---|{'---|' * len(columns)}"
-        rows = [f"| {INPUT_ROW} | {' | '.join(f'{inputs[c][metric]:.{digits}f}' for c in columns)} |"] \
+        rows = [[INPUT_ROW] + [f'{inputs[c][metric]:.{digits}f}' for c in columns]] \
             if inputs and all(metric in inputs.get(c, {}) for c in columns) else []
-        rows += [f"| {m} | {' | '.join(_mean_std_text(summary[m][c][metric], digits) for c in columns)} |"
-                 for m in summary]
-        diffs = [f"| Δ {m} − {config['baseline']} | "
-                 f"{' | '.join(_diff_text(summary[m][c][metric]['diff'], digits) for c in columns)} |"
+        rows += [[m] + [_mean_std_text(summary[m][c][metric], digits) for c in columns] for m in summary]
+        rows += [[f"Δ {m} − {config['baseline']}"] + [_diff_text(summary[m][c][metric]['diff'], digits)
+                                                       for c in columns]
                  for m in summary if m != config['baseline']]
-        text.append(f'## {metric.upper()}\n\n{header}\n' + '\n'.join(rows + diffs) + '\n')
+        text.append(f'## {metric.upper()}\n\n' + markdown_table(['Method'] + columns, rows))
     return '\n'.join(text)
 
 
 def results_csv(summary: dict) -> str:
     """results.csv: one row per method, column and metric with the mean, std, n and the difference to the baseline."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator='\n')
-    writer.writerow(['method', 'column', 'metric', 'mean', 'std', 'n', 'diff_mean', 'diff_low', 'diff_high'])
+    rows = []
     for method, by_column in summary.items():
         for column, by_metric in by_column.items():
             for metric, e in by_metric.items():
                 diff = e.get('diff') or {}
-                writer.writerow([method, column, metric, e['mean'], '' if e['std'] is None else e['std'],
-                                 len(e['values']), diff.get('mean', ''), '' if diff.get('low') is None else diff['low'],
-                                 '' if diff.get('high') is None else diff['high']])
-    return out.getvalue()
+                rows.append([method, column, metric, e['mean'], e['std'], len(e['values']), diff.get('mean', ''),
+                             diff.get('low'), diff.get('high')])
+    return csv_table(['method', 'column', 'metric', 'mean', 'std', 'n', 'diff_mean', 'diff_low', 'diff_high'], rows)
 
 
 def psnr_bars(summary: dict, path: str) -> None:
@@ -435,8 +428,10 @@ def psnr_bars(summary: dict, path: str) -> None:
     ax.set_ylim(bottom=max(0.0, low - 3))
     ax.legend(fontsize='small', ncol=min(len(methods), 4))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=120))
+    finally:
+        plt.close(fig)
 
 
 def read_curves(tb_dir: str) -> dict[str, tuple[list[int], list[float]]]:
@@ -490,8 +485,10 @@ def curves_figure(curves: dict, tasks: list[str], path: str) -> None:
         if handles:
             axes[row, 0].legend(fontsize='x-small')
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=110))
+    finally:
+        plt.close(fig)
 
 
 def write_outputs(root: str, config: dict) -> str:

@@ -2,7 +2,6 @@
 checkpoints (built from the committed key/shape lists of tests/data/official_keys); atomic saving."""
 import json
 import logging
-import os
 import re
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pytest
 import torch
 from basicsr.archs import build_network
 
-from basicsr_tur.utils.checkpoint import HEAD_PREFIX, atomic_save, load_checkpoint
+from basicsr_tur.utils.checkpoint import HEAD_PREFIX, load_checkpoint
 
 OFFICIAL_KEYS = Path(__file__).parent / 'data' / 'official_keys'
 UFORMER_B = {'embed_dim': 32, 'depths': [1, 2, 8, 8, 2, 8, 8, 2, 1], 'modulator': True}
@@ -139,21 +138,6 @@ def test_file_that_is_not_a_state_dict_is_one_line_naming_it(tmp_path, content, 
     with pytest.raises(ValueError) as err:  # run_cli prints ValueErrors as one `error:` line
         load_checkpoint(net(False), str(path))
     assert str(path) in str(err.value) and re.search(reason, str(err.value)) and '\n' not in str(err.value)
-
-
-def test_atomic_save_keeps_previous_file_when_writing_fails(tmp_path, monkeypatch):
-    path = str(tmp_path / 'm.pth')
-    atomic_save({'a': torch.ones(1)}, path)
-
-    def full_disk(obj, f):
-        raise OSError(28, 'No space left on device')
-
-    monkeypatch.setattr(torch, 'save', full_disk)
-    with pytest.raises(OSError, match='m.pth'):
-        atomic_save({'a': torch.zeros(1)}, path)
-    monkeypatch.undo()
-    assert torch.load(path)['a'].item() == 1.0
-    assert os.listdir(tmp_path) == ['m.pth']
 
 
 def file_from_key_list(name: str, path: str, wrap=lambda s: {'params': s}) -> dict:

@@ -16,10 +16,14 @@ import torch
 
 from basicsr_tur.data.data_util import write_png
 from basicsr_tur.utils import files
-from basicsr_tur.utils.checkpoint import atomic_save
 from basicsr_tur.utils.files import atomic_write, remove_stale_temps, write_image
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def save(obj: object, path: str) -> None:
+    """A checkpoint written as TURModel writes its weights and training states."""
+    atomic_write(path, lambda f: torch.save(obj, f), what='save')
 
 
 def _image(value: int) -> np.ndarray:
@@ -28,7 +32,7 @@ def _image(value: int) -> np.ndarray:
 
 # Every writer of result files, with two contents and a reader telling them apart.
 WRITERS = {
-    'checkpoint': (lambda p, v: atomic_save({'a': torch.full((4,), float(v))}, p),
+    'checkpoint': (lambda p, v: save({'a': torch.full((4,), float(v))}, p),
                    lambda p: int(torch.load(p, weights_only=True)['a'][0]), 'm.pth'),
     'image': (lambda p, v: write_image(p, _image(v)), lambda p: int(cv2.imread(p)[0, 0, 0]), 'x.png'),
     'png': (lambda p, v: write_png(p, _image(v)), lambda p: int(cv2.imread(p)[0, 0, 0]), 'y.png'),
@@ -56,7 +60,7 @@ def test_failing_write_keeps_the_previous_file_and_no_temp(tmp_path, monkeypatch
 
 def test_torch_save_runtime_error_on_a_full_disk_is_one_line_and_leaves_no_temp(tmp_path, monkeypatch):
     path = str(tmp_path / '30.state')
-    atomic_save({'a': torch.ones(1)}, path)
+    save({'a': torch.ones(1)}, path)
 
     def truncated(obj, f):
         with open(f, 'wb') as out:
@@ -67,25 +71,41 @@ def test_torch_save_runtime_error_on_a_full_disk_is_one_line_and_leaves_no_temp(
     monkeypatch.setattr(torch, 'save', truncated)
     monkeypatch.setattr(shutil, 'disk_usage', lambda folder: usage(256 * 1024, 256 * 1024, 0))
     with pytest.raises(OSError) as err:
-        atomic_save({'a': torch.zeros(1)}, path)
+        save({'a': torch.zeros(1)}, path)
     monkeypatch.undo()
     assert str(err.value) == f'could not save {path}: No space left on device (the previous file, if any, is intact)'
     assert torch.load(path)['a'].item() == 1.0
     assert os.listdir(tmp_path) == ['30.state']
 
 
+def test_torch_save_oserror_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = str(tmp_path / 'm.pth')
+    save({'a': torch.ones(1)}, path)
+
+    def full_disk(obj, f):
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(torch, 'save', full_disk)
+    with pytest.raises(OSError, match='m.pth'):
+        save({'a': torch.zeros(1)}, path)
+    monkeypatch.undo()
+    assert torch.load(path)['a'].item() == 1.0
+    assert os.listdir(tmp_path) == ['m.pth']
+
+
 FSIZE_SCRIPT = r'''
 import json, os, resource, signal, sys
 import numpy as np, torch
-from basicsr_tur.utils.checkpoint import atomic_save
-from basicsr_tur.utils.files import write_image
+from basicsr_tur.utils.files import atomic_write, write_image
 folder = sys.argv[1]
-atomic_save({'a': torch.ones(4)}, f'{folder}/m.pth')
+def save(obj, path):
+    atomic_write(path, lambda f: torch.save(obj, f), what='save')
+save({'a': torch.ones(4)}, f'{folder}/m.pth')
 write_image(f'{folder}/x.png', np.zeros((8, 8, 3), np.uint8))
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills the process at the limit
 resource.setrlimit(resource.RLIMIT_FSIZE, (20000, resource.RLIM_INFINITY))
 errors = []
-for write in (lambda: atomic_save({'a': torch.ones(100000)}, f'{folder}/m.pth'),
+for write in (lambda: save({'a': torch.ones(100000)}, f'{folder}/m.pth'),
               lambda: write_image(f'{folder}/x.png', np.random.default_rng(0).integers(0, 256, (200, 200, 3),
                                                                                      dtype=np.uint8))):
     try:

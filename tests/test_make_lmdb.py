@@ -159,6 +159,18 @@ def test_two_clean_images_with_one_key_are_refused(names, tmp_path, capsys):
     assert_nothing_written(out)
 
 
+def test_an_image_lmdb_cannot_store_is_named_in_one_line_with_nothing_written(tmp_path):
+    long_name = '/'.join(['d' * 200] * 3) + '.png'  # a 602-character key: LMDB takes at most 511 bytes
+    for name in ('a.png', long_name):
+        write_rgb(str(tmp_path / 'gt' / name), np.zeros((8, 8, 3), np.uint8))
+    out = str(tmp_path / 'db')
+    with pytest.raises(OSError) as err:
+        build_clean_lmdb(['a.png', long_name], str(tmp_path / 'gt'), out)
+    assert str(err.value).startswith(f"{out}.partial/gt.lmdb: cannot store {tmp_path / 'gt' / long_name} under key")
+    assert '\n' not in str(err.value)
+    assert_nothing_written(out)
+
+
 def test_same_name_in_two_task_folders_gets_two_keys(paired_root, tmp_path, capsys):
     # The fixture itself: sr/coffee.png, noise/coffee.png and dark/coffee.png, each its own image in the LMDB.
     out = str(tmp_path / 'db')

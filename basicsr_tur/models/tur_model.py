@@ -23,9 +23,9 @@ from tqdm import tqdm
 from basicsr_tur.data.samplers import ShardSampler
 from basicsr_tur.losses.tur_loss import per_task_mean
 from basicsr_tur.utils.calibration import SAMPLE_PER_IMAGE, pixel_error, sample_pixels, uncertainty_figures
-from basicsr_tur.utils.checkpoint import atomic_save, capture_rng_state, load_checkpoint, restore_rng_state
+from basicsr_tur.utils.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state
 from basicsr_tur.utils.dist import all_reduce_sum, sum_over_ranks
-from basicsr_tur.utils.files import write_image
+from basicsr_tur.utils.files import atomic_write, write_image
 from basicsr_tur.utils.memory import out_of_memory_error
 from basicsr_tur.utils.option_checks import BOOL, COUNT, MAPPING, PATH, POSITIVE, Kind, loss_run_arguments
 from basicsr_tur.utils.tiling import tiled_forward
@@ -659,8 +659,9 @@ class TURModel(BaseModel):
         nets = {'params': self.get_bare_model(self.net_g)}
         if hasattr(self, 'net_g_ema'):
             nets['params_ema'] = self.net_g_ema
-        atomic_save({k: {n: t.detach().cpu() for n, t in net.state_dict().items()} for k, net in nets.items()},
-                    osp.join(self.opt['path']['models'], f'net_g_{label}.pth'))
+        weights = {k: {n: t.detach().cpu() for n, t in net.state_dict().items()} for k, net in nets.items()}
+        atomic_write(osp.join(self.opt['path']['models'], f'net_g_{label}.pth'), lambda f: torch.save(weights, f),
+                     what='save')
 
     def save_training_state(self, epoch: int, current_iter: int, samples_in_epoch: int = 0, **record) -> None:
         """Optimizers, schedulers, epoch, iteration, position in the epoch and every RNG, written atomically.
@@ -678,4 +679,5 @@ class TURModel(BaseModel):
         if loss_state:  # a loss with parameters or buffers (KendallLoss, RLWLoss, DWALoss, FAMOLoss)
             state['loss_state'] = {'type': type(self.cri_pix).__name__,
                                    'state': {k: v.detach().cpu() for k, v in loss_state.items()}}
-        atomic_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+        atomic_write(osp.join(self.opt['path']['training_states'], f'{current_iter}.state'),
+                     lambda f: torch.save(state, f), what='save')

@@ -1,4 +1,5 @@
-"""Checkpoint I/O in one place: unwrap foreign formats, load strictly with the head reported, save atomically."""
+"""Checkpoint reading in one place: unwrap foreign formats, load strictly with the head reported; the RNG states a
+training state carries. Checkpoints are written by utils.files.atomic_write (`lambda f: torch.save(obj, f)`)."""
 from __future__ import annotations
 
 from os import path as osp
@@ -7,8 +8,6 @@ from typing import Any
 import torch
 from basicsr.utils import get_root_logger
 from torch import nn
-
-from basicsr_tur.utils.files import atomic_write
 
 # Key prefix of the TUR uncertainty head in every backbone (re-exported by archs/uncertainty.py). It lives here, the
 # lowest layer, because checkpoint loading must tell head keys from backbone keys without importing the archs.
@@ -125,14 +124,6 @@ def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params',
     if not strict and (other_missing or unexpected):
         logger.warning(f'{path}: loaded non-strictly; missing {other_missing}, unexpected {unexpected}')
     return bool(head_dropped) or any(k.startswith(HEAD_PREFIX) for k in state)
-
-
-def atomic_save(obj: Any, path: str) -> None:
-    """torch.save to `path` through utils.files.atomic_write, so a crash or a full disk never leaves a partial file.
-
-    Raises OSError, one line: `could not save <path>: <reason> (the previous file, if any, is intact)`.
-    """
-    atomic_write(path, lambda f: torch.save(obj, f), what='save')
 
 
 def capture_rng_state() -> dict:

@@ -13,6 +13,7 @@ from os import path as osp
 
 import cv2
 import lmdb
+from basicsr.utils.lmdb_util import LmdbMaker
 from tqdm import tqdm
 
 from basicsr_tur.utils.files import atomic_dir
@@ -41,16 +42,22 @@ def check_lmdb_keys(paths: Iterable[str], where: str) -> dict[str, str]:
 
 
 class LmdbWriter:
-    """A new LMDB of PNG-encoded images with basicsr's meta_info.txt, written by `put` inside a `with` block."""
+    """A new LMDB of PNG-encoded images with basicsr's meta_info.txt, written by `put` inside a `with` block.
+
+    basicsr's LmdbMaker stores the images (one write transaction per 5000 images, a 1 TB map that stays sparse on
+    disk; `python bench/bench_data.py --lmdb-write`: about twice as fast as one transaction per image on 128x128
+    crops, see BENCHMARKS.md); this class reads and encodes them, and turns every failure into one line naming the
+    file. On an error inside the block nothing is committed (the caller removes the folder: atomic_dir).
+    """
 
     def __init__(self, lmdb_path: str, compress_level: int = 1) -> None:
         if osp.exists(lmdb_path):
             raise FileExistsError(f'{lmdb_path} already exists; remove it or choose another output')
+        if not lmdb_path.endswith('.lmdb'):
+            raise ValueError(f"{lmdb_path}: an LMDB folder's name must end in .lmdb (basicsr's convention)")
         self.path, self.compress_level = lmdb_path, compress_level
-        self.map_size = 1 << 30
-        self.meta_lines: list[str] = []
         try:
-            self.env = lmdb.open(lmdb_path, map_size=self.map_size)
+            self.maker = LmdbMaker(lmdb_path, compress_level=compress_level)
         except lmdb.Error as err:
             raise OSError(f'cannot create LMDB {lmdb_path}: {err}') from None
 
@@ -63,28 +70,27 @@ class LmdbWriter:
         ok, buf = cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, self.compress_level])
         if not ok:
             raise ValueError(f'cannot encode image {file_path} as PNG')
-        while True:  # grow the map when full rather than guessing the dataset's size up front
-            try:
-                with self.env.begin(write=True) as txn:
-                    txn.put(key.encode('ascii'), buf.tobytes())
-                break
-            except lmdb.MapFullError:
-                self.map_size *= 2
-                self.env.set_mapsize(self.map_size)
-            except lmdb.Error as err:
-                raise OSError(f'{self.path}: cannot store {file_path} under key {key!r}: {err}') from None
         h, w = img.shape[:2]
-        c = 1 if img.ndim == 2 else img.shape[2]
-        self.meta_lines.append(f'{key}.png ({h},{w},{c}) {self.compress_level}')
+        try:
+            self.maker.put(buf.tobytes(), key, (h, w, 1 if img.ndim == 2 else img.shape[2]))
+        except lmdb.Error as err:  # a commit (every 5000 images) writes the batch that ends with this image
+            raise OSError(f'{self.path}: cannot store {file_path} under key {key!r} (or the images of its '
+                          f'transaction): {err}') from None
         return h, w
 
     def __enter__(self) -> LmdbWriter:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.env.close()
-        with open(osp.join(self.path, 'meta_info.txt'), 'w', encoding='utf-8') as f:
-            f.write('\n'.join(self.meta_lines) + '\n')
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        if exc_type is not None:  # nothing more is committed; the folder is removed by the caller
+            self.maker.txn.abort()
+            self.maker.env.close()
+            self.maker.txt_file.close()
+            return
+        try:
+            self.maker.close()  # commits the last batch, closes the database and meta_info.txt
+        except lmdb.Error as err:
+            raise OSError(f'{self.path}: cannot write the last images: {err}') from None
 
 
 def build_paired_lmdb(pairs: list[tuple[str, str, str]], lq_root: str, gt_root: str, out_dir: str,

@@ -1,18 +1,41 @@
-"""Result tables in the paper's layout: one row per method, one column per test set (or test set/task), cells
+"""Result tables: the one Markdown and CSV writer (markdown_table, csv_table) of every table a run, a study or a
+benchmark writes, and the paper's layout: one row per method, one column per test set (or test set/task), cells
 "PSNR/SSIM", an Average column, published rows and, for each measured row that names one, its difference to its own
-published row. Used by test.py and scripts/compare.py."""
+published row. Used by test.py, scripts/compare.py, scripts/study.py, presets.py and bench/head_curve.py."""
 from __future__ import annotations
 
 import csv
 import difflib
 import io
 import json
+from collections.abc import Iterable, Sequence
 from os import path as osp
 
 from basicsr_tur.utils.option_file import load_yaml
 
 METRICS = ('psnr', 'ssim')
 INPUT_ROW = 'Input (degraded)'  # the row label of the degraded inputs in every table
+
+
+def markdown_table(header: Sequence[object], rows: Iterable[Sequence[object]]) -> str:
+    """A GitHub Markdown table: the header line, a `|---|` rule, one line per row, each line ending in a newline.
+
+    Cells are written with str(); a `|` inside a cell is escaped (`\\|`) so that it cannot split the cell.
+    """
+    def line(cells: Sequence[object]) -> str:
+        return '| ' + ' | '.join(str(c).replace('|', '\\|') for c in cells) + ' |'
+
+    return '\n'.join([line(header), '|' + '---|' * len(header)] + [line(row) for row in rows]) + '\n'
+
+
+def csv_table(header: Sequence[object], rows: Iterable[Sequence[object]]) -> str:
+    """CSV text: the header line, then one line per row, each ending in `\\n` (the csv module's quoting; a float
+    written with repr, None as an empty field)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator='\n')
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
 
 
 def columns_of(results: dict, source: str = 'model') -> dict[str, dict[str, float]]:
@@ -147,27 +170,22 @@ def build_table(measured: dict, published: dict,
 
 
 def to_markdown(names: list[str], rows: list[tuple[str, dict]]) -> str:
-    """The table as Markdown."""
-    lines = ['| Method | ' + ' | '.join(names) + ' |', '|---|' + '---|' * len(names)]
+    """The table as Markdown: a Method column, then one per name; difference rows (label 'Δ ...') signed."""
+    lines = []
     for label, cols in rows:
         if label.startswith('Δ'):
             cells = ['/'.join(f'{v[m]:+.2f}' if m == 'psnr' else f'{v[m]:+.4f}' for m in METRICS if m in v)
                      if (v := cols.get(c)) else '-' for c in names]
         else:
             cells = [cell(cols.get(c)) for c in names]
-        lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines) + '\n'
+        lines.append([label] + cells)
+    return markdown_table(['Method'] + names, lines)
 
 
 def to_csv(names: list[str], rows: list[tuple[str, dict]]) -> str:
     """One line per (row, column, metric)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(['method', 'column', 'metric', 'value'])
-    for label, cols in rows:
-        for c in names:
-            for m, v in (cols.get(c) or {}).items():
-                writer.writerow([label, c, m, f'{v:.6f}'])
-    return buf.getvalue()
+    return csv_table(['method', 'column', 'metric', 'value'],
+                     ([label, c, m, f'{v:.6f}'] for label, cols in rows for c in names
+                      for m, v in (cols.get(c) or {}).items()))
 
 
