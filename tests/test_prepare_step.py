@@ -123,7 +123,8 @@ def test_importing_the_package_registers_the_demo_step_but_loads_no_preparation_
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["['demo']", str(sorted([
         'basicsr_tur.data.data_util', 'basicsr_tur.data.degradations', 'basicsr_tur.data.mixed_task_dataset',
-        'basicsr_tur.data.paired_task_dataset', 'basicsr_tur.data.synthetic_task_dataset']))]
+        'basicsr_tur.data.paired_task_dataset', 'basicsr_tur.data.samplers',  # samplers: TURModel's ShardSampler
+        'basicsr_tur.data.synthetic_task_dataset']))]
 
 
 def test_demo_step_builds_the_demo_data_in_process(tmp_path):
