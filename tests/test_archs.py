@@ -1,13 +1,13 @@
-"""Every backbone's uncertainty head (one parametrised check per behaviour over the registry), then SRResNet."""
+"""Every backbone's uncertainty head: one parametrised check per behaviour over the registry."""
 import math
 
 import pytest
 import torch
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
-from conftest import assert_head_is_plug_and_play, tur_training_l1
+from conftest import tur_training_l1
 
-from basicsr_tur.archs.uncertainty import HEAD_PREFIX, HEAD_SPECS
+from basicsr_tur.archs.uncertainty import HEAD_SPECS
 
 # Tiny arguments of every backbone, an input size it runs without padding, and the TUR training steps that make its
 # restored output learn (PromptIR, with the authors' fixed dim 48, diverges above lr ~5e-4; AirNet's deformable
@@ -112,70 +112,6 @@ def test_tur_training_lowers_every_tasks_l1(arch):
     # output does not learn (with the output detached from the backbone this check fails for every arch).
     l1 = tur_training_l1(build_tiny(arch).train(), **TINY[arch][2])
     assert torch.all(l1[-1] < l1[0]), l1
-
-
-def tiny(head: bool, **kwargs):
-    """A 2-block, 8-channel SRResNet."""
-    return build_network({'type': 'SRResNet', 'num_feat': 8, 'num_block': 2, 'uncertainty_head': head, **kwargs})
-
-
-def test_srresnet_head_reads_the_body_output_not_conv_hr_output():
-    # The authors' SRResNet_uncertanty_softplus: var_conv(body(lrelu(conv_first(x)))), conv_hr only on the image path.
-    net = tiny(True).eval()
-    body_out, head_in = [], []
-    net.body.register_forward_hook(lambda _, __, out: body_out.append(out.detach().clone()))
-    capture_inputs(net.uncertainty_head, head_in)
-    with torch.no_grad():
-        net(torch.rand(1, 3, 12, 12), with_uncertainty=True)
-    assert torch.equal(head_in[0], body_out[0])
-
-
-def test_output_has_input_shape_for_odd_sizes():
-    x = torch.rand(2, 3, 17, 23)
-    out, u = tiny(True)(x, with_uncertainty=True)
-    assert out.shape == x.shape and u.shape == x.shape
-
-
-def test_uncertainty_is_strictly_positive():
-    _, u = tiny(True)(torch.randn(2, 3, 16, 16) * 10, with_uncertainty=True)
-    assert (u > 0).all()
-
-
-def test_eval_output_with_head_equals_backbone_without_head():
-    torch.manual_seed(0)
-    assert_head_is_plug_and_play(tiny(True), tiny(False), torch.rand(1, 3, 20, 20))
-
-
-def test_head_keys_live_under_their_own_prefix():
-    keys_with = set(tiny(True).state_dict())
-    keys_without = set(tiny(False).state_dict())
-    assert keys_without < keys_with
-    assert all(k.startswith(HEAD_PREFIX) for k in keys_with - keys_without)
-
-
-def test_asking_uncertainty_without_head_fails_clearly():
-    with pytest.raises(RuntimeError, match='uncertainty_head: true'):
-        tiny(False)(torch.rand(1, 3, 8, 8), with_uncertainty=True)
-
-
-def test_official_size_parameter_count():
-    # MiOIR SRResNet (64 features, 16 blocks, upscale 1): conv_first 1,792 + 16 blocks x 73,856 + conv_hr 36,928
-    # + conv_last 1,731 = 1,222,147 parameters; the head adds 2 x 36,928 + 1,731.
-    net = build_network({'type': 'SRResNet'})
-    assert sum(p.numel() for p in net.parameters()) == 1_222_147
-    head = build_network({'type': 'SRResNet', 'uncertainty_head': True})
-    assert sum(p.numel() for p in head.parameters()) == 1_222_147 + 2 * 36_928 + 1_731
-
-
-def test_state_dict_keys_match_mioir_names():
-    keys = set(build_network({'type': 'SRResNet', 'num_block': 2}).state_dict())
-    assert {'conv_first.weight', 'body.0.conv1.weight', 'body.1.conv2.bias', 'conv_hr.weight',
-            'conv_last.bias'} <= keys
-
-
-def test_unsupported_upscale_is_refused():
-    with pytest.raises(ValueError, match='upscale'):
-        build_network({'type': 'SRResNet', 'upscale': 4})
 
 
 def test_unknown_arch_name_is_refused():
