@@ -1,11 +1,8 @@
-"""SRResNet (MiOIR's): where the authors' head reads, official size and key names, the upscale it refuses (the checks
-shared by every backbone: test_archs.py; released checkpoints: test_checkpoint.py)."""
+"""SRResNet (MiOIR's): where the authors' head reads, official size and key names, the upscale it refuses
+(the checks shared by every backbone: test_archs.py; the released checkpoints: test_checkpoint.py)."""
 import pytest
 import torch
 from basicsr.archs import build_network
-from conftest import assert_head_is_plug_and_play
-
-from basicsr_tur.archs.uncertainty import HEAD_PREFIX
 
 
 def tiny(head: bool, **kwargs):
@@ -22,34 +19,6 @@ def test_srresnet_head_reads_the_body_output_not_conv_hr_output():
     with torch.no_grad():
         net(torch.rand(1, 3, 12, 12), with_uncertainty=True)
     assert torch.equal(head_in[0], body_out[0])
-
-
-def test_output_has_input_shape_for_odd_sizes():
-    x = torch.rand(2, 3, 17, 23)
-    out, u = tiny(True)(x, with_uncertainty=True)
-    assert out.shape == x.shape and u.shape == x.shape
-
-
-def test_uncertainty_is_strictly_positive():
-    _, u = tiny(True)(torch.randn(2, 3, 16, 16) * 10, with_uncertainty=True)
-    assert (u > 0).all()
-
-
-def test_eval_output_with_head_equals_backbone_without_head():
-    torch.manual_seed(0)
-    assert_head_is_plug_and_play(tiny(True), tiny(False), torch.rand(1, 3, 20, 20))
-
-
-def test_head_keys_live_under_their_own_prefix():
-    keys_with = set(tiny(True).state_dict())
-    keys_without = set(tiny(False).state_dict())
-    assert keys_without < keys_with
-    assert all(k.startswith(HEAD_PREFIX) for k in keys_with - keys_without)
-
-
-def test_asking_uncertainty_without_head_fails_clearly():
-    with pytest.raises(RuntimeError, match='uncertainty_head: true'):
-        tiny(False)(torch.rand(1, 3, 8, 8), with_uncertainty=True)
 
 
 def test_official_size_parameter_count():
