@@ -21,6 +21,7 @@ from conftest import assert_head_is_plug_and_play, tur_training_l1
 from torch.nn import functional as F
 
 from basicsr_tur.archs.uncertainty import HEAD_PREFIX, HEAD_SPECS
+from basicsr_tur.models import tur_model
 from basicsr_tur.utils.checkpoint import load_checkpoint
 
 
@@ -341,8 +342,60 @@ def test_eval_forward_is_repeatable_and_changes_no_state(arch):
 
 
 @pytest.mark.parametrize('arch', ARCHS)
+def test_restored_output_reaches_every_parameter_but_those_declared_unused(arch):
+    # A parameter left without a gradient makes DistributedDataParallel fail at the next step unless it looks for
+    # such parameters; a backbone names them in `unused_parameter_prefixes` (the head is read by the loss alone).
+    net = build_tiny(arch).train()
+    size = TINY[arch].size
+    net(torch.rand(2, 3, size, size)).mean().backward()
+    unused = net.unused_parameter_prefixes
+    assert all(prefix.endswith('.') for prefix in unused)
+    for name, param in net.named_parameters():
+        expected = param.requires_grad and not name.startswith((HEAD_PREFIX, *unused))
+        assert (param.grad is not None) == expected, name
+
+
+@pytest.mark.parametrize('arch', ARCHS)
 def test_tur_training_lowers_every_tasks_l1(arch):
     # The plain L1 of the restored output per task, not TURLoss: σ alone lowers TURLoss even when the restored
     # output does not learn (with the output detached from the backbone this check fails for every arch).
     l1 = tur_training_l1(build_tiny(arch).train(), **TINY[arch].train)
     assert torch.all(l1[-1] < l1[0]), l1
+
+
+# Training under DistributedDataParallel (TURModel.model_to_device; DDP itself: tests/test_distributed.py).
+
+def ddp_arguments(net: torch.nn.Module, opt: dict, monkeypatch) -> dict:
+    """The keyword arguments TURModel.model_to_device gives DistributedDataParallel to wrap net under options opt."""
+    seen = {}
+    monkeypatch.setattr(tur_model, 'DistributedDataParallel', lambda module, **kwargs: seen.update(kwargs))
+    model = object.__new__(tur_model.TURModel)  # the options alone: no network built, no process group
+    model.opt, model.is_train, model.device = {'dist': True, **opt}, True, torch.device('cpu')
+    model.model_to_device(net)
+    return seen
+
+
+TUR_TRAINING = {'train': {'pixel_opt': {'type': 'TURLoss'}}}
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_ddp_looks_for_unused_parameters_when_the_backbone_declares_some(arch, monkeypatch):
+    # Measured on TransWeather with two gloo ranks: without it the second step fails ("Expected to have finished
+    # reduction in the prior iteration"); PromptIR's official unused convolutions do the same.
+    net = build_tiny(arch)
+    expected = arch in ('AirNet', 'PromptIR', 'Transweather')
+    assert bool(net.unused_parameter_prefixes) == expected
+    assert ddp_arguments(net, TUR_TRAINING, monkeypatch)['find_unused_parameters'] == expected
+
+
+@pytest.mark.parametrize('head', [True, False], ids=['head', 'no_head'])
+def test_ddp_looks_for_unused_parameters_when_the_loss_does_not_read_the_head(head, monkeypatch):
+    net = build_tiny('SRResNet', uncertainty_head=head)
+    l1_training = {'train': {'pixel_opt': {'type': 'L1Loss'}}}
+    assert ddp_arguments(net, l1_training, monkeypatch)['find_unused_parameters'] == head
+
+
+@pytest.mark.parametrize('arch, value', [('SRResNet', True), ('Transweather', False)])
+def test_find_unused_parameters_option_overrides_what_the_model_would_choose(arch, value, monkeypatch):
+    opt = {**TUR_TRAINING, 'find_unused_parameters': value}
+    assert ddp_arguments(build_tiny(arch), opt, monkeypatch)['find_unused_parameters'] == value
