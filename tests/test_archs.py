@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import math
 import re
 from collections.abc import Callable
@@ -346,6 +347,19 @@ def test_eval_forward_is_repeatable_and_changes_no_state(arch):
         first, second = net(x, with_uncertainty=True), net(x, with_uncertainty=True)
     assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
     assert_holds(net, before)
+
+
+STOCHASTIC_DEPTH = [arch for arch in ARCHS if 'drop_path_rate' in inspect.signature(ARCH_REGISTRY.get(arch)).parameters]
+
+
+@pytest.mark.parametrize('arch', STOCHASTIC_DEPTH)
+def test_stochastic_depth_draws_in_training_only(arch):
+    net = build_tiny(arch, drop_path_rate=0.5)
+    size = TINY[arch].size
+    x = torch.rand(2, 3, size, size)
+    with torch.no_grad():
+        assert not torch.equal(net.train()(x), net(x))
+        assert torch.equal(net.eval()(x), net(x))
 
 
 @pytest.mark.parametrize('arch', ARCHS)
