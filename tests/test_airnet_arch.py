@@ -21,17 +21,20 @@ def tiny(head: bool = False, seed: int = 0):
 
 def test_official_parameter_count():
     # R 6,290,441 + encoder_q 1,319,936 + encoder_k 1,319,936 (frozen but a parameter, as the official count has
-    # it); the queue (256, 1280) and BatchNorm statistics are buffers. The head adds 2 x 36,928 + 1,731.
-    net = build_network({'type': 'AirNet'})
+    # it); the queue (256, 1280) and BatchNorm statistics are buffers. The head adds 2 x 36,928 + 1,731. Counted
+    # on the meta device (shapes only).
+    with torch.device('meta'):
+        net = build_network({'type': 'AirNet'})
+        head = build_network({'type': 'AirNet', 'uncertainty_head': True})
     assert sum(p.numel() for p in net.parameters()) == 8_930_313
-    head = build_network({'type': 'AirNet', 'uncertainty_head': True})
     assert sum(p.numel() for p in head.parameters()) == 8_930_313 + 2 * 36_928 + 1_731
 
 
 def test_official_queue_holds_batch_size_times_dim_keys():
-    state = build_network({'type': 'AirNet'}).state_dict()
+    with torch.device('meta'):
+        state = build_network({'type': 'AirNet'}).state_dict()
     assert state['E.E.queue'].shape == (256, 5 * 256)
-    assert state['E.E.queue_ptr'].tolist() == [0]
+    assert state['E.E.queue_ptr'].shape == (1,) and tiny().state_dict()['E.E.queue_ptr'].tolist() == [0]
 
 
 def test_eval_ignores_the_key_crop():
