@@ -99,6 +99,11 @@ def build_tiny(arch: str, seed: int = 0, **kwargs) -> torch.nn.Module:
     return copy.deepcopy(shared_tiny(arch, seed, **kwargs)).train()
 
 
+# The plain backbone (no head) is built with another seed than the model with the head, so that a checkpoint
+# moved from one to the other changes every randomly initialised tensor.
+PLAIN = {'seed': 1, 'uncertainty_head': False}
+
+
 @pytest.fixture(autouse=True, scope='module')
 def free_the_built_models():
     """Drop the cached models after this module (PromptIR's take about 70 MB each)."""
@@ -210,7 +215,7 @@ def test_uncertainty_has_output_shape_and_is_positive(arch):
 
 @pytest.mark.parametrize('arch', ARCHS)
 def test_asking_uncertainty_without_head_fails_clearly(arch):
-    net = shared_tiny(arch, uncertainty_head=False)
+    net = shared_tiny(arch, **PLAIN)
     assert net.uncertainty_head is None
     with torch.no_grad(), pytest.raises(RuntimeError, match='uncertainty_head: true'):
         net(torch.rand(1, 3, 8, 8), with_uncertainty=True)
@@ -219,7 +224,7 @@ def test_asking_uncertainty_without_head_fails_clearly(arch):
 @pytest.mark.parametrize('arch', ARCHS)
 def test_head_keys_live_under_their_own_prefix(arch):
     keys_with = set(shared_tiny(arch).state_dict())
-    keys_without = set(shared_tiny(arch, uncertainty_head=False).state_dict())
+    keys_without = set(shared_tiny(arch, **PLAIN).state_dict())
     assert keys_without < keys_with
     assert all(k.startswith(HEAD_PREFIX) for k in keys_with - keys_without)
     assert not any(k.startswith(HEAD_PREFIX) for k in keys_without)
@@ -231,14 +236,14 @@ def test_head_is_three_convolutions_as_wide_as_its_tap(arch):
     net = shared_tiny(arch)
     c = net.get_submodule(HEAD_SPECS[arch].tap).in_channels
     assert count(net.uncertainty_head) == 2 * (9 * c * c + c) + (9 * c * 3 + 3)
-    assert count(net) - count(shared_tiny(arch, uncertainty_head=False)) == count(net.uncertainty_head)
+    assert count(net) - count(shared_tiny(arch, **PLAIN)) == count(net.uncertainty_head)
 
 
 @pytest.mark.parametrize('arch', ARCHS)
 def test_eval_output_with_head_equals_backbone_without_head(arch):
     # The head never changes what a backbone restores: its backbone weights load strictly into the plain model,
     # which then restores exactly the same image, with the head asked for or not.
-    with_head, without = shared_tiny(arch), build_tiny(arch, seed=1, uncertainty_head=False).eval()
+    with_head, without = shared_tiny(arch), build_tiny(arch, **PLAIN).eval()
     without.load_state_dict({k: v for k, v in with_head.state_dict().items() if not k.startswith(HEAD_PREFIX)},
                             strict=True)
     x = torch.rand(1, 3, *ODD)
@@ -311,7 +316,7 @@ def assert_holds(net: torch.nn.Module, state: dict) -> None:
 
 @pytest.mark.parametrize('arch', ARCHS)
 def test_backbone_checkpoint_loads_strictly_into_the_model_with_the_head_leaving_the_head_as_built(arch, tmp_path):
-    src, dst = shared_tiny(arch, seed=1, uncertainty_head=False), build_tiny(arch)
+    src, dst = shared_tiny(arch, **PLAIN), build_tiny(arch)
     head = {k: v.clone() for k, v in dst.state_dict().items() if k.startswith(HEAD_PREFIX)}
     load_checkpoint(dst, saved(tmp_path, {'params': src.state_dict()}), strict=True)
     assert_holds(dst, src.state_dict())
@@ -320,7 +325,7 @@ def test_backbone_checkpoint_loads_strictly_into_the_model_with_the_head_leaving
 
 @pytest.mark.parametrize('arch', ARCHS)
 def test_checkpoint_with_the_head_loads_strictly_into_the_plain_backbone(arch, tmp_path):
-    src, dst = shared_tiny(arch, seed=1), build_tiny(arch, uncertainty_head=False)
+    src, dst = shared_tiny(arch), build_tiny(arch, **PLAIN)
     load_checkpoint(dst, saved(tmp_path, {'params': src.state_dict()}), strict=True)
     assert_holds(dst, {k: v for k, v in src.state_dict().items() if not k.startswith(HEAD_PREFIX)})
 
@@ -329,7 +334,10 @@ def test_checkpoint_with_the_head_loads_strictly_into_the_plain_backbone(arch, t
 def test_checkpoint_under_the_authors_head_names_loads_strictly(arch, tmp_path):
     # Our head renamed to the authors' `var_conv` prefix, as their TUR checkpoints hold it: the class's
     # checkpoint_filter_fn (rename_authors_head) maps it back.
-    src, dst = shared_tiny(arch, seed=1), build_tiny(arch)
+    src, dst = shared_tiny(arch), build_tiny(arch)
+    with torch.no_grad():
+        for tensor in dst.state_dict().values():
+            tensor.zero_()
     theirs = {(HEAD_SPECS[arch].authors_key + k[len(HEAD_PREFIX):] if k.startswith(HEAD_PREFIX) else k): v
               for k, v in src.state_dict().items()}
     assert not any(k.startswith(HEAD_PREFIX) for k in theirs)
@@ -340,12 +348,12 @@ def test_checkpoint_under_the_authors_head_names_loads_strictly(arch, tmp_path):
 @pytest.mark.parametrize('arch', ARCHS)
 def test_wrong_shape_in_a_released_checkpoint_names_the_key(arch, tmp_path):
     tiny = TINY[arch]
-    state = dict(shared_tiny(arch, uncertainty_head=False).state_dict())
+    state = dict(shared_tiny(arch, **PLAIN).state_dict())
     good = state[tiny.bad_key]
     state[tiny.bad_key] = torch.zeros(*good.shape[:-1], good.shape[-1] + 1)
     path = saved(tmp_path, tiny.release(state))
     with pytest.raises(ValueError, match=re.escape(tiny.bad_key)):
-        load_checkpoint(build_tiny(arch, uncertainty_head=False), path)
+        load_checkpoint(build_tiny(arch, **PLAIN), path)
 
 
 # Eval and training.
