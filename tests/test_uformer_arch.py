@@ -1,12 +1,8 @@
-"""Uformer: any input size, official sizes, the uncertainty head (released checkpoints and TUR training:
-test_checkpoint.py, test_archs.py)."""
+"""Uformer: official sizes, the head's width, the options and window sizes it refuses (the checks shared by every
+backbone: test_archs.py; the released checkpoints: test_checkpoint.py)."""
 import pytest
 import torch
 from basicsr.archs import build_network
-from conftest import assert_head_is_plug_and_play
-from torch.nn import functional as F
-
-from basicsr_tur.utils.checkpoint import load_checkpoint
 
 UFORMER_B = {'embed_dim': 32, 'depths': [1, 2, 8, 8, 2, 8, 8, 2, 1], 'modulator': True}
 
@@ -17,27 +13,6 @@ def tiny(head: bool = False, seed: int = 0, **kwargs):
     opt = {'type': 'Uformer', 'img_size': 16, 'embed_dim': 4, 'win_size': 2, 'depths': [1, 2, 1, 1, 1, 1, 1, 2, 1],
            'modulator': True, 'uncertainty_head': head, **kwargs}
     return build_network(opt)
-
-
-def test_output_has_input_shape_for_odd_sizes():
-    x = torch.rand(2, 3, 17, 23)
-    with torch.no_grad():
-        out = tiny().eval()(x)
-    assert out.shape == x.shape
-
-
-def test_odd_size_output_is_the_crop_of_the_reflect_padded_forward():
-    net = tiny().eval()
-    x = torch.rand(1, 3, 17, 23)
-    with torch.no_grad():
-        padded = net(F.pad(x, (0, 9, 0, 15), mode='reflect'))
-        assert torch.equal(net(x), padded[..., :17, :23])
-
-
-def test_non_square_valid_size_runs_without_padding():
-    x = torch.rand(1, 3, 16, 48)
-    with torch.no_grad():
-        assert tiny().eval()(x).shape == x.shape
 
 
 @pytest.mark.parametrize('variant,count', [
@@ -57,26 +32,6 @@ def test_official_parameter_count(variant, count):
 def test_head_reads_two_embed_dim_channels():
     head = tiny(head=True).uncertainty_head
     assert head[0].in_channels == 8 and head[-2].out_channels == 3
-
-
-def test_uncertainty_has_output_shape_and_is_positive():
-    with torch.no_grad():
-        out, u = tiny(head=True).eval()(torch.rand(2, 3, 17, 23) * 10, with_uncertainty=True)
-    assert u.shape == out.shape == (2, 3, 17, 23) and (u > 0).all()
-
-
-def test_eval_output_with_head_equals_backbone_without_head():
-    assert_head_is_plug_and_play(tiny(head=True), tiny(seed=1), torch.rand(1, 3, 20, 20))
-
-
-def test_wrong_shape_names_the_key(tmp_path):
-    state = tiny().state_dict()
-    key = 'decoderlayer_3.blocks.0.modulator.weight'
-    state[key] = torch.zeros(9, 8)
-    path = str(tmp_path / 'bad.pth')
-    torch.save({'state_dict': state}, path)
-    with pytest.raises(ValueError, match=key):
-        load_checkpoint(tiny(), path)
 
 
 @pytest.mark.parametrize('kwargs,named', [

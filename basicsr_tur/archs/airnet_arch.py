@@ -273,6 +273,9 @@ class AirNet(UncertaintyMixin, nn.Module):
         update their running statistics, which the eval path then uses.
     """
 
+    # The restorer reads the query encoder's `inter` map only; its deeper layers and MLP serve the contrastive step.
+    unused_parameter_prefixes = ('E.E.encoder_q.E.', 'E.E.encoder_q.mlp.')
+
     def __init__(self, encoder_dim: int = 256, batch_size: int = 5, n_groups: int = 5, n_blocks: int = 5,
                  n_feats: int = 64, kernel_size: int = 3, m: float = 0.999, T: float = 0.07,
                  uncertainty_head: bool = False, uncertainty_detach: bool = False) -> None:

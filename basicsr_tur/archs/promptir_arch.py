@@ -91,6 +91,8 @@ class PromptIR(UncertaintyMixin, nn.Module):
     """
 
     size_multiple = SIZE_MULTIPLE
+    unused_parameter_prefixes = ('chnl_reduce1.', 'chnl_reduce2.', 'chnl_reduce3.', 'reduce_noise_channel_1.',
+                                 'reduce_noise_channel_2.', 'reduce_noise_channel_3.')
 
     def __init__(self, inp_channels: int = 3, out_channels: int = 3, dim: int = 48,
                  num_blocks: Sequence[int] = (4, 6, 6, 8), num_refinement_blocks: int = 4,

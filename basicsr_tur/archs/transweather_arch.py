@@ -359,6 +359,7 @@ class Transweather(UncertaintyMixin, nn.Module):
     """
 
     size_multiple = SIZE_MULTIPLE
+    unused_parameter_prefixes = TUR_ABSENT_MODULES
 
     def __init__(self, path: str | None = None, embed_dims: Sequence[int] = (64, 128, 320, 512),
                  num_heads: Sequence[int] = (1, 2, 4, 4), mlp_ratios: Sequence[float] = (2, 2, 2, 2),

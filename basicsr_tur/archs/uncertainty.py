@@ -125,6 +125,10 @@ class UncertaintyMixin:
     # Input sides that the backbone runs on without padding inside its forward (which pads other sizes and crops
     # back): tiled inference (utils/tiling.py) rounds its tiles up to it. 1 for a purely convolutional backbone.
     size_multiple: int = 1
+    # State-dict prefixes of parameters that `net(x)` never reaches: modules the official code builds but its forward
+    # does not run (kept so that its checkpoints load strictly), or that serve another call only. Under
+    # DistributedDataParallel they make TURModel look for unused parameters (DDP fails at the next step otherwise).
+    unused_parameter_prefixes: tuple[str, ...] = ()
 
     def _init_uncertainty(self, arch: str, enabled: bool, detach: bool, num_out_ch: int) -> None:
         """Build the head of HEAD_SPECS[arch] (width from its tap, declared init) when enabled."""

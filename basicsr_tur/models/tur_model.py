@@ -138,11 +138,26 @@ class TURModel(BaseModel):
         net = net.to(self.device)
         if self.opt['dist']:
             device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
-            return DistributedDataParallel(net, device_ids=device_ids,
-                                           find_unused_parameters=self.opt.get('find_unused_parameters', False))
+            find_unused = self.opt.get('find_unused_parameters')
+            if find_unused is None:
+                find_unused = self.leaves_parameters_unused(net)
+            return DistributedDataParallel(net, device_ids=device_ids, find_unused_parameters=find_unused)
         if self.opt['num_gpu'] > 1:
             return DataParallel(net)
         return net
+
+    def leaves_parameters_unused(self, net: torch.nn.Module) -> bool:
+        """Whether a training step may leave a parameter of net without a gradient, which DistributedDataParallel
+        refuses at the next step unless told to look for such parameters (`find_unused_parameters`, one more pass
+        over the graph per step): modules that net(x) never reaches (the backbone's `unused_parameter_prefixes`)
+        or an uncertainty head that the pixel loss does not read."""
+        if not self.is_train:
+            return False
+        if getattr(net, 'unused_parameter_prefixes', ()):
+            return True
+        loss_type = ((self.opt.get('train') or {}).get('pixel_opt') or {}).get('type')
+        loss = LOSS_REGISTRY.get(loss_type) if loss_type in LOSS_REGISTRY else None
+        return getattr(net, 'uncertainty_head', None) is not None and not getattr(loss, 'needs_uncertainty', False)
 
     def get_bare_model(self, net: torch.nn.Module) -> torch.nn.Module:
         """The network inside torch.compile, DataParallel and DistributedDataParallel wrappers."""
