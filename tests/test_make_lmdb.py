@@ -2,6 +2,8 @@
 key are refused in one line with nothing written, and the LMDB datasets refuse a meta file whose paths share a key."""
 import importlib.util
 import re
+import subprocess
+import sys
 from os import path as osp
 
 import cv2
@@ -226,3 +228,25 @@ def test_disk_dataset_serves_both_files_of_one_stem(paired_root):
                         'dataroot_lq': osp.join(paired_root, 'lq'), 'dataroot_gt': osp.join(paired_root, 'gt'),
                         'meta_file': meta})
     assert not torch.equal(ds[0]['lq'], ds[1]['lq'])
+
+
+# A child that limits its own address space (`ulimit -v`, as clusters do) to what it uses plus 4 GiB, then writes the
+# paired fixture's LMDBs: basicsr's LmdbMaker alone reserves a 1 TB map per database, which such a process cannot map.
+UNDER_LIMIT = """
+import resource, sys
+from basicsr_tur.utils.lmdb_util import build_paired_lmdb
+root, out = sys.argv[1:]
+used = next(int(line.split()[1]) * 1024 for line in open('/proc/self/status') if line.startswith('VmSize:'))
+resource.setrlimit(resource.RLIMIT_AS, (used + 4 * 2 ** 30, resource.getrlimit(resource.RLIMIT_AS)[1]))
+pairs = [tuple(line.split()) for line in open(root + '/meta.txt')]
+print(build_paired_lmdb(pairs, root + '/lq', root + '/gt', out))
+"""
+
+
+@pytest.mark.skipif(not osp.exists('/proc/self/status'), reason='reads the address space used from /proc (Linux)')
+def test_lmdb_is_written_under_an_address_space_limit(tmp_path, paired_root):
+    out = str(tmp_path / 'db')
+    run = subprocess.run([sys.executable, '-c', UNDER_LIMIT, paired_root, out], capture_output=True, text=True,
+                         cwd=REPO, timeout=120)
+    assert run.returncode == 0, run.stderr.strip().splitlines()[-1:]
+    assert len(open(osp.join(out, 'lq.lmdb', 'meta_info.txt')).read().splitlines()) == 9

@@ -19,6 +19,29 @@ from tqdm import tqdm
 from basicsr_tur.utils.files import atomic_dir
 from basicsr_tur.utils.meta_file import format_meta_line
 
+try:
+    import resource
+except ImportError:  # not on Windows, which has no address-space limit to respect
+    resource = None
+
+BASICSR_MAP_SIZE = 1024 ** 4  # LmdbMaker's default map: 1 TB of address space, sparse on disk
+
+
+def map_size() -> int:
+    """Bytes of address space to map for one new LMDB: basicsr's 1 TB, or, under an address-space limit
+    (`ulimit -v`, common on clusters), a quarter of what the process has left, since LMDB reserves the whole map
+    when it opens the database and two are open at once (lq and gt)."""
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0] if resource else -1
+    if resource is None or limit == resource.RLIM_INFINITY:
+        return BASICSR_MAP_SIZE
+    used = 0
+    try:
+        with open('/proc/self/status', encoding='ascii') as f:
+            used = next((int(line.split()[1]) * 1024 for line in f if line.startswith('VmSize:')), 0)
+    except OSError:  # no /proc: assume nothing is used yet
+        pass
+    return min(BASICSR_MAP_SIZE, max((limit - used) // 4, 1 << 20))
+
 
 def lmdb_key(path: str) -> str:
     """LMDB key of an image path: basicsr's convention, the path without its extension."""
@@ -44,10 +67,11 @@ def check_lmdb_keys(paths: Iterable[str], where: str) -> dict[str, str]:
 class LmdbWriter:
     """A new LMDB of PNG-encoded images with basicsr's meta_info.txt, written by `put` inside a `with` block.
 
-    basicsr's LmdbMaker stores the images (one write transaction per 5000 images, a 1 TB map that stays sparse on
-    disk; `python bench/bench_data.py --lmdb-write`: about twice as fast as one transaction per image on 128x128
-    crops, see BENCHMARKS.md); this class reads and encodes them, and turns every failure into one line naming the
-    file. On an error inside the block nothing is committed (the caller removes the folder: atomic_dir).
+    basicsr's LmdbMaker stores the images (one write transaction per 5000 images; a 1 TB map that stays sparse on
+    disk, smaller under an address-space limit: map_size; `python bench/bench_data.py --lmdb-write`: about twice
+    as fast as one transaction per image on 128x128 crops, see BENCHMARKS.md); this class reads and encodes them,
+    and turns every failure into one line naming the file. On an error inside the block nothing is committed (the
+    caller removes the folder: atomic_dir).
     """
 
     def __init__(self, lmdb_path: str, compress_level: int = 1) -> None:
@@ -57,7 +81,7 @@ class LmdbWriter:
             raise ValueError(f"{lmdb_path}: an LMDB folder's name must end in .lmdb (basicsr's convention)")
         self.path, self.compress_level = lmdb_path, compress_level
         try:
-            self.maker = LmdbMaker(lmdb_path, compress_level=compress_level)
+            self.maker = LmdbMaker(lmdb_path, map_size=map_size(), compress_level=compress_level)
         except lmdb.Error as err:
             raise OSError(f'cannot create LMDB {lmdb_path}: {err}') from None
 
@@ -73,6 +97,10 @@ class LmdbWriter:
         h, w = img.shape[:2]
         try:
             self.maker.put(buf.tobytes(), key, (h, w, 1 if img.ndim == 2 else img.shape[2]))
+        except lmdb.MapFullError:
+            raise OSError(f'{self.path}: cannot store {file_path} under key {key!r}: the LMDB map of '
+                          f'{self.maker.env.info()["map_size"] / 2 ** 30:.1f} GiB is full (it is a quarter of the '
+                          f'address space left under the process\'s limit, ulimit -v: raise that limit)') from None
         except lmdb.Error as err:  # a commit (every 5000 images) writes the batch that ends with this image
             raise OSError(f'{self.path}: cannot store {file_path} under key {key!r} (or the images of its '
                           f'transaction): {err}') from None
