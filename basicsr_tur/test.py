@@ -17,7 +17,6 @@ from basicsr.utils.options import dict2str
 from basicsr_tur.data.loaders import build_loader
 from basicsr_tur.models.tur_model import PSNR_CAP
 from basicsr_tur.utils.files import atomic_write, write_image
-from basicsr_tur.utils.option_checks import Kind
 from basicsr_tur.utils.options import check_device, parse_options
 from basicsr_tur.utils.registry import run_prepare_step
 from basicsr_tur.utils.runs import fresh_run_dirs, output_dirs, run_lock
@@ -30,11 +29,6 @@ from basicsr_tur.utils.tables import (
     markdown_table,
     to_markdown,
 )
-
-# The option keys this pipeline reads beside the run's and the model's: the published rows of `setting` in `file`
-# (options/published.yml) beside the measured ones, and the difference to `row` (checked by parse_options:
-# option_checks.check_published).
-OPTION_KEYS: dict[str, Kind | None] = {'published.file': None, 'published.setting': None, 'published.row': None}
 
 
 def _fmt(values: dict, metric: str, digits: int) -> str:
@@ -185,7 +179,7 @@ def results_json(results: dict) -> str:
 
 def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
     """Evaluate the model of `-opt` on its test sets; print and write the tables; return all results."""
-    opt, args = parse_options(root_path, is_train=False, argv=argv, keys=OPTION_KEYS)
+    opt, args = parse_options(root_path, is_train=False, argv=argv)
     root_path = opt['path']['root']  # root_path, or the folder --root names
     check_device(opt)
     # One run per name: a second test run with this name is refused before it renames or writes anything.

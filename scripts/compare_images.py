@@ -26,7 +26,6 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 # basicsr_tur first: it installs the torchvision alias basicsr 1.4.2 needs, so basicsr is imported after it, here.
 from basicsr_tur.archs.uncertainty import HEAD_PREFIX
-from basicsr_tur.test import OPTION_KEYS as TEST_OPTION_KEYS
 from basicsr_tur.utils.checkpoint import load_checkpoint, read_state_dict
 from basicsr_tur.utils.files import write_image
 from basicsr_tur.utils.options import parse_options
@@ -127,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         runs = parse_runs(args.run)
-        opt, _ = parse_options(args.root or '.', is_train=False, keys=TEST_OPTION_KEYS,
+        opt, _ = parse_options(args.root or '.', is_train=False,
                                argv=['-opt', args.opt] + (['--root', args.root] if args.root else []))
         run_prepare_step(opt, opt['path']['root'])
         picture, lines = comparison(opt, runs, args.index)

@@ -7,7 +7,6 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from conftest import edit, make_options, make_test_options
 
 from basicsr_tur.models.tur_model import TURModel
-from basicsr_tur.test import OPTION_KEYS as TEST_OPTION_KEYS
 from basicsr_tur.utils.option_checks import BOOL, PATH
 from basicsr_tur.utils.option_file import OptionError
 from basicsr_tur.utils.options import parse_options
@@ -80,7 +79,7 @@ def test_published_is_read_by_the_test_pipeline_only(tmp_path, paired_root):
     path = make_test_options(tmp_path, paired_root, str(tmp_path / 'w.pth'))
     (tmp_path / 'published.yml').write_text('tiny:\n  rows:\n    Paper: {sr: [30.0, 0.9]}\n')
     edit(path, lambda o: o.update(published={'file': 'published.yml', 'setting': 'tiny'}))
-    opt, _ = parse_options(str(tmp_path), False, ['-opt', path], TEST_OPTION_KEYS)
+    opt, _ = parse_options(str(tmp_path), False, ['-opt', path])
     assert opt['published']['file'] == osp.join(str(tmp_path), 'published.yml')
-    with pytest.raises(OptionError, match=r"unknown key 'published'"):
-        parse_options(str(tmp_path), False, ['-opt', path])
+    with pytest.raises(OptionError, match=r"'published' is read by test.py only .*; remove it$"):
+        parse_options(str(tmp_path), True, ['-opt', path])

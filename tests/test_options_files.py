@@ -6,7 +6,6 @@ from os import path as osp
 import pytest
 import torch
 
-from basicsr_tur.test import OPTION_KEYS as TEST_OPTION_KEYS
 from basicsr_tur.test import test_pipeline as run_test
 from basicsr_tur.train import train_pipeline as run_train
 from basicsr_tur.utils.option_file import load_yaml
@@ -41,7 +40,7 @@ def test_airnet_tur_options_train_as_tur_did_with_a_frozen_pretrained_encoder(se
 
 @pytest.mark.parametrize('path', TEST_FILES, ids=lambda p: osp.relpath(p, REPO))
 def test_test_options_file_is_valid(path, tmp_path):
-    opt, _ = parse_options(str(tmp_path), False, ['-opt', path], TEST_OPTION_KEYS)
+    opt, _ = parse_options(str(tmp_path), False, ['-opt', path])
     assert opt['path']['pretrain_network_g']
 
 

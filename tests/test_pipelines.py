@@ -14,7 +14,6 @@ from conftest import TASKS, make_options, make_test_options
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from basicsr_tur.models.tur_model import NonFiniteLossError
-from basicsr_tur.test import OPTION_KEYS as TEST_OPTION_KEYS
 from basicsr_tur.test import setting_table
 from basicsr_tur.test import test_pipeline as run_test
 from basicsr_tur.train import train_pipeline as run_train
@@ -161,7 +160,7 @@ def test_l1_command_in_the_header_compares_with_the_backbone_row(path, tmp_path)
     header = open(path, encoding='utf-8').read().split('\n\n')[0]
     command = header.split('For the L1 run: --force_yml', 1)[1].split('\n# Protocol')[0]
     overrides = command.replace('#', ' ').split()
-    opt, _ = parse_options(str(tmp_path), False, ['-opt', path, '--force_yml', *overrides], TEST_OPTION_KEYS)
+    opt, _ = parse_options(str(tmp_path), False, ['-opt', path, '--force_yml', *overrides])
     arch = osp.basename(path)[:-len('.yml')]
     assert opt['name'].endswith('_L1') and '_L1' in opt['path']['pretrain_network_g']
     assert opt['published']['row'].lower() == arch.lower()

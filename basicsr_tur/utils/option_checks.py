@@ -89,6 +89,11 @@ CORE_KEYS: dict[str, Kind | None] = {
     'path.visualization': None, 'path.results_root': None, 'path.root': None,
     'is_train': None, 'dist': None, 'rank': None, 'world_size': None, 'auto_resume': None, 'opt_path': None,
 }
+
+# The keys a test run reads beside CORE_KEYS and the model's: the published rows of `setting` in `file`
+# (options/published.yml) shown beside the measured ones, and the difference to `row` (check_published checks them;
+# test.py and scripts/compare_images.py read them). Accepted unless the options are checked for training.
+TEST_KEYS: dict[str, Kind | None] = {'published.file': None, 'published.setting': None, 'published.row': None}
 # The loader keys every dataset takes (basicsr's build_dataloader reads them, parse_options sets phase, tasks and
 # scale); each dataset adds its OPTION_KEYS.
 DATASET_COMMON = {'name', 'type', 'phase', 'io_backend', 'tasks', 'scale', 'num_worker_per_gpu',
@@ -161,16 +166,18 @@ def check_model_type(model_type: Any, path: str) -> type:
     return model
 
 
-def declared_keys(model_type: str | None, keys: OptionKeys | None = None) -> dict[str, Kind | None]:
+def declared_keys(model_type: str | None, keys: OptionKeys | None = None,
+                  is_train: bool | None = None) -> dict[str, Kind | None]:
     """The option keys a run reads: CORE_KEYS, the OPTION_KEYS of the model model_type names (a checked one, see
-    check_model_type; with None, those of every registered model) and a pipeline's keys."""
+    check_model_type; with None, those of every registered model), TEST_KEYS unless is_train, and a pipeline's
+    keys."""
     if model_type is None:
         model_keys: dict[str, Kind | None] = {}
         for _, model in MODEL_REGISTRY:
             model_keys.update(model.OPTION_KEYS if _declares_keys(model) else {})
     else:
         model_keys = dict(MODEL_REGISTRY.get(model_type).OPTION_KEYS)
-    return {**CORE_KEYS, **model_keys, **(keys or {})}
+    return {**CORE_KEYS, **model_keys, **({} if is_train else TEST_KEYS), **(keys or {})}
 
 
 def _other_readers(name: str, model_type: Any) -> dict[str, Kind | None]:
@@ -200,6 +207,9 @@ def _check_names(opt: dict, keys: OptionKeys, path: str, notes: list[str], model
                     raise OptionError(f"{path}: '{name}' must be a mapping, got {value!r}")
                 _check_names(value, keys, path, notes, model_type, name + '.')
             continue
+        if name in TEST_KEYS or any(k.startswith(name + '.') for k in TEST_KEYS):
+            raise OptionError(f"{path}: '{name}' is read by test.py only (the published rows beside the measured "
+                              'ones), not by training; remove it')
         readers = _other_readers(name, model_type)
         if not readers:
             level = {k[len(prefix):].split('.')[0] for k in keys if k.startswith(prefix)}
@@ -526,12 +536,12 @@ def check_options(opt: dict, path: str, notes: list[str] | None = None, is_train
     """Check keys, value types, registered type names and every sub-options dict of an options dict; raise
     OptionError on the first fault. Numeric strings are converted in place, each with a line added to notes.
     is_train: the sections a training needs (train.optim_g, train.scheduler, train.total_iter) must be there.
-    keys: the option keys the pipeline reads beside CORE_KEYS and the model's OPTION_KEYS (test.py: `published`)."""
+    keys: option keys a pipeline reads beside CORE_KEYS, the model's OPTION_KEYS and (unless is_train) TEST_KEYS."""
     notes = [] if notes is None else notes
     model_type = opt.get('model_type')
     if model_type is not None:
         check_model_type(model_type, path)
-    declared = declared_keys(model_type, keys)
+    declared = declared_keys(model_type, keys, is_train)
     _check_names(opt, declared, path, notes, model_type)
     check_prepare_step(opt, path)
     for required in ('name', 'model_type', 'network_g', 'datasets'):

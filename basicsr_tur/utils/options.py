@@ -90,7 +90,7 @@ def parse_options(root_path: str, is_train: bool = True, argv: list[str] | None 
     args.notes = []
     check_options(opt, args.opt, args.notes, is_train, keys)
     check_published(opt, args.opt, root)  # only a pipeline that declares `published` gets this far with one
-    _resolve_paths(opt, root, declared_keys(opt['model_type'], keys))
+    _resolve_paths(opt, root, declared_keys(opt['model_type'], keys, is_train))
     opt['opt_path'] = args.opt
     opt['path']['root'] = root
 
