@@ -161,3 +161,23 @@ def test_validation_on_several_ranks_refuses_a_loader_that_is_not_sharded(tmp_pa
     with pytest.raises(ValueError, match="dataset 'tiny_test_set': validation on 2 ranks needs a loader giving each "
                                          'rank its share of the images .*not one with a SequentialSampler'):
         model.validation(loader, 'tiny', None)
+
+
+@pytest.mark.parametrize('shuffle, batch_size', [(True, 1), (False, 2)])
+def test_validation_refuses_a_loader_whose_indices_would_not_match_its_images(tmp_path, paired_root, shuffle,
+                                                                               batch_size):
+    # The image indices (row keys of val.uncertainty, its pixel seeds) are read from the sampler beside the loader:
+    # a shuffled sampler iterated twice gives two orders, a batch of two images one index.
+    from basicsr.data import build_dataset
+    from basicsr.models import build_model
+
+    from basicsr_tur.utils.options import parse_options
+    opt, _ = parse_options(str(tmp_path), is_train=False,
+                           argv=['-opt', make_test_options(tmp_path, paired_root, _tiny_weights(tmp_path))])
+    model = build_model(opt)
+    loader = torch.utils.data.DataLoader(build_dataset(opt['datasets']['test']), batch_size=batch_size,
+                                         shuffle=shuffle)
+    sampler = 'RandomSampler' if shuffle else 'SequentialSampler'
+    with pytest.raises(ValueError, match=f"dataset 'tiny_test_set': validation needs a loader of single images in "
+                                         f'order .*not batches of {batch_size} from a {sampler}'):
+        model.validation(loader, 'tiny', None)

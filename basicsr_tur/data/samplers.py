@@ -129,7 +129,6 @@ class TaskBalancedSampler(_EpochSampler):
         return batches
 
 
-
 class ShardSampler(Sampler[int]):
     """Rank `rank`'s share of a validation or test set of `dataset_len` images: rank, rank + W, rank + 2W, ... in order.
 

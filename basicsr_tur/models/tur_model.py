@@ -18,6 +18,7 @@ from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 from torch.nn import DataParallel
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import SequentialSampler
 from tqdm import tqdm
 
 from basicsr_tur.data.samplers import ShardSampler
@@ -498,6 +499,12 @@ class TURModel(BaseModel):
                                    and (sampler.num_replicas, sampler.rank) == (world_size, self.opt['rank'])):
             raise ValueError(f"dataset '{dataset_name}': validation on {world_size} ranks needs a loader giving each "
                              f'rank its share of the images (data.loaders.build_loader), not one with a '
+                             f'{type(sampler).__name__}')
+        # The indices are read from the sampler beside the loader's batches: only an in-order sampler (iterated
+        # twice, the same order both times) of batches of one image keeps an index with its image.
+        if not isinstance(sampler, (ShardSampler, SequentialSampler)) or dataloader.batch_size != 1:
+            raise ValueError(f"dataset '{dataset_name}': validation needs a loader of single images in order "
+                             f'(data.loaders.build_loader), not batches of {dataloader.batch_size} from a '
                              f'{type(sampler).__name__}')
         # Batches of one image: the sampler's indices are the dataset indices of this rank's images, in order.
         for index, val_data in zip(sampler, dataloader):
