@@ -25,7 +25,7 @@ LAYERS = {'utils': 'utils', 'archs': 'archs', 'data': 'data', 'losses': 'losses'
           'prepare': 'prepare', '__init__': 'package'}
 PIPELINE = 'pipelines'
 # What each layer may import (besides itself). `package` is basicsr_tur/__init__.py (it registers every class and
-# holds __version__): only the pipelines may import it.
+# holds __version__): only the pipelines may import it, and it imports no pipeline.
 ALLOWED: dict[str, set[str]] = {
     'utils': set(),
     'archs': {'utils'},
@@ -34,7 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     'models': {'utils', 'archs', 'data', 'losses'},
     'prepare': {'utils', 'data'},
     PIPELINE: {'utils', 'archs', 'data', 'losses', 'models', 'prepare', 'package'},
-    'package': {'utils', 'archs', 'data', 'losses', 'models', 'prepare', PIPELINE},
+    'package': {'utils', 'archs', 'data', 'losses', 'models', 'prepare'},
 }
 
 
@@ -70,10 +70,10 @@ def imported_modules(source: str, module: str, is_package: bool = False) -> list
                 anchor = package.split('.')[:len(package.split('.')) - node.level + 1]
                 base = '.'.join(anchor + ([base] if base else []))
             found += [(f'{base}.{alias.name}' if base == PACKAGE else base, node.lineno) for alias in node.names]
-        elif (isinstance(node, ast.Call) and getattr(node.func, 'attr', getattr(node.func, 'id', None)) ==
-              'import_module' and node.args and isinstance(node.args[0], ast.Constant)
+        elif (isinstance(node, ast.Call) and getattr(node.func, 'attr', getattr(node.func, 'id', None)) in
+              ('import_module', '__import__') and node.args and isinstance(node.args[0], ast.Constant)
               and isinstance(node.args[0].value, str)):
-            found.append((node.args[0].value, node.lineno))  # importlib.import_module('basicsr_tur.x')
+            found.append((node.args[0].value, node.lineno))  # importlib.import_module('basicsr_tur.x'), __import__
     return [(name, line) for name, line in found if name == PACKAGE or name.startswith(PACKAGE + '.')]
 
 
@@ -121,6 +121,7 @@ def test_no_module_imports_a_layer_above_its_own():
     ('def f():\n    import basicsr_tur\n', 'the whole package'),
     ('def f():\n    from ..data import data_util\n', 'relative'),
     ('import importlib\nimportlib.import_module("basicsr_tur.losses.tur_loss")\n', 'importlib'),
+    ('def f():\n    return __import__("basicsr_tur.models.tur_model")\n', '__import__'),
 ])
 def test_an_upward_import_from_utils_is_reported_wherever_it_stands(tmp_path, source, where):
     package = tmp_path / PACKAGE
@@ -142,6 +143,14 @@ def test_imports_within_a_layer_and_downward_are_allowed(tmp_path):
         (package / sub / 'm.py').write_text(text)
     (package / 'restore.py').write_text('from basicsr_tur.models.tur_model import TURModel\nimport basicsr_tur\n')
     assert violations(import_edges(package)) == []
+
+
+def test_the_package_init_importing_a_pipeline_is_reported(tmp_path):
+    package = tmp_path / PACKAGE
+    package.mkdir()
+    (package / '__init__.py').write_text('from basicsr_tur import archs, train\n')
+    assert violations(import_edges(package)) == [
+        'basicsr_tur/__init__.py:1: basicsr_tur (package) imports basicsr_tur.train (pipelines)']
 
 
 def test_sideways_imports_between_archs_data_and_losses_are_reported(tmp_path):
