@@ -1,5 +1,5 @@
 """Each component declares the option keys it reads: a model's OPTION_KEYS are accepted for that model only, a
-pipeline's keys (test.py: `published`) by that pipeline only, and a model that declares none is refused."""
+test run's keys (`published`) outside training only, and a model that declares none is refused."""
 from os import path as osp
 
 import pytest
@@ -83,3 +83,14 @@ def test_published_is_read_by_the_test_pipeline_only(tmp_path, paired_root):
     assert opt['published']['file'] == osp.join(str(tmp_path), 'published.yml')
     with pytest.raises(OptionError, match=r"'published' is read by test.py only .*; remove it$"):
         parse_options(str(tmp_path), True, ['-opt', path])
+
+
+def test_an_unknown_top_level_key_lists_the_keys_a_person_writes_not_those_parse_options_sets(tmp_path, clean_root,
+                                                                                              paired_root):
+    path = make_options(tmp_path, clean_root, paired_root)
+    edit(path, lambda o: o.update(zzz_unknown=1))
+    with pytest.raises(OptionError, match=r"unknown key 'zzz_unknown'; allowed: ") as err:
+        parse_options(str(tmp_path), True, ['-opt', path])
+    listed = str(err.value).split('allowed: ')[1].split(', ')
+    assert 'model_type' in listed and 'datasets' in listed
+    assert not {'is_train', 'dist', 'rank', 'world_size', 'auto_resume', 'opt_path'} & set(listed)

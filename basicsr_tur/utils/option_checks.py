@@ -143,8 +143,13 @@ def did_you_mean(name: str, known: Any) -> str:
     return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ''
 
 
+# Keys parse_options sets on the options it returns (accepted, so that returned options check again, but never
+# suggested to a person writing a file).
+_SET_BY_PARSE = {'is_train', 'dist', 'rank', 'world_size', 'auto_resume', 'opt_path'}
+
+
 def _unknown(key: str, allowed: Any, where: str, path: str) -> OptionError:
-    allowed = sorted(allowed)
+    allowed = sorted(set(allowed) - (_SET_BY_PARSE if not where else set()))
     hint = did_you_mean(key, allowed) or (f'; allowed: {", ".join(allowed)}' if allowed else '; it takes no options')
     return OptionError(f"{path}: unknown key '{where}{key}'{hint}")
 
