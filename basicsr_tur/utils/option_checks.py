@@ -2,10 +2,10 @@
 
 Each component declares the option keys it reads, as a mapping of dotted names to Kinds (None: any value, checked
 where it is read): datasets in their OPTION_KEYS (data/), models in theirs (models/tur_model.py: the `train.`,
-`val.` and `path.` keys TURModel reads; AirNetModel adds its own), a pipeline in the keys it passes to
-parse_options/check_options (test.py: `published`). CORE_KEYS are those of the run set-up (utils/options.py) and
-basicsr's conventions. The sub-options dicts passed on as keyword arguments (arch, loss, optimizer, scheduler, io
-backend, metrics, torch.compile, dist_params) are checked against the signatures that take them. A mistake fails
+`val.` and `path.` keys TURModel reads; AirNetModel adds its own), a test run's `published` beside its checker here
+(TEST_KEYS, check_published). CORE_KEYS are those of the run set-up (utils/options.py) and basicsr's conventions.
+The sub-options dicts passed on as keyword arguments (arch, loss, optimizer, scheduler, io backend, metrics,
+torch.compile, dist_params) are checked against the signatures that take them. A mistake fails
 at once, in one line (an OptionError) that names the file and the key.
 """
 from __future__ import annotations
@@ -171,18 +171,16 @@ def check_model_type(model_type: Any, path: str) -> type:
     return model
 
 
-def declared_keys(model_type: str | None, keys: OptionKeys | None = None,
-                  is_train: bool | None = None) -> dict[str, Kind | None]:
+def declared_keys(model_type: str | None, is_train: bool | None = None) -> dict[str, Kind | None]:
     """The option keys a run reads: CORE_KEYS, the OPTION_KEYS of the model model_type names (a checked one, see
-    check_model_type; with None, those of every registered model), TEST_KEYS unless is_train, and a pipeline's
-    keys."""
+    check_model_type; with None, those of every registered model), and TEST_KEYS unless is_train."""
     if model_type is None:
         model_keys: dict[str, Kind | None] = {}
         for _, model in MODEL_REGISTRY:
             model_keys.update(model.OPTION_KEYS if _declares_keys(model) else {})
     else:
         model_keys = dict(MODEL_REGISTRY.get(model_type).OPTION_KEYS)
-    return {**CORE_KEYS, **model_keys, **({} if is_train else TEST_KEYS), **(keys or {})}
+    return {**CORE_KEYS, **model_keys, **({} if is_train else TEST_KEYS)}
 
 
 def _other_readers(name: str, model_type: Any) -> dict[str, Kind | None]:
@@ -536,17 +534,16 @@ def check_network_options(network_g: dict, path: str) -> list[str]:
     return notes
 
 
-def check_options(opt: dict, path: str, notes: list[str] | None = None, is_train: bool | None = None,
-                  keys: OptionKeys | None = None) -> None:
+def check_options(opt: dict, path: str, notes: list[str] | None = None, is_train: bool | None = None) -> None:
     """Check keys, value types, registered type names and every sub-options dict of an options dict; raise
     OptionError on the first fault. Numeric strings are converted in place, each with a line added to notes.
-    is_train: the sections a training needs (train.optim_g, train.scheduler, train.total_iter) must be there.
-    keys: option keys a pipeline reads beside CORE_KEYS, the model's OPTION_KEYS and (unless is_train) TEST_KEYS."""
+    is_train: the sections a training needs (train.optim_g, train.scheduler, train.total_iter) must be there, and
+    the keys only a test run reads (TEST_KEYS: `published`) are refused."""
     notes = [] if notes is None else notes
     model_type = opt.get('model_type')
     if model_type is not None:
         check_model_type(model_type, path)
-    declared = declared_keys(model_type, keys, is_train)
+    declared = declared_keys(model_type, is_train)
     _check_names(opt, declared, path, notes, model_type)
     check_prepare_step(opt, path)
     for required in ('name', 'model_type', 'network_g', 'datasets'):

@@ -55,14 +55,12 @@ def _resolve_paths(opt: dict, root: str, keys: OptionKeys) -> None:
             node[last] = resolve(node[last], root)
 
 
-def parse_options(root_path: str, is_train: bool = True, argv: list[str] | None = None,
-                  keys: OptionKeys | None = None) -> tuple[dict, Any]:
+def parse_options(root_path: str, is_train: bool = True, argv: list[str] | None = None) -> tuple[dict, Any]:
     """Parse the command line and the options file the basicsr way, with a safe loader and checks of every key.
 
     root_path: the folder that relative paths in the options and the outputs (experiments/, results/) are under,
     unless --root names another (the command-line entry points pass the working folder). Returns (opt, args);
     opt['path']['root'] is that folder, and args.notes the conversions made (for the run's log).
-    keys: the option keys the calling pipeline reads beside the core ones and the model's (see check_options).
     Raises OptionError (one line naming the file and key) before anything is written.
     """
     parser = argparse.ArgumentParser(description='basicsr-tur ' + ('training' if is_train else 'testing'))
@@ -88,9 +86,9 @@ def parse_options(root_path: str, is_train: bool = True, argv: list[str] | None 
     opt.setdefault('path', OrderedDict())
     opt.setdefault('num_gpu', 0)
     args.notes = []
-    check_options(opt, args.opt, args.notes, is_train, keys)
-    check_published(opt, args.opt, root)  # only a pipeline that declares `published` gets this far with one
-    _resolve_paths(opt, root, declared_keys(opt['model_type'], keys, is_train))
+    check_options(opt, args.opt, args.notes, is_train)
+    check_published(opt, args.opt, root)  # a training's `published` was refused above (TEST_KEYS)
+    _resolve_paths(opt, root, declared_keys(opt['model_type'], is_train))
     opt['opt_path'] = args.opt
     opt['path']['root'] = root
 
