@@ -204,14 +204,18 @@ def output_names(inputs: list[tuple[str, str]], where: str) -> dict[tuple[str, s
     return names
 
 
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """An image in [0, 1] (any float array) as uint8: x255, rounded to the nearest integer, clipped to [0, 255]."""
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+
+
 def write_png(path: str, img: np.ndarray) -> None:
-    """Write an RGB uint8 array, or an RGB float array in [0, 1] (rounded), as PNG, atomically (folders created).
+    """Write an RGB uint8 array, or an RGB float array in [0, 1] (rounded: to_uint8), as PNG, atomically (folders
+    created).
 
     Raises OSError naming `path` when it cannot be written (no partial file is left).
     """
-    if img.dtype != np.uint8:
-        img = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
-    write_image(path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    write_image(path, cv2.cvtColor(img if img.dtype == np.uint8 else to_uint8(img), cv2.COLOR_RGB2BGR))
 
 
 def random_crop(imgs: list[np.ndarray], size: int, rng: np.random.Generator, where: str) -> list[np.ndarray]:

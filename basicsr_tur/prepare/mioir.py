@@ -13,7 +13,7 @@ from os import path as osp
 
 import numpy as np
 
-from basicsr_tur.data.data_util import write_png
+from basicsr_tur.data.data_util import to_uint8, write_png
 from basicsr_tur.data.degradations import degrade, read_depth
 from basicsr_tur.data.synthetic_task_dataset import degradation_specs
 from basicsr_tur.prepare.images import read_rgb, rng_for
@@ -85,7 +85,7 @@ def job_mio(job: MioJob) -> list[str]:
     lqs = {}
     for task in job.tasks:
         lq, _ = degrade(gt_float, specs[task], rng_for(job.seed, job.key, task, job.name), depth=depth)
-        lqs[task] = np.clip(np.rint(lq * 255.0), 0, 255).astype(np.uint8)
+        lqs[task] = to_uint8(lq)  # once per task, before it is cut into sub-images
     if job.kind == 'mio_test':
         out = osp.splitext(job.name)[0] + '.png'
         for task, lq in lqs.items():
