@@ -121,6 +121,16 @@ def log_lines():
     logger.setLevel(level)
 
 
+def tiny_srresnet_weights(tmp_path, name: str = 'tiny.pth') -> str:
+    """A checkpoint ({'params': ...}) of a tiny SRResNet (8 features, 2 blocks, seed 0) written to tmp_path/name."""
+    import torch
+    from basicsr.archs import build_network
+    torch.manual_seed(0)
+    path = str(tmp_path / name)
+    torch.save({'params': build_network({'type': 'SRResNet', 'num_feat': 8, 'num_block': 2}).state_dict()}, path)
+    return path
+
+
 def make_test_options(tmp_path, paired_root: str, weights: str, name: str = 'tiny_test') -> str:
     """Write a tiny test options file evaluating `weights` on the paired set."""
     opt = {

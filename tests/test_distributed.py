@@ -9,7 +9,7 @@ from os import path as osp
 import pytest
 import torch
 from basicsr.archs import build_network
-from conftest import make_options, make_test_options
+from conftest import make_options, make_test_options, tiny_srresnet_weights
 
 from basicsr_tur.train import train_pipeline
 
@@ -23,15 +23,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_two_ranks(script: str, *args: str) -> None:
+    """Run `script args` under torchrun: two gloo processes on one thread each, tests/ and the repository importable;
+    asserts that it succeeds (showing the end of its stderr when not)."""
+    path = os.pathsep.join([HERE, osp.dirname(HERE), os.environ.get('PYTHONPATH', '')])
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=path)
+    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+                           f'--master_port={free_port()}', script, *args],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def train_two_ranks(root, *train_args) -> None:
     """Train with torchrun, two gloo processes on one thread each (tests/dist_worker.py: each rank saves its final
     weights, and its loss's state, under root); train_args follow train.py's command line, the launcher added."""
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=HERE + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-                           f'--master_port={free_port()}', osp.join(HERE, 'dist_worker.py'), str(root), str(root),
-                           *train_args, '--launcher', 'pytorch'],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_two_ranks(osp.join(HERE, 'dist_worker.py'), str(root), str(root), *train_args, '--launcher', 'pytorch')
 
 
 def test_two_process_training_matches_one_process_with_the_same_global_batch(tmp_path, clean_root, paired_root):
@@ -100,7 +106,6 @@ def test_airnet_recipe_trains_under_ddp_through_its_encoder_warmup(tmp_path, cle
 
 def test_airnet_with_a_frozen_encoder_trains_under_ddp(tmp_path, clean_root, paired_root):
     # TUR's recipe: the encoder is frozen before DDP wraps the network, so DDP neither syncs nor expects its gradients.
-    from basicsr.archs import build_network
     tiny = {'type': 'AirNet', 'batch_size': 3, 'n_groups': 1, 'n_blocks': 1}
     torch.manual_seed(1)
     source = build_network(tiny).state_dict()
@@ -118,24 +123,12 @@ def test_airnet_with_a_frozen_encoder_trains_under_ddp(tmp_path, clean_root, pai
     assert not torch.equal(rank0['R.head.0.weight'], source['R.head.0.weight'])
 
 
-def _tiny_weights(tmp_path) -> str:
-    torch.manual_seed(0)
-    path = str(tmp_path / 'tiny.pth')
-    torch.save({'params': build_network({'type': 'SRResNet', 'num_feat': 8, 'num_block': 2}).state_dict()}, path)
-    return path
-
-
 def test_each_rank_loads_only_its_test_images_and_the_tables_are_those_of_one_process(tmp_path, paired_root):
     from basicsr_tur import test as test_py
-    opt_path = make_test_options(tmp_path, paired_root, _tiny_weights(tmp_path))
+    opt_path = make_test_options(tmp_path, paired_root, tiny_srresnet_weights(tmp_path))
     one = test_py.test_pipeline(str(tmp_path), ['-opt', opt_path, '--force_yml', 'val:save_img=false'])
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=HERE + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-                           f'--master_port={free_port()}', osp.join(HERE, 'dist_test_worker.py'), str(tmp_path),
-                           str(tmp_path), '-opt', opt_path, '--launcher', 'pytorch', '--force_yml',
-                           'val:save_img=false', 'name=two_ranks'],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_two_ranks(osp.join(HERE, 'dist_test_worker.py'), str(tmp_path), str(tmp_path), '-opt', opt_path,
+                  '--launcher', 'pytorch', '--force_yml', 'val:save_img=false', 'name=two_ranks')
     # 9 images: rank 0 loads images 0, 2, ..., 8 and rank 1 images 1, 3, 5, 7, once each.
     assert [json.loads((tmp_path / f'loaded{r}.json').read_text()) for r in (0, 1)] == [[0, 2, 4, 6, 8], [1, 3, 5, 7]]
     two = json.loads((tmp_path / 'results' / 'two_ranks' / 'metrics.json').read_text())['results']['tiny_test_set']
@@ -154,7 +147,7 @@ def test_validation_on_several_ranks_refuses_a_loader_that_is_not_sharded(tmp_pa
 
     from basicsr_tur.utils.options import parse_options
     opt, _ = parse_options(str(tmp_path), is_train=False,
-                           argv=['-opt', make_test_options(tmp_path, paired_root, _tiny_weights(tmp_path))])
+                           argv=['-opt', make_test_options(tmp_path, paired_root, tiny_srresnet_weights(tmp_path))])
     model = build_model(opt)
     loader = torch.utils.data.DataLoader(build_dataset(opt['datasets']['test']), batch_size=1)
     model.opt['world_size'] = 2
@@ -173,7 +166,7 @@ def test_validation_refuses_a_loader_whose_indices_would_not_match_its_images(tm
 
     from basicsr_tur.utils.options import parse_options
     opt, _ = parse_options(str(tmp_path), is_train=False,
-                           argv=['-opt', make_test_options(tmp_path, paired_root, _tiny_weights(tmp_path))])
+                           argv=['-opt', make_test_options(tmp_path, paired_root, tiny_srresnet_weights(tmp_path))])
     model = build_model(opt)
     loader = torch.utils.data.DataLoader(build_dataset(opt['datasets']['test']), batch_size=batch_size,
                                          shuffle=shuffle)

@@ -101,18 +101,11 @@ def test_progress_is_called_once_per_tile():
     assert len(calls) == tile_count(100, 100, 40, 8) == 9
 
 
-def _tiny_weights(tmp_path) -> str:
-    torch.manual_seed(0)
-    path = str(tmp_path / 'net.pth')
-    torch.save({'params': build_network({'type': 'SRResNet', 'num_feat': 8, 'num_block': 2}).state_dict()}, path)
-    return path
-
-
 def test_test_py_scores_the_same_with_val_tile(tmp_path, paired_root):
-    from conftest import make_test_options
+    from conftest import make_test_options, tiny_srresnet_weights
 
     from basicsr_tur.test import test_pipeline
-    opt_path = make_test_options(tmp_path, paired_root, _tiny_weights(tmp_path))
+    opt_path = make_test_options(tmp_path, paired_root, tiny_srresnet_weights(tmp_path))
     whole = test_pipeline(str(tmp_path), ['-opt', opt_path, '--force_yml', 'val:save_img=false'])
     # 40x40 test images in 32x32 tiles overlapping by 28 px (>= 4 x the 7 px receptive-field radius): exact.
     tiled = test_pipeline(str(tmp_path), ['-opt', opt_path, '--force_yml', 'val:save_img=false', 'name=tiled',
@@ -124,10 +117,10 @@ def test_test_py_scores_the_same_with_val_tile(tmp_path, paired_root):
 
 @pytest.mark.parametrize('tile', ['{overlap: 8}', '{size: 32, overlap: 32}', '{size: 16}'])
 def test_val_tile_without_a_size_above_its_overlap_is_refused(tmp_path, paired_root, tile):
-    from conftest import make_test_options
+    from conftest import make_test_options, tiny_srresnet_weights
 
     from basicsr_tur.utils.option_file import OptionError
     from basicsr_tur.utils.options import parse_options
-    opt_path = make_test_options(tmp_path, paired_root, _tiny_weights(tmp_path))
+    opt_path = make_test_options(tmp_path, paired_root, tiny_srresnet_weights(tmp_path))
     with pytest.raises(OptionError, match=r"'val.tile' needs a size larger than its overlap \(default 32\)"):
         parse_options(str(tmp_path), is_train=False, argv=['-opt', opt_path, '--force_yml', f'val:tile={tile}'])

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from os import path as osp
 
 import cv2
@@ -18,7 +15,7 @@ from basicsr.archs import build_network
 from basicsr.models import build_model
 from conftest import TASKS, make_options, make_test_options, write_rgb
 from scipy.stats import spearmanr
-from test_distributed import free_port
+from test_distributed import run_two_ranks
 
 from basicsr_tur import test as test_py  # not `import test_pipeline`: pytest would collect it
 from basicsr_tur.archs.srresnet_arch import SRResNet
@@ -242,13 +239,8 @@ def test_two_ranks_give_the_figures_of_one_process(tmp_path, paired_root):
     opt_path = make_test_options(tmp_path, paired_root, _weights(tmp_path))
     one = _run(tmp_path, opt_path, 'val:save_img=false')['tiny_test_set']['uncertainty']
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=root + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-                           f'--master_port={free_port()}', osp.join(root, 'test.py'), '-opt', opt_path,
-                           '--root', str(tmp_path), '--launcher', 'pytorch', '--force_yml', 'val:uncertainty=true',
-                           'val:save_img=false', 'name=two_ranks'],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_two_ranks(osp.join(root, 'test.py'), '-opt', opt_path, '--root', str(tmp_path), '--launcher', 'pytorch',
+                  '--force_yml', 'val:uncertainty=true', 'val:save_img=false', 'name=two_ranks')
     metrics = json.loads((tmp_path / 'results' / 'two_ranks' / 'metrics.json').read_text())
     two = metrics['results']['tiny_test_set']['uncertainty']
     for task, values in one.items():  # each image scored on one rank, its sampled pixels the same
