@@ -183,13 +183,18 @@ def declared_keys(model_type: str | None, is_train: bool | None = None) -> dict[
     return {**CORE_KEYS, **model_keys, **({} if is_train else TEST_KEYS)}
 
 
+def _covers(keys: OptionKeys, name: str) -> bool:
+    """Whether keys declare the option `name` itself or options below it ('val.tile' for 'val.tile.size')."""
+    return name in keys or any(k.startswith(name + '.') for k in keys)
+
+
 def _other_readers(name: str, model_type: Any) -> dict[str, Kind | None]:
     """The registered models other than model_type that declare the option `name` (or keys below it), each with its
     Kind of it."""
     found = {}
     for model_name, model in MODEL_REGISTRY:
         keys = model.OPTION_KEYS if _declares_keys(model) and model_name != model_type else {}
-        if name in keys or any(k.startswith(name + '.') for k in keys):
+        if _covers(keys, name):
             found[model_name] = keys.get(name)
     return found
 
@@ -210,7 +215,7 @@ def _check_names(opt: dict, keys: OptionKeys, path: str, notes: list[str], model
                     raise OptionError(f"{path}: '{name}' must be a mapping, got {value!r}")
                 _check_names(value, keys, path, notes, model_type, name + '.')
             continue
-        if name in TEST_KEYS or any(k.startswith(name + '.') for k in TEST_KEYS):
+        if _covers(TEST_KEYS, name):
             raise OptionError(f"{path}: '{name}' is read by test.py only (the published rows beside the measured "
                               'ones), not by training; remove it')
         readers = _other_readers(name, model_type)
