@@ -25,8 +25,10 @@ A sample of the j-th task present thus enters K − j + 1 terms: tasks with lowe
 `tasks:` list matters. This departs from the paper's formula; it is offered because the published rows of the
 three- and five-task settings (AirNet, PromptIR, TransWeather + TUR) were trained with it.
 
-Both are computed without a Python loop over samples or tasks: per-task sums are `index_add_` reductions over the
-batch dimension and the cumulative terms a `cumsum` over the (sorted) tasks present. The plain L1 baseline is
+Both are computed without a Python loop over samples or tasks and without a host-device synchronisation: per-task
+sums are `index_add_` scatters over the batch dimension into the setting's fixed number of tasks (`num_tasks`, the
+length of the options' `tasks:` list), absent tasks masked out of the mean, and the cumulative terms a `cumsum` over
+the task ids (an absent task adds nothing to the running sums). The plain L1 baseline is
 basicsr's `L1Loss`, one YAML change away (`pixel_opt: {type: L1Loss}`).
 """
 from __future__ import annotations
@@ -40,21 +42,30 @@ VARIANTS = ('per_task', 'cumulative')
 DEFAULT_EPS = {'per_task': 0.0, 'cumulative': 1e-6}
 
 
-def task_groups(task_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Group a batch by task: (task ids present, ascending (K,), each sample's group index (B,), group sizes (K,))."""
-    tasks, inverse = torch.unique(task_ids, sorted=True, return_inverse=True)
-    return tasks, inverse, torch.bincount(inverse, minlength=tasks.numel())
+def task_sums(values: torch.Tensor, task_ids: torch.Tensor, num_tasks: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-task sums of per-sample values (B, ...) over a fixed task count: (sums (T, ...), counts (T,) float32).
+
+    A scatter (`index_add_`) over T = num_tasks slots, so that the output shapes do not depend on which tasks a batch
+    holds: no `unique`/`bincount`, no host-device synchronisation. An absent task's sum and count are 0.
+    """
+    counts = torch.zeros(num_tasks, dtype=torch.float32, device=values.device)
+    counts.index_add_(0, task_ids, torch.ones_like(task_ids, dtype=torch.float32))
+    return values.new_zeros((num_tasks, *values.shape[1:])).index_add_(0, task_ids, values), counts
 
 
-def group_sum(values: torch.Tensor, inverse: torch.Tensor, num_groups: int) -> torch.Tensor:
-    """Sum of per-sample values (B, ...) within each group: (K, ...)."""
-    return values.new_zeros((num_groups, *values.shape[1:])).index_add_(0, inverse, values)
+def task_means(values: torch.Tensor, task_ids: torch.Tensor, num_tasks: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-task means of per-sample values (B, ...): (means (T, ...), 0 for an absent task; present (T,) bool)."""
+    sums, counts = task_sums(values, task_ids, num_tasks)
+    return sums / counts.clamp(min=1).to(values.dtype).view(-1, *([1] * (values.dim() - 1))), counts > 0
 
 
-def group_mean(values: torch.Tensor, inverse: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """Mean of per-sample values (B, ...) within each group: (K, ...)."""
-    sums = group_sum(values, inverse, counts.numel())
-    return sums / counts.to(values.dtype).view(-1, *([1] * (values.dim() - 1)))
+def compact_stats(stats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per-task figures over all T tasks with their `present` mask, as the K tasks present: `task_ids` (K,)
+    ascending and each figure (K,). Boolean indexing: a host-device sync (for tests and one-off reads, not steps)."""
+    if not stats:
+        return {}
+    task_ids = stats['present'].nonzero().flatten()
+    return {'task_ids': task_ids, **{k: v[task_ids] for k, v in stats.items() if k != 'present'}}
 
 
 def check_task_ids(loss: str, task_ids: torch.Tensor, batch: int) -> None:
@@ -63,10 +74,21 @@ def check_task_ids(loss: str, task_ids: torch.Tensor, batch: int) -> None:
         raise ValueError(f'{loss}: task_ids must have shape ({batch},), got {tuple(task_ids.shape)}')
 
 
+def check_task_range(loss: str, task_ids: torch.Tensor, num_tasks: int) -> None:
+    """ValueError naming `loss` and the id when a task id lies outside [0, num_tasks). Reads two values on the host
+    (a sync on a GPU): TURModel checks the loader's ids on the host instead and turns this off (validate_task_ids)."""
+    low, high = int(task_ids.min()), int(task_ids.max())
+    if low < 0 or high >= num_tasks:
+        raise ValueError(f'{loss}: task id {low if low < 0 else high} is outside 0..{num_tasks - 1} '
+                         f"(num_tasks {num_tasks}: the options' tasks list is shorter than the data's)")
+
+
 def per_task_mean(values: torch.Tensor, task_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean of per-sample values (B, ...) within each task present: (task ids (K,), means (K, ...))."""
-    tasks, inverse, counts = task_groups(task_ids)
-    return tasks, group_mean(values, inverse, counts)
+    """Mean of per-sample values (B, ...) within each task present: (task ids (K,), means (K, ...)). Data-dependent
+    shapes (a sync on a GPU): the training step uses task_means over the fixed task count instead."""
+    means, present = task_means(values, task_ids, int(task_ids.max()) + 1)
+    tasks = present.nonzero().flatten()
+    return tasks, means[tasks]
 
 
 @LOSS_REGISTRY.register()
@@ -80,32 +102,45 @@ class TURLoss(nn.Module):
             docstring. Default: 'per_task'.
         eps: added to the pooled uncertainty σ_t before it divides and enters the log. Default: None, the authors'
             value for the variant (0 for per_task, 1e-6 for cumulative).
+        num_tasks: the setting's number of tasks T (ids in [0, T)); TURModel fills it from the `tasks:` list. Default:
+            None, read from the batch as max id + 1 (a host-device sync per call: for direct calls only).
 
     Raises:
-        ValueError: an unknown variant, a negative eps, or inputs whose shapes disagree.
+        ValueError: an unknown variant, a negative eps, num_tasks < 1, inputs whose shapes disagree, or (while
+            `validate_task_ids` is true, the default) a task id outside [0, num_tasks).
 
-    After each call, `last_task_stats` holds detached per-task figures for logging, without a second forward:
-    `task_ids` (K,) ascending, `l1` (K,) the plain L1 of each task, `weighted` (K,) the weighted-error part of its
-    term (for cumulative, the running mean over the tasks up to it), `sigma` (K,) the mean of σ_t, and `loss` (K,)
-    the term L_t.
+    After each call, `task_stats` holds detached per-task figures over all T tasks, for logging without a second
+    forward or a sync: `present` (T,) bool, `l1` (T,) the plain L1 of each task, `weighted` (T,) the weighted-error
+    part of its term (for cumulative, the running mean over the tasks up to it), `sigma` (T,) the mean of σ_t, and
+    `loss` (T,) the term L_t (0 for an absent task). `last_task_stats` gives the same for the K tasks present, with
+    `task_ids` (K,) ascending (compact_stats: a sync).
     """
 
     needs_uncertainty = True
+    validate_task_ids = True
 
-    def __init__(self, loss_weight: float = 1.0, variant: str = 'per_task', eps: float | None = None) -> None:
+    def __init__(self, loss_weight: float = 1.0, variant: str = 'per_task', eps: float | None = None,
+                 num_tasks: int | None = None) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"TURLoss: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         eps = DEFAULT_EPS[variant] if eps is None else float(eps)
         if eps < 0:
             raise ValueError(f'TURLoss: eps must be >= 0, got {eps}')
+        if num_tasks is not None and (isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or num_tasks < 1):
+            raise ValueError(f'TURLoss: num_tasks must be an integer >= 1, got {num_tasks!r}')
         self.loss_weight = loss_weight
         self.variant = variant
         self.eps = eps
-        self.last_task_stats: dict[str, torch.Tensor] = {}
+        self.num_tasks = num_tasks
+        self.task_stats: dict[str, torch.Tensor] = {}
+
+    @property
+    def last_task_stats(self) -> dict[str, torch.Tensor]:
+        return compact_stats(self.task_stats)
 
     def extra_repr(self) -> str:
-        return f'variant={self.variant}, eps={self.eps}, loss_weight={self.loss_weight}'
+        return f'variant={self.variant}, eps={self.eps}, loss_weight={self.loss_weight}, num_tasks={self.num_tasks}'
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, uncertainty: torch.Tensor,
                 task_ids: torch.Tensor) -> torch.Tensor:
@@ -116,26 +151,34 @@ class TURLoss(nn.Module):
         check_task_ids('TURLoss', task_ids, pred.shape[0])
         # The loss is defined in float32 whatever autocast chose for the network.
         pred, target, uncertainty = pred.float(), target.float(), uncertainty.float()
-        task_ids = task_ids.to(pred.device)
+        task_ids = task_ids.to(pred.device, non_blocking=True)
+        num_tasks = self.num_tasks or int(task_ids.max()) + 1
+        if self.validate_task_ids:
+            check_task_range('TURLoss', task_ids, num_tasks)
 
-        tasks, inverse, counts = task_groups(task_ids)
-        # σ_t: element-wise mean of the uncertainty maps of task t's samples, (K, C, H, W).
-        sigma = group_mean(uncertainty, inverse, counts)
+        # σ_t: element-wise mean of the uncertainty maps of task t's samples, (T, C, H, W); an absent task's σ is
+        # set to 1 so that its (masked) division and log stay finite, in the forward and the backward.
+        sigma_sum, counts = task_sums(uncertainty, task_ids, num_tasks)
+        present = counts > 0
+        per_task_count = counts.clamp(min=1)
+        sigma = sigma_sum / per_task_count.view(-1, 1, 1, 1)
         if self.eps:
             sigma = sigma + self.eps
+        sigma = torch.where(present.view(-1, 1, 1, 1), sigma, torch.ones_like(sigma))
         error = (pred - target).abs()
-        weighted_i = (error / sigma[inverse]).flatten(1).mean(1)  # w_i, (B,)
+        weighted_i = (error / sigma[task_ids]).flatten(1).mean(1)  # w_i, (B,)
+        weighted_sum = torch.zeros_like(counts).index_add_(0, task_ids, weighted_i)
         if self.variant == 'per_task':
-            weighted_t = group_mean(weighted_i, inverse, counts)
+            weighted_t = weighted_sum / per_task_count
         else:
-            # Tasks are sorted ascending, so the running sums over groups are the authors' never-emptied lists.
-            weighted_t = group_sum(weighted_i, inverse, tasks.numel()).cumsum(0) / counts.cumsum(0).to(pred.dtype)
+            # Running sums over ascending ids are the authors' never-emptied lists (absent tasks add nothing).
+            weighted_t = weighted_sum.cumsum(0) / counts.cumsum(0).clamp(min=1)
         sigma_mean_t = sigma.flatten(1).mean(1)
-        loss_t = weighted_t + 2 * torch.log(sigma_mean_t)
-        loss = loss_t.mean() * self.loss_weight
+        loss_t = torch.where(present, weighted_t + 2 * torch.log(sigma_mean_t), torch.zeros_like(weighted_t))
+        loss = loss_t.sum() / present.sum() * self.loss_weight
 
         with torch.no_grad():
-            self.last_task_stats = {'task_ids': tasks, 'l1': group_mean(error.flatten(1).mean(1), inverse, counts),
-                                    'weighted': weighted_t.detach(), 'sigma': sigma_mean_t.detach(),
-                                    'loss': loss_t.detach()}
+            l1_t = torch.zeros_like(counts).index_add_(0, task_ids, error.flatten(1).mean(1)) / per_task_count
+            self.task_stats = {'present': present, 'l1': l1_t, 'weighted': weighted_t.detach(),
+                               'sigma': sigma_mean_t.detach(), 'loss': loss_t.detach()}
         return loss

@@ -5,10 +5,14 @@ Every loss here takes (pred, target, task_ids) with pred/target (B, C, H, W) and
 [0, num_tasks), computes each task's plain L1 over the samples of the batch that belong to it (L_t, a mean over its
 samples and their elements, in float32 whatever autocast chose) and combines the tasks present. A task absent from
 the batch has no term; what happens to its weight is said in each class. The per-task means are `index_add_`
-reductions (tur_loss.per_task_mean), with no Python loop over samples or tasks.
+scatters into the fixed num_tasks slots (tur_loss.task_means), absent tasks masked, with no Python loop over samples
+or tasks and no host-device synchronisation: every loss here runs a training step without a sync (counted in
+tests/test_sync_free_step.py). Counters that decide on the host (RLWLoss's draws, DWALoss's windows) are kept as
+Python integers beside the buffers they are saved in, and RLWLoss's draw reaches the device by a non-blocking copy.
 
-After each call `last_task_stats` holds detached per-task figures for logging, as TURLoss's do: `task_ids` (K,)
-ascending, `l1` (K,) the L1 of each task present, `weight` (K,) the weight its L1 received, and `loss` (K,) its term.
+After each call `task_stats` holds detached per-task figures over all T tasks for logging, as TURLoss's do:
+`present` (T,) bool, `l1` (T,) the L1 of each task (0 if absent), `weight` (T,) the weight its L1 received, and
+`loss` (T,) its term (0 if absent); `last_task_stats` gives them for the K tasks present, with `task_ids` (K,).
 
 `num_tasks` is the length of the options' `tasks:` list; TURModel fills it (and `seed` for RLWLoss, from
 `manual_seed`) when pixel_opt does not set it.
@@ -19,7 +23,7 @@ import torch
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 
-from basicsr_tur.losses.tur_loss import check_task_ids, per_task_mean
+from basicsr_tur.losses.tur_loss import check_task_ids, check_task_range, compact_stats, task_means
 from basicsr_tur.utils.dist import sum_over_ranks
 
 
@@ -31,10 +35,12 @@ class TaskWeightedLoss(nn.Module):
         loss_weight: multiplies the whole loss (basicsr convention). Default: 1.0.
 
     Raises:
-        ValueError: num_tasks < 1, inputs whose shapes disagree, or a task id outside [0, num_tasks).
+        ValueError: num_tasks < 1, inputs whose shapes disagree, or (while `validate_task_ids` is true, the default)
+            a task id outside [0, num_tasks).
     """
 
     needs_task_ids = True
+    validate_task_ids = True
 
     def __init__(self, num_tasks: int, loss_weight: float = 1.0) -> None:
         super().__init__()
@@ -42,7 +48,11 @@ class TaskWeightedLoss(nn.Module):
             raise ValueError(f'{type(self).__name__}: num_tasks must be an integer >= 1, got {num_tasks!r}')
         self.num_tasks = num_tasks
         self.loss_weight = loss_weight
-        self.last_task_stats: dict[str, torch.Tensor] = {}
+        self.task_stats: dict[str, torch.Tensor] = {}
+
+    @property
+    def last_task_stats(self) -> dict[str, torch.Tensor]:
+        return compact_stats(self.task_stats)
 
     def extra_repr(self) -> str:
         return f'num_tasks={self.num_tasks}, loss_weight={self.loss_weight}'
@@ -54,21 +64,46 @@ class TaskWeightedLoss(nn.Module):
             raise ValueError(f'{name}: pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same '
                              'shape')
         check_task_ids(name, task_ids, pred.shape[0])
-        task_ids = task_ids.to(pred.device)
-        low, high = int(task_ids.min()), int(task_ids.max())
-        if low < 0 or high >= self.num_tasks:
-            raise ValueError(f'{name}: task id {low if low < 0 else high} is outside 0..{self.num_tasks - 1} '
-                             f'(num_tasks {self.num_tasks}: the options\' tasks list is shorter than the data\'s)')
+        task_ids = task_ids.to(pred.device, non_blocking=True)
+        if self.validate_task_ids:
+            check_task_range(name, task_ids, self.num_tasks)
         per_sample = (pred.float() - target.float()).abs().flatten(1).mean(1)  # (B,)
-        tasks, l1 = per_task_mean(per_sample, task_ids)
-        weights, terms, loss = self.combine(tasks, l1)
-        self.last_task_stats = {'task_ids': tasks, 'l1': l1.detach(), 'weight': weights.detach(),
-                                'loss': terms.detach()}
+        l1, present = task_means(per_sample, task_ids, self.num_tasks)
+        weights, terms, loss = self.combine(present, l1)
+        self.task_stats = {'present': present, 'l1': l1.detach(), 'weight': weights.detach(),
+                           'loss': terms.detach()}
         return loss * self.loss_weight
 
-    def combine(self, tasks: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """From the task ids present (K,) and their L1 (K,): weights (K,), per-task terms (K,), the scalar loss."""
+    def combine(self, present: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """From the tasks present (T,) bool and every task's L1 (T,), 0 where absent: weights (T,), per-task terms
+        (T,), 0 where absent, and the scalar loss."""
         raise NotImplementedError
+
+    def register_call_counter(self) -> None:
+        """A `calls` buffer (the number of calls so far, saved with the training state) and its host copy, which
+        the loss reads to decide (never the buffer: reading a device value is a sync); loading a state sets both."""
+        self.register_buffer('calls', torch.zeros((), dtype=torch.long))
+        self.host_calls = 0
+        self.register_load_state_dict_post_hook(_read_host_calls)
+
+    def count_call(self) -> int:
+        """Count a call; return how many calls came before it."""
+        before = self.host_calls
+        self.host_calls += 1
+        self.calls.fill_(self.host_calls)
+        return before
+
+
+def _read_host_calls(module: TaskWeightedLoss, incompatible_keys) -> None:
+    """After load_state_dict: the host copy of the `calls` buffer (one read, at load time)."""
+    module.host_calls = int(module.calls)
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor on `device`; to a GPU by a non-blocking copy from pinned memory, which does not wait for it."""
+    if device.type == 'cuda':
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 @LOSS_REGISTRY.register()
@@ -92,11 +127,11 @@ class KendallLoss(TaskWeightedLoss):
         super().__init__(num_tasks, loss_weight)
         self.log_vars = nn.Parameter(torch.zeros(num_tasks))
 
-    def combine(self, tasks: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        s = self.log_vars.float()[tasks]
+    def combine(self, present: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s = self.log_vars.float()
         weights = torch.exp(-s)
-        terms = weights * l1 + s
-        return weights, terms, terms.mean()
+        terms = torch.where(present, weights * l1 + s, torch.zeros_like(s))
+        return weights, terms, terms.sum() / present.sum()
 
 
 @LOSS_REGISTRY.register()
@@ -122,17 +157,17 @@ class RLWLoss(TaskWeightedLoss):
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f'RLWLoss: seed must be an integer, got {seed!r}')
         self.seed = seed
-        self.register_buffer('calls', torch.zeros((), dtype=torch.long))
+        self.register_call_counter()
 
     def draw(self) -> torch.Tensor:
         """The next standard-normal draw, (num_tasks,) on the CPU, from (seed, calls); counts the call."""
         # One generator per call, seeded from the pair, so that the sequence is a function of the call count alone.
-        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + int(self.calls)) % (2 ** 63))
-        self.calls += 1
+        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + self.count_call()) % (2 ** 63))
         return torch.randn(self.num_tasks, generator=generator)
 
-    def combine(self, tasks: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        weights = torch.softmax(self.draw().to(l1.device)[tasks], 0)
+    def combine(self, present: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        draws = to_device(self.draw(), l1.device)
+        weights = torch.softmax(draws.masked_fill(~present, -torch.inf), 0)  # 0 for an absent task
         terms = weights * l1
         return weights, terms, terms.sum()
 
@@ -167,7 +202,7 @@ class DWALoss(TaskWeightedLoss):
             raise ValueError(f'DWALoss: temperature must be > 0, got {temperature!r}')
         self.window = window
         self.temperature = float(temperature)
-        self.register_buffer('calls', torch.zeros((), dtype=torch.long))
+        self.register_call_counter()
         self.register_buffer('window_sum', torch.zeros(num_tasks, dtype=torch.float64))
         self.register_buffer('window_count', torch.zeros(num_tasks, dtype=torch.long))
         # history[0] = Lbar_t(n−1), history[1] = Lbar_t(n−2); seen = windows each task has completed (capped at 2).
@@ -179,23 +214,21 @@ class DWALoss(TaskWeightedLoss):
 
     def all_weights(self) -> torch.Tensor:
         """The current weight of every task, (num_tasks,) float32."""
-        if int(self.calls) < 2 * self.window:
+        if self.host_calls < 2 * self.window:
             return torch.ones(self.num_tasks, device=self.history.device)
         ratio = torch.where(self.seen >= 2, self.history[0] / self.history[1], torch.ones_like(self.history[0]))
         return (self.num_tasks * torch.softmax(ratio / self.temperature, 0)).float()
 
-    def combine(self, tasks: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        weights = self.all_weights().to(l1.device)[tasks]
-        terms = weights * l1
+    def combine(self, present: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        weights = self.all_weights().to(l1.device)
+        terms = torch.where(present, weights * l1, torch.zeros_like(l1))
         with torch.no_grad():
             # This call's sums over all ranks (two tiny all_reduces): every rank holds the same window sums, so a
             # training state saved by rank 0 resumes every rank exactly.
-            call_sum = torch.zeros_like(self.window_sum).index_add_(0, tasks, l1.detach().double())
-            call_count = torch.zeros_like(self.window_count).index_add_(0, tasks, torch.ones_like(tasks))
+            call_sum = torch.where(present, l1.detach(), torch.zeros_like(l1)).to(self.window_sum)
             self.window_sum += sum_over_ranks(call_sum)
-            self.window_count += sum_over_ranks(call_count)
-            self.calls += 1
-            if int(self.calls) % self.window == 0:
+            self.window_count += sum_over_ranks(present.to(self.window_count))
+            if (self.count_call() + 1) % self.window == 0:
                 appeared = self.window_count > 0
                 mean = self.window_sum / self.window_count.clamp(min=1)
                 shifted = torch.stack([mean, self.history[0]])
@@ -204,7 +237,7 @@ class DWALoss(TaskWeightedLoss):
                 self.seen.clamp_(max=2)
                 self.window_sum.zero_()
                 self.window_count.zero_()
-        return weights, terms, terms.mean()
+        return weights, terms, terms.sum() / present.sum()
 
 
 @LOSS_REGISTRY.register()
@@ -253,19 +286,19 @@ class FAMOLoss(TaskWeightedLoss):
         return f'{super().extra_repr()}, w_lr={self.w_lr}, gamma={self.gamma}, eps={self.eps}'
 
     @torch.no_grad()
-    def update_logits(self, tasks: torch.Tensor, log_l: torch.Tensor) -> None:
-        """One Adam step on ξ from the log losses (K,) of the tasks present now and those of the previous call."""
+    def update_logits(self, present: torch.Tensor, log_l: torch.Tensor) -> None:
+        """One Adam step on ξ from the log losses (T,) of the tasks present now (T,) and those of the previous call."""
         # Each task's log loss averaged over the ranks that saw it: every rank holds the same previous losses and ξ,
         # so the state rank 0 saves resumes every rank.
-        ranks = sum_over_ranks(torch.zeros_like(self.prev_log).index_fill_(0, tasks, 1.0))
-        current = sum_over_ranks(torch.zeros_like(self.prev_log).index_copy_(0, tasks, log_l)) / ranks.clamp(min=1)
+        ranks = sum_over_ranks(present.to(self.prev_log))
+        current = sum_over_ranks(torch.where(present, log_l, torch.zeros_like(log_l))) / ranks.clamp(min=1)
         now = ranks > 0
         both = now & self.prev_present
         delta = torch.where(both, self.prev_log - current, torch.zeros_like(current))
         self.prev_log.copy_(current)
         self.prev_present.copy_(now)
-        if not both.any():
-            return
+        # No branch on `both.any()` (a sync): with no task in both calls every update below is masked out by `both`
+        # (the softmax over no task is NaN there, and never selected).
         z = torch.softmax(self.logits.masked_fill(~both, -torch.inf), 0)  # 0 outside `both`
         grad = z * (delta - (z * delta).sum()) + self.gamma * self.logits  # Jacobian of softmax times δ, + decay
         self.adam_steps += both.long()
@@ -276,10 +309,10 @@ class FAMOLoss(TaskWeightedLoss):
         v_hat = self.adam_v / (1 - 0.999 ** steps)
         self.logits.sub_(torch.where(both, self.w_lr * m_hat / (v_hat.sqrt() + 1e-8), torch.zeros_like(grad)))
 
-    def combine(self, tasks: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def combine(self, present: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         log_l = torch.log(l1 + self.eps)
-        self.update_logits(tasks.to(self.logits.device), log_l.detach().to(self.logits.device))
-        z = torch.softmax(self.logits.to(l1.device)[tasks], 0)
+        self.update_logits(present.to(self.logits.device), log_l.detach().to(self.logits.device))
+        z = torch.softmax(self.logits.to(l1.device).masked_fill(~present, -torch.inf), 0)  # 0 for an absent task
         c = (z / (l1 + self.eps)).sum().detach()
         terms = z * log_l / c
         return z, terms, terms.sum()
