@@ -14,15 +14,19 @@ def build_loader(dataset: Dataset, dataset_opt: dict, opt: dict) -> DataLoader:
     """The loader of `dataset` (options `dataset_opt`) on this rank, its sampler from samplers.build_sampler.
 
     Training: basicsr's train loader (batch_size_per_gpu, num_worker_per_gpu, both times num_gpu under DataParallel;
-    incomplete batches dropped; per-worker seeds) on the options' train sampler. Validation and test: basicsr's
+    incomplete batches dropped; per-worker seeds; pin_memory on by default when training on a GPU) on the options'
+    train sampler. Validation and test: basicsr's
     evaluation loader (one image per batch, in order, no workers; pin_memory, persistent_workers, prefetch_mode cpu
     and num_prefetch_queue honoured), except that each rank loads only its share of the images (a ShardSampler;
     basicsr's own evaluation loader takes no sampler, so every rank would load every image).
     """
     sampler = build_sampler(dataset, dataset_opt, opt)
     if dataset_opt['phase'] == 'train':
-        loader = build_dataloader(dataset, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'], sampler=sampler,
-                                  seed=opt['manual_seed'])
+        # Pinned batches by default on a GPU: the model's non-blocking copy then overlaps the device's work.
+        pin = dataset_opt.get('pin_memory')
+        pin = bool(opt['num_gpu']) and torch.cuda.is_available() if pin is None else pin
+        loader = build_dataloader(dataset, {**dataset_opt, 'pin_memory': pin}, num_gpu=opt['num_gpu'],
+                                  dist=opt['dist'], sampler=sampler, seed=opt['manual_seed'])
     else:
         args = dict(dataset=dataset, batch_size=1, sampler=sampler, num_workers=0,
                     pin_memory=dataset_opt.get('pin_memory', False),

@@ -120,9 +120,10 @@ class AirNetModel(TURModel):
     def feed_data(self, data: dict) -> None:
         """TURModel's batch plus `lq_key`, the second crop for the contrastive encoder (official recipe only)."""
         super().feed_data(data)
-        self.lq_key = data['lq_key'].to(self.device) if 'lq_key' in data and not self.fix_encoder else None
+        self.lq_key = data['lq_key'].to(self.device, non_blocking=True) if 'lq_key' in data and not self.fix_encoder \
+            else None
 
-    def compute_losses(self, current_iter: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def compute_losses(self, current_iter: int) -> tuple[torch.Tensor, dict]:
         """Frozen encoder: TURModel's pixel loss. Official: encoder-only InfoNCE, then pixel + weight · InfoNCE."""
         if self.fix_encoder:
             return super().compute_losses(current_iter)
@@ -132,12 +133,11 @@ class AirNetModel(TURModel):
         if current_iter <= self.encoder_warmup_iter:
             result = self.net_g(self.lq, self.lq_key, encoder_only=True)
             l_con = F.cross_entropy(result['logits'], result['labels'])
-            return l_con, {'l_contrast': l_con.item()}
+            return l_con, {'l_contrast': l_con}
         result = self.net_g(self.lq, self.lq_key, with_uncertainty=self.needs_uncertainty)
         self.output = result['restored']
         self.check_output_shape()
         l_pix = self.pixel_loss(result.get('uncertainty'))
         l_con = F.cross_entropy(result['logits'], result['labels'])
         l_total = l_pix + self.contrast_weight * l_con
-        return l_total, {'l_total': l_total.item(), 'l_pix': l_pix.item(), 'l_contrast': l_con.item(),
-                         **self.task_figures()}
+        return l_total, {'l_total': l_total, 'l_pix': l_pix, 'l_contrast': l_con, 'tasks': self.task_figures()}

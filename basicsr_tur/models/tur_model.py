@@ -1,7 +1,6 @@
 """The all-in-one restoration model: TUR (or plain L1) training, EMA, per-task logging and per-task validation."""
 from __future__ import annotations
 
-import contextlib
 import inspect
 import itertools
 import math
@@ -22,7 +21,8 @@ from torch.utils.data import SequentialSampler
 from tqdm import tqdm
 
 from basicsr_tur.data.samplers import ShardSampler
-from basicsr_tur.losses.tur_loss import per_task_mean
+from basicsr_tur.losses.tur_loss import task_means
+from basicsr_tur.models.train_step import NonFiniteLossError, StepContext, TaskFigures, TrainStep, ema_pairs, update_ema
 from basicsr_tur.utils.calibration import SAMPLE_PER_IMAGE, pixel_error, sample_pixels, uncertainty_figures
 from basicsr_tur.utils.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state
 from basicsr_tur.utils.dist import all_reduce_sum, sum_over_ranks
@@ -31,9 +31,7 @@ from basicsr_tur.utils.memory import out_of_memory_error
 from basicsr_tur.utils.option_checks import BOOL, COUNT, MAPPING, PATH, POSITIVE, Kind, loss_run_arguments
 from basicsr_tur.utils.tiling import tiled_forward
 
-
-class NonFiniteLossError(RuntimeError):
-    """Raised after too many consecutive steps with a non-finite loss or gradient."""
+__all__ = ['NonFiniteLossError', 'TURModel']  # NonFiniteLossError: raised by the step (models/train_step.py)
 
 
 # PSNR of an image identical to its GT is +inf (basicsr's calculate_psnr returns inf for MSE 0). It is counted as
@@ -86,11 +84,7 @@ class TURModel(BaseModel):
         if compile_opt:
             self.net_g = torch.compile(self.net_g, **(compile_opt if isinstance(compile_opt, dict) else {}))
         self.print_network(self.net_g)
-        self._log_sums: dict[str, float] = defaultdict(float)
-        self._log_counts: dict[str, int] = defaultdict(int)
-        self._nonfinite_in_a_row = 0
         self._output_checked = False  # the output's shape is checked against the GT once (check_output_shape)
-        self.skipped_steps = 0  # non-finite steps skipped by this process (logged at the end of training)
         if self.is_train:
             self.init_training_settings()
 
@@ -189,20 +183,22 @@ class TURModel(BaseModel):
         if self.needs_uncertainty and getattr(self.get_bare_model(self.net_g), 'uncertainty_head', None) is None:
             raise ValueError(f"train.pixel_opt.type '{train_opt['pixel_opt']['type']}' needs the uncertainty head: "
                              'set network_g.uncertainty_head: true')
-        self.max_nonfinite = int(train_opt.get('max_nonfinite_steps', 5))
+        # TURModel checks the loader's task ids on the host (feed_data); the loss's own check would read the device.
+        self.cri_pix.validate_task_ids = False
         precision = train_opt.get('mixed_precision')
         if precision not in (None, 'bf16', 'fp16'):
             raise ValueError(f"train.mixed_precision: expected bf16, fp16 or null, got '{precision}'")
         self.amp_dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(precision)
-        # fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none.
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == 'fp16')
-        self.grad_clip = train_opt.get('grad_clip')
-        self.accumulate_steps = int(train_opt.get('accumulate_steps', 1))
-        if self.accumulate_steps < 1:
-            raise ValueError(f'train.accumulate_steps must be >= 1, got {self.accumulate_steps}')
-        self._micro_losses: list[torch.Tensor] = []
+        accumulate_steps = int(train_opt.get('accumulate_steps', 1))
+        if accumulate_steps < 1:
+            raise ValueError(f'train.accumulate_steps must be >= 1, got {accumulate_steps}')
         self.setup_optimizers()
         self.setup_schedulers()
+        self.train_step = TrainStep(
+            self.net_g, self.optimizer_g, self.tasks, amp_dtype=self.amp_dtype, accumulate_steps=accumulate_steps,
+            grad_clip=train_opt.get('grad_clip'), max_nonfinite=int(train_opt.get('max_nonfinite_steps', 5)),
+            extra_params=self.loss_params, world_size=self.opt['world_size'],
+            ema=(self.net_g_ema, self.ema_decay) if self.ema_decay > 0 else None)
 
     def loss_options(self, pixel_opt: dict) -> dict:
         """pixel_opt, with what a loss takes from the run filled in where it does not set it (options.
@@ -221,70 +217,59 @@ class TURModel(BaseModel):
         self.optimizers.append(self.optimizer_g)
 
     def get_optimizer(self, optim_type: str, params, lr: float, **kwargs) -> torch.optim.Optimizer:
-        """Any torch.optim optimizer by class name (basicsr 1.4.2 builds only Adam; PromptIR and Uformer use AdamW)."""
+        """Any torch.optim optimizer by class name (basicsr 1.4.2 builds only Adam; PromptIR and Uformer use AdamW).
+
+        Fused (`fused=True`: one kernel per step for the whole parameter list, and a non-finite step skipped on the
+        device, models/train_step.py) where the class has it (Adam, AdamW, SGD, Adagrad) and optim_g sets neither
+        `fused` nor `foreach`; `fused: false` in optim_g gives torch's default implementation.
+        """
         cls = getattr(torch.optim, optim_type, None)
         if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
             raise ValueError(f"train.optim_g.type: unknown optimizer '{optim_type}' (a torch.optim class, e.g. Adam)")
+        if 'fused' in inspect.signature(cls).parameters and 'fused' not in kwargs and 'foreach' not in kwargs:
+            kwargs['fused'] = self.device.type in ('cuda', 'cpu')
         return cls(params, lr, **kwargs)
 
+    def model_ema(self, decay: float = 0.999) -> None:
+        """net_g_ema ← decay · net_g_ema + (1 − decay) · net_g, parameters by one foreach kernel, buffers copied
+        (train_step.update_ema; basicsr's version loops over the parameters and leaves the buffers)."""
+        update_ema(ema_pairs(self.net_g, self.net_g_ema), decay)
+
     def feed_data(self, data: dict) -> None:
-        """Take a batch: lq, gt (B, C, H, W), task_id (B,) and task names."""
+        """Take a batch: lq, gt (B, C, H, W), task_id (B,) and task names; copied to the device without waiting
+        (non_blocking: asynchronous from the loader's pinned memory). In training, a task id outside the options'
+        tasks list is a ValueError, checked here on the host, where the loader's ids are (the loss does not check
+        them: reading device values would make the step wait)."""
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.lq = data['lq'].to(self.device, memory_format=memory_format)
-        self.gt = data['gt'].to(self.device, memory_format=memory_format) if 'gt' in data else None
-        self.task_ids = torch.as_tensor(data['task_id'], dtype=torch.long, device=self.device)
+        self.lq = data['lq'].to(self.device, memory_format=memory_format, non_blocking=True)
+        self.gt = data['gt'].to(self.device, memory_format=memory_format, non_blocking=True) if 'gt' in data \
+            else None
+        task_ids = torch.as_tensor(data['task_id'], dtype=torch.long)
+        if hasattr(self, 'train_step') and task_ids.device.type == 'cpu' and task_ids.numel():
+            low, high = int(task_ids.min()), int(task_ids.max())
+            if low < 0 or high >= len(self.tasks):
+                raise ValueError(f"task id {low if low < 0 else high} is outside 0..{len(self.tasks) - 1}: the "
+                                 f"options' tasks list {self.tasks} is shorter than the data's")
+        self.task_ids = task_ids.to(self.device, non_blocking=True)
         self.task_names = list(data['task'])
         # The batch's files, to name the culprits of a non-finite step.
         self.batch_files = [f'{lq} (GT {gt})' if str(lq) != f'{gt}#{task}' else str(lq)
                             for lq, gt, task in zip(data.get('lq_path', []), data.get('gt_path', []), self.task_names)]
 
     def optimize_parameters(self, current_iter: int, step: bool = True) -> None:
-        """Forward/backward one (micro-)batch; with step, update the weights (skipped if anything is non-finite).
+        """Forward/backward one (micro-)batch; with step, update the weights (a non-finite step is skipped), without
+        a host-device sync (models/train_step.py; the figures to log stay on the device until get_current_log).
 
         With `train.accumulate_steps: k` the pipeline calls this k times per iteration, step=True on the last:
         gradients add up (each loss divided by k) and TUR pools σ within each micro-batch. Under mixed precision
         the forward runs in autocast; TURLoss computes in float32 whatever the autocast.
         """
-        if not self._micro_losses:
-            self.optimizer_g.zero_grad(set_to_none=True)
-        no_sync = getattr(self.net_g, 'no_sync', None) if not step else None
-        with no_sync() if no_sync else contextlib.nullcontext():
-            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                                enabled=self.amp_dtype is not None):
-                l_total, logs = self.compute_losses(current_iter)
-            self.scaler.scale(l_total / self.accumulate_steps).backward()
-        if step and self.loss_params and self.opt['dist']:
-            # The loss is not inside DistributedDataParallel: average its gradients over the ranks by hand.
-            for param in self.loss_params:
-                if param.grad is not None:
-                    sum_over_ranks(param.grad).div_(self.opt['world_size'])
-        self._micro_losses.append(l_total.detach())
-        for key, value in logs.items():
-            self._accumulate(key, value)
-        if not step:
-            return
-        losses, self._micro_losses = torch.stack(self._micro_losses), []
-        self.scaler.unscale_(self.optimizer_g)
-        # One device sync for the whole check rather than one per parameter. Under fp16, overflowing gradients
-        # are the scaler's business (it skips the step and lowers the scale); a non-finite loss is ours.
-        checks = [torch.isfinite(losses).all()]
-        if not self.scaler.is_enabled():
-            checks += [torch.isfinite(p.grad).all() for p in itertools.chain(self.net_g.parameters(), self.loss_params)
-                       if p.grad is not None]
-        if not torch.stack(checks).all().item():
-            self.scaler.update()
-            self._skip_nonfinite_step(current_iter, losses)
-            return
-        self._nonfinite_in_a_row = 0
-        if self.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), float(self.grad_clip))
-        self.scaler.step(self.optimizer_g)
-        self.scaler.update()
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+        context = StepContext(current_iter, self.task_names, getattr(self, 'batch_files', ()))
+        self.train_step.run(lambda: self.compute_losses(current_iter), context, update=step)
 
-    def compute_losses(self, current_iter: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Forward the batch; return the loss to minimise and the figures to log (per task: `l1/<task>`, ...)."""
+    def compute_losses(self, current_iter: int) -> tuple[torch.Tensor, dict]:
+        """Forward the batch; return the loss to minimise and the figures to log, on the device: `l_pix` (0-d) and
+        under `tasks` the per-task figures (train_step.TaskFigures: `l1/<task>`, ...)."""
         uncertainty = None
         if self.needs_uncertainty:
             self.output, uncertainty = self.net_g(self.lq, with_uncertainty=True)
@@ -292,7 +277,7 @@ class TURModel(BaseModel):
             self.output = self.net_g(self.lq)
         self.check_output_shape()
         l_pix = self.pixel_loss(uncertainty)
-        return l_pix, {'l_pix': l_pix.item(), **self.task_figures()}
+        return l_pix, {'l_pix': l_pix, 'tasks': self.task_figures()}
 
     def pixel_loss(self, uncertainty: torch.Tensor | None = None) -> torch.Tensor:
         """The pixel loss of self.output against self.gt (B, C, H, W), with what the loss takes besides: the
@@ -325,20 +310,16 @@ class TURModel(BaseModel):
         hint = f'set network_g.{channels}: {gt[0]}' if channels else f'{arch} has no output-channel argument'
         raise ValueError(f'network_g {arch} returns {out[0]} channels; the ground truth has {gt[0]} ({hint})')
 
-    def task_figures(self) -> dict[str, float]:
-        """Per-task figures of the last forward: L1 always; from a task-aware loss's stats, its per-task σ (TURLoss),
-        weight (the task-weighting losses) and term."""
+    def task_figures(self) -> TaskFigures:
+        """Per-task figures of the last forward over the options' tasks, on the device: L1 always; from a task-aware
+        loss's stats, its per-task σ (TURLoss), weight (the task-weighting losses) and term."""
         if self.needs_uncertainty or self.needs_task_ids:
-            stats = self.cri_pix.last_task_stats
-            task_ids = stats['task_ids']
-            figures = {k: stats[k] for k in ('l1', 'sigma', 'weight', 'loss') if k in stats}
-        else:
-            per_sample_l1 = (self.output.detach() - self.gt).abs().flatten(1).mean(1)
-            task_ids, l1 = per_task_mean(per_sample_l1, self.task_ids)
-            figures = {'l1': l1}
-        names = [self._task_name(t) for t in task_ids.tolist()]
-        return {f'{name}/{task}': value for name, values in figures.items()
-                for task, value in zip(names, values.tolist())}
+            stats = self.cri_pix.task_stats
+            return TaskFigures(stats['present'], {k: stats[k] for k in ('l1', 'sigma', 'weight', 'loss')
+                                                  if k in stats})
+        per_sample_l1 = (self.output.detach().float() - self.gt.float()).abs().flatten(1).mean(1)
+        l1, present = task_means(per_sample_l1, self.task_ids, len(self.tasks))
+        return TaskFigures(present, {'l1': l1})
 
     def resume_training(self, resume_state: dict) -> None:
         """Optimizer and scheduler states, the loss's own state (when the saved run used the same loss), the RNGs and
@@ -392,34 +373,18 @@ class TURModel(BaseModel):
                                  f'{str(err).splitlines()[-1].strip()}') from None
         if 'rng' in resume_state:
             restore_rng_state(resume_state['rng'])
-        self._nonfinite_in_a_row = resume_state.get('nonfinite_in_a_row', 0)
-
-    def _skip_nonfinite_step(self, current_iter: int, loss: torch.Tensor) -> None:
-        self.optimizer_g.zero_grad(set_to_none=True)
-        self._nonfinite_in_a_row += 1
-        self.skipped_steps += 1
-        tasks = ', '.join(sorted(set(self.task_names)))
-        files = ', '.join(dict.fromkeys(getattr(self, 'batch_files', []))) or 'not given by the dataset'
-        get_root_logger().warning(f'iter {current_iter}: non-finite loss ({loss.tolist()}) or gradient; step skipped '
-                                  f'(tasks in batch: {tasks}; files: {files}; {self._nonfinite_in_a_row} in a row)')
-        if self._nonfinite_in_a_row >= self.max_nonfinite:
-            raise NonFiniteLossError(f'iter {current_iter}: {self._nonfinite_in_a_row} consecutive non-finite steps '
-                                     f'(last batch tasks: {tasks}; files: {files}); lower the learning rate or check '
-                                     'the data (train.max_nonfinite_steps sets the limit)')
-
-    def _task_name(self, task_id: int) -> str:
-        return self.tasks[task_id] if task_id < len(self.tasks) else str(task_id)
-
-    def _accumulate(self, key: str, value: float) -> None:
-        self._log_sums[key] += value
-        self._log_counts[key] += 1
+        self.train_step.set_streak(resume_state.get('nonfinite_in_a_row', 0))
 
     def get_current_log(self) -> OrderedDict:
-        """Mean of each logged figure since the previous call (per-task figures averaged over the batches)."""
-        log = OrderedDict((k, self._log_sums[k] / self._log_counts[k]) for k in sorted(self._log_sums))
-        self._log_sums.clear()
-        self._log_counts.clear()
-        return log
+        """Mean of each logged figure since the previous call (per-task figures averaged over the batches), read from
+        the device in one transfer; warns of the steps skipped since, and raises NonFiniteLossError when
+        train.max_nonfinite_steps of them came in a row (so a run stops at most print_freq - 1 iterations after)."""
+        return self.train_step.read_log()
+
+    @property
+    def skipped_steps(self) -> int:
+        """Non-finite steps skipped by this process (logged at the end of training; a read of the device)."""
+        return self.train_step.skipped_steps if hasattr(self, 'train_step') else 0
 
     def test(self) -> None:
         """Restore self.lq into self.output with the EMA weights if any; with `val.uncertainty`, also the head's σ
@@ -696,7 +661,7 @@ class TURModel(BaseModel):
         state = {'epoch': epoch, 'iter': current_iter, 'samples_in_epoch': samples_in_epoch,
                  'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': [s.state_dict() for s in self.schedulers], 'rng': capture_rng_state(),
-                 'nonfinite_in_a_row': self._nonfinite_in_a_row, **record}
+                 'nonfinite_in_a_row': self.train_step.streak_value(), **record}
         loss_state = self.cri_pix.state_dict()
         if loss_state:  # a loss with parameters or buffers (KendallLoss, RLWLoss, DWALoss, FAMOLoss)
             state['loss_state'] = {'type': type(self.cri_pix).__name__,
