@@ -546,9 +546,10 @@ def main() -> None:
     parser.add_argument('--tiny', action='store_true',
                         help=f"batch {TINY['batch']}, {TINY['size']}² patches, {TINY['steps']} timed steps "
                              '(tests, CPU)')
-    parser.add_argument('--cell-timeout', type=float, default=90.0, help='seconds allowed to an eager cell')
-    parser.add_argument('--compile-cell-timeout', type=float, default=200.0,
-                        help='seconds allowed to a compiled cell (a cold compile included)')
+    parser.add_argument('--cell-timeout', type=float, default=None,
+                        help='seconds allowed to an eager cell (default 90; --tiny 30)')
+    parser.add_argument('--compile-cell-timeout', type=float, default=None,
+                        help='seconds allowed to a compiled cell, a cold compile included (default 200; --tiny 90)')
     parser.add_argument('--budget', type=float, default=None,
                         help='seconds for all cells: a cell is cut to what is left, and not started below a third '
                              'of its limit')
@@ -570,6 +571,8 @@ def main() -> None:
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device here')
     args.steps = args.steps or (TINY['steps'] if args.tiny else 10)
+    args.cell_timeout = args.cell_timeout or (30.0 if args.tiny else 90.0)
+    args.compile_cell_timeout = args.compile_cell_timeout or (90.0 if args.tiny else 200.0)
     if args.threads is None and args.tiny and args.device == 'cpu':
         args.threads = 1
     args.recipes = [f'{PAPER_RECIPES[a]}/{a}' for a in args.archs] + args.extra
