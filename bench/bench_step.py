@@ -133,7 +133,8 @@ class RssPeak:
 @contextlib.contextmanager
 def captured_fd2(lines: list[str]):
     """Collect what is written to file descriptor 2 in the block (C++ warnings of torch's own threads, which
-    bypass Python's warnings) into lines."""
+    bypass Python's warnings) into lines; the lines other than sync warnings are written back to stderr, even when
+    the block fails."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as tmp:
@@ -146,6 +147,9 @@ def captured_fd2(lines: list[str]):
             os.close(saved)
             tmp.seek(0)
             lines.extend(tmp.read().decode(errors='replace').splitlines())
+            for line in lines:
+                if SYNC_WARNING not in line:
+                    print(line, file=sys.stderr, flush=True)
 
 
 def timed_steps(step, steps: int, warmup: int, device: str) -> dict:
@@ -182,9 +186,6 @@ def timed_steps(step, steps: int, warmup: int, device: str) -> dict:
         if SYNC_WARNING not in str(w.message):
             print(f'{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}', file=sys.stderr)
     fd2_syncs = [line for line in other if SYNC_WARNING in line]
-    for line in other:
-        if SYNC_WARNING not in line:
-            print(line, file=sys.stderr)
     where: dict[str, int] = {}
     for w in syncs:
         key = f'{osp.relpath(w.filename, ROOT) if w.filename.startswith(ROOT) else w.filename}:{w.lineno}'
