@@ -18,7 +18,8 @@ DEVELOPERS.md, "GPU sessions"): without it the row says so and the run goes on.
 Per cell: the first steps (warm-up: compilation, cuDNN autotuning) timed apart; then --steps steps timed between two
 device synchronisations (ms/step, images/s); peak device memory over those steps (CUDA: max allocated; CPU: the
 worker's resident memory sampled every 20 ms); host-device sync points per step (CUDA: the warnings of
-torch.cuda.set_sync_debug_mode('warn') over the timed steps; CPU: utils/sync_count.SyncCounter over one more step,
+torch.cuda.set_sync_debug_mode('warn') over the timed steps; CPU: utils/sync_count.SyncCounter over one more step's
+optimize_parameters calls,
 the optimizer's host-side step counters excluded). The cells run in order in one worker process, which is restarted
 after a cell that times out or crashes; a failing cell prints its whole error to the console, is marked failed in
 the table and the run goes on with the next one. Prints one Markdown table, then the issue-20 goals met or not; with
@@ -233,22 +234,28 @@ def run_tur_cell(cell: dict, device: str, workdir: str) -> dict:
     print_freq = opt['logger'].get('print_freq', 100)
     state = {'iter': 0, 'batch': 0}
 
-    def step() -> None:  # one iteration of train.py's loop
+    def step(counter=None) -> None:  # one iteration of train.py's loop
+        counter = counter or contextlib.nullcontext()
         for micro in range(accumulate):
             model.feed_data(batches[state['batch'] % 2])
             state['batch'] += 1
             if micro < accumulate - 1:
-                model.optimize_parameters(state['iter'] + 1, step=False)
+                with counter:
+                    model.optimize_parameters(state['iter'] + 1, step=False)
         state['iter'] += 1
         model.update_learning_rate(state['iter'], warmup_iter=warmup_iter)
-        model.optimize_parameters(state['iter'], step=True)
+        with counter:
+            model.optimize_parameters(state['iter'], step=True)
         if state['iter'] % print_freq == 0:
             model.get_current_log()
 
     result = timed_steps(step, cell['steps'], 2 if cell['mode'].endswith('+compile') else 1, device)
-    if device != 'cuda':  # one more step under the CPU sync counter (its Python dispatch would slow timed steps)
-        with SyncCounter(exclude=optimizer_step_counters(model.optimizer_g)) as syncs:
-            step()
+    if device != 'cuda':
+        # One more step with its optimize_parameters calls under the CPU sync counter (its Python dispatch would
+        # slow the timed steps). feed_data is left out: it reads the loader's ids on the host, which on a CPU the
+        # counter cannot tell from device tensors.
+        syncs = SyncCounter(exclude=optimizer_step_counters(model.optimizer_g))
+        step(syncs)
         result.update(syncs_per_step=float(syncs.total), sync_where=dict(syncs.counts), sync_method='SyncCounter')
     result.update(build_s=build_s, images=cell['batch'] * accumulate, flags=backend_flags(),
                   params_m=sum(p.numel() for p in model.net_g.parameters()) / 1e6)
