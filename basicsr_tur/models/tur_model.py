@@ -24,7 +24,7 @@ from tqdm import tqdm
 from basicsr_tur.data.samplers import ShardSampler
 from basicsr_tur.losses.tur_loss import per_task_mean
 from basicsr_tur.utils.calibration import SAMPLE_PER_IMAGE, pixel_error, sample_pixels, uncertainty_figures
-from basicsr_tur.utils.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state
+from basicsr_tur.utils.checkpoint import HEAD_PREFIX, capture_rng_state, load_checkpoint, restore_rng_state
 from basicsr_tur.utils.dist import all_reduce_sum, sum_over_ranks
 from basicsr_tur.utils.files import atomic_write, write_image
 from basicsr_tur.utils.memory import out_of_memory_error
@@ -138,27 +138,45 @@ class TURModel(BaseModel):
         """Move net to this process's device; wrap it in DistributedDataParallel (GPU or CPU) or DataParallel."""
         net = net.to(self.device)
         if self.opt['dist']:
-            device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
-            find_unused = self.opt.get('find_unused_parameters')
-            if find_unused is None:
-                find_unused = self.leaves_parameters_unused(net)
-            return DistributedDataParallel(net, device_ids=device_ids, find_unused_parameters=find_unused)
+            return self.distributed(net, self.unreached_parameters(net))
         if self.opt['num_gpu'] > 1:
             return DataParallel(net)
         return net
 
-    def leaves_parameters_unused(self, net: torch.nn.Module) -> bool:
-        """Whether a training step may leave a parameter of net without a gradient, which DistributedDataParallel
-        refuses at the next step unless told to look for such parameters (`find_unused_parameters`, one more pass
-        over the graph per step): modules that net(x) never reaches (the backbone's `unused_parameter_prefixes`)
-        or an uncertainty head that the pixel loss does not read."""
+    def distributed(self, net: torch.nn.Module, ignore: set[str]) -> DistributedDataParallel:
+        """net (on its device) in DistributedDataParallel, the parameters named in `ignore` kept out of it.
+
+        DDP waits at every step for a gradient of each parameter it holds, and fails at the next step when one never
+        comes, unless it searches the autograd graph for unused parameters (`find_unused_parameters`, one more pass
+        per step). Parameters a step never reaches are left out instead: not synchronised, never waited for (they
+        have no gradient to synchronise); their weights and state-dict keys are untouched, so checkpoints still load
+        strictly. The option `find_unused_parameters: true` still turns the search on.
+        """
+        for tensor in itertools.chain(net.parameters(), net.buffers()):  # an earlier wrapping's marks
+            if hasattr(tensor, '_ddp_ignored'):
+                del tensor._ddp_ignored
+        torch.nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(net, sorted(ignore))
+        device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
+        return DistributedDataParallel(net, device_ids=device_ids,
+                                       find_unused_parameters=bool(self.opt.get('find_unused_parameters', False)))
+
+    def unreached_parameters(self, net: torch.nn.Module) -> set[str]:
+        """Names of the trainable parameters of net that a training step never reaches (none outside training):
+        modules that net(x) does not run (the backbone's `unused_parameter_prefixes`: built by the official code so
+        that its checkpoints load, or serving another call) and the uncertainty head when the pixel loss does not
+        read σ."""
         if not self.is_train:
-            return False
-        if getattr(net, 'unused_parameter_prefixes', ()):
-            return True
+            return set()
+        prefixes = tuple(getattr(net, 'unused_parameter_prefixes', ()))
+        if not self.loss_reads_uncertainty():
+            prefixes += (HEAD_PREFIX,)
+        return {name for name, param in net.named_parameters() if param.requires_grad and name.startswith(prefixes)}
+
+    def loss_reads_uncertainty(self) -> bool:
+        """Whether train.pixel_opt's loss reads the uncertainty head's σ (TURLoss), from its class alone."""
         loss_type = ((self.opt.get('train') or {}).get('pixel_opt') or {}).get('type')
         loss = LOSS_REGISTRY.get(loss_type) if loss_type in LOSS_REGISTRY else None
-        return getattr(net, 'uncertainty_head', None) is not None and not getattr(loss, 'needs_uncertainty', False)
+        return bool(getattr(loss, 'needs_uncertainty', False))
 
     def get_bare_model(self, net: torch.nn.Module) -> torch.nn.Module:
         """The network inside torch.compile, DataParallel and DistributedDataParallel wrappers."""
