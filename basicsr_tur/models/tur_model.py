@@ -445,24 +445,29 @@ class TURModel(BaseModel):
 
         With `val.tile: {size, overlap}` the image is restored tile by tile and blended (utils/tiling.py), in memory
         bounded by the tile size whatever the image size; tiles are rounded up to the backbone's size_multiple. σ is
-        blended with the same windows.
+        blended with the same windows. Runs under torch.inference_mode and, during training, the training's autocast
+        (train.mixed_precision); self.output and self.sigma are float32.
         """
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         was_training = net.training
         net.eval()
         tile = (self.opt.get('val') or {}).get('tile')
         forward = (lambda x: net(x, with_uncertainty=True)) if self.uncertainty else net
-        with torch.no_grad():
+        # The training's autocast (train.mixed_precision; test.py's runs have none and stay float32).
+        amp_dtype = getattr(self, 'amp_dtype', None)
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=amp_dtype or torch.float32,
+                                                    enabled=amp_dtype is not None):
             if tile:
                 result = tiled_forward(forward, self.lq, tile['size'], tile.get('overlap', 32),
                                        multiple=getattr(self.get_bare_model(net), 'size_multiple', 1))
             else:
                 result = forward(self.lq)
         net.train(was_training)
+        # Metrics, σ and saved images read float32, whatever the autocast computed in.
         if self.uncertainty:
-            self.output, self.sigma = result
+            self.output, self.sigma = (t.float() for t in result)
         else:
-            self.output = result
+            self.output = result.float()
 
     def get_current_visuals(self) -> OrderedDict:
         """lq, result and gt of the current batch, on the CPU."""
@@ -487,7 +492,8 @@ class TURModel(BaseModel):
             restore_rng_state(rng)
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img: bool) -> dict:
-        """Per-task metrics of the restored images (and of the degraded inputs); returns them as a dict.
+        """Per-task metrics of the restored images (and of the degraded inputs, scored at the first validation of
+        each test set only and reused: `val.input_row`); returns them as a dict.
 
         Returns {'tasks': {task: {metric: mean}}, 'average': {metric: mean over tasks}, 'counts': {task: n},
         'input': same layout for the degraded input, 'capped': {source: {task: {metric: n}}} the images whose infinite
@@ -502,6 +508,11 @@ class TURModel(BaseModel):
         val_opt = self.opt.get('val') or {}
         metric_opts = val_opt.get('metrics') or {}
         with_input = val_opt.get('input_row', True)
+        # The degraded inputs do not change between validations: their scores (this rank's sums and capped counts)
+        # are computed at the first validation of each test set and reused at the later ones.
+        if not hasattr(self, 'input_rows'):
+            self.input_rows: dict[str, tuple[dict, dict]] = {}
+        score_input = with_input and dataset_name not in self.input_rows
         sums = {'model': defaultdict(lambda: defaultdict(float)), 'input': defaultdict(lambda: defaultdict(float))}
         counts: dict[str, int] = defaultdict(int)
         capped = {'model': defaultdict(lambda: defaultdict(int)), 'input': defaultdict(lambda: defaultdict(int))}
@@ -541,15 +552,16 @@ class TURModel(BaseModel):
             gt_img = tensor2img([self.gt.detach().cpu()]) if self.gt is not None else None
             if save_img:
                 self._save_image(result_img, val_data, dataset_name, task, current_iter)
-            lq_img = tensor2img([self.lq.detach().cpu()])
-            if task not in self.examples and gt_img is not None:
+            example = task not in self.examples and gt_img is not None
+            lq_img = tensor2img([self.lq.detach().cpu()]) if example or (score_input and gt_img is not None) else None
+            if example:
                 self.examples[task] = (lq_img, result_img, gt_img)
             if self.uncertainty and self.gt is not None:
                 uncertainty_rows[index] = (task, float(self.sigma.float().mean()), *sample_pixels(
                     self.sigma, pixel_error(self.output, self.gt), seed, index))
             if gt_img is not None:
                 images = {'model': result_img}
-                if with_input:
+                if score_input:
                     images['input'] = lq_img
                 for source, img in images.items():
                     for name, m_opt in metric_opts.items():
@@ -562,6 +574,15 @@ class TURModel(BaseModel):
                 pbar.update(1)
         if pbar is not None:
             pbar.close()
+        if score_input:
+            self.input_rows[dataset_name] = ({t: dict(v) for t, v in sums['input'].items()},
+                                             {t: dict(v) for t, v in capped['input'].items()})
+        elif with_input:
+            cached_sums, cached_capped = self.input_rows[dataset_name]
+            sums['input'] = defaultdict(lambda: defaultdict(float),
+                                        {t: defaultdict(float, v) for t, v in cached_sums.items()})
+            capped['input'] = defaultdict(lambda: defaultdict(int),
+                                          {t: defaultdict(int, v) for t, v in cached_capped.items()})
         if world_size > 1:
             counts, sums, capped = self._gather_sums(counts, sums, capped, list(metric_opts))
             if self.uncertainty:
