@@ -8,7 +8,6 @@ from os import path as osp
 
 import cv2
 import numpy as np
-import torch
 from basicsr.data import build_dataset
 from basicsr.models import build_model
 from basicsr.utils import get_env_info, get_root_logger, get_time_str
@@ -17,7 +16,7 @@ from basicsr.utils.options import dict2str
 from basicsr_tur.data.loaders import build_loader
 from basicsr_tur.models.tur_model import PSNR_CAP
 from basicsr_tur.utils.files import atomic_write, write_image
-from basicsr_tur.utils.options import check_device, parse_options
+from basicsr_tur.utils.options import check_device, parse_options, set_backend_flags
 from basicsr_tur.utils.registry import run_prepare_step
 from basicsr_tur.utils.runs import fresh_run_dirs, output_dirs, run_lock
 from basicsr_tur.utils.tables import (
@@ -189,7 +188,7 @@ def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
 
 def _evaluate(opt: dict, root_path: str, notes: list[str]) -> dict:
     """Test the model of `opt` (its results folder locked); print and write the tables; return all results."""
-    torch.backends.cudnn.benchmark = bool(opt.get('cudnn_benchmark', False))
+    set_backend_flags(opt)  # cudnn_benchmark, tf32
     run_prepare_step(opt, root_path)
     # An earlier results/<name> is archived; if the start fails, it is put back and what this run made removed.
     fresh = opt['rank'] == 0

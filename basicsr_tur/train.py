@@ -14,7 +14,6 @@ import time
 from os import path as osp
 from typing import Any
 
-import torch
 from basicsr.data import build_dataset
 from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from basicsr.models import build_model
@@ -28,7 +27,7 @@ from basicsr_tur.utils.checkpoint import load_torch_file
 from basicsr_tur.utils.dist import barrier
 from basicsr_tur.utils.files import atomic_write, remove_stale_temps
 from basicsr_tur.utils.option_file import dump_yaml
-from basicsr_tur.utils.options import check_device, parse_options
+from basicsr_tur.utils.options import check_device, parse_options, set_backend_flags
 from basicsr_tur.utils.registry import run_prepare_step
 from basicsr_tur.utils.runs import fresh_run_dirs, output_dirs, run_lock
 
@@ -261,8 +260,7 @@ def train_pipeline(root_path: str, argv: list[str] | None = None) -> BaseModel:
 
 def _train(opt: dict, root_path: str, notes: list[str]) -> BaseModel:
     """Start or resume the run of `opt` (its lock held) and train it."""
-    # Off by default: autotuned convolution algorithms may change the numerics from run to run.
-    torch.backends.cudnn.benchmark = bool(opt.get('cudnn_benchmark', False))
+    set_backend_flags(opt)  # cudnn_benchmark, tf32
     exp_root = opt['path']['experiments_root']
     if opt['rank'] == 0 and osp.isdir(exp_root):
         # Temporary files of a run killed while saving (atomic_write's `*.tmp<pid>`): never resumable, never needed.

@@ -385,8 +385,8 @@ def test_stochastic_depth_draws_in_training_only(arch):
 
 @pytest.mark.parametrize('arch', ARCHS)
 def test_restored_output_reaches_every_parameter_but_those_declared_unused(arch):
-    # A parameter left without a gradient makes DistributedDataParallel fail at the next step unless it looks for
-    # such parameters; a backbone names them in `unused_parameter_prefixes` (the head is read by the loss alone).
+    # A parameter left without a gradient makes DistributedDataParallel fail at the next step unless it is kept out
+    # of DDP; a backbone names them in `unused_parameter_prefixes` (the head is read by the loss alone).
     net = build_tiny(arch).train()
     size = TINY[arch].size
     net(torch.rand(2, 3, size, size)).mean().backward()
@@ -437,12 +437,14 @@ def test_tur_training_lowers_every_tasks_l1(arch):
 # Training under DistributedDataParallel (TURModel.model_to_device; DDP itself: tests/test_distributed.py).
 
 def ddp_arguments(net: torch.nn.Module, opt: dict, monkeypatch) -> dict:
-    """The keyword arguments TURModel.model_to_device gives DistributedDataParallel to wrap net under options opt."""
+    """The keyword arguments TURModel.model_to_device gives DistributedDataParallel to wrap net under options opt,
+    and under 'ignored' the parameter names it keeps out of DDP."""
     seen = {}
-    monkeypatch.setattr(tur_model, 'DistributedDataParallel', lambda module, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(tur_model, 'DistributedDataParallel', lambda module, **kwargs: seen.update(
+        kwargs, ignored=set(module._ddp_params_and_buffers_to_ignore)))
     model = object.__new__(tur_model.TURModel)  # the options alone: no network built, no process group
     model.opt, model.is_train, model.device = {'dist': True, **opt}, True, torch.device('cpu')
-    model.model_to_device(net)
+    model.model_to_device(copy.deepcopy(net))
     return seen
 
 
@@ -450,20 +452,34 @@ TUR_TRAINING = {'train': {'pixel_opt': {'type': 'TURLoss'}}}
 
 
 @pytest.mark.parametrize('arch', ARCHS)
-def test_ddp_looks_for_unused_parameters_when_the_backbone_declares_some(arch, monkeypatch):
-    # Measured on TransWeather with two gloo ranks: without it the second step fails ("Expected to have finished
-    # reduction in the prior iteration"); PromptIR's official unused convolutions do the same.
+def test_ddp_keeps_out_the_modules_the_forward_never_reaches_instead_of_looking_for_unused_ones(arch, monkeypatch):
+    # Measured on TransWeather with two gloo ranks: with those modules in DDP and no search for unused parameters,
+    # the second step fails ("Expected to have finished reduction in the prior iteration"); PromptIR's official
+    # unused convolutions do the same. Kept out of DDP, no step needs the search (tests/test_distributed.py).
     net = shared_tiny(arch)
-    expected = arch in ('AirNet', 'PromptIR', 'Transweather')
-    assert bool(net.unused_parameter_prefixes) == expected
-    assert ddp_arguments(net, TUR_TRAINING, monkeypatch)['find_unused_parameters'] == expected
+    declared = {name for name, _ in net.named_parameters() if name.startswith(net.unused_parameter_prefixes)}
+    assert bool(declared) == (arch in ('AirNet', 'PromptIR', 'Transweather'))
+    arguments = ddp_arguments(net, TUR_TRAINING, monkeypatch)
+    assert arguments['find_unused_parameters'] is False and arguments['ignored'] == declared
 
 
 @pytest.mark.parametrize('head', [True, False], ids=['head', 'no_head'])
-def test_ddp_looks_for_unused_parameters_when_the_loss_does_not_read_the_head(head, monkeypatch):
+def test_ddp_keeps_out_a_head_the_loss_does_not_read(head, monkeypatch):
     net = shared_tiny('SRResNet', uncertainty_head=head)
-    l1_training = {'train': {'pixel_opt': {'type': 'L1Loss'}}}
-    assert ddp_arguments(net, l1_training, monkeypatch)['find_unused_parameters'] == head
+    arguments = ddp_arguments(net, {'train': {'pixel_opt': {'type': 'L1Loss'}}}, monkeypatch)
+    assert arguments['find_unused_parameters'] is False
+    assert arguments['ignored'] == {name for name, _ in net.named_parameters() if name.startswith(HEAD_PREFIX)}
+    assert bool(arguments['ignored']) == head
+
+
+def test_ddp_keeps_nothing_out_when_testing(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(tur_model, 'DistributedDataParallel', lambda module, **kwargs: seen.update(
+        ignored=set(module._ddp_params_and_buffers_to_ignore)))
+    model = object.__new__(tur_model.TURModel)
+    model.opt, model.is_train, model.device = {'dist': True}, False, torch.device('cpu')
+    model.model_to_device(copy.deepcopy(shared_tiny('Transweather')))
+    assert seen['ignored'] == set()
 
 
 @pytest.mark.parametrize('arch, value', [('SRResNet', True), ('Transweather', False)])

@@ -92,16 +92,49 @@ def test_task_weighting_losses_keep_ranks_identical_when_ranks_hold_different_ta
         assert loss0['log_vars'].abs().min() > 0
 
 
+# Backbones with modules their forward never runs (tiny arguments of tests/test_archs.py), and a head that L1 does not
+# read: kept out of DDP, they train without find_unused_parameters (DDP would fail at the second step otherwise).
+UNREACHED = {
+    'PromptIR': ({'type': 'PromptIR', 'decoder': True, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1,
+                  'uncertainty_head': True}, 'TURLoss'),
+    'Transweather': ({'type': 'Transweather', 'embed_dims': [8, 16, 16, 16], 'num_heads': [1, 1, 1, 1],
+                      'mlp_ratios': [1, 1, 1, 1], 'depths': [1, 1, 1, 1], 'sr_ratios': [2, 1, 1, 1],
+                      'dec_num_heads': 1, 'dec_mlp_ratio': 1, 'dec_depth': 1, 'num_task_queries': 4,
+                      'drop_path_rate': 0., 'uncertainty_head': True}, 'TURLoss'),
+    'SRResNet_head_L1': ({'type': 'SRResNet', 'num_feat': 8, 'num_block': 2, 'uncertainty_head': True}, 'L1Loss'),
+}
+
+
+@pytest.mark.parametrize('case', list(UNREACHED))
+def test_parameters_the_forward_never_reaches_need_no_search_for_unused_parameters(case, tmp_path, clean_root,
+                                                                                   paired_root):
+    network_g, loss = UNREACHED[case]
+    opt_path = make_options(tmp_path, clean_root, paired_root, loss=loss, network_g=network_g, total_iter=2)
+    train_two_ranks(tmp_path, '-opt', opt_path, '--force_yml', 'find_unused_parameters=false',
+                    'datasets:train:batch_size_per_gpu=3', 'datasets:train:gt_size=32',
+                    'logger:save_checkpoint_freq=2', 'val:val_freq=100')
+    rank0, rank1 = torch.load(tmp_path / 'rank0.pth'), torch.load(tmp_path / 'rank1.pth')
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    build_network(network_g).load_state_dict(rank0, strict=True)  # every key kept, the unreached ones included
+
+
 def test_airnet_recipe_trains_under_ddp_through_its_encoder_warmup(tmp_path, clean_root, paired_root):
-    # The warm-up leaves the restorer idle: DDP must allow unused parameters and still sync the encoder.
+    # The warm-up leaves the restorer idle: it starts out of DDP and joins at the first joint step, without a search
+    # for unused parameters; two micro-batches per step, so that the first of the joint step runs before it joins.
     opt_path = make_options(tmp_path, clean_root, paired_root, model_type='AirNetModel', total_iter=3,
                             network_g={'type': 'AirNet', 'batch_size': 3, 'n_groups': 1, 'n_blocks': 1,
                                        'uncertainty_head': True},
-                            train_set={'key_crop': True}, encoder_warmup_iter=1)
+                            train_set={'key_crop': True}, encoder_warmup_iter=1, accumulate_steps=2)
+    initial = build_network({'type': 'AirNet', 'batch_size': 3, 'n_groups': 1, 'n_blocks': 1,
+                             'uncertainty_head': True}).state_dict()
+    torch.save({'params': initial}, str(tmp_path / 'initial.pth'))
     train_two_ranks(tmp_path, '-opt', opt_path, '--force_yml', 'datasets:train:batch_size_per_gpu=3',
-                    'logger:save_checkpoint_freq=3', 'val:val_freq=3')
+                    'logger:save_checkpoint_freq=3', 'val:val_freq=3', 'find_unused_parameters=false',
+                    f'path:pretrain_network_g={tmp_path / "initial.pth"}')
     rank0, rank1 = torch.load(tmp_path / 'rank0.pth'), torch.load(tmp_path / 'rank1.pth')
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0 if 'queue' not in k)
+    for trained in ('E.E.encoder_q.E.0.backbone.0.weight', 'R.head.0.weight'):  # the restorer after the warm-up
+        assert not torch.equal(rank0[trained], initial[trained]), trained
 
 
 def test_airnet_with_a_frozen_encoder_trains_under_ddp(tmp_path, clean_root, paired_root):
@@ -113,7 +146,7 @@ def test_airnet_with_a_frozen_encoder_trains_under_ddp(tmp_path, clean_root, pai
     opt_path = make_options(tmp_path, clean_root, paired_root, model_type='AirNetModel', total_iter=3,
                             network_g=dict(tiny, uncertainty_head=True), fix_encoder=True)
     train_two_ranks(tmp_path, '-opt', opt_path, '--force_yml', 'datasets:train:batch_size_per_gpu=3',
-                    'logger:save_checkpoint_freq=3', 'val:val_freq=3',
+                    'logger:save_checkpoint_freq=3', 'val:val_freq=3', 'find_unused_parameters=false',
                     f'path:pretrain_network_encoder={tmp_path / "All.pth"}')
     rank0, rank1 = torch.load(tmp_path / 'rank0.pth'), torch.load(tmp_path / 'rank1.pth')
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)

@@ -51,6 +51,18 @@ def test_tur_options_use_the_loss_variant_of_their_published_row(path):
     assert pixel_opt['type'] == 'TURLoss' and pixel_opt.get('variant') == TUR_VARIANTS[setting]
 
 
+PAPER_FILES = [p for p in TRAIN_FILES if osp.basename(osp.dirname(p)) != 'demo']
+
+
+@pytest.mark.parametrize('path', PAPER_FILES, ids=lambda p: osp.relpath(p, REPO))
+def test_paper_recipes_use_the_gpu_fast_paths(path):
+    # options/RECIPES.md "Fast paths": bf16 autocast, torch.compile, cuDNN autotuning and TF32, each one line away
+    # from the authors' float32.
+    opt = load_yaml(path)
+    assert (opt['train']['mixed_precision'], opt['train']['compile']) == ('bf16', True)
+    assert (opt['cudnn_benchmark'], opt['tf32']) == (True, True)
+
+
 # The authors' task ids (Aitical/TUR 5d026e7 airnet_five_type_dataset.py de_dict: gopro and lol are our deblur and
 # lowlight), which the cumulative TUR loss walks in ascending order: a file's `tasks:` must list them in that order.
 AUTHORS_TASK_IDS = {'denoise_15': 0, 'denoise_25': 1, 'denoise_50': 2, 'derain': 3, 'dehaze': 4, 'deblur': 6,

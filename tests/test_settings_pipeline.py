@@ -37,8 +37,11 @@ def test_setting_trains_and_tests_from_its_options(setting, arch, tmp_path, monk
     os.symlink(data_root, work / 'datasets')  # the options name datasets/<setting>/... relative to the run
     monkeypatch.chdir(work)
     train_opt = osp.join(REPO, 'options', 'train', setting, f'{arch}_TUR.yml')
-    overrides = ['num_gpu=0', 'train:total_iter=2', 'train:warmup_iter=-1', 'logger:print_freq=1',
-                 'logger:save_checkpoint_freq=2', 'val:val_freq=2', 'datasets:train:gt_size=8',
+    # The recipes' torch.compile (options/RECIPES.md, "Fast paths") would spend minutes per backbone compiling C++
+    # on the CPU (203 s for aio3 PromptIR); compilation is tested on its own (test_speed_switches.py, aot_eager).
+    # Their bf16 autocast stays on.
+    overrides = ['num_gpu=0', 'train:compile=false', 'train:total_iter=2', 'train:warmup_iter=-1',
+                 'logger:print_freq=1', 'logger:save_checkpoint_freq=2', 'val:val_freq=2', 'datasets:train:gt_size=8',
                  'datasets:train:batch_size_per_gpu=2', 'datasets:train:num_worker_per_gpu=0', SSIM_FITS] + TINY[arch]
     if arch == 'AirNet':  # TUR's recipe freezes a trained encoder: a tiny AirNet's (only E.E.encoder_q/k are read)
         encoder = tmp_path / 'airnet_encoder.pth'

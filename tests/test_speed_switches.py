@@ -2,7 +2,7 @@
 import pytest
 import torch
 from basicsr.models import build_model
-from conftest import make_options
+from conftest import edit, make_options, make_test_options
 
 from basicsr_tur.utils.options import parse_options
 
@@ -107,3 +107,52 @@ def test_training_run_with_accumulation_counts_optimizer_steps(tmp_path, clean_r
     model = train_pipeline(str(tmp_path), ['-opt', path, '--force_yml', 'train:total_iter=6',
                                            'logger:save_checkpoint_freq=3', 'val:val_freq=6'])
     assert model.optimizer_g.state_dict()['state'][0]['step'].item() == 6
+
+
+@pytest.fixture
+def restore_backend_flags():
+    """Put the process-wide cuDNN/TF32 switches back as they were after the test."""
+    flags = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    yield
+    (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) = flags
+
+
+@pytest.mark.parametrize('tf32', [None, True, False])
+def test_tf32_is_on_unless_the_options_say_tf32_false(tf32, tmp_path, clean_root, paired_root,
+                                                      restore_backend_flags):
+    from basicsr_tur.utils.options import set_backend_flags
+    path = make_options(tmp_path, clean_root, paired_root)
+    if tf32 is not None:
+        edit(path, lambda opt: opt.update(tf32=tf32))
+    opt, _ = parse_options(str(tmp_path), True, ['-opt', path])
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32 is False  # the opposite
+    set_backend_flags(opt)
+    expected = tf32 is not False
+    assert torch.backends.cuda.matmul.allow_tf32 is expected and torch.backends.cudnn.allow_tf32 is expected
+    # Set through the legacy flags, torch's newer per-backend API reads the same and both stay readable.
+    assert torch.backends.cuda.matmul.fp32_precision == ('tf32' if expected else 'ieee')
+
+
+def test_training_and_test_runs_apply_tf32_and_cudnn_benchmark(tmp_path, clean_root, paired_root,
+                                                                restore_backend_flags):
+    from basicsr_tur.test import test_pipeline
+    from basicsr_tur.train import train_pipeline
+    path = make_options(tmp_path, clean_root, paired_root, loss='L1Loss')
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    train_pipeline(str(tmp_path), ['-opt', path, '--force_yml', 'tf32=false', 'cudnn_benchmark=true',
+                                   'train:total_iter=1', 'logger:save_checkpoint_freq=1', 'val:val_freq=1'])
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    assert torch.backends.cudnn.benchmark
+    weights_path = str(tmp_path / 'experiments' / 'tiny' / 'models' / 'net_g_latest.pth')
+    test_path = make_test_options(tmp_path, paired_root, weights_path)
+    test_pipeline(str(tmp_path), ['-opt', test_path])
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32  # the default, on
+    assert not torch.backends.cudnn.benchmark
+
+
+def test_tf32_must_be_true_or_false(tmp_path, clean_root, paired_root):
+    from basicsr_tur.utils.option_file import OptionError
+    path = make_options(tmp_path, clean_root, paired_root)
+    edit(path, lambda opt: opt.update(tf32='fast'))
+    with pytest.raises(OptionError, match="'tf32'"):
+        parse_options(str(tmp_path), True, ['-opt', path])

@@ -127,7 +127,8 @@ class UncertaintyMixin:
     size_multiple: int = 1
     # State-dict prefixes of parameters that `net(x)` never reaches: modules the official code builds but its forward
     # does not run (kept so that its checkpoints load strictly), or that serve another call only. Under
-    # DistributedDataParallel they make TURModel look for unused parameters (DDP fails at the next step otherwise).
+    # DistributedDataParallel TURModel keeps them out of DDP (which would otherwise wait for their gradients and fail
+    # at the next step, or have to search the graph for unused parameters at every step).
     unused_parameter_prefixes: tuple[str, ...] = ()
 
     def _init_uncertainty(self, arch: str, enabled: bool, detach: bool, num_out_ch: int) -> None:

@@ -14,7 +14,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from basicsr_tur.models.tur_model import TURModel
-from basicsr_tur.utils.checkpoint import read_state_dict
+from basicsr_tur.utils.checkpoint import HEAD_PREFIX, read_state_dict
 from basicsr_tur.utils.option_checks import PATH, Kind
 
 # The MoCo queue (E.E.queue, E.E.queue_ptr) is left out: only the contrastive step reads it, and its length is the
@@ -80,9 +80,42 @@ class AirNetModel(TURModel):
     }
 
     def __init__(self, opt: dict) -> None:
-        # The restorer sits idle during the encoder warm-up: DDP must be told that parameters may go unused.
-        opt.setdefault('find_unused_parameters', True)
+        # Under DDP, the official recipe's encoder warm-up starts with the restorer kept out of DDP (it idles); the
+        # first joint step wraps the network again with everything (optimize_parameters, unreached_parameters).
+        train_opt = opt.get('train') or {}
+        self.warmup_wrapping = bool(opt['is_train'] and opt['dist'] and not train_opt.get('fix_encoder')
+                                    and (train_opt.get('encoder_warmup_iter') or 0) > 0)
         super().__init__(opt)
+
+    def unreached_parameters(self, net: torch.nn.Module) -> set[str]:
+        """TURModel's for the frozen encoder (net(x) alone trains). In the official recipe the contrastive step
+        reaches the whole encoder, so only an uncertainty head the loss does not read is left; during the encoder
+        warm-up (until the first joint step wraps the network again) the restorer and the head too."""
+        if not self.is_train or self.fix_encoder:
+            return super().unreached_parameters(net)
+        idle = ('R.', HEAD_PREFIX) if self.warmup_wrapping else () if self.loss_reads_uncertainty() else (HEAD_PREFIX,)
+        return {name for name, param in net.named_parameters() if param.requires_grad and name.startswith(idle)}
+
+    def optimize_parameters(self, current_iter: int, step: bool = True) -> None:
+        """TURModel's step; under DDP, the first step after the encoder warm-up first wraps the network again with
+        the restorer in DDP.
+
+        Why not find_unused_parameters: it would search the autograd graph at every step of the whole run for the
+        sake of the warm-up. Why not a zero-weighted restorer loss in the warm-up: zero gradients are not absent
+        ones; Adam(W) would count steps, decay moments and weights of a restorer the official recipe leaves
+        untouched. A new DistributedDataParallel is built once, on every rank at the same iteration (the warm-up
+        length is an option); micro-batches of that iteration run under no_sync, so their gradients accumulate
+        locally and are reduced, whole, by the new wrapper at the step.
+        """
+        if self.warmup_wrapping and current_iter > self.encoder_warmup_iter:
+            self.warmup_wrapping = False
+            bare = self.get_bare_model(self.net_g)
+            self.net_g = self.distributed(bare, self.unreached_parameters(bare))
+            compile_opt = self.opt['train'].get('compile')
+            if compile_opt:  # as TURModel.__init__ compiles the wrapped network
+                self.net_g = torch.compile(self.net_g, **(compile_opt if isinstance(compile_opt, dict) else {}))
+            get_root_logger().info(f'iter {current_iter}: encoder warm-up over; the restorer joins DDP')
+        super().optimize_parameters(current_iter, step)
 
     def load_pretrained(self, net: torch.nn.Module) -> None:
         """pretrain_network_g, then for `train.fix_encoder` the encoder checkpoint and the freezing (before DDP)."""

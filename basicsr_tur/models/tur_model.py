@@ -24,7 +24,7 @@ from basicsr_tur.data.samplers import ShardSampler
 from basicsr_tur.losses.tur_loss import task_means
 from basicsr_tur.models.train_step import NonFiniteLossError, StepContext, TaskFigures, TrainStep, ema_pairs, update_ema
 from basicsr_tur.utils.calibration import SAMPLE_PER_IMAGE, pixel_error, sample_pixels, uncertainty_figures
-from basicsr_tur.utils.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state
+from basicsr_tur.utils.checkpoint import HEAD_PREFIX, capture_rng_state, load_checkpoint, restore_rng_state
 from basicsr_tur.utils.dist import all_reduce_sum, sum_over_ranks
 from basicsr_tur.utils.files import atomic_write, write_image
 from basicsr_tur.utils.memory import out_of_memory_error
@@ -132,27 +132,45 @@ class TURModel(BaseModel):
         """Move net to this process's device; wrap it in DistributedDataParallel (GPU or CPU) or DataParallel."""
         net = net.to(self.device)
         if self.opt['dist']:
-            device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
-            find_unused = self.opt.get('find_unused_parameters')
-            if find_unused is None:
-                find_unused = self.leaves_parameters_unused(net)
-            return DistributedDataParallel(net, device_ids=device_ids, find_unused_parameters=find_unused)
+            return self.distributed(net, self.unreached_parameters(net))
         if self.opt['num_gpu'] > 1:
             return DataParallel(net)
         return net
 
-    def leaves_parameters_unused(self, net: torch.nn.Module) -> bool:
-        """Whether a training step may leave a parameter of net without a gradient, which DistributedDataParallel
-        refuses at the next step unless told to look for such parameters (`find_unused_parameters`, one more pass
-        over the graph per step): modules that net(x) never reaches (the backbone's `unused_parameter_prefixes`)
-        or an uncertainty head that the pixel loss does not read."""
+    def distributed(self, net: torch.nn.Module, ignore: set[str]) -> DistributedDataParallel:
+        """net (on its device) in DistributedDataParallel, the parameters named in `ignore` kept out of it.
+
+        DDP waits at every step for a gradient of each parameter it holds, and fails at the next step when one never
+        comes, unless it searches the autograd graph for unused parameters (`find_unused_parameters`, one more pass
+        per step). Parameters a step never reaches are left out instead: not synchronised, never waited for (they
+        have no gradient to synchronise); their weights and state-dict keys are untouched, so checkpoints still load
+        strictly. The option `find_unused_parameters: true` still turns the search on.
+        """
+        for tensor in itertools.chain(net.parameters(), net.buffers()):  # an earlier wrapping's marks
+            if hasattr(tensor, '_ddp_ignored'):
+                del tensor._ddp_ignored
+        torch.nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(net, sorted(ignore))
+        device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
+        return DistributedDataParallel(net, device_ids=device_ids,
+                                       find_unused_parameters=bool(self.opt.get('find_unused_parameters', False)))
+
+    def unreached_parameters(self, net: torch.nn.Module) -> set[str]:
+        """Names of the trainable parameters of net that a training step never reaches (none outside training):
+        modules that net(x) does not run (the backbone's `unused_parameter_prefixes`: built by the official code so
+        that its checkpoints load, or serving another call) and the uncertainty head when the pixel loss does not
+        read σ."""
         if not self.is_train:
-            return False
-        if getattr(net, 'unused_parameter_prefixes', ()):
-            return True
+            return set()
+        prefixes = tuple(getattr(net, 'unused_parameter_prefixes', ()))
+        if not self.loss_reads_uncertainty():
+            prefixes += (HEAD_PREFIX,)
+        return {name for name, param in net.named_parameters() if param.requires_grad and name.startswith(prefixes)}
+
+    def loss_reads_uncertainty(self) -> bool:
+        """Whether train.pixel_opt's loss reads the uncertainty head's σ (TURLoss), from its class alone."""
         loss_type = ((self.opt.get('train') or {}).get('pixel_opt') or {}).get('type')
         loss = LOSS_REGISTRY.get(loss_type) if loss_type in LOSS_REGISTRY else None
-        return getattr(net, 'uncertainty_head', None) is not None and not getattr(loss, 'needs_uncertainty', False)
+        return bool(getattr(loss, 'needs_uncertainty', False))
 
     def get_bare_model(self, net: torch.nn.Module) -> torch.nn.Module:
         """The network inside torch.compile, DataParallel and DistributedDataParallel wrappers."""
@@ -392,24 +410,29 @@ class TURModel(BaseModel):
 
         With `val.tile: {size, overlap}` the image is restored tile by tile and blended (utils/tiling.py), in memory
         bounded by the tile size whatever the image size; tiles are rounded up to the backbone's size_multiple. σ is
-        blended with the same windows.
+        blended with the same windows. Runs under torch.inference_mode and, during training, the training's autocast
+        (train.mixed_precision); self.output and self.sigma are float32.
         """
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         was_training = net.training
         net.eval()
         tile = (self.opt.get('val') or {}).get('tile')
         forward = (lambda x: net(x, with_uncertainty=True)) if self.uncertainty else net
-        with torch.no_grad():
+        # The training's autocast (train.mixed_precision; test.py's runs have none and stay float32).
+        amp_dtype = getattr(self, 'amp_dtype', None)
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=amp_dtype or torch.float32,
+                                                    enabled=amp_dtype is not None):
             if tile:
                 result = tiled_forward(forward, self.lq, tile['size'], tile.get('overlap', 32),
                                        multiple=getattr(self.get_bare_model(net), 'size_multiple', 1))
             else:
                 result = forward(self.lq)
         net.train(was_training)
+        # Metrics, σ and saved images read float32, whatever the autocast computed in.
         if self.uncertainty:
-            self.output, self.sigma = result
+            self.output, self.sigma = (t.float() for t in result)
         else:
-            self.output = result
+            self.output = result.float()
 
     def get_current_visuals(self) -> OrderedDict:
         """lq, result and gt of the current batch, on the CPU."""
@@ -434,7 +457,8 @@ class TURModel(BaseModel):
             restore_rng_state(rng)
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img: bool) -> dict:
-        """Per-task metrics of the restored images (and of the degraded inputs); returns them as a dict.
+        """Per-task metrics of the restored images (and of the degraded inputs, scored at the first validation of
+        each test set only and reused: `val.input_row`); returns them as a dict.
 
         Returns {'tasks': {task: {metric: mean}}, 'average': {metric: mean over tasks}, 'counts': {task: n},
         'input': same layout for the degraded input, 'capped': {source: {task: {metric: n}}} the images whose infinite
@@ -449,6 +473,11 @@ class TURModel(BaseModel):
         val_opt = self.opt.get('val') or {}
         metric_opts = val_opt.get('metrics') or {}
         with_input = val_opt.get('input_row', True)
+        # The degraded inputs do not change between validations: their scores (this rank's sums and capped counts)
+        # are computed at the first validation of each test set and reused at the later ones.
+        if not hasattr(self, 'input_rows'):
+            self.input_rows: dict[str, tuple[dict, dict]] = {}
+        score_input = with_input and dataset_name not in self.input_rows
         sums = {'model': defaultdict(lambda: defaultdict(float)), 'input': defaultdict(lambda: defaultdict(float))}
         counts: dict[str, int] = defaultdict(int)
         capped = {'model': defaultdict(lambda: defaultdict(int)), 'input': defaultdict(lambda: defaultdict(int))}
@@ -488,15 +517,16 @@ class TURModel(BaseModel):
             gt_img = tensor2img([self.gt.detach().cpu()]) if self.gt is not None else None
             if save_img:
                 self._save_image(result_img, val_data, dataset_name, task, current_iter)
-            lq_img = tensor2img([self.lq.detach().cpu()])
-            if task not in self.examples and gt_img is not None:
+            example = task not in self.examples and gt_img is not None
+            lq_img = tensor2img([self.lq.detach().cpu()]) if example or (score_input and gt_img is not None) else None
+            if example:
                 self.examples[task] = (lq_img, result_img, gt_img)
             if self.uncertainty and self.gt is not None:
                 uncertainty_rows[index] = (task, float(self.sigma.float().mean()), *sample_pixels(
                     self.sigma, pixel_error(self.output, self.gt), seed, index))
             if gt_img is not None:
                 images = {'model': result_img}
-                if with_input:
+                if score_input:
                     images['input'] = lq_img
                 for source, img in images.items():
                     for name, m_opt in metric_opts.items():
@@ -509,6 +539,15 @@ class TURModel(BaseModel):
                 pbar.update(1)
         if pbar is not None:
             pbar.close()
+        if score_input:
+            self.input_rows[dataset_name] = ({t: dict(v) for t, v in sums['input'].items()},
+                                             {t: dict(v) for t, v in capped['input'].items()})
+        elif with_input:
+            cached_sums, cached_capped = self.input_rows[dataset_name]
+            sums['input'] = defaultdict(lambda: defaultdict(float),
+                                        {t: defaultdict(float, v) for t, v in cached_sums.items()})
+            capped['input'] = defaultdict(lambda: defaultdict(int),
+                                          {t: defaultdict(int, v) for t, v in cached_capped.items()})
         if world_size > 1:
             counts, sums, capped = self._gather_sums(counts, sums, capped, list(metric_opts))
             if self.uncertainty:

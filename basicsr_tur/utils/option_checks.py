@@ -77,8 +77,11 @@ CORE_KEYS: dict[str, Kind | None] = {
     'prepare': None,  # the name of a registered preparation step (utils/registry.py check_prepare_step)
     'datasets': MAPPING,  # checked against each dataset class's OPTION_KEYS
     'network_g': MAPPING,  # checked against the arch constructor's signature
-    'find_unused_parameters': BOOL,  # basicsr's BaseModel.model_to_device reads it
-    'cudnn_benchmark': BOOL, 'dist_params': Kind.of(dict, null=True),
+    'find_unused_parameters': BOOL,  # TURModel.distributed reads it (default false: no shipped backbone needs it)
+    # utils/options.py set_backend_flags reads these two (train.py and test.py call it before building anything):
+    # cuDNN's autotuner (default false) and TF32 for the float32 matmuls and convolutions on GPUs (default true)
+    'cudnn_benchmark': BOOL, 'tf32': BOOL,
+    'dist_params': Kind.of(dict, null=True),
     'path.resume_state': PATH,
     'train.total_iter': POSITIVE, 'train.warmup_iter': Kind.of(int, minimum=-1),
     'val.val_freq': Kind.of(int, null=True, minimum=1), 'val.save_img': BOOL,  # train.py and test.py read save_img

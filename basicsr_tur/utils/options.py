@@ -143,3 +143,17 @@ def check_device(opt: dict) -> None:
     if opt['num_gpu'] > 0 and not torch.cuda.is_available():
         raise OptionError(f"{opt['opt_path']}: 'num_gpu: {opt['num_gpu']}' but no CUDA device is available; "
                           'set num_gpu: 0 (or --force_yml num_gpu=0) to run on the CPU')
+
+
+def set_backend_flags(opt: dict) -> None:
+    """Set the process-wide numerics switches of the options: `cudnn_benchmark` (cuDNN's autotuner, default false)
+    and `tf32` (TF32 tensor cores for what stays float32 on a GPU: matmuls through cuBLAS and convolutions through
+    cuDNN, default true; `tf32: false` keeps full float32). Neither changes anything on the CPU."""
+    # Off by default: autotuned convolution algorithms may change the numerics from run to run.
+    torch.backends.cudnn.benchmark = bool(opt.get('cudnn_benchmark', False))
+    tf32 = bool(opt.get('tf32', True))
+    # The legacy flags, not torch 2.9's fp32_precision: inductor reads cudnn.allow_tf32, and a process that sets
+    # the new API for cuBLAS makes every later read of the legacy one (allow_tf32, get_float32_matmul_precision)
+    # raise. torch.set_float32_matmul_precision would also switch oneDNN's CPU matmuls to TF32; these do not.
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
