@@ -114,6 +114,7 @@ class AirNetModel(TURModel):
             compile_opt = self.opt['train'].get('compile')
             if compile_opt:  # as TURModel.__init__ compiles the wrapped network
                 self.net_g = torch.compile(self.net_g, **(compile_opt if isinstance(compile_opt, dict) else {}))
+            self.train_step.net = self.net_g  # the step's no_sync comes from the new wrapper
             get_root_logger().info(f'iter {current_iter}: encoder warm-up over; the restorer joins DDP')
         super().optimize_parameters(current_iter, step)
 
