@@ -3,9 +3,10 @@
     python scripts/study.py --config options/study/demo.yml [--seeds 0 1 2] [--dry-run] [--root DIR]
 
 The config (e.g. options/study/demo.yml) names one training options file (`options`), its test options file
-(`test_options`), the methods (`methods: {name: {pixel_opt: {...}, network_g: {...}}}`, network_g optional: keys
-set over the options' network_g), the seeds, the `baseline` method and optionally `total_iter` (every cell trains
-that many iterations) and `seconds_per_iter` (for --dry-run's estimate before any cell has run).
+(`test_options`), the methods (`methods: {name: {pixel_opt: {...}, network_g: {...}, train: {...}}}`, network_g
+and train optional: keys set over the options' network_g and train, e.g. `train: {mixed_precision: null}`; train
+may not set pixel_opt or total_iter), the seeds, the `baseline` method and optionally `total_iter` (every cell
+trains that many iterations) and `seconds_per_iter` (for --dry-run's estimate before any cell has run).
 
 Each cell (method x seed) is one training run `<study>_<method>_s<seed>` with manual_seed = the seed (the seed fixes
 the sampler's order and the degradations, so that every method sees the same data in the same order), tested with
@@ -36,7 +37,9 @@ from basicsr_tur.utils.option_file import apply_force_yml, load_yaml
 from basicsr_tur.utils.tables import INPUT_ROW, METRICS, average, csv_table, markdown_table
 
 CONFIG_KEYS = ('name', 'options', 'test_options', 'methods', 'seeds', 'baseline', 'total_iter', 'seconds_per_iter')
-METHOD_KEYS = ('pixel_opt', 'network_g')
+METHOD_KEYS = ('pixel_opt', 'network_g', 'train')
+# train keys a method may not set: its pixel_opt says the loss, the config's total_iter the iterations
+TRAIN_KEYS_ELSEWHERE = {'pixel_opt': "the method's pixel_opt", 'total_iter': "the config's total_iter"}
 _NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
 
 
@@ -74,7 +77,7 @@ def load_config(path: str, seeds: list[int] | None = None) -> dict:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ValueError(f'{where}: a method name must be letters, digits, _ . - (it names runs)')
         if not isinstance(spec, dict):
-            raise ValueError(f'{where}: expected a mapping with pixel_opt (and optionally network_g)')
+            raise ValueError(f'{where}: expected a mapping with pixel_opt (and optionally network_g, train)')
         for key in spec:
             if key not in METHOD_KEYS:
                 raise ValueError(f'{where}: unknown key {key!r} (known: {", ".join(METHOD_KEYS)})')
@@ -83,6 +86,11 @@ def load_config(path: str, seeds: list[int] | None = None) -> dict:
             raise ValueError(f'{where}.pixel_opt: expected a mapping with a type, e.g. {{type: L1Loss}}')
         if not isinstance(spec.get('network_g', {}), dict):
             raise ValueError(f'{where}.network_g: expected a mapping of network_g keys to set')
+        if not isinstance(spec.get('train', {}), dict):
+            raise ValueError(f'{where}.train: expected a mapping of train keys to set, e.g. {{mixed_precision: null}}')
+        for key in spec.get('train', {}):
+            if key in TRAIN_KEYS_ELSEWHERE:
+                raise ValueError(f'{where}.train.{key}: set by {TRAIN_KEYS_ELSEWHERE[key]}, not here')
     if config['baseline'] not in methods:
         raise ValueError(f'{path}: baseline {config["baseline"]!r} is not one of the methods ({", ".join(methods)})')
     config['seeds'] = list(seeds) if seeds is not None else config.get('seeds', [0])
@@ -121,7 +129,8 @@ def _yaml_value(value) -> str:
 
 
 def train_overrides(config: dict, method: str, seed: int) -> list[str]:
-    """The --force_yml entries of one cell's training: its name, seed, pixel loss, network_g keys and iterations.
+    """The --force_yml entries of one cell's training: its name, seed, pixel loss, network_g and train keys and
+    iterations.
 
     Raises ValueError naming the config's total_iter when the options' scheduler has several periods that do not
     add up to it (a single period is set to total_iter).
@@ -129,7 +138,8 @@ def train_overrides(config: dict, method: str, seed: int) -> list[str]:
     spec = config['methods'][method]
     entries = [f'name={_yaml_value(cell_name(config, method, seed))}', f'manual_seed={seed}',
                f"train:pixel_opt={_yaml_value(spec['pixel_opt'])}"]
-    entries += [f'network_g:{key}={_yaml_value(value)}' for key, value in (spec.get('network_g') or {}).items()]
+    entries += [f'{part}:{key}={_yaml_value(value)}' for part in ('network_g', 'train')
+                for key, value in (spec.get(part) or {}).items()]
     opt = load_yaml(config['options'])
     if 'seed' in (opt.get('datasets') or {}).get('train', {}):  # a fixed data seed would ignore the cell's seed
         entries.append(f'datasets:train:seed={seed}')
@@ -273,7 +283,7 @@ def dry_run(root: str, config: dict) -> str:
         state = cell_state(root, config, method, seed)
         left += state != 'done'
         spec = config['methods'][method]
-        extra = f", network_g {json.dumps(spec['network_g'])}" if spec.get('network_g') else ''
+        extra = ''.join(f', {part} {json.dumps(spec[part])}' for part in ('network_g', 'train') if spec.get(part))
         lines.append(f"  {cell_name(config, method, seed):40s} {state:8s} pixel_opt {json.dumps(spec['pixel_opt'])}"
                      f'{extra}')
     rate, source = seconds_per_iter(root, config)

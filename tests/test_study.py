@@ -144,6 +144,32 @@ def test_dry_run_prints_the_grid_and_the_estimate_it_can_make(tmp_path, options,
     assert not osp.exists(osp.join(tmp_path, 'experiments'))
 
 
+def test_method_train_keys_are_set_over_the_training_options(tmp_path, options):
+    methods = {'fp32': {'pixel_opt': {'type': 'L1Loss'}, 'train': {'mixed_precision': None}},
+               'bf16': {'pixel_opt': {'type': 'L1Loss'}, 'train': {'mixed_precision': 'bf16', 'ema_decay': 0.9}}}
+    config = study.load_config(write_config(tmp_path, *options, methods=methods, baseline='fp32'))
+    trained = {}
+    for method in methods:
+        opt = study.load_yaml(config['options'])
+        for entry in study.train_overrides(config, method, 0):
+            study.apply_force_yml(opt, entry)
+        trained[method] = opt['train']
+    base = study.load_yaml(config['options'])['train']
+    assert trained['fp32']['mixed_precision'] is None and trained['bf16']['mixed_precision'] == 'bf16'
+    assert trained['bf16']['ema_decay'] == 0.9 and trained['fp32'].get('ema_decay') == base.get('ema_decay')
+    assert trained['bf16']['optim_g'] == base['optim_g']  # the keys a method does not name are the options'
+
+
+def test_cell_is_rerun_from_scratch_when_its_train_keys_change(tmp_path, options):
+    methods = {'L1': {'pixel_opt': {'type': 'L1Loss'}, 'train': {'mixed_precision': 'bf16'}}}
+    config = study.load_config(write_config(tmp_path, *options, methods=methods, baseline='L1'), seeds=[0])
+    fake_metrics(str(tmp_path), study.cell_name(config, 'L1', 0), {'noise': 30.0})
+    study.run_grid(str(tmp_path), config, lambda *a: 1.0)
+    assert study.cell_state(str(tmp_path), config, 'L1', 0) == 'done'
+    config['methods']['L1']['train']['mixed_precision'] = None
+    assert study.cell_state(str(tmp_path), config, 'L1', 0) == 'new'
+
+
 @pytest.mark.parametrize('change, message', [
     ({'method': {}}, "unknown key 'method'"),
     ({'methods': {'L1': {'pixel_opt': {'type': 'L1Loss'}, 'netG': {}}}, 'baseline': 'L1'},
@@ -151,6 +177,16 @@ def test_dry_run_prints_the_grid_and_the_estimate_it_can_make(tmp_path, options,
     ({'baseline': 'L2'}, "baseline 'L2' is not one of the methods"),
     ({'options': 'missing.yml'}, 'options: file missing.yml not found'),
     ({'methods': {'L1': {'pixel_opt': {'type': 'L1Los'}}}, 'baseline': 'L1'}, "methods.L1: "),  # checked upfront
+    ({'methods': {'L1': {'pixel_opt': {'type': 'L1Loss'}, 'train': 'bf16'}}, 'baseline': 'L1'},
+     'methods.L1.train: '),
+    ({'methods': {'L1': {'pixel_opt': {'type': 'L1Loss'}, 'train': {'pixel_opt': {'type': 'L1Loss'}}}},
+      'baseline': 'L1'}, 'methods.L1.train.pixel_opt: '),
+    ({'methods': {'L1': {'pixel_opt': {'type': 'L1Loss'}, 'train': {'total_iter': 5}}}, 'baseline': 'L1'},
+     'methods.L1.train.total_iter: '),
+    ({'methods': {'L1': {'pixel_opt': {'type': 'L1Loss'}, 'train': {'mixed_precision': 'fp8'}}},
+      'baseline': 'L1'}, 'mixed_precision'),  # checked upfront, as train.py checks it
+    ({'methods': {'L1': {'pixel_opt': {'type': 'L1Loss'}, 'train': {'mixed_precison': 'bf16'}}},
+      'baseline': 'L1'}, 'mixed_precison'),
 ])
 def test_config_error_is_one_line_naming_the_key(tmp_path, options, capsys, change, message):
     path = write_config(tmp_path, *options, **change)
@@ -190,3 +226,13 @@ def test_shipped_demo_study_is_a_valid_grid_of_every_loss_space_method(tmp_path,
         assert f'"type": "{loss}"' in out
     assert '"uncertainty_detach": true' in out and '"uncertainty_detach": false' in out  # both TUR heads
     assert '24 cells to run' in out and '"variant": "cumulative"' in out
+
+
+def test_shipped_precision_study_compares_fp32_with_bf16_on_the_demo(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    assert study.main(['--config', 'options/study/demo_precision.yml', '--dry-run', '--root', str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert '2 methods x 3 seeds, 600 iterations each (options/train/demo/Restormer_TUR.yml' in out
+    assert 'train {"mixed_precision": null}' in out and 'train {"mixed_precision": "bf16"}' in out
+    assert '6 cells to run' in out
+    assert study.load_config('options/study/demo_precision.yml')['baseline'] == 'fp32'
