@@ -23,6 +23,7 @@ from basicsr_tur.utils.checkpoint import load_checkpoint, load_torch_file, unwra
 from basicsr_tur.utils.memory import out_of_memory_error
 from basicsr_tur.utils.option_checks import check_network_options
 from basicsr_tur.utils.option_file import OptionError, load_yaml, resolve
+from basicsr_tur.utils.precision import warn_slow_precision
 from basicsr_tur.utils.tiling import check_tile, tile_count, tiled_forward
 
 PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -176,6 +177,7 @@ class Restorer:
         if tile is not None:
             check_tile(tile, overlap, ('--tile', '--tile-overlap'))
         self.net, self.device, self.precision = net, device, precision
+        warn_slow_precision(PRECISIONS[precision], device, f'--precision {precision}')
         self.tile, self.overlap, self.channels_last = tile, overlap, channels_last
         self.has_head = getattr(net, 'uncertainty_head', None) is not None
         self.size_multiple = int(getattr(net, 'size_multiple', 1))

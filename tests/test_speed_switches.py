@@ -156,3 +156,19 @@ def test_tf32_must_be_true_or_false(tmp_path, clean_root, paired_root):
     edit(path, lambda opt: opt.update(tf32='fast'))
     with pytest.raises(OptionError, match="'tf32'"):
         parse_options(str(tmp_path), True, ['-opt', path])
+
+
+@pytest.mark.parametrize('precision', ['fp32', 'bf16', 'fp16'])
+def test_fp16_on_the_cpu_is_named_as_slow_in_restore_and_training(precision, tmp_path, clean_root, paired_root,
+                                                                   log_lines):
+    # Real-ESRGAN #306/#319's kind (shared/cases/field-t3-cpu_fp16_silently_slow.sh): fp16 autocast on a CPU has no
+    # fast kernels; restore and training say so once, and name the switch, where bf16 and fp32 say nothing.
+    from basicsr_tur.archs.srresnet_arch import SRResNet
+    from basicsr_tur.inference import Restorer
+    Restorer(SRResNet(num_feat=8, num_block=1, upscale=1), torch.device('cpu'), precision=precision)
+    model_from(tmp_path, clean_root, paired_root, mixed_precision=None if precision == 'fp32' else precision)
+    slow = [line for line in log_lines if 'fp16 on the CPU' in line]
+    if precision == 'fp16':
+        assert len(slow) == 2 and '--precision fp16' in slow[0] and 'train.mixed_precision: fp16' in slow[1]
+    else:
+        assert slow == []

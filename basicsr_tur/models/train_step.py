@@ -31,6 +31,7 @@ import torch
 from basicsr.utils import get_root_logger
 
 from basicsr_tur.utils.dist import sum_over_ranks
+from basicsr_tur.utils.precision import warn_slow_precision
 
 
 class NonFiniteLossError(RuntimeError):
@@ -89,6 +90,7 @@ class TrainStep:
         self.device = next(net.parameters()).device
         # fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp_dtype == torch.float16)
+        warn_slow_precision(amp_dtype, self.device, 'train.mixed_precision: fp16')
         self.fused = bool(optimizer.defaults.get('fused')) and getattr(optimizer, '_step_supports_amp_scaling', False)
         self.params = [p for p in (*net.parameters(), *self.extra_params) if p.requires_grad]
         self.ema_pairs, self.ema_decay = (ema_pairs(net, ema[0]), ema[1]) if ema is not None else (None, 0.0)
