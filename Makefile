@@ -60,6 +60,8 @@ test: lint
 	$(PY) -m pytest -q tests
 
 bench: install
+	$(PY) bench/count_syncs.py
+	$(PY) bench/bench_host_step.py
 	$(PY) bench/bench_loss.py
 	$(PY) bench/bench_data.py
 	$(PY) bench/bench_data.py --lmdb-write
