@@ -210,17 +210,15 @@ def backend_flags() -> dict:
 
 def run_tur_cell(cell: dict, device: str, workdir: str) -> dict:
     """Build TURModel from the cell's recipe and time train.py's loop on synthetic host batches."""
-    import torch
     from basicsr.models import build_model
     from basicsr.utils import set_random_seed
 
-    from basicsr_tur.utils.options import parse_options
+    from basicsr_tur.utils.options import parse_options, set_backend_flags
     from basicsr_tur.utils.sync_count import SyncCounter, optimizer_step_counters
 
     argv = ['-opt', cell['options'], '--force_yml', *recipe_overrides(cell, device, workdir)]
     opt, _ = parse_options(workdir, is_train=True, argv=argv)
-    # What train.py sets before building the model.
-    torch.backends.cudnn.benchmark = bool(opt.get('cudnn_benchmark', False))
+    set_backend_flags(opt)  # what train.py sets before building the model: cudnn_benchmark and tf32
     set_random_seed(opt['manual_seed'])
     start = time.perf_counter()
     model = build_model(opt)

@@ -1,6 +1,6 @@
 """Options files: safe loading (unsafe tags refused, never executed) and early, named errors for typos."""
 import pytest
-from conftest import edit, make_options
+from conftest import TASKS, edit, make_options
 
 from basicsr_tur.utils.option_file import OptionError, load_yaml
 from basicsr_tur.utils.options import parse_options
@@ -53,6 +53,10 @@ NAMED_MISTAKES = {  # a mistake in an options file -> the one-line error that na
                                 r"'train.fix_encoder' must be true or false or null, got 'maybe'"),
     'detached_head_without_a_head': (lambda o: o['network_g'].update(uncertainty_head=False, uncertainty_detach=True),
                                      r"'network_g.uncertainty_detach: true' does nothing without"),
+    # Issue 20: the step pools per task over the top-level list; a run that named its tasks in the datasets only
+    # failed on its first batch (review finding).
+    'training_without_a_tasks_list': (lambda o: (o.pop('tasks'), o['datasets']['train'].update(tasks=TASKS)),
+                                      r"required key 'tasks' is missing"),
 }
 
 

@@ -159,3 +159,33 @@ def test_a_skipped_step_leaves_weights_and_optimizer_state_as_they_were(tmp_path
     after = model.optimizer_g.state[next(iter(model.optimizer_g.state))]
     assert all(torch.equal(state[k], after[k]) for k in state)  # moments and step count untouched
     assert model.skipped_steps == 1
+
+
+def test_a_skipped_step_leaves_the_ema_copy_as_it_was(tmp_path, clean_root, paired_root):
+    model = model_from(tmp_path, clean_root, paired_root, ema_decay=0.9)
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    ema = {k: v.clone() for k, v in model.net_g_ema.state_dict().items()}
+    data = batch(seed=1)
+    data['lq'][0, 0, 0, 0] = float('nan')
+    model.feed_data(data)
+    model.optimize_parameters(2)
+    assert all(torch.equal(ema[k], v) for k, v in model.net_g_ema.state_dict().items())
+    model.feed_data(batch(seed=2))
+    model.optimize_parameters(3)  # a finite step moves it again
+    assert any(not torch.equal(ema[k], v) for k, v in model.net_g_ema.state_dict().items())
+
+
+def test_gradient_clipping_leaves_the_loss_parameters_alone(tmp_path, clean_root, paired_root):
+    # As before the step moved to train_step.py: grad_clip bounds the network's gradients; KendallLoss's log
+    # variances (trained by the same optimizer) take their whole gradient (review finding).
+    model = model_from(tmp_path, clean_root, paired_root, loss='L1Loss', pixel_opt={'type': 'KendallLoss'},
+                       optim_g={'type': 'SGD', 'lr': 1.0}, grad_clip=1e-4)
+    before = model.cri_pix.log_vars.detach().clone()
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    grad = model.cri_pix.log_vars.grad
+    assert grad.abs().max() > 1e-2  # far above the clip...
+    torch.testing.assert_close(before - model.cri_pix.log_vars.detach(), grad)  # ...and applied whole
+    net_grads = [p.grad for p in model.net_g.parameters() if p.grad is not None]
+    assert torch.linalg.vector_norm(torch.stack([g.norm() for g in net_grads])) <= 1e-4 * 1.001

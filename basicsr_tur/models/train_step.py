@@ -16,8 +16,8 @@ queues the next step while the device computes this one:
 - "max_nonfinite steps in a row stop the run" is checked when the log is read: the run stops at the first read after
   the streak reached the limit, at most print_freq - 1 iterations late; those iterations change no weight (each is
   skipped as well), and the warning names every skipped iteration with its tasks and files, as before.
-- EMA is one `torch._foreach_lerp_` over the parameters and one `torch._foreach_copy_` of the buffers (BatchNorm
-  statistics follow the network, which basicsr's per-parameter EMA never did).
+- EMA is a few `torch._foreach_*` kernels over all parameters and buffers (BatchNorm statistics follow the network,
+  which basicsr's per-parameter EMA never did); a skipped step leaves the EMA copy untouched, by a device-side weight.
 """
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ class TrainStep:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp_dtype == torch.float16)
         warn_slow_precision(amp_dtype, self.device, 'train.mixed_precision: fp16')
         self.fused = bool(optimizer.defaults.get('fused')) and getattr(optimizer, '_step_supports_amp_scaling', False)
-        self.params = [p for p in (*net.parameters(), *self.extra_params) if p.requires_grad]
+        self.net_params = [p for p in net.parameters() if p.requires_grad]
         self.ema_pairs, self.ema_decay = (ema_pairs(net, ema[0]), ema[1]) if ema is not None else (None, 0.0)
         self._micro: list[torch.Tensor] = []
         zero = torch.zeros((), dtype=torch.long, device=self.device)
@@ -132,11 +132,12 @@ class TrainStep:
                     sum_over_ranks(param.grad).div_(self.world_size)
         losses, self._micro = torch.stack(self._micro), []
         self.scaler.unscale_(self.optimizer)
-        grads = [p.grad for p in self.params if p.grad is not None]
-        if self.grad_clip:
-            norm = torch.nn.utils.clip_grad_norm_(self.params, float(self.grad_clip), foreach=True)
+        if self.grad_clip:  # the network's gradients only, as before (a loss's own parameters are not clipped)
+            norm = torch.nn.utils.clip_grad_norm_(self.net_params, float(self.grad_clip), foreach=True)
         else:
-            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else losses.new_zeros(())
+            norm = total_norm(self.net_params)
+        if self.extra_params:
+            norm = norm + total_norm(self.extra_params)  # non-finite when either is
         bad_loss = ~torch.isfinite(losses).all()
         skip = bad_loss | ~torch.isfinite(norm)
         # Under fp16, overflowing gradients are the scaler's business (it lowers the scale); a non-finite loss is ours.
@@ -148,12 +149,12 @@ class TrainStep:
             self.optimizer.step()
         self.scaler.update()
         if self.ema_pairs is not None:
-            update_ema(self.ema_pairs, self.ema_decay)
+            update_ema(self.ema_pairs, self.ema_decay, skip)
         self.streak = torch.where(counted, self.streak + 1, torch.zeros_like(self.streak))
         self.max_streak = torch.maximum(self.max_streak, self.streak)
         self.skipped += counted.long()
         self._pending.counted.append(counted)
-        self._pending.losses.append(losses.mean())
+        self._pending.losses.append(losses)
         self._pending.contexts.append(context)
 
     def _add_figures(self, figures: dict) -> None:
@@ -180,8 +181,8 @@ class TrainStep:
         parts = [self._sums[k].reshape(-1) for k in keys]
         parts += [self._counts[k].double() for k in keys if isinstance(self._counts[k], torch.Tensor)]
         parts += [torch.stack([self.streak, self.max_streak]).double()]
-        if pending.counted:
-            parts += [torch.stack(pending.counted).double(), torch.stack(pending.losses).double()]
+        if pending.counted:  # every step has the same number of micro-batches
+            parts += [torch.stack(pending.counted).double(), torch.stack(pending.losses).double().flatten()]
         host = iter(torch.cat(parts).cpu().tolist())
         sums = {k: [next(host) for _ in range(self._sums[k].numel())] for k in keys}
         counts = {k: [next(host) for _ in range(c.numel())] if isinstance(c, torch.Tensor) else [c]
@@ -189,7 +190,7 @@ class TrainStep:
         streak_before_read = self._host_streak
         streak, max_streak = int(next(host)), int(next(host))
         counted = [bool(next(host)) for _ in pending.counted]
-        losses = [next(host) for _ in pending.counted]
+        losses = [[next(host) for _ in step_losses] for step_losses in pending.losses]
         log = OrderedDict()
         for key in keys:
             if isinstance(self._counts[key], torch.Tensor):
@@ -215,7 +216,7 @@ class TrainStep:
         return [self.task_names[i] if i < len(self.task_names) else str(i) for i in range(num)]
 
     @staticmethod
-    def _warn_skipped(contexts: list[StepContext], counted: list[bool], losses: list[float], streak: int
+    def _warn_skipped(contexts: list[StepContext], counted: list[bool], losses: list[list[float]], streak: int
                       ) -> StepContext | None:
         """One warning per skipped step, naming its iteration, loss, tasks, files and place in the streak (streak:
         the streak before the first of them); returns the last skipped step's context."""
@@ -272,15 +273,40 @@ def ema_pairs(net: torch.nn.Module, ema: torch.nn.Module) -> EmaPairs:
 
 
 
+def total_norm(params: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The 2-norm of all gradients of params (0-d, on their device; 0 without any), by one foreach kernel."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros((), device=params[0].device) if params else torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
 @torch.no_grad()
-def update_ema(pairs: EmaPairs, decay: float) -> None:
-    """ema ← decay · ema + (1 − decay) · net over every parameter (one foreach kernel), buffers copied (pairs from
-    ema_pairs); decay 0 copies the network. A skipped step averages too: the network did not move, and telling the
-    step apart would be a sync."""
+def update_ema(pairs: EmaPairs, decay: float, skip: torch.Tensor | None = None) -> None:
+    """ema ← decay · ema + (1 − decay) · net over every parameter, and the buffers copied, by foreach kernels (pairs
+    from ema_pairs); decay 0 copies the network. With `skip` (a 0-d bool on the device), a skipped step leaves the
+    EMA copy as it is, without reading the flag: the weight (1 − decay)·(not skip) is a device tensor, applied as
+    ema + w · (net − ema) (what `_foreach_lerp_` computes, which takes no tensor weight without a sync)."""
     ema_params, params, ema_buffers, buffers = pairs
-    if decay == 0:
-        torch._foreach_copy_(ema_params, params)
-    else:
-        torch._foreach_lerp_(ema_params, params, 1.0 - decay)
-    if buffers:
-        torch._foreach_copy_(ema_buffers, buffers)
+    if decay == 0 or skip is None:
+        if ema_params and decay == 0:
+            torch._foreach_copy_(ema_params, params)
+        elif ema_params:
+            torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+        if ema_buffers:
+            torch._foreach_copy_(ema_buffers, buffers)
+        return
+    keep = (~skip).to(ema_params[0].dtype if ema_params else torch.float32)
+    if ema_params:
+        delta = torch._foreach_sub(params, ema_params)
+        torch._foreach_mul_(delta, keep * (1.0 - decay))
+        torch._foreach_add_(ema_params, delta)
+    # Buffers follow the network (BatchNorm statistics), except after a skipped step; integer ones (counters) always.
+    floating = [(e, b) for e, b in zip(ema_buffers, buffers) if e.is_floating_point()]
+    if floating:
+        delta = torch._foreach_sub([b for _, b in floating], [e for e, _ in floating])
+        torch._foreach_mul_(delta, keep)
+        torch._foreach_add_([e for e, _ in floating], delta)
+    integer = [(e, b) for e, b in zip(ema_buffers, buffers) if not e.is_floating_point()]
+    if integer:
+        torch._foreach_copy_([e for e, _ in integer], [b for _, b in integer])

@@ -545,7 +545,7 @@ def check_network_options(network_g: dict, path: str) -> list[str]:
 def check_options(opt: dict, path: str, notes: list[str] | None = None, is_train: bool | None = None) -> None:
     """Check keys, value types, registered type names and every sub-options dict of an options dict; raise
     OptionError on the first fault. Numeric strings are converted in place, each with a line added to notes.
-    is_train: the sections a training needs (train.optim_g, train.scheduler, train.total_iter) must be there, and
+    is_train: the sections a training needs (tasks, train.optim_g, train.scheduler, train.total_iter) must be there, and
     the keys only a test run reads (TEST_KEYS: `published`) are refused."""
     notes = [] if notes is None else notes
     model_type = opt.get('model_type')
@@ -573,6 +573,11 @@ def check_options(opt: dict, path: str, notes: list[str] | None = None, is_train
         for required in ('optim_g', 'scheduler', 'total_iter', 'pixel_opt'):
             if required not in train_opt:
                 raise OptionError(f"{path}: required key 'train.{required}' is missing")
+        if opt.get('tasks') is None:
+            # The training step pools every per-task figure over the setting's fixed task count (no sync).
+            raise OptionError(f"{path}: required key 'tasks' is missing: training names the setting's tasks once, "
+                              "at the top level (e.g. tasks: [noise, rain, haze]); the losses and logs pool per task "
+                              'over that list')
     pixel_opt = train_opt.get('pixel_opt')
     if pixel_opt is not None:
         loss = _check_registered(LOSS_REGISTRY, pixel_opt.get('type'), 'loss', 'train.pixel_opt', path)
