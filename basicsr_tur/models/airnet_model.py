@@ -25,8 +25,9 @@ ENCODER_PREFIXES = ('E.E.encoder_q.', 'E.E.encoder_k.')
 def load_encoder_checkpoint(net: torch.nn.Module, path: str) -> None:
     """Copy the query and key encoder tensors (`E.E.encoder_q.*`, `E.E.encoder_k.*`) of an AirNet checkpoint into net.
 
-    The file may be a plain state dict (the official `All.pth`) or ours (`params` preferred to `params_ema`: basicsr's
-    EMA averages parameters only, so an EMA copy holds stale BatchNorm statistics). Every encoder tensor of net must
+    The file may be a plain state dict (the official `All.pth`) or ours (`params` preferred to `params_ema`: the EMA
+    of runs before issue 20 averaged parameters only, as basicsr's does, so their EMA copies hold stale BatchNorm
+    statistics; train_step.update_ema now copies buffers). Every encoder tensor of net must
     be in the file with its shape; all other keys of the file (restorer, head, queue) are ignored.
     Raises FileNotFoundError, or ValueError naming the file when it cannot be read or holds no matching encoder.
     """
