@@ -83,7 +83,9 @@ def test_queue_pointer_advances_by_the_batch_size_and_enqueues_unit_keys():
     assert not torch.equal(moco.queue[:, :BATCH], queue_before[:, :BATCH])
     assert torch.equal(moco.queue[:, BATCH:], queue_before[:, BATCH:])
     assert torch.allclose(moco.queue[:, :BATCH].norm(dim=0), torch.ones(BATCH))
-    moco.queue_ptr[0] = moco.K - BATCH
+    # Place the pointer at the queue's end as a checkpoint would (the step reads the pointer's host copy, which
+    # loading sets; issue 20).
+    moco.load_state_dict({**moco.state_dict(), 'queue_ptr': torch.tensor([moco.K - BATCH])})
     net.encoder_forward(x, x)
     assert moco.queue_ptr.item() == 0  # wrapped around
 

@@ -197,3 +197,21 @@ def test_resume_does_not_reload_the_encoder_checkpoint(tmp_path):
     load_resume_state(opt, str(tmp_path / 'training_states' / '4.state'))
     assert 'pretrain_network_encoder' not in opt['path']
     assert opt['path']['pretrain_network_g'] == str(tmp_path / 'models' / 'net_g_4.pth')
+
+
+@pytest.mark.parametrize('loss', ['TURLoss', 'L1Loss'])
+def test_the_official_recipe_steps_without_a_host_device_sync(tmp_path, clean_root, paired_root, loss):
+    # Issue 20: the contrastive step too (MoCo's queue pointer read from its host copy, the key encoder's momentum
+    # update by foreach kernels), in the warm-up and in the joint phase.
+    from basicsr_tur.utils.sync_count import SyncCounter, optimizer_step_counters
+    model, dataset = airnet_model(tmp_path, clean_root, paired_root, loss=loss, warmup=2)
+    data = batch(dataset)
+    for it in (1, 3):  # a warm-up step and a joint step create the optimizer's state
+        model.feed_data(data)
+        model.optimize_parameters(it)
+    counter = SyncCounter(exclude=optimizer_step_counters(model.optimizer_g))
+    for it in (2, 4):
+        model.feed_data(data)
+        with counter:
+            model.optimize_parameters(it)
+    assert counter.total == 0, dict(counter.counts)

@@ -190,16 +190,26 @@ class MoCo(nn.Module):
             param_k.requires_grad = False  # updated by momentum only
         self.register_buffer('queue', F.normalize(torch.randn(dim, K), dim=0))
         self.register_buffer('queue_ptr', torch.zeros(1, dtype=torch.long))
+        # The pointer as the host reads it: the buffer is what checkpoints keep, but reading it each step would make
+        # the host wait for the device (issue 20); loading a state dict sets both.
+        self.host_ptr = 0
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.host_ptr = int(self.queue_ptr)
 
     @torch.no_grad()
     def _momentum_update_key_encoder(self) -> None:
-        for param_q, param_k in zip(self.encoder_q.parameters(), self.encoder_k.parameters()):
-            param_k.data.copy_(param_k.data * self.m + param_q.data * (1.0 - self.m))
+        """key ← m · key + (1 − m) · query over every parameter, by foreach kernels (the official per-parameter loop's
+        arithmetic: both products rounded, then their sum)."""
+        keys, queries = list(self.encoder_k.parameters()), list(self.encoder_q.parameters())
+        torch._foreach_mul_(keys, self.m)
+        torch._foreach_add_(keys, torch._foreach_mul(queries, 1.0 - self.m))
 
     @torch.no_grad()
     def _dequeue_and_enqueue(self, keys: torch.Tensor) -> None:
         batch_size = keys.shape[0]
-        ptr = int(self.queue_ptr)
+        ptr = self.host_ptr
         if self.K % batch_size != 0:
             raise ValueError(f'AirNet MoCo: the key batch size {batch_size} must divide the queue length {self.K} '
                              f'(= batch_size x encoder_dim of the constructor); train with a fixed batch size '
@@ -208,7 +218,8 @@ class MoCo(nn.Module):
             raise ValueError(f'AirNet MoCo: {batch_size} keys do not fit the queue at position {ptr} of {self.K}; '
                              f'the batch size changed between steps')
         self.queue[:, ptr:ptr + batch_size] = keys.t()
-        self.queue_ptr[0] = (ptr + batch_size) % self.K
+        self.host_ptr = (ptr + batch_size) % self.K
+        self.queue_ptr.fill_(self.host_ptr)
 
     def forward(self, im_q: torch.Tensor,
                 im_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
