@@ -189,3 +189,20 @@ def test_gradient_clipping_leaves_the_loss_parameters_alone(tmp_path, clean_root
     torch.testing.assert_close(before - model.cri_pix.log_vars.detach(), grad)  # ...and applied whole
     net_grads = [p.grad for p in model.net_g.parameters() if p.grad is not None]
     assert torch.linalg.vector_norm(torch.stack([g.norm() for g in net_grads])) <= 1e-4 * 1.001
+
+
+def test_steps_kept_for_the_log_read_are_bounded(tmp_path, clean_root, paired_root, monkeypatch, log_lines):
+    from basicsr_tur.models import train_step
+    monkeypatch.setattr(train_step, 'PENDING_LIMIT', 3)
+    model = model_from(tmp_path, clean_root, paired_root, max_nonfinite_steps=100)
+    for it in range(1, 7):
+        data = batch(seed=it)
+        if it in (2, 6):
+            data['lq'][0, 0, 0, 0] = float('nan')
+        model.feed_data(data)
+        model.optimize_parameters(it)
+        assert len(model.train_step._pending.counted) <= 3
+    model.get_current_log()
+    assert model.skipped_steps == 2  # exact on the device, itemised or not
+    assert any('the 3 steps before iter 4 are not itemised' in line for line in log_lines)
+    assert [line.split(':')[0] for line in log_lines if 'step skipped' in line] == ['iter 6']

@@ -54,6 +54,10 @@ class StepContext:
     files: Sequence[str] = ()
 
 
+# Steps itemised in the warnings of one log read at most (train.py reads every print_freq iterations).
+PENDING_LIMIT = 10_000
+
+
 @dataclass
 class _Pending:
     """The steps run since the last read: per step whether it counts as non-finite and its mean loss (device), and
@@ -62,6 +66,17 @@ class _Pending:
     counted: list[torch.Tensor] = field(default_factory=list)
     losses: list[torch.Tensor] = field(default_factory=list)
     contexts: list[StepContext] = field(default_factory=list)
+    dropped: int = 0  # the oldest steps left out once PENDING_LIMIT was reached without a read
+
+    def add(self, counted: torch.Tensor, losses: torch.Tensor, context: StepContext) -> None:
+        """Keep a step; past PENDING_LIMIT steps without a read, the oldest is dropped (memory stays bounded when a
+        hand-driven loop never reads the log; the streak and the skip count stay exact on the device)."""
+        self.counted.append(counted)
+        self.losses.append(losses)
+        self.contexts.append(context)
+        if len(self.counted) > PENDING_LIMIT:
+            del self.counted[0], self.losses[0], self.contexts[0]
+            self.dropped += 1
 
 
 class TrainStep:
@@ -153,9 +168,7 @@ class TrainStep:
         self.streak = torch.where(counted, self.streak + 1, torch.zeros_like(self.streak))
         self.max_streak = torch.maximum(self.max_streak, self.streak)
         self.skipped += counted.long()
-        self._pending.counted.append(counted)
-        self._pending.losses.append(losses)
-        self._pending.contexts.append(context)
+        self._pending.add(counted, losses, context)
 
     def _add_figures(self, figures: dict) -> None:
         """Add a micro-batch's figures to the device-side sums (per-task ones where the task is present)."""
@@ -203,7 +216,11 @@ class TrainStep:
         self._counts.clear()
         self._host_streak = streak
         self.max_streak = self.streak.clone()
-        last = self._warn_skipped(pending.contexts, counted, losses, streak_before_read)
+        if pending.dropped:
+            get_root_logger().warning(f'the {pending.dropped} steps before iter {pending.contexts[0].iteration} are '
+                                      f'not itemised below (the log was not read for over {PENDING_LIMIT} steps); '
+                                      f'{self.skipped_steps} non-finite steps skipped in all so far')
+        last = self._warn_skipped(pending.contexts, counted, losses, 0 if pending.dropped else streak_before_read)
         if raise_on_streak and max_streak >= self.max_nonfinite:
             tasks, files = _describe(last) if last else ('?', '?')
             raise NonFiniteLossError(f'iter {last.iteration if last else "?"}: {max_streak} consecutive non-finite '
