@@ -89,8 +89,13 @@ def test_an_optimizer_without_a_fused_kernel_reads_one_flag_per_step(tmp_path, c
     assert dict(counter.counts) == {'_local_scalar_dense': 2}
 
 
-def test_fused_optimizer_is_the_default_where_the_class_has_one(tmp_path, clean_root, paired_root):
+def test_adam_and_adamw_are_fused_by_default(tmp_path, clean_root, paired_root):
     assert model_from(tmp_path / 'a', clean_root, paired_root).optimizer_g.defaults['fused'] is True
+    adamw = model_from(tmp_path / 'w', clean_root, paired_root, optim_g={'type': 'AdamW', 'lr': 1e-3})
+    assert adamw.optimizer_g.defaults['fused'] is True
+    # SGD keeps torch's default: fused SGD with momentum whose first step is skipped uses an uninitialised buffer.
+    sgd = model_from(tmp_path / 's', clean_root, paired_root, optim_g={'type': 'SGD', 'lr': 1e-3, 'momentum': 0.9})
+    assert not sgd.optimizer_g.defaults['fused']
     unfused = model_from(tmp_path / 'b', clean_root, paired_root, optim_g={'type': 'Adam', 'lr': 1e-3, 'fused': False})
     assert not unfused.optimizer_g.defaults['fused']
 

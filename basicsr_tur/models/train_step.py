@@ -9,9 +9,9 @@ Nothing in `run` reads a device value on the host (tests/test_sync_free_step.py 
 queues the next step while the device computes this one:
 
 - The guard takes one flag per step on the device: the loss and the gradients' norms (`torch._foreach_norm`, or the
-  total norm that gradient clipping computes anyway) must be finite. A fused optimizer (Adam, AdamW, SGD, Adagrad
-  with `fused=True`, TURModel's default where the class has it) reads that flag as its `found_inf` and skips the
-  update on the device, step count included. Another optimizer cannot skip on the device: its step reads the flag
+  total norm that gradient clipping computes anyway) must be finite. A fused optimizer (`fused=True`: TURModel's
+  default for Adam and AdamW; SGD and Adagrad on request) reads that flag as its `found_inf` and skips the update on
+  the device, step count included. Another optimizer cannot skip on the device: its step reads the flag
   (one sync per step, the only one).
 - "max_nonfinite steps in a row stop the run" is checked when the log is read: the run stops at the first read after
   the streak reached the limit, at most print_freq - 1 iterations late; those iterations change no weight (each is

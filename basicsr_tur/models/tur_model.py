@@ -40,6 +40,9 @@ __all__ = ['NonFiniteLossError', 'TURModel']  # NonFiniteLossError: raised by th
 # value is an error naming the image.
 PSNR_CAP = 100.0
 
+# The optimizers TURModel builds with fused=True unless optim_g says otherwise (get_optimizer says why these).
+FUSED_BY_DEFAULT = ('Adam', 'AdamW')
+
 
 @MODEL_REGISTRY.register()
 class TURModel(BaseModel):
@@ -237,14 +240,15 @@ class TURModel(BaseModel):
     def get_optimizer(self, optim_type: str, params, lr: float, **kwargs) -> torch.optim.Optimizer:
         """Any torch.optim optimizer by class name (basicsr 1.4.2 builds only Adam; PromptIR and Uformer use AdamW).
 
-        Fused (`fused=True`: one kernel per step for the whole parameter list, and a non-finite step skipped on the
-        device, models/train_step.py) where the class has it (Adam, AdamW, SGD, Adagrad) and optim_g sets neither
-        `fused` nor `foreach`; `fused: false` in optim_g gives torch's default implementation.
+        Adam and AdamW are fused (`fused=True`: one kernel per step for the whole parameter list, and a non-finite
+        step skipped on the device, models/train_step.py) unless optim_g sets `fused` or `foreach`; `fused: false`
+        gives torch's default implementation. Not by default: fused Adagrad has no CUDA kernel, and fused SGD with
+        momentum whose first step is skipped keeps an uninitialised momentum buffer; they may still be asked for.
         """
         cls = getattr(torch.optim, optim_type, None)
         if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
             raise ValueError(f"train.optim_g.type: unknown optimizer '{optim_type}' (a torch.optim class, e.g. Adam)")
-        if 'fused' in inspect.signature(cls).parameters and 'fused' not in kwargs and 'foreach' not in kwargs:
+        if optim_type in FUSED_BY_DEFAULT and 'fused' not in kwargs and 'foreach' not in kwargs:
             kwargs['fused'] = self.device.type in ('cuda', 'cpu')
         return cls(params, lr, **kwargs)
 
