@@ -264,9 +264,6 @@ class TrainStep:
         self._host_streak = int(value)
 
 
-EmaPairs = tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]
-
-
 def _describe(context: StepContext) -> tuple[str, str]:
     """(the batch's tasks, sorted and joined; its files, in order without repeats) for a warning or an error."""
     tasks = ', '.join(sorted(set(context.tasks))) or '?'
@@ -274,20 +271,33 @@ def _describe(context: StepContext) -> tuple[str, str]:
     return tasks, files
 
 
+class EmaPairs(NamedTuple):
+    """The EMA copy's tensors beside the network's, paired by name; buffers split once into floating ones (BatchNorm
+    statistics, averaged like the parameters' skip rule) and the others (counters, copied)."""
+
+    ema_params: list[torch.Tensor]
+    params: list[torch.Tensor]
+    ema_float_buffers: list[torch.Tensor]
+    float_buffers: list[torch.Tensor]
+    ema_other_buffers: list[torch.Tensor]
+    other_buffers: list[torch.Tensor]
+
+
 def ema_pairs(net: torch.nn.Module, ema: torch.nn.Module) -> EmaPairs:
-    """(ema params, net params, ema buffers, net buffers), paired by name; the net unwrapped from torch.compile and
-    DDP. Raises KeyError naming a tensor of the EMA network that the network lacks."""
+    """The EMA network's tensors paired by name with the network's, unwrapped from torch.compile and DDP. Raises
+    KeyError naming a tensor of the EMA network that the network lacks."""
     bare = getattr(net, '_orig_mod', net)
     bare = getattr(bare, 'module', bare)
     params, buffers = dict(bare.named_parameters()), dict(bare.named_buffers())
-    ema_params = dict(ema.named_parameters())
-    ema_buffers = dict(ema.named_buffers())
-    for name in (*ema_params, *ema_buffers):
-        if name not in params and name not in buffers:
-            raise KeyError(f"EMA: the network has no tensor '{name}'")
-    return ([t.data for t in ema_params.values()], [params[k].data for k in ema_params],
-            [t for t in ema_buffers.values()], [buffers[k] for k in ema_buffers])
-
+    ema_params, ema_buffers = dict(ema.named_parameters()), dict(ema.named_buffers())
+    missing = [k for k in ema_params if k not in params] + [k for k in ema_buffers if k not in buffers]
+    if missing:
+        raise KeyError(f"EMA: the network has no tensor '{missing[0]}'")
+    floating = [k for k, t in ema_buffers.items() if t.is_floating_point()]
+    other = [k for k in ema_buffers if k not in floating]
+    return EmaPairs([t.data for t in ema_params.values()], [params[k].data for k in ema_params],
+                    [ema_buffers[k] for k in floating], [buffers[k] for k in floating],
+                    [ema_buffers[k] for k in other], [buffers[k] for k in other])
 
 
 def total_norm(params: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -303,27 +313,22 @@ def update_ema(pairs: EmaPairs, decay: float, skip: torch.Tensor | None = None) 
     """ema ← decay · ema + (1 − decay) · net over every parameter, and the buffers copied, by foreach kernels (pairs
     from ema_pairs); decay 0 copies the network. With `skip` (a 0-d bool on the device), a skipped step leaves the
     EMA copy as it is, without reading the flag: the weight (1 − decay)·(not skip) is a device tensor, applied as
-    ema + w · (net − ema) (what `_foreach_lerp_` computes, which takes no tensor weight without a sync)."""
-    ema_params, params, ema_buffers, buffers = pairs
+    ema + w · (net − ema) (what `_foreach_lerp_` computes, which takes no tensor weight without a sync). Integer
+    buffers (counters) are always copied."""
+    if pairs.ema_other_buffers:
+        torch._foreach_copy_(pairs.ema_other_buffers, pairs.other_buffers)
     if decay == 0 or skip is None:
-        if ema_params and decay == 0:
-            torch._foreach_copy_(ema_params, params)
-        elif ema_params:
-            torch._foreach_lerp_(ema_params, params, 1.0 - decay)
-        if ema_buffers:
-            torch._foreach_copy_(ema_buffers, buffers)
+        if pairs.ema_params and decay == 0:
+            torch._foreach_copy_(pairs.ema_params, pairs.params)
+        elif pairs.ema_params:
+            torch._foreach_lerp_(pairs.ema_params, pairs.params, 1.0 - decay)
+        if pairs.ema_float_buffers:
+            torch._foreach_copy_(pairs.ema_float_buffers, pairs.float_buffers)
         return
-    keep = (~skip).to(ema_params[0].dtype if ema_params else torch.float32)
-    if ema_params:
-        delta = torch._foreach_sub(params, ema_params)
-        torch._foreach_mul_(delta, keep * (1.0 - decay))
-        torch._foreach_add_(ema_params, delta)
-    # Buffers follow the network (BatchNorm statistics), except after a skipped step; integer ones (counters) always.
-    floating = [(e, b) for e, b in zip(ema_buffers, buffers) if e.is_floating_point()]
-    if floating:
-        delta = torch._foreach_sub([b for _, b in floating], [e for e, _ in floating])
-        torch._foreach_mul_(delta, keep)
-        torch._foreach_add_([e for e, _ in floating], delta)
-    integer = [(e, b) for e, b in zip(ema_buffers, buffers) if not e.is_floating_point()]
-    if integer:
-        torch._foreach_copy_([e for e, _ in integer], [b for _, b in integer])
+    keep = (~skip).float()
+    for ema_tensors, tensors, weight in ((pairs.ema_params, pairs.params, keep * (1.0 - decay)),
+                                         (pairs.ema_float_buffers, pairs.float_buffers, keep)):
+        if ema_tensors:  # the buffers follow the network (BatchNorm statistics), except after a skipped step
+            delta = torch._foreach_sub(tensors, ema_tensors)
+            torch._foreach_mul_(delta, weight)
+            torch._foreach_add_(ema_tensors, delta)
