@@ -199,7 +199,7 @@ class TrainStep:
         host = iter(torch.cat(parts).cpu().tolist())
         sums = {k: [next(host) for _ in range(self._sums[k].numel())] for k in keys}
         counts = {k: [next(host) for _ in range(c.numel())] if isinstance(c, torch.Tensor) else [c]
-                  for k, c in ((k, self._counts[k]) for k in keys)}
+                  for k, c in zip(keys, map(self._counts.get, keys))}
         streak_before_read = self._host_streak
         streak, max_streak = int(next(host)), int(next(host))
         counted = [bool(next(host)) for _ in pending.counted]

@@ -21,7 +21,7 @@ from torch.utils.data import SequentialSampler
 from tqdm import tqdm
 
 from basicsr_tur.data.samplers import ShardSampler
-from basicsr_tur.losses.tur_loss import task_means
+from basicsr_tur.losses.tur_loss import check_task_range, task_means
 from basicsr_tur.models.train_step import NonFiniteLossError, StepContext, TaskFigures, TrainStep, ema_pairs, update_ema
 from basicsr_tur.utils.calibration import SAMPLE_PER_IMAGE, pixel_error, sample_pixels, uncertainty_figures
 from basicsr_tur.utils.checkpoint import HEAD_PREFIX, capture_rng_state, load_checkpoint, restore_rng_state
@@ -268,10 +268,7 @@ class TURModel(BaseModel):
             else None
         task_ids = torch.as_tensor(data['task_id'], dtype=torch.long)
         if hasattr(self, 'train_step') and task_ids.device.type == 'cpu' and task_ids.numel():
-            low, high = int(task_ids.min()), int(task_ids.max())
-            if low < 0 or high >= len(self.tasks):
-                raise ValueError(f"task id {low if low < 0 else high} is outside 0..{len(self.tasks) - 1}: the "
-                                 f"options' tasks list {self.tasks} is shorter than the data's")
+            check_task_range('TURModel', task_ids, len(self.tasks))
         self.task_ids = task_ids.to(self.device, non_blocking=True)
         self.task_names = list(data['task'])
         # The batch's files, to name the culprits of a non-finite step.
