@@ -88,6 +88,8 @@ class TURModel(BaseModel):
             self.net_g = torch.compile(self.net_g, **(compile_opt if isinstance(compile_opt, dict) else {}))
         self.print_network(self.net_g)
         self._output_checked = False  # the output's shape is checked against the GT once (check_output_shape)
+        # val.input_row: the degraded inputs' scores (sums, capped counts) per test set, kept from the first validation
+        self.input_rows: dict[str, tuple[dict, dict]] = {}
         if self.is_train:
             self.init_training_settings()
 
@@ -476,8 +478,6 @@ class TURModel(BaseModel):
         with_input = val_opt.get('input_row', True)
         # The degraded inputs do not change between validations: their scores (this rank's sums and capped counts)
         # are computed at the first validation of each test set and reused at the later ones.
-        if not hasattr(self, 'input_rows'):
-            self.input_rows: dict[str, tuple[dict, dict]] = {}
         score_input = with_input and dataset_name not in self.input_rows
         sums = {'model': defaultdict(lambda: defaultdict(float)), 'input': defaultdict(lambda: defaultdict(float))}
         counts: dict[str, int] = defaultdict(int)
