@@ -12,7 +12,9 @@ counter finds the same points on the CPU, where tests run, by watching the aten 
     assert syncs.total == 0, syncs.counts
 
 Every tensor counts as a device tensor (on the CPU there is no other); reads of tensors that live on the host by
-design, such as a non-capturable optimizer's step counters, are left out by passing them in `exclude`.
+design, such as a non-capturable optimizer's step counters or the CPU parameter rows that
+data/device_degradations.degrade_batch groups a batch by, are left out by passing them in `exclude`
+(their scalar reads and their `tolist`/`numpy`/`cpu` alike).
 """
 from __future__ import annotations
 
@@ -45,7 +47,9 @@ class SyncCounter(TorchDispatchMode):
     """Counts, by name, the sync points run inside its `with` block (see the module docstring).
 
     Args:
-        exclude: tensors whose scalar reads are host-side by design (e.g. `optimizer_step_counters(optimizer)`).
+        exclude: tensors whose reads are host-side by design (e.g.
+            `optimizer_step_counters(optimizer)`): their scalar reads and `tolist`/`numpy`/`cpu`
+            calls are not counted.
 
     Attributes:
         counts: Counter of op or method name -> number of calls (`repeat_interleave` only without output_size).
@@ -89,13 +93,23 @@ class SyncCounter(TorchDispatchMode):
             self._patches = None
 
 
+def _data_ptr(tensor: torch.Tensor) -> int | None:
+    """The tensor's data pointer, None for one without storage (sparse, some subclasses)."""
+    try:
+        return tensor.data_ptr()
+    except RuntimeError:
+        return None
+
+
 @contextlib.contextmanager
 def _counting(counter: SyncCounter, method: str) -> Iterator[None]:
-    """Replace torch.Tensor.<method> by a wrapper that counts its calls, for the duration of the block."""
+    """Replace torch.Tensor.<method> by a wrapper counting its calls on tensors not excluded, for
+    the duration of the block."""
     original = getattr(torch.Tensor, method)
 
     def wrapper(self, *args, **kwargs):
-        counter.counts[f'Tensor.{method}'] += 1
+        if not (counter._excluded and _data_ptr(self) in counter._excluded):
+            counter.counts[f'Tensor.{method}'] += 1
         return original(self, *args, **kwargs)
 
     setattr(torch.Tensor, method, wrapper)
