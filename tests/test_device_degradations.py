@@ -342,6 +342,22 @@ def test_a_device_diffjpeg_has_quantisation_tables_of_its_own(monkeypatch):
     assert basicsr.utils.diffjpeg.c_table.dtype == torch.float32
 
 
+def test_tf32_is_off_inside_the_synthesis_and_restored_after():
+    # degrade_batch runs its CUDA work inside _exact_float32; no GPU here, so the switch is tested.
+    flags = torch.backends.cuda.matmul, torch.backends.cudnn
+    before = [flag.allow_tf32 for flag in flags]
+    try:
+        for flag in flags:
+            flag.allow_tf32 = True
+        with pytest.raises(KeyError), device_degradations._exact_float32():
+            assert not any(flag.allow_tf32 for flag in flags)
+            raise KeyError('an error inside still restores the flags')
+        assert all(flag.allow_tf32 for flag in flags)
+    finally:
+        for flag, value in zip(flags, before):
+            flag.allow_tf32 = value
+
+
 BLUR = {'type': 'blur', 'kernel_size': 7, 'sigma': 1.5}
 RAIN = {'type': 'rain', 'amount': 80, 'width': 3, 'length': 30, 'angle': 0.0}
 

@@ -52,6 +52,9 @@ torch.rand), not from the workers' numpy generator, so a seed does not give the 
 images; it reproduces this path's images on the same device. The tests check equality by passing the
 per-sample path's own draws in (``noise``, ``rain_seeds``) and check the device draws statistically.
 
+On CUDA, TF32 is off inside degrade_batch (restored after), whatever the options' `tf32` says for
+the rest of the step: its 10-bit mantissa would move many 8-bit roundings (`_exact_float32`).
+
 No host-device synchronisation: the packed parameters stay on the host, which groups the rows by
 type and by a small discrete key (quantize mode, sr scale, blur kernel size) and moves index and
 parameter tensors to the device with ``non_blocking=True``; nothing is read back from the device. So
@@ -60,7 +63,9 @@ are not checked here; the workers check them (degradations.read_depth, padded_ra
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -227,6 +232,26 @@ def _to_device(values: np.ndarray, device: torch.device, dtype: torch.dtype) -> 
     """A host array -> a tensor on device, copied without waiting for the device."""
     array = np.ascontiguousarray(values)
     return torch.from_numpy(array).to(device=device, dtype=dtype, non_blocking=True)
+
+
+@contextlib.contextmanager
+def _exact_float32() -> Iterator[None]:
+    """No TF32 in cuBLAS matmuls and cuDNN convolutions inside the block; flags restored after.
+
+    The options' `tf32: true` (utils/options.set_backend_flags) makes float32 convolutions and
+    matmuls on a GPU run on TF32 tensor cores, whose 10-bit mantissa (relative error ~1e-3) is far
+    coarser than the margin to a .5 boundary that most 8-bit roundings need; the synthesis keeps
+    the per-sample path's float32 (blur and rain convolutions, DiffJPEG's DCT matmuls). The legacy
+    flags, as set_backend_flags sets them.
+    """
+    matmul, conv = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul
+        torch.backends.cudnn.allow_tf32 = conv
 
 
 def _levels(x: torch.Tensor) -> torch.Tensor:
@@ -550,7 +575,8 @@ def degrade_batch(gt: torch.Tensor, packed: torch.Tensor, *,
         raise ValueError(f"degrade_batch: generator is on {generator.device}; expected gt's device "
                          f'{device}')
 
-    with torch.no_grad():
+    exact = _exact_float32() if device.type == 'cuda' else contextlib.nullcontext()
+    with torch.no_grad(), exact:
         out = gt.clone()
         for type_index, quantize, members in _groups(rows):
             index = _to_device(members, device, torch.long)
