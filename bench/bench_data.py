@@ -1,8 +1,24 @@
 """Benchmark the data pipeline: samples/s of PairedTaskDataset on disk (PNG) and on LMDB, and of the on-the-fly
-SyntheticTaskDataset, at the paper's 128x128 patches; with --lmdb-write, the time to write an LMDB instead.
+SyntheticTaskDataset, at the paper's 128x128 patches; with --per-core, samples/s per core of every setting beside its
+decode floor and the cores each backbone needs; with --lmdb-write, the time to write an LMDB instead.
 
     python bench/bench_data.py [--images 32] [--size 256] [--workers 0 2]
+    python bench/bench_data.py --per-core [--seconds 4] [--dir /tmp]
     python bench/bench_data.py --lmdb-write [--write-sets 500x128 64x512] [--repeat 3] [--dir /tmp]
+
+--per-core: one process on one thread (torch and OpenCV), as one loader worker runs. Each setting's stand-in set is
+built from scikit-image's photos, resized to the setting's image size, with a light grain (sigma 2 levels) so that PNG
+sizes and decode times are those of photos rather than of smooth upscales, and LQ images made by the project's own
+degradations (MiOIR's default ranges): mio7 pairs (300x300 sub-images, LQ + GT per task; PNG files, LMDB of PNG level-1
+values as basicsr stores them, LMDB of raw values), mio7 on the fly (7 MiO tasks drawn on 300x300 GT), aio3's noise
+part (481x321 clean images, sigma 15/25/50 truncated) and paired part (Rain100L-size 481x321 rain pairs, OTS-size
+620x460 haze pairs), DIV2K-size GT (2040x1356) drawn on the fly. Each row is timed with the degradations drawn by the
+workers (`degrade_on: workers`) and, for synthetic sets, with `degrade_on: device` (the workers only crop and draw
+parameters). The decode floor of a row is measured in the same run on the same files: read the bytes, decode to
+uint8, crop and flip in uint8, make the tensor. A row that the code under test cannot build (an option it lacks)
+prints '-'. Then, for each paper backbone, its training rate on one GPU (an H100 estimate from its forward FLOPs
+at the recipe's patch, at 30 % of the H100's 989 TFLOP/s dense bf16, 3x the forward for forward + backward, unless
+--gpu-rates gives a measured rate) and the cores its setting's loader needs to feed 1.5x that rate.
 
 Builds a temporary 7-task set from scikit-image's photos (PNG files and their LMDB copy) and prints a Markdown
 table (paste into BENCHMARKS.md).
@@ -18,6 +34,7 @@ from __future__ import annotations
 
 import basicsr_tur  # noqa: F401  # isort: skip  (first: it adds the torchvision alias basicsr needs)
 import argparse
+import io
 import os
 import shutil
 import statistics
@@ -31,10 +48,14 @@ import lmdb
 import numpy as np
 import skimage.data
 import torch
+import yaml
+from basicsr.archs import build_network
 from basicsr.data import build_dataset
 from basicsr.utils.lmdb_util import LmdbMaker
+from torch.utils.flop_counter import FlopCounterMode
 
-from basicsr_tur.data.degradations import DEGRADATION_TYPES
+from basicsr_tur.data.degradations import DEFAULT_SPECS, DEGRADATION_TYPES, degrade
+from basicsr_tur.data.samplers import pack_index
 from basicsr_tur.utils.lmdb_util import LmdbWriter, build_paired_lmdb
 from basicsr_tur.utils.tables import markdown_table
 
@@ -171,6 +192,258 @@ def lmdb_write_table(sets: list[tuple[int, int]], repeat: int, parent: str) -> s
     return markdown_table(['Images', 'Writer', 'seconds (median)', 'MB/s', 'every run (s)'], rows)
 
 
+# ---- --per-core ----
+
+H100_BF16_DENSE = 989e12  # FLOP/s, NVIDIA H100 SXM datasheet (dense bf16 tensor cores)
+MFU = 0.30  # fraction of that peak a convolutional restoration backbone reaches in bf16 training (an estimate)
+# Paper backbones: (recipe, patch side, the settings of the per-core table that feed it).
+BACKBONES = [('mio7/SRResNet_TUR', 128, ['mio7 pairs, PNG files', 'mio7 on the fly']),
+             ('mio7/Uformer_TUR', 128, ['mio7 pairs, PNG files', 'mio7 on the fly']),
+             ('aio3/PromptIR_TUR', 128, ['aio3 noise part', 'aio3 paired part']),
+             ('aio3/AirNet_TUR', 128, ['aio3 noise part', 'aio3 paired part']),
+             ('aio5/Transweather_TUR', 256, ['aio3 noise part', 'aio3 paired part'])]
+
+
+def _photos() -> list[np.ndarray]:
+    return [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.rocket(), skimage.data.chelsea(),
+            skimage.data.hubble_deep_field(), skimage.data.immunohistochemistry()]
+
+
+def _stand_in(photo: np.ndarray, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A photo resized to (h, w) RGB uint8 with a light grain (sigma 2 levels)."""
+    img = cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA if h < photo.shape[0] else cv2.INTER_CUBIC)
+    return np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)
+
+
+def _write(path: str, rgb: np.ndarray) -> None:
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    cv2.imwrite(path, np.ascontiguousarray(rgb[..., ::-1]))
+
+
+def _degraded(rgb: np.ndarray, task: str, rng: np.random.Generator) -> np.ndarray:
+    lq, _ = degrade(rgb.astype(np.float32) / 255, DEFAULT_SPECS[task], rng)
+    return np.rint(lq * 255).astype(np.uint8)
+
+
+def build_per_core_sets(root: str, images: int) -> dict:
+    """Write the stand-in sets under root; returns {setting: (dataset options, [(file paths) per sample]), ...}."""
+    rng = np.random.default_rng(0)
+    photos = _photos()
+    common = {'phase': 'train', 'gt_size': 128, 'use_hflip': True, 'use_rot': True, 'seed': 0}
+    # mio7 pairs, 300x300
+    pairs = []
+    for i in range(images):
+        gt = _stand_in(photos[i % len(photos)], 300, 300, rng)
+        _write(osp.join(root, 'mio', 'gt', f'{i:03d}.png'), gt)
+        for task in TASKS:
+            _write(osp.join(root, 'mio', 'lq', task, f'{i:03d}.png'), _degraded(gt, task, rng))
+            pairs.append((f'{task}/{i:03d}.png', f'{i:03d}.png', task))
+    mio = osp.join(root, 'mio')
+    with open(osp.join(mio, 'meta.txt'), 'w') as f:
+        f.write(''.join(f'{a} {b} {c}\n' for a, b, c in pairs))
+    build_paired_lmdb(pairs, osp.join(mio, 'lq'), osp.join(mio, 'gt'), osp.join(mio, 'lmdb_png'))
+    raw_ok = 'values' in build_paired_lmdb.__code__.co_varnames
+    if raw_ok:
+        build_paired_lmdb(pairs, osp.join(mio, 'lq'), osp.join(mio, 'gt'), osp.join(mio, 'lmdb_raw'), values='raw')
+    paired_files = [(osp.join(mio, 'lq', a), osp.join(mio, 'gt', b)) for a, b, _ in pairs]
+    gt_files = [(osp.join(mio, 'gt', f'{i:03d}.png'),) for i in range(images)]
+    # aio3: 481x321 clean images; rain pairs 481x321; haze pairs 620x460
+    aio_pairs = []
+    for i in range(images):
+        clean = _stand_in(photos[i % len(photos)], 321, 481, rng)
+        _write(osp.join(root, 'aio', 'clean', f'{i:03d}.png'), clean)
+        rain_gt = _stand_in(photos[(i + 1) % len(photos)], 321, 481, rng)
+        _write(osp.join(root, 'aio', 'gt', f'rain{i:03d}.png'), rain_gt)
+        _write(osp.join(root, 'aio', 'lq', f'rain{i:03d}.png'), _degraded(rain_gt, 'rain', rng))
+        haze_gt = _stand_in(photos[(i + 2) % len(photos)], 460, 620, rng)
+        _write(osp.join(root, 'aio', 'gt', f'haze{i:03d}.png'), haze_gt)
+        _write(osp.join(root, 'aio', 'lq', f'haze{i:03d}.png'), _degraded(haze_gt, 'haze', rng))
+        aio_pairs += [(f'rain{i:03d}.png', f'rain{i:03d}.png', 'derain'), (f'haze{i:03d}.png', f'haze{i:03d}.png',
+                                                                           'dehaze')]
+    aio = osp.join(root, 'aio')
+    with open(osp.join(aio, 'meta.txt'), 'w') as f:
+        f.write(''.join(f'{a} {b} {c}\n' for a, b, c in aio_pairs))
+    # DIV2K-size GT
+    div = osp.join(root, 'div2k')
+    for i in range(max(2, images // 8)):
+        _write(osp.join(div, f'{i:03d}.png'), _stand_in(photos[i % len(photos)], 1356, 2040, rng))
+    aio3_tasks = ['denoise_15', 'denoise_25', 'denoise_50', 'derain', 'dehaze']
+    noise = {f'denoise_{s}': {'type': 'noise', 'sigma': s, 'quantize': 'truncate'} for s in (15, 25, 50)}
+    mio_paired = dict(common, type='PairedTaskDataset', tasks=TASKS, meta_file=osp.join(mio, 'meta.txt'),
+                      dataroot_lq=osp.join(mio, 'lq'), dataroot_gt=osp.join(mio, 'gt'))
+    sets = {
+        'mio7 pairs, PNG files': (mio_paired, paired_files),
+        'mio7 pairs, LMDB of PNG values': (dict(mio_paired, io_backend={'type': 'lmdb'},
+                                                meta_file=osp.join(mio, 'lmdb_png', 'meta.txt'),
+                                                dataroot_lq=osp.join(mio, 'lmdb_png', 'lq.lmdb'),
+                                                dataroot_gt=osp.join(mio, 'lmdb_png', 'gt.lmdb')), 'lmdb_png'),
+        'mio7 pairs, LMDB of raw values': (dict(mio_paired, io_backend={'type': 'lmdb'},
+                                                meta_file=osp.join(mio, 'lmdb_raw', 'meta.txt'),
+                                                dataroot_lq=osp.join(mio, 'lmdb_raw', 'lq.lmdb'),
+                                                dataroot_gt=osp.join(mio, 'lmdb_raw', 'gt.lmdb'))
+                                           if raw_ok else None, 'lmdb_raw'),
+        'mio7 on the fly': (dict(common, type='SyntheticTaskDataset', tasks=TASKS, dataroot_gt=osp.join(mio, 'gt')),
+                            gt_files),
+        'aio3 noise part': (dict(common, type='SyntheticTaskDataset', tasks=aio3_tasks,
+                                 synth_tasks=aio3_tasks[:3], degradations=noise,
+                                 dataroot_gt=osp.join(aio, 'clean')),
+                            [(osp.join(aio, 'clean', f'{i:03d}.png'),) for i in range(images)]),
+        'aio3 paired part': (dict(common, type='PairedTaskDataset', tasks=aio3_tasks,
+                                  meta_file=osp.join(aio, 'meta.txt'), dataroot_lq=osp.join(aio, 'lq'),
+                                  dataroot_gt=osp.join(aio, 'gt')),
+                             [(osp.join(aio, 'lq', a), osp.join(aio, 'gt', b)) for a, b, _ in aio_pairs]),
+        'DIV2K-size GT on the fly': (dict(common, type='SyntheticTaskDataset', tasks=TASKS, dataroot_gt=div),
+                                     [(osp.join(div, n),) for n in sorted(os.listdir(div))]),
+    }
+    return {name: (opt, files, pairs) for name, (opt, files) in sets.items()}
+
+
+def _cell(rate: float | None) -> str:
+    return '-' if rate is None else f'{rate:.0f}'
+
+
+def _ratio(rate: float | None, floor: float | None) -> str:
+    return '-' if rate is None or floor is None else f'{rate / floor:.2f}'
+
+
+def _timed_rate(draw: Callable[[int], object], count: int, seconds: float) -> float:
+    """Samples/s of draw(i) over shuffled indices (one warm-up draw), for about `seconds`."""
+    order = np.random.default_rng(1).permutation(count)
+    draw(int(order[0]))
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        draw(int(order[n % count]))
+        n += 1
+    return n / (time.perf_counter() - start)
+
+
+def dataset_rate(opt: dict | None, seconds: float) -> float | None:
+    """Samples/s of dataset[i] (training samples of epoch 1, shuffled), or None when the code cannot build it."""
+    if opt is None:
+        return None
+    try:
+        ds = build_dataset(dict(opt, name='bench'))
+    except (KeyError, ValueError, TypeError):
+        return None
+    if opt.get('degrade_on') == 'device' and 'deg_params' not in ds[0]:  # code that ignores the option
+        return None
+    return _timed_rate(lambda i: ds[pack_index(1, i, len(ds))], len(ds), seconds)
+
+
+def _lmdb_values(db: str) -> dict[str, bytes]:
+    env = lmdb.open(db, readonly=True, lock=False, readahead=False)
+    with env.begin() as txn:
+        values = {k.decode(): bytes(v) for k, v in txn.cursor()}
+    env.close()
+    return values
+
+
+def floor_rate(files: list[tuple[str, ...]] | str, pairs: list, root: str, size: int, seconds: float) -> float:
+    """Samples/s of the decode floor: read each file of a sample (or its LMDB values), decode to uint8 (a raw
+    value: view it), crop size x size and flip in uint8, make the (C, H, W) tensor."""
+    rng = np.random.default_rng(2)
+    if isinstance(files, str):  # an LMDB folder under the mio set: read through one open environment
+        envs = {k: lmdb.open(osp.join(root, 'mio', files, f'{k}.lmdb'), readonly=True, lock=False, readahead=False)
+                for k in ('lq', 'gt')}
+        keys = [(osp.splitext(a)[0], osp.splitext(b)[0]) for a, b, _ in pairs]
+
+        def buffers(i: int) -> list[bytes]:
+            out = []
+            for k, key in zip(('lq', 'gt'), keys[i]):
+                with envs[k].begin() as txn:
+                    out.append(txn.get(key.encode()))
+            return out
+        count = len(keys)
+    else:
+        def buffers(i: int) -> list[bytes]:
+            out = []
+            for path in files[i]:
+                with open(path, 'rb') as f:
+                    out.append(f.read())
+            return out
+        count = len(files)
+
+    def draw(i: int) -> None:
+        imgs = []
+        for buf in buffers(i):
+            if buf[:6] == b'\x93NUMPY':
+                stream = io.BytesIO(buf)
+                np.lib.format.read_magic(stream)
+                shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+                imgs.append(np.frombuffer(buf, dtype, offset=stream.tell()).reshape(shape))
+            else:
+                imgs.append(cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED))
+        h, w = imgs[0].shape[:2]
+        top, left = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+        flip = rng.random() < 0.5
+        for img in imgs:
+            crop = img[top:top + size, left:left + size, 2::-1]
+            crop = crop[:, ::-1] if flip else crop
+            torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
+    return _timed_rate(draw, count, seconds)
+
+
+def value_bytes(root: str, name: str) -> int:
+    """Bytes of the values of an LMDB pair set (lq + gt)."""
+    return sum(len(v) for k in ('lq', 'gt') for v in _lmdb_values(osp.join(root, 'mio', name, f'{k}.lmdb')).values())
+
+
+def forward_gflop(recipe: str, size: int) -> float:
+    """Forward GFLOP of one size x size sample of the recipe's network_g (torch's FlopCounterMode, on the meta
+    device when the network allows, else on the CPU)."""
+    with open(osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'options', 'train', f'{recipe}.yml')) as f:
+        net_opt = dict(yaml.safe_load(f)['network_g'])
+    for device in ('meta', 'cpu'):
+        try:
+            with torch.device(device):
+                net = build_network(dict(net_opt)).eval()
+                x = torch.rand(1, 3, size, size) if device == 'cpu' else torch.empty(1, 3, size, size)
+                with FlopCounterMode(display=False) as counter:
+                    net(x, x) if 'AirNet' in recipe else net(x)
+            return counter.get_total_flops() / 1e9
+        except RuntimeError:
+            continue
+    raise RuntimeError(f'cannot count the FLOPs of {recipe}')
+
+
+def per_core_tables(seconds: float, images: int, parent: str, gpu_rates: dict[str, float]) -> str:
+    """The per-core table and the cores table (module docstring), as Markdown."""
+    torch.set_num_threads(1)
+    cv2.setNumThreads(0)
+    out = []
+    rates: dict[str, dict[str, float | None]] = {}
+    with tempfile.TemporaryDirectory(dir=parent) as root:
+        sets = build_per_core_sets(root, images)
+        rows = []
+        for name, (opt, files, pairs) in sets.items():
+            floor = floor_rate(files, pairs, root, 128, seconds) if opt is not None else None
+            workers = dataset_rate(opt, seconds)
+            device = dataset_rate(dict(opt, degrade_on='device'), seconds) \
+                if opt is not None and opt['type'] == 'SyntheticTaskDataset' else None
+            rates[name] = {'workers': workers, 'device': device}
+            disk = f' ({value_bytes(root, files) / 1e6:.1f} MB of values)' if isinstance(files, str) and opt else ''
+            rows.append([name + disk, _cell(workers), _cell(device), _cell(floor), _ratio(workers, floor),
+                         _ratio(device, floor)])
+        out.append(markdown_table(['Setting', 'degrade_on: workers (samples/s per core)',
+                                   'degrade_on: device (samples/s per core)', 'decode floor (samples/s per core)',
+                                   'workers / floor', 'device / floor'], rows))
+    rows = []
+    for recipe, size, settings in BACKBONES:
+        gflop = forward_gflop(recipe, size)
+        gpu = gpu_rates.get(recipe)
+        source = 'measured' if gpu else 'FLOP estimate'
+        gpu = gpu or H100_BF16_DENSE * MFU / (3 * gflop * 1e9)
+        for setting in settings:
+            r = rates[setting]
+            best = r['device'] or r['workers']
+            cores = '-' if not best else f'{1.5 * gpu / best:.1f}'
+            path = 'device' if r['device'] else 'workers'
+            rows.append([recipe, f'{size}²', f'{gflop:.1f}', f'{gpu:.0f} ({source})', setting, path, cores])
+    out.append(markdown_table(['Recipe', 'patch', 'forward GFLOP', 'H100 images/s', 'setting', 'degrade_on',
+                               'cores to feed 1.5x'], rows))
+    return '\n\n'.join(out)
+
+
 def main() -> None:
     """Build the temporary set and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -179,10 +452,21 @@ def main() -> None:
     parser.add_argument('--gt_size', type=int, default=128)
     parser.add_argument('--workers', type=int, nargs='+', default=[0, 2])
     parser.add_argument('--lmdb-write', action='store_true', help='time LMDB writers instead (module docstring)')
+    parser.add_argument('--per-core', action='store_true', help='samples/s per core of every setting (docstring)')
+    parser.add_argument('--seconds', type=float, default=4.0, help='--per-core: seconds timed per row and path')
+    parser.add_argument('--per-core-images', type=int, default=16, help='--per-core: images of each stand-in set')
+    parser.add_argument('--gpu-rates', nargs='*', default=[], metavar='RECIPE=IMAGES_PER_S',
+                        help='--per-core: measured GPU training rates (e.g. mio7/SRResNet_TUR=2300)')
     parser.add_argument('--write-sets', nargs='+', default=['500x128', '64x512'], metavar='NxSIZE')
     parser.add_argument('--repeat', type=int, default=3)
     parser.add_argument('--dir', default=tempfile.gettempdir(), help='parent of the temporary folder (a local disk)')
     args = parser.parse_args()
+    if args.per_core:
+        gpu_rates = {k: float(v) for k, v in (item.split('=') for item in args.gpu_rates)}
+        print(f'# per core: one process, torch and OpenCV on one thread, 128x128 patches, {args.seconds:.0f} s per '
+              f'row and path, {args.per_core_images} images per set\n')
+        print(per_core_tables(args.seconds, args.per_core_images, args.dir, gpu_rates))
+        return
     if args.lmdb_write:
         sets = [tuple(int(v) for v in s.split('x')) for s in args.write_sets]
         print(f'# LMDB writing, PNG level 1, under {args.dir}; median of {args.repeat} runs\n')

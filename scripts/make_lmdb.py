@@ -14,7 +14,7 @@ from os import path as osp
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from basicsr_tur.data.data_util import list_images, task_index
 from basicsr_tur.data.paired_task_dataset import read_meta_file, scan_task_folders
-from basicsr_tur.utils.lmdb_util import build_clean_lmdb, build_paired_lmdb
+from basicsr_tur.utils.lmdb_util import VALUE_FORMATS, build_clean_lmdb, build_paired_lmdb
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,12 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--clean', action='store_true', help='clean images only (SyntheticTaskDataset)')
     parser.add_argument('--out', required=True, help='output folder (must not exist)')
     parser.add_argument('--compress_level', type=int, default=1, help='PNG compression level 0-9')
+    parser.add_argument('--values', choices=VALUE_FORMATS, default='png',
+                        help="png (basicsr's layout, decoded at every read) or raw (uncompressed pixels: reads "
+                             'several times faster per core for 2-3x the disk; basicsr-tur readers only)')
     args = parser.parse_args(argv)
     try:
         if args.clean:
             if not osp.isdir(args.gt):
                 raise FileNotFoundError(f'GT folder not found: {args.gt}')
-            n = build_clean_lmdb(list_images(args.gt), args.gt, args.out, args.compress_level)
+            n = build_clean_lmdb(list_images(args.gt), args.gt, args.out, args.compress_level, args.values)
             print(f'{n} clean images -> {args.out}')
             return 0
         if not args.lq:
@@ -44,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             pairs = scan_task_folders(args.lq, args.gt, args.tasks)
         else:
             parser.error('give --meta or --tasks')
-        counts = build_paired_lmdb(pairs, args.lq, args.gt, args.out, args.compress_level)
+        counts = build_paired_lmdb(pairs, args.lq, args.gt, args.out, args.compress_level, args.values)
     except (OSError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1

@@ -8,6 +8,7 @@ import torch
 from basicsr.data import build_dataset
 from conftest import TASKS, write_rgb
 
+from basicsr_tur.data.data_util import unit_tensor
 from basicsr_tur.data.samplers import pack_index
 from basicsr_tur.utils.lmdb_util import build_clean_lmdb, build_paired_lmdb
 
@@ -32,7 +33,8 @@ def test_folder_scan_pairs_each_task_with_shared_gt(paired_root):
     assert ds.task_counts() == {'sr': 3, 'noise': 3, 'dark': 3}
     sample = ds[0]
     assert set(sample) == {'lq', 'gt', 'task_id', 'task', 'lq_path', 'gt_path', 'out_name'}
-    assert sample['lq'].shape == (3, 16, 16) and sample['lq'].dtype == torch.float32
+    # 8-bit images ship as uint8; the model scales them to [0, 1] on its device
+    assert sample['lq'].shape == (3, 16, 16) and sample['lq'].dtype == torch.uint8
     assert osp.basename(sample['lq_path']) == osp.basename(sample['gt_path'])
 
 
@@ -127,7 +129,7 @@ def test_synthetic_dataset_degrades_each_task(clean_root):
     for i in range(len(TASKS)):
         s = ds[i]
         assert s['task'] == TASKS[i] and s['task_id'] == i
-        assert (s['lq'] - s['gt']).abs().mean() > 0.005
+        assert (unit_tensor(s['lq']) - unit_tensor(s['gt'])).abs().mean() > 0.005
 
 
 def test_synthetic_dataset_takes_ranges_from_options(clean_root):

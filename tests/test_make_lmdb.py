@@ -7,6 +7,7 @@ import sys
 from os import path as osp
 
 import cv2
+import lmdb
 import numpy as np
 import pytest
 import torch
@@ -250,3 +251,40 @@ def test_lmdb_is_written_under_an_address_space_limit(tmp_path, paired_root):
                          cwd=REPO, timeout=120)
     assert run.returncode == 0, run.stderr.strip().splitlines()[-1:]
     assert len(open(osp.join(out, 'lq.lmdb', 'meta_info.txt')).read().splitlines()) == 9
+
+
+def lmdb_set(out: str, phase: str = 'train', **extra) -> dict:
+    return {'name': 'l', 'type': 'PairedTaskDataset', 'phase': phase, 'tasks': TASKS, 'io_backend': {'type': 'lmdb'},
+            'dataroot_lq': osp.join(out, 'lq.lmdb'), 'dataroot_gt': osp.join(out, 'gt.lmdb'),
+            'meta_file': osp.join(out, 'meta.txt'), 'gt_size': 16, 'use_hflip': True, 'use_rot': True, **extra}
+
+
+@pytest.mark.parametrize('phase', ['train', 'val'])
+def test_raw_lmdb_values_give_the_samples_of_png_values(paired_root, tmp_path, capsys, phase):
+    png, raw = str(tmp_path / 'png'), str(tmp_path / 'raw')
+    assert run(capsys, *paired_args(paired_root, 'meta', png))[0] == 0
+    assert run(capsys, *paired_args(paired_root, 'meta', raw), '--values', 'raw')[0] == 0
+    from_png = build_dataset(lmdb_set(png, phase))
+    from_raw = build_dataset(lmdb_set(raw, phase, check_images='headers'))  # headers of raw values read too
+    for i in range(len(from_png)):
+        a, b = from_png[i], from_raw[i]
+        assert a['lq'].dtype == b['lq'].dtype == torch.uint8
+        assert torch.equal(a['lq'], b['lq']) and torch.equal(a['gt'], b['gt'])
+
+
+def test_a_truncated_raw_value_is_named_in_one_line(tmp_path):
+    img = np.zeros((20, 20, 3), np.uint8)
+    path = str(tmp_path / 'a.png')
+    cv2.imwrite(path, img)
+    with LmdbWriter(str(tmp_path / 'gt.lmdb'), values='raw') as db:
+        db.put('a', path)
+    env = lmdb.open(str(tmp_path / 'gt.lmdb'), map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        txn.put(b'a', txn.get(b'a')[:-10])
+    env.close()
+    (tmp_path / 'meta.txt').write_text('a.png\n')
+    ds = build_dataset({'name': 's', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': ['dark'],
+                        'io_backend': {'type': 'lmdb'}, 'dataroot_gt': str(tmp_path / 'gt.lmdb'),
+                        'meta_file': str(tmp_path / 'meta.txt')})
+    with pytest.raises(ValueError, match="key 'a'"):
+        ds[0]

@@ -63,46 +63,84 @@ def make_file_client(io_backend: dict) -> FileClient:
     return FileClient(opt.pop('type', 'disk'), **opt)
 
 
-def decode_image(buf: bytes, where: str, what: str) -> np.ndarray:
-    """Decode image bytes as float32 RGB (H, W, 3) in [0, 1], each pixel type scaled by its own range.
+_NPY_MAGIC = b'\x93NUMPY'
 
-    8-bit images are divided by 255, 16-bit ones by 65535; float images (TIFF) are taken as they are and must be
-    finite and within [0, 1]. Grey images are repeated to RGB; an alpha channel is dropped. Anything else (empty,
-    truncated or non-image bytes, signed or 32-bit integers, other channel counts, NaN/Inf) raises a ValueError
-    `<what> (<reason>)`, `what` naming the dataset, the image role and the file.
+
+def npy_view(buf: bytes) -> np.ndarray | None:
+    """The array of .npy bytes (a `raw` LMDB value, utils/lmdb_util.raw_value) as a read-only view of `buf`, no copy;
+    None when `buf` is not .npy. Raises ValueError for a .npy header that cannot be read or an object array."""
+    if not buf[:6] == _NPY_MAGIC:
+        return None
+    stream = io.BytesIO(buf)
+    version = np.lib.format.read_magic(stream)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read_header(stream)
+    if dtype.hasobject:
+        raise ValueError('a .npy value holding Python objects')
+    count = int(np.prod(shape))
+    if len(buf) - stream.tell() < count * dtype.itemsize:
+        raise ValueError('a truncated .npy value')
+    array = np.frombuffer(buf, dtype, count=count, offset=stream.tell())
+    return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
+
+
+def decode_image(buf: bytes, where: str, what: str) -> np.ndarray:
+    """Decode image bytes as RGB (H, W, 3) in the file's own pixel type: uint8 or uint16 (not scaled), or float32 in
+    [0, 1]; scale with to_unit once cropped, so that a training crop is the only part ever made float.
+
+    The result may be a read-only view (channels reversed, grey broadcast to three channels): crop it first, then copy
+    (to_unit and to_tensor copy). Float images (TIFF) must be finite and within [0, 1]. An alpha channel is dropped.
+    The bytes of a `raw` LMDB value (.npy of OpenCV's decoded array, utils/lmdb_util.raw_value) are viewed, not
+    decoded. Anything else (empty, truncated or non-image bytes, signed or 32-bit integers, other channel counts,
+    NaN/Inf) raises a ValueError `<what> (<reason>)`, `what` naming the dataset, the image role and the file.
     """
     if len(buf) == 0:
         raise ValueError(f'{where}: cannot decode {what} (empty file)')
     try:
-        img = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED)
+        img = npy_view(buf)
+        if img is None:
+            img = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED)
+        elif img.ndim not in (2, 3):
+            raise ValueError(f'{img.ndim}-D array')
     except cv2.error as err:  # OpenCV asserts on some malformed buffers instead of returning None
         reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         raise ValueError(f'{where}: cannot decode {what} (corrupt or not an image: {reason})') from None
+    except ValueError as err:
+        raise ValueError(f'{where}: cannot decode {what} (corrupt or not an image: {err})') from None
     if img is None:
         raise ValueError(f'{where}: cannot decode {what} (corrupt, truncated or not an image)')
-    if img.dtype == np.uint8 or img.dtype == np.uint16:
-        img = img.astype(np.float32) / float(np.iinfo(img.dtype).max)
-    elif img.dtype in (np.float32, np.float64):
+    if img.dtype in (np.float32, np.float64):
         if not np.isfinite(img).all():
             raise ValueError(f'{where}: {what} has non-finite pixels (NaN or Inf)')
         low, high = float(img.min()), float(img.max())
         if low < 0 or high > 1:
             raise ValueError(f'{where}: {what}: float pixels span [{low:.4g}, {high:.4g}]; expected [0, 1] '
                              '(scale the image, or save it as 8- or 16-bit)')
-        img = img.astype(np.float32)
-    else:
+        img = img.astype(np.float32, copy=False)
+    elif img.dtype not in (np.uint8, np.uint16):
         raise ValueError(f'{where}: {what}: unsupported pixel type {img.dtype} (expected 8-bit or 16-bit unsigned '
                          'integers, or floats in [0, 1])')
     channels = 1 if img.ndim == 2 else img.shape[2]
-    if channels == 1:
-        return np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, axis=2)
-    if channels in (3, 4):  # OpenCV's BGR(A) -> RGB, alpha dropped
-        return np.ascontiguousarray(img[..., 2::-1])
+    if channels == 1:  # a view: the three channels are made by the copy of the crop
+        return np.broadcast_to(img.reshape(img.shape[0], img.shape[1], 1), (img.shape[0], img.shape[1], 3))
+    if channels in (3, 4):  # OpenCV's BGR(A) -> RGB, alpha dropped, as a view
+        return img[..., 2::-1]
     raise ValueError(f'{where}: {what}: {channels} channels (expected grey, RGB or RGBA)')
 
 
+def to_unit(img: np.ndarray) -> np.ndarray:
+    """An image of decode_image (uint8, uint16 or float32 in [0, 1], any layout) as a new contiguous float32 array
+    in [0, 1]: 8-bit divided by 255, 16-bit by 65535 (float32 division, so the values equal the device's
+    `uint8 tensor / 255`), float copied. Raises ValueError for another pixel type."""
+    if img.dtype == np.uint8 or img.dtype == np.uint16:
+        return img.astype(np.float32) / np.float32(np.iinfo(img.dtype).max)
+    if img.dtype == np.float32:
+        return np.array(img, dtype=np.float32, order='C')
+    raise ValueError(f'to_unit: pixel type {img.dtype} is not one of uint8, uint16, float32')
+
+
 def read_image(client: FileClient, root: str, rel_path: str, client_key: str, where: str) -> np.ndarray:
-    """Read one image as float32 RGB (H, W, 3) in [0, 1] (see decode_image); missing or undecodable files, and
+    """Read one image as RGB (H, W, 3) in its own pixel type (see decode_image); missing or undecodable files, and
     non-finite or out-of-range pixels, raise naming `where` and the file."""
     if client.backend == 'lmdb':
         key = lmdb_key(rel_path)
@@ -156,6 +194,11 @@ def image_size(source: str | bytes) -> tuple[int, int]:
     read (multi-channel float TIFF) are decoded fully with OpenCV. Raises ValueError with the reason."""
     if isinstance(source, str) and osp.getsize(source) == 0 or isinstance(source, bytes) and not source:
         raise ValueError('empty file')
+    if isinstance(source, bytes) and source[:6] == _NPY_MAGIC:  # a raw LMDB value: its header holds the shape
+        img = npy_view(source)
+        if img.ndim not in (2, 3):
+            raise ValueError(f'{img.ndim}-D array, not an image')
+        return img.shape[0], img.shape[1]
     try:
         with Image.open(source if isinstance(source, str) else io.BytesIO(source)) as img:
             return img.height, img.width
@@ -246,8 +289,21 @@ def augment(imgs: list[np.ndarray], rng: np.random.Generator, hflip: bool, rot: 
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """(H, W, C) float32 array -> contiguous (C, H, W) tensor."""
+    """(H, W, C) image -> new contiguous (C, H, W) tensor: uint8 stays uint8 (scaled to [0, 1] on the device, by
+    the model's feed_data), any other pixel type becomes float32 in [0, 1] (to_unit)."""
+    if img.dtype != np.uint8:
+        img = to_unit(img)
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+
+
+def unit_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """A batch or sample tensor as float32 in [0, 1]: uint8 divided by 255 (on the tensor's device), float32 kept
+    (the same tensor). The model calls this once, on the device; the values equal to_unit's."""
+    if tensor.dtype == torch.uint8:
+        return tensor.float().div_(255)
+    if tensor.dtype != torch.float32:
+        raise ValueError(f'unit_tensor: expected a uint8 or float32 image tensor, got {tensor.dtype}')
+    return tensor
 
 
 def list_images(folder: str) -> list[str]:
@@ -390,7 +446,8 @@ class TaskDataset(data.Dataset):
         return sizes
 
     def read(self, root: str, rel_path: str, client_key: str) -> np.ndarray:
-        """Read one image (float32 RGB HWC in [0, 1]) through the backend, opened lazily in the reading process."""
+        """Read one image (RGB HWC in its own pixel type, see decode_image) through the backend, opened lazily in the
+        reading process."""
         if self._file_client is None:  # LMDB handles do not survive pickling into loader workers
             self._file_client = make_file_client(self.io_backend)
         return read_image(self._file_client, root, rel_path, client_key, self.where)

@@ -1,10 +1,11 @@
 """Degradation synthesis for the seven MiOIR all-in-one tasks, and the on-the-fly noise of AirNet/PromptIR/TUR.
 
 Every degradation is a pure function of ``(img, params, rng)``: ``img`` is an HxWx3 RGB float32 array in
-[0, 1], ``params`` a concrete parameter dict and ``rng`` a ``numpy.random.Generator``, the only source of
-randomness, so a seed reproduces an output bit for bit. Each function returns a new HxWx3 float32 array
-in [0, 1] and leaves its input untouched. The same code synthesises training pairs on the fly and
-writes the fixed test sets.
+[0, 1] (or uint8, taken as its value / 255 without scanning it), ``params`` a concrete parameter dict and ``rng`` a
+``numpy.random.Generator``, the only source of randomness, so a seed reproduces an output bit for bit. Each function
+returns a new HxWx3 float32 array in [0, 1] and leaves its input untouched. The same code synthesises training pairs
+on the fly and writes the fixed test sets; data/device_degradations.py applies the same formulas to a batch on the
+training device.
 
 A *spec* (from an options YAML) is ``{'type': ..., key: value, ...}`` where a value is either ``[lo, hi]``,
 drawn uniformly (integer keys inclusively, odd keys among the odd integers), or a scalar, held fixed:
@@ -82,8 +83,8 @@ from torch.nn import functional as F
 
 __all__ = [
     'DEFAULT_SPECS', 'DEGRADATION_TYPES', 'QUANTIZE_MODES', 'add_blur', 'add_dark', 'add_haze', 'add_jpeg',
-    'add_noise', 'add_rain', 'add_sr', 'apply_degradation', 'degrade', 'gaussian_kernel', 'rain_kernel', 'read_depth',
-    'sample_params', 'validate_spec'
+    'add_noise', 'add_rain', 'add_sr', 'apply_degradation', 'check_depth', 'degrade', 'gaussian_kernel',
+    'rain_kernel', 'read_depth', 'sample_params', 'validate_spec'
 ]
 
 DEGRADATION_TYPES: tuple[str, ...] = ('sr', 'blur', 'noise', 'jpeg', 'rain', 'haze', 'dark')
@@ -277,12 +278,15 @@ def _concrete(params: dict, deg_type: str) -> dict:
 
 
 def _check_image(img: np.ndarray, where: str) -> np.ndarray:
-    """Return img as float32 after checking it is an HxWx3 float array in [0, 1]."""
+    """Return img as float32 in [0, 1] after checking it is an HxWx3 array: uint8 (divided by 255, as the datasets'
+    to_unit: its type bounds it, so it is not scanned) or float in [0, 1] (scanned for its min and max)."""
     if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3:
         shape = getattr(img, 'shape', None)
         raise ValueError(f'{where}: image of shape {shape} is not valid; expected an HxWx3 RGB array')
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) / np.float32(255)
     if not np.issubdtype(img.dtype, np.floating):
-        raise ValueError(f'{where}: image dtype {img.dtype} is not valid; expected float32 in [0, 1]')
+        raise ValueError(f'{where}: image dtype {img.dtype} is not valid; expected uint8, or float32 in [0, 1]')
     # A 0-255 float image (cv2.imread followed by astype) would otherwise be silently clipped to white.
     lo, hi = float(img.min()), float(img.max())
     if lo < -1e-3 or hi > 1 + 1e-3:
@@ -479,6 +483,12 @@ def _normalised_depth(depth: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         raise ValueError(f'haze: depth spans [{float(depth.min()):.4g}, {float(depth.max()):.4g}]; expected finite '
                          'values >= 0 with a positive maximum (larger = farther)')
     return depth / depth.max()
+
+
+def check_depth(depth: np.ndarray, shape: tuple[int, ...]) -> None:
+    """Check the (H, W) depth crop of an image of `shape` as add_haze would (ValueError when its size differs or it
+    is not finite, >= 0, with a positive maximum), for the workers of degrade_on: device, which ship it unscaled."""
+    _normalised_depth(depth, shape)
 
 
 def _fallback_depth(h: int, w: int) -> np.ndarray:

@@ -4,10 +4,20 @@ from __future__ import annotations
 from os import path as osp
 
 import numpy as np
+import torch
 from basicsr.utils.registry import DATASET_REGISTRY
 
-from basicsr_tur.data.data_util import TaskDataset, list_images, lookup_task, to_tensor
-from basicsr_tur.data.degradations import DEGRADATION_TYPES, apply_degradation, degrade, read_depth, validate_spec
+from basicsr_tur.data.data_util import TaskDataset, list_images, lookup_task, to_tensor, to_unit
+from basicsr_tur.data.degradations import (
+    DEGRADATION_TYPES,
+    apply_degradation,
+    check_depth,
+    degrade,
+    read_depth,
+    sample_params,
+    validate_spec,
+)
+from basicsr_tur.data.device_degradations import pack_params, padded_rain_kernel, rain_kernel_side
 from basicsr_tur.utils.lmdb_util import check_lmdb_keys
 from basicsr_tur.utils.meta_file import read_meta_rows
 
@@ -41,6 +51,18 @@ def synthesised_tasks(task_to_id: dict[str, int], synth_tasks: list[str] | None,
     for name in synth_tasks:
         lookup_task(name, task_to_id, f"{where}: 'synth_tasks'")
     return list(synth_tasks)
+
+
+# Where a training set's degradations are synthesised (option degrade_on).
+DEGRADE_ON = ('workers', 'device')
+
+
+def degraded_tensor(lq: np.ndarray, quantize: str) -> torch.Tensor:
+    """A degraded (H, W, 3) float32 image as the (3, H, W) tensor a sample ships: uint8 when `quantize` made it 8-bit
+    (round, truncate: its values are k/255, and the device's k / 255 gives them back bit for bit), else float32."""
+    if quantize == 'none':
+        return to_tensor(lq)
+    return to_tensor(np.rint(lq * np.float32(255)).astype(np.uint8))
 
 
 def read_image_entries(meta_file: str) -> list[tuple[int, str]]:
@@ -93,15 +115,29 @@ class SyntheticTaskDataset(TaskDataset):
         depth_root: optional folder of `<image stem>.npy` depth maps used by haze.
         gt_size, use_hflip, use_rot, dataset_enlarge_ratio, seed, check_images: as in PairedTaskDataset.
         key_crop: also return `lq_key`, another crop degraded with the same parameters (AirNet's contrastive key).
+        degrade_on: `workers` (default: the loader's workers degrade each crop, as above) or `device` (training sets
+            only: the workers draw each sample's crop and parameters and ship the clean crop as `gt` with
+            `deg_params` (device_degradations.pack_params), `deg_seed`, and for rain `deg_kernel`, for haze with a
+            depth map `deg_depth`; the model degrades the batch on its device in feed_data, by
+            device_degradations.degrade_batch: the same formulas, batched, noise and rain seeds drawn on the device).
+    Samples ship uint8 tensors where the values are 8-bit (the clean crop of an 8-bit image, an output quantized by
+    round or truncate), float32 in [0, 1] otherwise; the model scales uint8 on its device (data_util.unit_tensor).
     """
 
     OPTION_KEYS = ('dataroot_gt', 'meta_file', 'synth_tasks', 'degradations', 'depth_root', 'gt_size', 'use_hflip',
-                   'use_rot', 'seed', 'dataset_enlarge_ratio', 'key_crop', 'check_images')
+                   'use_rot', 'seed', 'dataset_enlarge_ratio', 'key_crop', 'check_images', 'degrade_on')
 
     def __init__(self, opt: dict) -> None:
         super().__init__(opt, {'gt': 'dataroot_gt'})
         self.synth_tasks = synthesised_tasks(self.task_to_id, opt.get('synth_tasks'), self.where)
         self.specs = degradation_specs(self.synth_tasks, opt.get('degradations'), self.where)
+        self.degrade_on = opt.get('degrade_on', 'workers')
+        if self.degrade_on not in DEGRADE_ON:
+            raise ValueError(f"{self.where}: 'degrade_on' must be one of {', '.join(DEGRADE_ON)}, "
+                             f'got {self.degrade_on!r}')
+        if self.degrade_on == 'device' and opt.get('phase') != 'train':
+            raise ValueError(f"{self.where}: 'degrade_on: device' is for training sets (the model degrades training "
+                             'batches); validation and test sets are degraded by the workers, reproducibly')
         self.gt_root = opt['dataroot_gt']
         meta_file = opt.get('meta_file')
         if meta_file:
@@ -148,18 +184,51 @@ class SyntheticTaskDataset(TaskDataset):
         full = [gt] if depth is None else [gt, depth[..., None]]
         where = f'{self.where}: {gt_path}'
         gt_crop, depth_crop = self._crop(full, rng, where)
-        lq, params = degrade(gt_crop, self.specs[task], rng, depth=depth_crop)
-        sample = {'lq': to_tensor(lq), 'gt': to_tensor(gt_crop), 'task_id': self.task_to_id[task], 'task': task,
+        sample = {'gt': to_tensor(gt_crop), 'task_id': self.task_to_id[task], 'task': task,
                   'lq_path': f'{gt_path}#{task}', 'gt_path': gt_path, 'out_name': self.output_name('', name)}
+        if self.degrade_on == 'device':
+            return self._device_sample(sample, full, gt_crop, depth_crop, task, rng, where)
+        # Degraded from the crop alone: an 8-bit crop goes in as it is (its type bounds it: no scan, no copy).
+        lq, params = degrade(self._input(gt_crop), self.specs[task], rng, depth=depth_crop)
+        sample['lq'] = degraded_tensor(lq, params['quantize'])
         if self.opt.get('key_crop'):
             # Another crop of the same image with the same degradation parameters (AirNet's contrastive key).
             key_gt, key_depth = self._crop(full, rng, where)
-            sample['lq_key'] = to_tensor(apply_degradation(key_gt, params, rng, depth=key_depth))
+            key = apply_degradation(self._input(key_gt), params, rng, depth=key_depth)
+            sample['lq_key'] = degraded_tensor(key, params['quantize'])
         return sample
+
+    def _device_sample(self, sample: dict, full: list[np.ndarray], gt_crop: np.ndarray,
+                       depth_crop: np.ndarray | None, task: str, rng: np.random.Generator, where: str) -> dict:
+        """The sample of degrade_on: device: the clean crop and what the model needs to degrade it (class doc)."""
+        params = sample_params(self.specs[task], rng)
+        sample['deg_params'] = torch.from_numpy(pack_params(params))
+        sample['deg_seed'] = int(rng.integers(0, 2 ** 63))
+        if params['type'] == 'rain':
+            side = rain_kernel_side(params['length'])
+            sample['deg_kernel'] = torch.from_numpy(padded_rain_kernel(params, side).astype(np.float32))
+        if params['type'] == 'haze' and depth_crop is not None:
+            check_depth(depth_crop, gt_crop.shape)  # the crop's maximum divides it: refused here if zero
+            sample['deg_depth'] = torch.from_numpy(depth_crop)
+        if gt_crop.dtype != np.uint8:
+            sample['gt'] = to_tensor(to_unit(gt_crop))
+        if self.opt.get('key_crop'):
+            key_gt, key_depth = self._crop(full, rng, where)
+            sample['gt_key'] = to_tensor(key_gt)
+            if 'deg_depth' in sample:
+                check_depth(key_depth, key_gt.shape)
+                sample['deg_depth_key'] = torch.from_numpy(key_depth)
+        return sample
+
+    @staticmethod
+    def _input(crop: np.ndarray) -> np.ndarray:
+        """A crop as the degradations take it: uint8 as it is (their type bounds them), anything else in [0, 1]."""
+        return crop if crop.dtype == np.uint8 else to_unit(crop)
 
     def _crop(self, arrays: list[np.ndarray], rng: np.random.Generator,
               where: str) -> tuple[np.ndarray, np.ndarray | None]:
-        """Crop and flip the image (and its depth, if any) alike: (H, W, 3) image, (H, W) depth or None."""
+        """Crop and flip the image (and its depth, if any) alike: (H, W, 3) image in its own pixel type, (H, W)
+        depth or None; only the crop is copied."""
         arrays = self.crop_and_flip(arrays, rng, where)
         depth = np.ascontiguousarray(arrays[1][..., 0]) if len(arrays) > 1 else None
         return np.ascontiguousarray(arrays[0]), depth

@@ -155,8 +155,7 @@ class AirNetModel(TURModel):
     def feed_data(self, data: dict) -> None:
         """TURModel's batch plus `lq_key`, the second crop for the contrastive encoder (official recipe only)."""
         super().feed_data(data)
-        self.lq_key = data['lq_key'].to(self.device, non_blocking=True) if 'lq_key' in data and not self.fix_encoder \
-            else None
+        self.lq_key = self.batch_images(data, 'lq_key') if 'lq_key' in data and not self.fix_encoder else None
 
     def compute_losses(self, current_iter: int) -> tuple[torch.Tensor, dict]:
         """Frozen encoder: TURModel's pixel loss. Official: encoder-only InfoNCE, then pixel + weight · InfoNCE."""

@@ -20,6 +20,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import SequentialSampler
 from tqdm import tqdm
 
+from basicsr_tur.data.data_util import unit_tensor
+from basicsr_tur.data.device_degradations import degrade_batch
 from basicsr_tur.data.samplers import ShardSampler
 from basicsr_tur.losses.tur_loss import check_task_range, task_means
 from basicsr_tur.models.train_step import NonFiniteLossError, StepContext, TaskFigures, TrainStep, ema_pairs, update_ema
@@ -90,6 +92,8 @@ class TURModel(BaseModel):
         self._output_checked = False  # the output's shape is checked against the GT once (check_output_shape)
         # val.input_row: the degraded inputs' scores (sums, capped counts) per test set, kept from the first validation
         self.input_rows: dict[str, tuple[dict, dict]] = {}
+        # Draws the noise and rain seeds of degrade_on: device batches (batch_images), made on first use.
+        self.synthesis_generator: torch.Generator | None = None
         if self.is_train:
             self.init_training_settings()
 
@@ -261,13 +265,12 @@ class TURModel(BaseModel):
 
     def feed_data(self, data: dict) -> None:
         """Take a batch: lq, gt (B, C, H, W), task_id (B,) and task names; copied to the device without waiting
-        (non_blocking: asynchronous from the loader's pinned memory). In training, a task id outside the options'
-        tasks list is a ValueError, checked here on the host, where the loader's ids are (the loss does not check
-        them: reading device values would make the step wait)."""
-        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.lq = data['lq'].to(self.device, memory_format=memory_format, non_blocking=True)
-        self.gt = data['gt'].to(self.device, memory_format=memory_format, non_blocking=True) if 'gt' in data \
-            else None
+        (non_blocking: asynchronous from the loader's pinned memory), uint8 images scaled to float32 in [0, 1] there
+        (data_util.unit_tensor), and the rows of degrade_on: device samples degraded there (batch_images). In
+        training, a task id outside the options' tasks list is a ValueError, checked here on the host, where the
+        loader's ids are (the loss does not check them: reading device values would make the step wait)."""
+        self.lq = self.batch_images(data, 'lq')
+        self.gt = self.batch_images(data, 'gt') if 'gt' in data else None
         task_ids = torch.as_tensor(data['task_id'], dtype=torch.long)
         if hasattr(self, 'train_step') and task_ids.device.type == 'cpu' and task_ids.numel():
             check_task_range('TURModel', task_ids, len(self.tasks))
@@ -276,6 +279,28 @@ class TURModel(BaseModel):
         # The batch's files, to name the culprits of a non-finite step.
         self.batch_files = [f'{lq} (GT {gt})' if str(lq) != f'{gt}#{task}' else str(lq)
                             for lq, gt, task in zip(data.get('lq_path', []), data.get('gt_path', []), self.task_names)]
+
+    def batch_images(self, data: dict, key: str) -> torch.Tensor:
+        """Batch images `data[key]` (B, C, H, W), uint8 or float32, as float32 in [0, 1] on the device in the
+        model's memory format. `lq` and `lq_key` of a batch with degrade_on: device rows (`deg_params`, see
+        data/synthetic_task_dataset.py) are degraded here: device_degradations.degrade_batch, its noise and rain
+        seeds drawn from a device generator seeded by the batch's per-sample seeds (`deg_seed`), so that a resumed
+        run draws what an uninterrupted one does."""
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        images = unit_tensor(data[key].to(self.device, memory_format=memory_format, non_blocking=True))
+        if key not in ('lq', 'lq_key') or 'deg_params' not in data:
+            return images
+        depth_key = 'deg_depth' if key == 'lq' else 'deg_depth_key'
+        to_device = {k: data[k].to(self.device, non_blocking=True) for k in ('deg_kernel', depth_key) if k in data}
+        seeds = [int(v) for v in torch.as_tensor(data['deg_seed']).tolist()]
+        if self.synthesis_generator is None:
+            self.synthesis_generator = torch.Generator(device=self.device)
+        # One stream per key: lq_key draws its own noise, as the workers' second crop does.
+        self.synthesis_generator.manual_seed(int(np.random.SeedSequence(seeds + [key == 'lq_key']).generate_state(
+            1, np.uint64)[0]))
+        degraded = degrade_batch(images, data['deg_params'].cpu(), rain_kernels=to_device.get('deg_kernel'),
+                                 depth=to_device.get(depth_key), generator=self.synthesis_generator)
+        return degraded.contiguous(memory_format=memory_format)
 
     def optimize_parameters(self, current_iter: int, step: bool = True) -> None:
         """Forward/backward one (micro-)batch; with step, update the weights (a non-finite step is skipped), without

@@ -7,12 +7,14 @@ the clean images of SyntheticTaskDataset. Everything is written under `<out>.par
 """
 from __future__ import annotations
 
+import io
 from collections import Counter
 from collections.abc import Iterable
 from os import path as osp
 
 import cv2
 import lmdb
+import numpy as np
 from basicsr.utils.lmdb_util import LmdbMaker
 from tqdm import tqdm
 
@@ -25,6 +27,10 @@ except ImportError:  # not on Windows, which has no address-space limit to respe
     resource = None
 
 BASICSR_MAP_SIZE = 1024 ** 4  # LmdbMaker's default map: 1 TB of address space, sparse on disk
+# How an LMDB stores its images: 'png' (basicsr's layout, PNG at compress_level: every read decodes) or 'raw' (the
+# decoded pixels as an uncompressed .npy value, OpenCV's channel order: a read is a copy of the crop; about 2-3x the
+# disk of PNG for photos; read by basicsr-tur's datasets only). bench/bench_data.py --per-core measures both.
+VALUE_FORMATS = ('png', 'raw')
 
 
 def map_size() -> int:
@@ -64,6 +70,14 @@ def check_lmdb_keys(paths: Iterable[str], where: str) -> dict[str, str]:
     return keys
 
 
+def raw_value(img: np.ndarray) -> bytes:
+    """An image array as OpenCV decodes it ((H, W) or (H, W, C), BGR(A) order, any pixel type) as the bytes of an
+    uncompressed .npy file: the value of a `raw` LMDB (VALUE_FORMATS), read back by data_util.decode_image."""
+    out = io.BytesIO()
+    np.save(out, np.ascontiguousarray(img), allow_pickle=False)
+    return out.getvalue()
+
+
 class LmdbWriter:
     """A new LMDB of PNG-encoded images with basicsr's meta_info.txt, written by `put` inside a `with` block.
 
@@ -74,12 +88,14 @@ class LmdbWriter:
     caller removes the folder: atomic_dir).
     """
 
-    def __init__(self, lmdb_path: str, compress_level: int = 1) -> None:
+    def __init__(self, lmdb_path: str, compress_level: int = 1, values: str = 'png') -> None:
+        if values not in VALUE_FORMATS:
+            raise ValueError(f"LMDB values must be one of {', '.join(VALUE_FORMATS)}, got {values!r}")
         if osp.exists(lmdb_path):
             raise FileExistsError(f'{lmdb_path} already exists; remove it or choose another output')
         if not lmdb_path.endswith('.lmdb'):
             raise ValueError(f"{lmdb_path}: an LMDB folder's name must end in .lmdb (basicsr's convention)")
-        self.path, self.compress_level = lmdb_path, compress_level
+        self.path, self.compress_level, self.values = lmdb_path, compress_level, values
         try:
             self.maker = LmdbMaker(lmdb_path, map_size=map_size(), compress_level=compress_level)
         except lmdb.Error as err:
@@ -91,12 +107,16 @@ class LmdbWriter:
         img = cv2.imread(file_path, cv2.IMREAD_UNCHANGED)
         if img is None:
             raise ValueError(f'cannot read image {file_path} (missing, corrupt or not an image)')
-        ok, buf = cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, self.compress_level])
-        if not ok:
-            raise ValueError(f'cannot encode image {file_path} as PNG')
+        if self.values == 'raw':
+            value = raw_value(img)
+        else:
+            ok, buf = cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, self.compress_level])
+            if not ok:
+                raise ValueError(f'cannot encode image {file_path} as PNG')
+            value = buf.tobytes()
         h, w = img.shape[:2]
         try:
-            self.maker.put(buf.tobytes(), key, (h, w, 1 if img.ndim == 2 else img.shape[2]))
+            self.maker.put(value, key, (h, w, 1 if img.ndim == 2 else img.shape[2]))
         except lmdb.MapFullError:
             raise OSError(f'{self.path}: cannot store {file_path} under key {key!r}: the LMDB map of '
                           f'{self.maker.env.info()["map_size"] / 2 ** 30:.1f} GiB is full (it is a quarter of the '
@@ -122,8 +142,9 @@ class LmdbWriter:
 
 
 def build_paired_lmdb(pairs: list[tuple[str, str, str]], lq_root: str, gt_root: str, out_dir: str,
-                      compress_level: int = 1) -> dict[str, int]:
-    """LMDBs of (lq_rel, gt_rel, task) pairs; returns pairs per task. GT files shared by tasks are stored once.
+                      compress_level: int = 1, values: str = 'png') -> dict[str, int]:
+    """LMDBs of (lq_rel, gt_rel, task) pairs, values as VALUE_FORMATS says; returns pairs per task. GT files shared
+    by tasks are stored once.
 
     Refused with a ValueError before anything is written: no pairs, two files with one key, a key that is not
     ASCII; while writing (the partial output is then removed): an unreadable image, or an LQ image whose size
@@ -133,8 +154,8 @@ def build_paired_lmdb(pairs: list[tuple[str, str, str]], lq_root: str, gt_root: 
         raise ValueError(f'no image pairs to write to {out_dir}')
     check_lmdb_keys([lq for lq, _, _ in pairs], f'LQ images under {lq_root}')
     check_lmdb_keys([gt for _, gt, _ in pairs], f'GT images under {gt_root}')
-    with atomic_dir(out_dir) as tmp, LmdbWriter(osp.join(tmp, 'lq.lmdb'), compress_level) as lq_db, \
-            LmdbWriter(osp.join(tmp, 'gt.lmdb'), compress_level) as gt_db:
+    with atomic_dir(out_dir) as tmp, LmdbWriter(osp.join(tmp, 'lq.lmdb'), compress_level, values) as lq_db, \
+            LmdbWriter(osp.join(tmp, 'gt.lmdb'), compress_level, values) as gt_db:
         sizes: dict[tuple[str, str], tuple[int, int]] = {}  # ('lq' or 'gt', path) -> (h, w), each file stored once
         for lq, gt, _ in tqdm(pairs, desc='pairs -> lmdb', unit='pair'):
             lq_path, gt_path = osp.join(lq_root, lq), osp.join(gt_root, gt)
@@ -150,8 +171,10 @@ def build_paired_lmdb(pairs: list[tuple[str, str, str]], lq_root: str, gt_root: 
     return dict(Counter(task for _, _, task in pairs))
 
 
-def build_clean_lmdb(names: list[str], gt_root: str, out_dir: str, compress_level: int = 1) -> int:
-    """LMDB of clean images (for SyntheticTaskDataset): <out>/gt.lmdb and <out>/meta.txt listing the names.
+def build_clean_lmdb(names: list[str], gt_root: str, out_dir: str, compress_level: int = 1,
+                     values: str = 'png') -> int:
+    """LMDB of clean images (for SyntheticTaskDataset): <out>/gt.lmdb (values as VALUE_FORMATS says) and
+    <out>/meta.txt listing the names.
 
     No names, or two with one key, raise ValueError before anything is written.
     """
@@ -159,7 +182,7 @@ def build_clean_lmdb(names: list[str], gt_root: str, out_dir: str, compress_leve
         raise ValueError(f'no images in {gt_root}')
     keys = check_lmdb_keys(names, f'images under {gt_root}')
     with atomic_dir(out_dir) as tmp:
-        with LmdbWriter(osp.join(tmp, 'gt.lmdb'), compress_level) as db:
+        with LmdbWriter(osp.join(tmp, 'gt.lmdb'), compress_level, values) as db:
             for key, name in tqdm(keys.items(), desc='GT -> lmdb', unit='image'):
                 db.put(key, osp.join(gt_root, name))
         with open(osp.join(tmp, 'meta.txt'), 'w', encoding='utf-8') as f:

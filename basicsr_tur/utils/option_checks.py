@@ -101,17 +101,18 @@ TEST_KEYS: dict[str, Kind | None] = {'published.file': None, 'published.setting'
 # scale); each dataset adds its OPTION_KEYS.
 DATASET_COMMON = {'name', 'type', 'phase', 'io_backend', 'tasks', 'scale', 'num_worker_per_gpu',
                   'batch_size_per_gpu', 'dataset_enlarge_ratio', 'prefetch_mode', 'pin_memory',
-                  'persistent_workers', 'num_prefetch_queue', 'sampler'}
+                  'persistent_workers', 'prefetch_factor', 'num_prefetch_queue', 'sampler'}
 # Every dataset's options (and those of a MixedTaskDataset's parts).
 DATASET_KINDS: dict[str, Kind] = {
     'name': STR, 'type': STR, 'phase': STR, 'tasks': LIST, 'scale': POSITIVE, 'io_backend': MAPPING,
     'num_worker_per_gpu': COUNT, 'batch_size_per_gpu': POSITIVE, 'dataset_enlarge_ratio': POSITIVE,
     'prefetch_mode': Kind.of(null=True, words=('cpu', 'cuda')), 'pin_memory': BOOL, 'persistent_workers': BOOL,
-    'num_prefetch_queue': POSITIVE, 'sampler': Kind.of(words=('shuffle', 'balanced')),
+    'prefetch_factor': POSITIVE, 'num_prefetch_queue': POSITIVE, 'sampler': Kind.of(words=('shuffle', 'balanced')),
     'gt_size': Kind.of(int, null=True, minimum=1), 'use_hflip': BOOL, 'use_rot': BOOL, 'key_crop': BOOL,
     'seed': Kind.of(int), 'dataroot_gt': PATH, 'dataroot_lq': PATH, 'meta_file': PATH, 'depth_root': PATH,
     'parts': LIST, 'synth_tasks': Kind.of(list, null=True), 'degradations': Kind.of(dict, null=True),
     'check_images': Kind.of(words=('paths', 'headers')),  # data_util.TaskDataset checks it too, when built directly
+    'degrade_on': Kind.of(words=('workers', 'device')),  # SyntheticTaskDataset checks it too
 }
 DATASET_PATHS = tuple(name for name, kind in DATASET_KINDS.items() if kind.path)
 # basicsr's BaseModel.setup_schedulers, which TURModel keeps: these names, these classes (no torch scheduler).
