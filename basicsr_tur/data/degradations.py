@@ -234,9 +234,13 @@ def validate_spec(spec: dict, where: str = 'degradation spec') -> dict:
     return merged
 
 
-def sample_params(spec: dict, rng: np.random.Generator) -> dict:
-    """Draw one concrete parameter set from a spec: {'type': 'noise', 'sigma': [15, 50]} -> {..., 'sigma': 31.2}."""
-    full = validate_spec(spec)
+def sample_params(spec: dict, rng: np.random.Generator, checked: bool = False) -> dict:
+    """Draw one concrete parameter set from a spec: {'type': 'noise', 'sigma': [15, 50]} -> {..., 'sigma': 31.2}.
+
+    checked: the spec is validate_spec's output already (a dataset validates its specs once, when built), so it is
+    not checked again at every sample; the same numbers are drawn either way.
+    """
+    full = spec if checked else validate_spec(spec)
     params: dict = {'type': full['type']}
     for key, key_rule in _KEYS[full['type']].items():
         value = full[key]

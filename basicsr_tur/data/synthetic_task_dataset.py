@@ -12,7 +12,6 @@ from basicsr_tur.data.degradations import (
     DEGRADATION_TYPES,
     apply_degradation,
     check_depth,
-    degrade,
     read_depth,
     sample_params,
     validate_spec,
@@ -188,8 +187,10 @@ class SyntheticTaskDataset(TaskDataset):
                   'lq_path': f'{gt_path}#{task}', 'gt_path': gt_path, 'out_name': self.output_name('', name)}
         if self.degrade_on == 'device':
             return self._device_sample(sample, full, gt_crop, depth_crop, task, rng, where)
-        # Degraded from the crop alone: an 8-bit crop goes in as it is (its type bounds it: no scan, no copy).
-        lq, params = degrade(self._input(gt_crop), self.specs[task], rng, depth=depth_crop)
+        # Degraded from the crop alone: an 8-bit crop goes in as it is (its type bounds it: no scan). As degrade()
+        # does, in two calls: the specs were validated when the dataset was built.
+        params = sample_params(self.specs[task], rng, checked=True)
+        lq = apply_degradation(self._input(gt_crop), params, rng, depth=depth_crop)
         sample['lq'] = degraded_tensor(lq, params['quantize'])
         if self.opt.get('key_crop'):
             # Another crop of the same image with the same degradation parameters (AirNet's contrastive key).
@@ -201,7 +202,7 @@ class SyntheticTaskDataset(TaskDataset):
     def _device_sample(self, sample: dict, full: list[np.ndarray], gt_crop: np.ndarray,
                        depth_crop: np.ndarray | None, task: str, rng: np.random.Generator, where: str) -> dict:
         """The sample of degrade_on: device: the clean crop and what the model needs to degrade it (class doc)."""
-        params = sample_params(self.specs[task], rng)
+        params = sample_params(self.specs[task], rng, checked=True)
         sample['deg_params'] = torch.from_numpy(pack_params(params))
         sample['deg_seed'] = int(rng.integers(0, 2 ** 63))
         if params['type'] == 'rain':
@@ -227,8 +228,8 @@ class SyntheticTaskDataset(TaskDataset):
 
     def _crop(self, arrays: list[np.ndarray], rng: np.random.Generator,
               where: str) -> tuple[np.ndarray, np.ndarray | None]:
-        """Crop and flip the image (and its depth, if any) alike: (H, W, 3) image in its own pixel type, (H, W)
-        depth or None; only the crop is copied."""
+        """Crop and flip the image (and its depth, if any) alike: a (H, W, 3) view of the image in its own pixel
+        type (to_tensor, to_unit and the degradations copy it once), a contiguous (H, W) depth or None."""
         arrays = self.crop_and_flip(arrays, rng, where)
         depth = np.ascontiguousarray(arrays[1][..., 0]) if len(arrays) > 1 else None
-        return np.ascontiguousarray(arrays[0]), depth
+        return arrays[0], depth
