@@ -1,6 +1,5 @@
 """Every `python train.py` / `python test.py` command of the Markdown docs that names a shipped options file parses
 (its --force_yml keys included), so that a documented command runs as written."""
-import glob
 import re
 import shlex
 from os import path as osp
