@@ -7,8 +7,10 @@ For each type (MiOIR's default ranges, a new draw per sample) and for a batch mi
 per-sample path (degradations.apply_degradation, one numpy image after the other, as a dataset
 worker runs it, random draws included) and degrade_batch on one (B, 3, S, S) batch on the CPU, and
 on CUDA when there is a GPU (synchronised before and after each timed call; its noise and rain seeds
-drawn on the device). The rain kernels are built beforehand, as the workers would send them; their
-host cost per sample (padded_rain_kernel) is printed below the table. Median of --repeat runs after
+drawn on the device), with the CUDA output checked against the CPU one for the same random fields
+(the largest difference in 8-bit levels and the share of values that differ). The rain kernels are
+built beforehand, as the workers would send them; their host cost per sample (padded_rain_kernel)
+is printed below the table. Median of --repeat runs after
 one warm-up. Prints a Markdown table.
 """
 from __future__ import annotations
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     cuda = torch.cuda.is_available()
     header = ['type', 'per-sample CPU', f'degrade_batch CPU (batch {args.batch})', 'speed-up']
     if cuda:
-        header += [f'degrade_batch CUDA (batch {args.batch})', 'speed-up']
+        header += [f'degrade_batch CUDA (batch {args.batch})', 'speed-up', 'CUDA - CPU: max levels, share differing']
     rows = []
     for name in (*DEGRADATION_TYPES, 'mixed'):
         rng = np.random.default_rng(1)
@@ -99,7 +101,15 @@ def main(argv: list[str] | None = None) -> None:
             gen = torch.Generator('cuda').manual_seed(0)
             ms_cuda = median_ms(batched(gt_cpu.cuda(), kernels_cpu.cuda(), gen), args.repeat,
                                 torch.cuda.synchronize) / args.batch
-            row += [f'{ms_cuda:.4f}', f'{ms_sample / ms_cuda:.0f}x']
+            fields = torch.Generator().manual_seed(2)
+            noise = torch.randn(gt_cpu.shape, generator=fields)
+            seeds = torch.rand(gt_cpu.shape[0], *gt_cpu.shape[2:], generator=fields) * 256
+            on_cpu = degrade_batch(gt_cpu, packed, rain_kernels=kernels_cpu, noise=noise, rain_seeds=seeds)
+            on_cuda = degrade_batch(gt_cpu.cuda(), packed, rain_kernels=kernels_cpu.cuda(), noise=noise.cuda(),
+                                    rain_seeds=seeds.cuda()).cpu()
+            levels = (on_cuda - on_cpu).abs() * 255
+            row += [f'{ms_cuda:.4f}', f'{ms_sample / ms_cuda:.0f}x',
+                    f'{float(levels.max()):.2f}, {float((levels > 1e-3).float().mean()):.1e}']
         rows.append(row)
     print(f'ms per {args.size}x{args.size} sample, {args.threads} CPU thread(s), median of '
           f'{args.repeat}' + (f', GPU {torch.cuda.get_device_name()}' if cuda else ', no GPU'))
