@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 # basicsr_tur first: it installs the torchvision alias basicsr 1.4.2 needs, so basicsr is imported after it, here.
 from basicsr_tur.archs.uncertainty import HEAD_PREFIX
+from basicsr_tur.data.data_util import unit_tensor
 from basicsr_tur.utils.checkpoint import load_checkpoint, read_state_dict
 from basicsr_tur.utils.files import write_image
 from basicsr_tur.utils.options import parse_options
@@ -82,9 +83,9 @@ def comparison(opt: dict, runs: dict[str, str], index: int = 0) -> tuple[np.ndar
             raise ValueError(f"test set '{dataset_opt['name']}': task '{task}' has {len(items)} images, "
                              f'--index {index} needs {index + 1}')
         sample = dataset[items[index]]
-        lq = sample['lq'].unsqueeze(0)
-        gt = tensor2img([sample['gt']])
-        images, sigmas = [('input', tensor2img([sample['lq']]))], []
+        lq = unit_tensor(sample['lq']).unsqueeze(0)  # 8-bit samples ship as uint8
+        gt = tensor2img([unit_tensor(sample['gt'])])
+        images, sigmas = [('input', tensor2img([lq[0]]))], []
         for label, net in nets.items():
             if net.uncertainty_head is not None:
                 out, sigma = net(lq, with_uncertainty=True)
