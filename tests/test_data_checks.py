@@ -199,7 +199,7 @@ def test_unexpected_error_while_loading_a_sample_names_the_dataset_and_file(clea
     def broken(*args, **kwargs):
         raise ZeroDivisionError('division by zero\nsecond line')
 
-    monkeypatch.setattr(synthetic_task_dataset, 'degrade', broken)
+    monkeypatch.setattr(synthetic_task_dataset, 'apply_degradation', broken)
     ds = build_dataset({'name': 'syn', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': TASKS,
                         'dataroot_gt': clean_root, 'gt_size': 16})
     with pytest.raises(SampleError) as err:

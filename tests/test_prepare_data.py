@@ -335,8 +335,10 @@ def test_lmdb_and_disk_backends_give_identical_samples(setting, built):
                 b = build_dataset(dict(disk, dataroot_gt=osp.join(db, 'gt.lmdb'), meta_file=osp.join(db, 'meta.txt'),
                                        io_backend={'type': 'lmdb'}))
                 assert a.names == b.names and len(a) == len(b)
-                for i in range(len(a)):
-                    assert torch.equal(a[i]['lq'], b[i]['lq']) and a[i]['task_id'] == b[i]['task_id']
+                for i in range(len(a)):  # degrade_on: device samples carry gt and parameters, no lq
+                    sa, sb = a[i], b[i]
+                    assert sa.keys() == sb.keys() and sa['task_id'] == sb['task_id']
+                    assert all(torch.equal(sa[k], sb[k]) for k in sa if torch.is_tensor(sa[k]))
                 continue
             disk = {'name': d.get('name', 'pairs'), 'type': 'PairedTaskDataset', 'phase': 'val', 'tasks': tasks,
                     **{k: osp.join(root, d[k][len('datasets/'):]) for k in ('dataroot_lq', 'dataroot_gt', 'meta_file')}}
@@ -397,6 +399,8 @@ def test_training_set_of_the_options_mixes_fresh_noise_with_the_pairs(setting, b
     train = dict(opt['datasets']['train'], phase='train', tasks=opt['tasks'], gt_size=8, seed=3)
     train['parts'] = [{k: osp.join(root, v[len('datasets/'):]) if str(v).startswith('datasets/') else v
                        for k, v in part.items()} for part in train['parts']]
+    assert train['parts'][0]['degrade_on'] == 'device'  # on a GPU; the workers' noise, as the authors drew it:
+    train['parts'][0]['degrade_on'] = 'workers'
     ds = build_dataset(train)
     lines = sum(LINES[setting].values())
     assert len(ds) == len(CLEAN[setting]) * 3 * 3 + lines  # each clean image 3 times per sigma, then the pairs
@@ -404,9 +408,9 @@ def test_training_set_of_the_options_mixes_fresh_noise_with_the_pairs(setting, b
     assert [ids.count(k) for k in range(3)] == [len(CLEAN[setting]) * 3] * 3
     first = ds[4]
     assert first['task'] == 'denoise_25' and first['task_id'] == 1
-    assert torch.equal(first['lq'] * 255, torch.round(first['lq'] * 255)) and not torch.equal(first['lq'], first['gt'])
+    assert first['lq'].dtype == torch.uint8 and not torch.equal(first['lq'], first['gt'])  # truncated to 8 bits
     again = ds[pack_index(1, 4, len(ds))]  # the same image and task in the next epoch: a new crop and a new noise draw
-    assert not torch.equal(again['lq'] - again['gt'], first['lq'] - first['gt'])
+    assert not torch.equal(again['lq'].int() - again['gt'].int(), first['lq'].int() - first['gt'].int())
 
 
 def test_synthesized_sets_depend_only_on_the_seed(tmp_path):

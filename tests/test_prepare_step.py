@@ -122,7 +122,8 @@ def test_importing_the_package_registers_the_demo_step_but_loads_no_preparation_
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["['demo']", str(sorted([
-        'basicsr_tur.data.data_util', 'basicsr_tur.data.degradations', 'basicsr_tur.data.mixed_task_dataset',
+        'basicsr_tur.data.data_util', 'basicsr_tur.data.degradations', 'basicsr_tur.data.device_degradations',
+        'basicsr_tur.data.mixed_task_dataset',
         'basicsr_tur.data.paired_task_dataset', 'basicsr_tur.data.samplers',  # samplers: TURModel's ShardSampler
         'basicsr_tur.data.synthetic_task_dataset']))]
 
