@@ -18,7 +18,8 @@ parameters). The decode floor of a row is measured in the same run on the same f
 uint8, crop and flip in uint8, make the tensor. A row that the code under test cannot build (an option it lacks)
 prints '-'. Then, for each paper backbone, its training rate on one GPU (an H100 estimate from its forward FLOPs
 at the recipe's patch, at 30 % of the H100's 989 TFLOP/s dense bf16, 3x the forward for forward + backward, unless
---gpu-rates gives a measured rate) and the cores its setting's loader needs to feed 1.5x that rate.
+--gpu-rates or --gpu-rates-json (bench_step.py's JSON: its fastest TUR cell per backbone) gives a measured rate) and the
+cores its setting's loader needs to feed 1.5x that rate.
 
 Builds a temporary 7-task set from scikit-image's photos (PNG files and their LMDB copy) and prints a Markdown
 table (paste into BENCHMARKS.md).
@@ -35,6 +36,7 @@ from __future__ import annotations
 import basicsr_tur  # noqa: F401  # isort: skip  (first: it adds the torchvision alias basicsr needs)
 import argparse
 import io
+import json
 import os
 import shutil
 import statistics
@@ -56,7 +58,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from basicsr_tur.data.degradations import DEFAULT_SPECS, DEGRADATION_TYPES, degrade
 from basicsr_tur.data.samplers import pack_index
-from basicsr_tur.utils.lmdb_util import LmdbWriter, build_paired_lmdb
+from basicsr_tur.utils.lmdb_util import LmdbWriter, build_clean_lmdb, build_paired_lmdb
 from basicsr_tur.utils.tables import markdown_table
 
 TASKS = list(DEGRADATION_TYPES)
@@ -196,12 +198,16 @@ def lmdb_write_table(sets: list[tuple[int, int]], repeat: int, parent: str) -> s
 
 H100_BF16_DENSE = 989e12  # FLOP/s, NVIDIA H100 SXM datasheet (dense bf16 tensor cores)
 MFU = 0.30  # fraction of that peak a convolutional restoration backbone reaches in bf16 training (an estimate)
-# Paper backbones: (recipe, patch side, the settings of the per-core table that feed it).
-BACKBONES = [('mio7/SRResNet_TUR', 128, ['mio7 pairs, PNG files', 'mio7 on the fly']),
-             ('mio7/Uformer_TUR', 128, ['mio7 pairs, PNG files', 'mio7 on the fly']),
-             ('aio3/PromptIR_TUR', 128, ['aio3 noise part', 'aio3 paired part']),
-             ('aio3/AirNet_TUR', 128, ['aio3 noise part', 'aio3 paired part']),
-             ('aio5/Transweather_TUR', 256, ['aio3 noise part', 'aio3 paired part'])]
+# aio3's epoch (options/RECIPES.md): 46,296 noise samples of 142,431, the rest Rain100L and OTS pairs.
+AIO3_MIX = {'aio3 noise part': 46296 / 142431, 'aio3 paired part': 96135 / 142431}
+# Paper backbones: (recipe, patch side, {what feeds it: {setting of the per-core table: share of the samples}}).
+BACKBONES = [('mio7/SRResNet_TUR', 128, {'recipe (pairs, PNG files)': {'mio7 pairs, PNG files': 1.0},
+                                         'on the fly': {'mio7 on the fly': 1.0}}),
+             ('mio7/Uformer_TUR', 128, {'recipe (pairs, PNG files)': {'mio7 pairs, PNG files': 1.0},
+                                        'on the fly': {'mio7 on the fly': 1.0}}),
+             ('aio3/PromptIR_TUR', 128, {'recipe (noise + pairs)': AIO3_MIX}),
+             ('aio3/AirNet_TUR', 128, {'recipe (noise + pairs)': AIO3_MIX}),
+             ('aio5/Transweather_TUR', 256, {"aio3's mix (aio5 adds GoPro and LOL pairs)": AIO3_MIX})]
 
 
 def _photos() -> list[np.ndarray]:
@@ -245,6 +251,9 @@ def build_per_core_sets(root: str, images: int) -> dict:
     raw_ok = 'values' in build_paired_lmdb.__code__.co_varnames
     if raw_ok:
         build_paired_lmdb(pairs, osp.join(mio, 'lq'), osp.join(mio, 'gt'), osp.join(mio, 'lmdb_raw'), values='raw')
+    if raw_ok:
+        build_clean_lmdb([f'{i:03d}.png' for i in range(images)], osp.join(mio, 'gt'), osp.join(mio, 'clean_raw'),
+                         values='raw')
     paired_files = [(osp.join(mio, 'lq', a), osp.join(mio, 'gt', b)) for a, b, _ in pairs]
     gt_files = [(osp.join(mio, 'gt', f'{i:03d}.png'),) for i in range(images)]
     # aio3: 481x321 clean images; rain pairs 481x321; haze pairs 620x460
@@ -284,6 +293,11 @@ def build_per_core_sets(root: str, images: int) -> dict:
                                            if raw_ok else None, 'lmdb_raw'),
         'mio7 on the fly': (dict(common, type='SyntheticTaskDataset', tasks=TASKS, dataroot_gt=osp.join(mio, 'gt')),
                             gt_files),
+        'mio7 on the fly, LMDB of raw values': (dict(common, type='SyntheticTaskDataset', tasks=TASKS,
+                                                     io_backend={'type': 'lmdb'},
+                                                     meta_file=osp.join(mio, 'clean_raw', 'meta.txt'),
+                                                     dataroot_gt=osp.join(mio, 'clean_raw', 'gt.lmdb'))
+                                                if raw_ok else None, 'clean_raw'),
         'aio3 noise part': (dict(common, type='SyntheticTaskDataset', tasks=aio3_tasks,
                                  synth_tasks=aio3_tasks[:3], degradations=noise,
                                  dataroot_gt=osp.join(aio, 'clean')),
@@ -342,14 +356,16 @@ def floor_rate(files: list[tuple[str, ...]] | str, pairs: list, root: str, size:
     """Samples/s of the decode floor: read each file of a sample (or its LMDB values), decode to uint8 (a raw
     value: view it), crop size x size and flip in uint8, make the (C, H, W) tensor."""
     rng = np.random.default_rng(2)
-    if isinstance(files, str):  # an LMDB folder under the mio set: read through one open environment
+    if isinstance(files, str):  # an LMDB folder under the mio set: read through one open environment per database
+        clean = files.startswith('clean')
         envs = {k: lmdb.open(osp.join(root, 'mio', files, f'{k}.lmdb'), readonly=True, lock=False, readahead=False)
-                for k in ('lq', 'gt')}
-        keys = [(osp.splitext(a)[0], osp.splitext(b)[0]) for a, b, _ in pairs]
+                for k in (('gt',) if clean else ('lq', 'gt'))}
+        keys = [(osp.splitext(b)[0],) for b in sorted({b for _, b, _ in pairs})] if clean else \
+            [(osp.splitext(a)[0], osp.splitext(b)[0]) for a, b, _ in pairs]
 
         def buffers(i: int) -> list[bytes]:
             out = []
-            for k, key in zip(('lq', 'gt'), keys[i]):
+            for k, key in zip(envs, keys[i]):
                 with envs[k].begin() as txn:
                     out.append(txn.get(key.encode()))
             return out
@@ -384,8 +400,9 @@ def floor_rate(files: list[tuple[str, ...]] | str, pairs: list, root: str, size:
 
 
 def value_bytes(root: str, name: str) -> int:
-    """Bytes of the values of an LMDB pair set (lq + gt)."""
-    return sum(len(v) for k in ('lq', 'gt') for v in _lmdb_values(osp.join(root, 'mio', name, f'{k}.lmdb')).values())
+    """Bytes of the values of an LMDB set (lq + gt of a pair set, gt of a clean one)."""
+    return sum(len(v) for k in ('lq', 'gt') if osp.isdir(osp.join(root, 'mio', name, f'{k}.lmdb'))
+               for v in _lmdb_values(osp.join(root, 'mio', name, f'{k}.lmdb')).values())
 
 
 def forward_gflop(recipe: str, size: int) -> float:
@@ -404,6 +421,19 @@ def forward_gflop(recipe: str, size: int) -> float:
         except RuntimeError:
             continue
     raise RuntimeError(f'cannot count the FLOPs of {recipe}')
+
+
+def measured_gpu_rates(path: str) -> dict[str, float]:
+    """{arch: images/s} of the fastest finished TUR cell of each backbone in bench_step.py's JSON."""
+    with open(path) as f:
+        cells = json.load(f)['cells']
+    rates: dict[str, float] = {}
+    for cell in cells:
+        result = cell.get('result') or {}
+        if cell.get('loss') == 'TUR' and result.get('status') == 'ok':
+            rate = result['images'] / (result['ms_step'] / 1e3)
+            rates[cell['arch']] = max(rate, rates.get(cell['arch'], 0.0))
+    return rates
 
 
 def per_core_tables(seconds: float, images: int, parent: str, gpu_rates: dict[str, float]) -> str:
@@ -428,18 +458,19 @@ def per_core_tables(seconds: float, images: int, parent: str, gpu_rates: dict[st
                                    'degrade_on: device (samples/s per core)', 'decode floor (samples/s per core)',
                                    'workers / floor', 'device / floor'], rows))
     rows = []
-    for recipe, size, settings in BACKBONES:
+    for recipe, size, feeds in BACKBONES:
         gflop = forward_gflop(recipe, size)
-        gpu = gpu_rates.get(recipe)
+        gpu = gpu_rates.get(recipe.split('/')[1].rsplit('_', 1)[0])
         source = 'measured' if gpu else 'FLOP estimate'
         gpu = gpu or H100_BF16_DENSE * MFU / (3 * gflop * 1e9)
-        for setting in settings:
-            r = rates[setting]
-            best = r['device'] or r['workers']
-            cores = '-' if not best else f'{1.5 * gpu / best:.1f}'
-            path = 'device' if r['device'] else 'workers'
-            rows.append([recipe, f'{size}²', f'{gflop:.1f}', f'{gpu:.0f} ({source})', setting, path, cores])
-    out.append(markdown_table(['Recipe', 'patch', 'forward GFLOP', 'H100 images/s', 'setting', 'degrade_on',
+        for label, mix in feeds.items():
+            # per sample, a core spends 1/rate seconds on each setting's share: cores = 1.5 x GPU rate x that sum
+            per_sample = [share / (rates[name]['device'] or rates[name]['workers'] or float('nan'))
+                          for name, share in mix.items()]
+            paths = '+'.join(sorted({'device' if rates[name]['device'] else 'workers' for name in mix}))
+            rows.append([recipe, f'{size}²', f'{gflop:.1f}', f'{gpu:.0f} ({source})', label, paths,
+                         f'{1.5 * gpu * sum(per_sample):.1f}'])
+    out.append(markdown_table(['Recipe', 'patch', 'forward GFLOP', 'H100 images/s', 'data', 'degrade_on',
                                'cores to feed 1.5x'], rows))
     return '\n\n'.join(out)
 
@@ -455,14 +486,17 @@ def main() -> None:
     parser.add_argument('--per-core', action='store_true', help='samples/s per core of every setting (docstring)')
     parser.add_argument('--seconds', type=float, default=4.0, help='--per-core: seconds timed per row and path')
     parser.add_argument('--per-core-images', type=int, default=16, help='--per-core: images of each stand-in set')
-    parser.add_argument('--gpu-rates', nargs='*', default=[], metavar='RECIPE=IMAGES_PER_S',
-                        help='--per-core: measured GPU training rates (e.g. mio7/SRResNet_TUR=2300)')
+    parser.add_argument('--gpu-rates', nargs='*', default=[], metavar='ARCH=IMAGES_PER_S',
+                        help='--per-core: measured GPU training rates (e.g. SRResNet=2300)')
+    parser.add_argument('--gpu-rates-json', metavar='FILE', help='--per-core: bench_step.py --json output')
     parser.add_argument('--write-sets', nargs='+', default=['500x128', '64x512'], metavar='NxSIZE')
     parser.add_argument('--repeat', type=int, default=3)
     parser.add_argument('--dir', default=tempfile.gettempdir(), help='parent of the temporary folder (a local disk)')
     args = parser.parse_args()
     if args.per_core:
         gpu_rates = {k: float(v) for k, v in (item.split('=') for item in args.gpu_rates)}
+        if args.gpu_rates_json:
+            gpu_rates.update(measured_gpu_rates(args.gpu_rates_json))
         print(f'# per core: one process, torch and OpenCV on one thread, 128x128 patches, {args.seconds:.0f} s per '
               f'row and path, {args.per_core_images} images per set\n')
         print(per_core_tables(args.seconds, args.per_core_images, args.dir, gpu_rates))
