@@ -406,3 +406,26 @@ def test_an_output_folder_that_is_a_file_is_refused_first(capsys, folder, weight
     code, _, stderr = run(capsys, '--arch', 'SRResNet', '--weights', weights, '-i', folder, '-o',
                           str(tmp_path / 'afile'))
     assert code == 1 and stderr.strip().endswith('afile: is a file; give a folder for the restored images')
+
+
+# σ pictures and 8-bit pictures of 16-bit images: the fast forms give matplotlib's and numpy's bytes
+
+
+def test_sigma_colours_are_matplotlibs_viridis():
+    from matplotlib import colormaps
+
+    from basicsr_tur.utils.visual import colour_sigma
+    rng = np.random.default_rng(0)
+    sigma = rng.random((150, 70)).astype(np.float32) * 0.2
+    sigma[:3, :4] = [[np.nan, -1, 0, 0.05], [0.1, 0.1 + 1e-9, 0.15, 0.2],
+                     [np.inf, -np.inf, 1, 0.0999999]]
+    lo, hi = 0.05, 0.15
+    rgba = colormaps['viridis'](np.clip((sigma.astype(np.float64) - lo) / (hi - lo), 0, 1))
+    expected = (rgba[..., 2::-1] * 255).round().astype(np.uint8)  # RGB -> BGR
+    np.testing.assert_array_equal(colour_sigma(sigma, lo, hi), expected)
+
+
+def test_sixteen_bit_values_become_the_nearest_eight_bit_value():
+    from basicsr_tur.utils.visual import eight_bits
+    values = np.arange(65536, dtype=np.uint16)
+    np.testing.assert_array_equal(eight_bits(values), (values / 257).round().astype(np.uint8))
