@@ -408,6 +408,39 @@ def test_an_output_folder_that_is_a_file_is_refused_first(capsys, folder, weight
     assert code == 1 and stderr.strip().endswith('afile: is a file; give a folder for the restored images')
 
 
+# Batches of tiles
+
+
+def test_batched_tiles_restore_as_single_tiles():
+    torch.manual_seed(0)
+    net = build_network(TINY).eval()
+    img = photo(48, 64).astype(np.uint16) * 257  # 16 bits: a rounding difference would show
+    cpu = torch.device('cpu')
+    one = Restorer(net, cpu, tile=32, overlap=16, tile_batch=1).restore(img).image
+    many = Restorer(net, cpu, tile=32, overlap=16, tile_batch=4).restore(img).image
+    assert np.abs(one.astype(int) - many.astype(int)).max() <= 1
+
+
+def test_the_default_tile_batch_is_one_on_the_cpu_and_a_512_tile_of_pixels_on_cuda():
+    from basicsr_tur.inference import default_tile_batch
+    cuda = torch.device('cuda')
+    assert default_tile_batch(torch.device('cpu'), 128) == 1
+    assert default_tile_batch(cuda, None) == 1
+    tiles = (64, 128, 256, 384, 512, 1024)
+    assert [default_tile_batch(cuda, t) for t in tiles] == [16, 16, 4, 1, 1, 1]
+
+
+def test_out_of_memory_with_tile_batches_suggests_fewer():
+    class Hungry(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+                               '576000000 bytes')
+
+    restorer = Restorer(Hungry(), torch.device('cpu'), tile=32, overlap=8, tile_batch=4)
+    with pytest.raises(RuntimeError, match=r'--tile-batch 2\b'):
+        restorer.restore(photo(), name='big.png')
+
+
 # σ pictures and 8-bit pictures of 16-bit images: the fast forms give matplotlib's and numpy's bytes
 
 
