@@ -441,6 +441,88 @@ def test_out_of_memory_with_tile_batches_suggests_fewer():
         restorer.restore(photo(), name='big.png')
 
 
+# The I/O threads
+
+TINY_ARGS = ['--arch', 'SRResNet', '--arch-opt', 'num_feat=8', 'num_block=2']
+
+
+def tree(folder) -> dict[str, bytes]:
+    """Every file under folder: relative path -> bytes."""
+    return {osp.relpath(osp.join(d, f), folder): open(osp.join(d, f), 'rb').read()
+            for d, _, files in os.walk(folder) for f in files}
+
+
+@pytest.mark.parametrize('extra', [
+    ['--uncertainty', '--grid', '--tile', '32', '--tile-overlap', '16', '--tile-batch', '3'],
+    ['--ext', 'jpg']], ids=['sigma-grid-tiles', 'jpeg'])
+def test_io_threads_write_the_same_bytes_as_the_serial_path(capsys, folder, weights, tmp_path,
+                                                            extra):
+    results = {}
+    for threads in ('0', '3'):
+        out = str(tmp_path / f'out{threads}')
+        code, stdout, stderr = run(capsys, *TINY_ARGS, '--weights', weights, '-i', folder,
+                                   '--recursive', '-o', out, '--io-threads', threads, *extra)
+        errors = [line for line in stderr.splitlines() if line.startswith('error: ')]
+        results[threads] = code, errors, tree(out)
+        assert 'restored 5 of 6 images' in stdout
+    assert results['0'] == results['3']
+    assert len(results['3'][2]) == 5 * (4 if '--grid' in extra else 1)
+
+
+def _jobs(folder, tmp_path, names):
+    return plan_jobs([(osp.join(folder, n), n) for n in names], str(tmp_path / 'out'))
+
+
+@pytest.mark.parametrize('io_threads', [0, 1, 2])
+def test_restore_jobs_come_back_in_order_with_their_errors(folder, tmp_path, io_threads):
+    from basicsr_tur.restore import restore_jobs
+    names = ['broken.png', 'a8.png', 'broken.png', 'gray.png', 'photo.jpg', 'a16.png', 'broken.png']
+    jobs = _jobs(folder, tmp_path, names)
+    restorer = identity_restorer(tile=32, overlap=8)
+    outcomes = list(restore_jobs(restorer, jobs, False, None, io_threads))
+    assert [job for job, _ in outcomes] == jobs
+    failed = [isinstance(done, ValueError) for _, done in outcomes]
+    assert failed == [n == 'broken.png' for n in names]
+    assert all(osp.isfile(job.output) for job, done in outcomes if isinstance(done, dict))
+
+
+@pytest.mark.parametrize('io_threads', ['0', '2'])
+def test_a_file_that_cannot_be_written_is_one_line_and_the_others_are_written(
+        capsys, folder, weights, tmp_path, io_threads):
+    out = tmp_path / 'out'
+    (out / 'a8.png').mkdir(parents=True)  # a folder where the restored image should go
+    code, stdout, stderr = run(capsys, *TINY_ARGS, '--weights', weights, '-i', folder,
+                               '-o', str(out), '--io-threads', io_threads)
+    errors = [line for line in stderr.splitlines() if line.startswith('error: ')]
+    assert code == 1 and len(errors) == 2  # the broken input and the unwritable output
+    assert 'a8.png' in errors[0] and 'broken.png' in errors[1]  # in the inputs' order
+    assert 'restored 3 of 5 images' in stdout
+    assert all(osp.isfile(out / n) for n in ('a16.png', 'gray.png', 'photo.jpg'))
+
+
+def test_a_bug_in_an_io_thread_is_not_taken_for_a_bad_image(monkeypatch, folder, tmp_path):
+    from basicsr_tur import restore
+
+    def broken_writer(*args):
+        raise TypeError('a bug')
+
+    monkeypatch.setattr(restore, 'write_job', broken_writer)
+    jobs = _jobs(folder, tmp_path, ['a8.png', 'gray.png'])
+    with pytest.raises(TypeError, match='a bug'):
+        list(restore.restore_jobs(identity_restorer(), jobs, False, None, io_threads=2))
+
+
+@pytest.mark.parametrize('argv, message', [(['--tile-batch', '0'], '--tile-batch.*got 0'),
+                                           (['--io-threads', '-1'], '--io-threads.*got -1')])
+def test_tile_batch_and_io_threads_below_their_minimum_are_one_line(capsys, folder, weights,
+                                                                    tmp_path, argv, message):
+    code, _, stderr = run(capsys, '--arch', 'SRResNet', '--weights', weights, '-i', folder, '-o',
+                          str(tmp_path / 'out'), *argv)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1 and __import__('re').search(message, lines[0])
+    assert not osp.exists(tmp_path / 'out')
+
+
 # σ pictures and 8-bit pictures of 16-bit images: the fast forms give matplotlib's and numpy's bytes
 
 
