@@ -320,24 +320,25 @@ class Restorer:
             raise oom from None
 
 
-# The pixels of one forward call that the default tile batch stays within on CUDA: one 512² tile,
+# The pixels of one forward call that the default tile batch stays within. CUDA: one 512² tile,
 # the size the command suggests, so that batching smaller tiles asks no more memory of the device
-# than that suggestion does.
-TILE_BATCH_PIXELS = 512 * 512
+# than that suggestion does. CPU: 256², measured (bench_restore.py --tables batches, 2 threads):
+# 1/2/4/8 tiles of 128² gave 0.041/0.037/0.045/0.024 and 0.031/0.039/0.042/0.023 MP/s for the
+# official SRResNet (4 ahead of 1 in each of four pairs), the tiny one was within noise at 128²
+# and fastest with 1 tile of 512² (5.2/3.2/2.3/2.3 MP/s); 8 tiles of 128² were slowest throughout.
+TILE_BATCH_PIXELS = {'cuda': 512 * 512, 'cpu': 256 * 256}
 
 
 def default_tile_batch(device: torch.device, tile: int | None) -> int:
-    """Tiles per forward call when --tile-batch is not given.
-
-    1 on the CPU, where larger batches measured no faster (BENCHMARKS.md, "Restore"). On CUDA as
-    many tiles as hold TILE_BATCH_PIXELS (16 of 128², 4 of 256², 1 of 384² or more): there, one
-    small tile's forward is mostly host time (launching the ~2,700 ops of a 128² PromptIR tile
-    takes 20-30 ms for 1.5-2 ms of GPU work), which a batch shares. A GPU with memory to spare may
-    go faster with more (--tile-batch).
-    """
-    if device.type != 'cuda' or not tile:
+    """Tiles per forward call when --tile-batch is not given: as many as hold the device type's
+    TILE_BATCH_PIXELS, 1 to 16. CUDA: 16 of 128², 4 of 256², 1 of 384² or more; there one small
+    tile's forward is mostly host time (launching the ~2,700 ops of a 128² PromptIR tile takes
+    20-30 ms for 1.5-2 ms of GPU work), which a batch shares, and a GPU with memory to spare may go
+    faster with more (--tile-batch). CPU: 4 of 128², 1 of 256² or more."""
+    if not tile:
         return 1
-    return max(1, min(16, TILE_BATCH_PIXELS // (tile * tile)))
+    pixels = TILE_BATCH_PIXELS['cuda' if device.type == 'cuda' else 'cpu']
+    return max(1, min(16, pixels // (tile * tile)))
 
 
 def pick_device(name: str | None) -> torch.device:

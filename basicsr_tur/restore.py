@@ -384,9 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--tile', type=int, help='restore tile by tile, tiles of this side (pixels)')
     run.add_argument('--tile-overlap', type=int, default=32, help='minimum overlap of tiles (default 32)')
     run.add_argument('--tile-batch', type=int, metavar='N',
-                     help='tiles per forward call (default: 1 on the CPU, where more measured '
-                          'no faster; on CUDA as many as hold the pixels of one 512² tile: 16 of '
-                          '128², 4 of 256²; a GPU with memory to spare may go faster with more)')
+                     help='tiles per forward call (default: as many as hold the pixels of one '
+                          '512² tile on CUDA, 16 of 128² and 4 of 256², and of one 256² tile on '
+                          'the CPU, 4 of 128², as measured; a GPU with memory to spare may go '
+                          'faster with more)')
     run.add_argument('--io-threads', type=int, default=IO_THREADS, metavar='N',
                      help='threads that read the next images and write finished ones while the '
                           f'network runs (default {IO_THREADS}; 0: each image read, restored and '

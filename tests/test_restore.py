@@ -421,13 +421,13 @@ def test_batched_tiles_restore_as_single_tiles():
     assert np.abs(one.astype(int) - many.astype(int)).max() <= 1
 
 
-def test_the_default_tile_batch_is_one_on_the_cpu_and_a_512_tile_of_pixels_on_cuda():
+def test_the_default_tile_batch_holds_a_few_tiles_of_pixels_per_device():
     from basicsr_tur.inference import default_tile_batch
-    cuda = torch.device('cuda')
-    assert default_tile_batch(torch.device('cpu'), 128) == 1
-    assert default_tile_batch(cuda, None) == 1
     tiles = (64, 128, 256, 384, 512, 1024)
-    assert [default_tile_batch(cuda, t) for t in tiles] == [16, 16, 4, 1, 1, 1]
+    cpu, cuda = torch.device('cpu'), torch.device('cuda')
+    assert [default_tile_batch(cpu, t) for t in tiles] == [16, 4, 1, 1, 1, 1]  # 256² of pixels
+    assert [default_tile_batch(cuda, t) for t in tiles] == [16, 16, 4, 1, 1, 1]  # 512² of pixels
+    assert default_tile_batch(cuda, None) == default_tile_batch(cpu, None) == 1  # whole images
 
 
 def test_out_of_memory_with_tile_batches_suggests_fewer():
