@@ -66,37 +66,75 @@ def apply_exif_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def split_image(img: np.ndarray, channels: int = 3) -> tuple[torch.Tensor, np.ndarray | None, float]:
-    """(float tensor (1, channels, H, W) in [0, 1]: RGB, or gray for channels=1; alpha (H, W) or None; maximum
-    value 255 or 65535) of an image."""
+@dataclass
+class Staged:
+    """An image ready to go to the device (Restorer.stage).
+
+    img: as read_image returns it. pixels: its colour or gray channels as a uint8/uint16 (H, W, C)
+    host tensor, pinned when the device is CUDA (so that the copy runs asynchronously). order: the
+    channels of `pixels` that make the network's input, RGB or gray. alpha: (H, W) or None. peak:
+    255 or 65535.
+    """
+
+    img: np.ndarray
+    pixels: torch.Tensor
+    order: tuple[int, ...]
+    alpha: np.ndarray | None
+    peak: float
+
+
+def stage_image(img: np.ndarray, channels: int = 3, pin: bool = False) -> Staged:
+    """An image as read_image returns it, staged for a network of `channels` input channels (3:
+    RGB, 1: gray): alpha set aside, a gray image's channel used three times, a colour image's luma
+    for a gray network. Nothing becomes float here: that happens once, on the device (to_input)."""
     peak = 65535.0 if img.dtype == np.uint16 else 255.0
-    alpha = None
+    body, alpha = img, None
     if img.ndim == 3 and img.shape[2] in (2, 4):
-        img, alpha = img[..., :-1], img[..., -1]
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[..., 0]
+        body, alpha = img[..., :-1], img[..., -1]
+    if body.ndim == 3 and body.shape[2] == 1:
+        body = body[..., 0]
+    if channels == 1 and body.ndim == 3:
+        body = cv2.cvtColor(np.ascontiguousarray(body), cv2.COLOR_BGR2GRAY)
+    order = (0,) if channels == 1 else (0, 0, 0) if body.ndim == 2 else (2, 1, 0)  # BGR -> RGB
+    pixels = torch.from_numpy(body if body.ndim == 3 else body[..., None])
+    return Staged(img, pixels.pin_memory() if pin else pixels, order, alpha, peak)
+
+
+def to_input(staged: Staged, device: torch.device, channels_last: bool = False) -> torch.Tensor:
+    """The network's input (1, C, H, W) float32 in [0, 1] on `device`, from a staged image: the
+    integers cross to the device (a quarter of the float bytes at 8 bits) and become float there,
+    in one pass per channel."""
+    src = staged.pixels.to(device, non_blocking=True)
+    height, width = src.shape[:2]
+    x = torch.empty((1, len(staged.order), height, width), device=device,
+                    memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    for i, c in enumerate(staged.order):
+        x[0, i].copy_(src[..., c])
+    # A 0-dim tensor on the device, not a Python number: CUDA divides by a host scalar as a product
+    # with its reciprocal, which can differ from the division (the CPU's) in the last bit.
+    return x.div_(torch.full((), staged.peak, device=device))
+
+
+def to_image(out: torch.Tensor, staged: Staged) -> np.ndarray:
+    """The restored (1, 3, H, W) tensor (on any device; changed in place) as an image of the staged
+    image's kind: its dtype, gray or BGR, its alpha put back; a (1, 1, H, W) output is gray.
+    Clamped, scaled and rounded on the device, so that integers, not floats, cross to the host."""
+    like = staged.img
+    y = out[0].float().clamp_(0, 1).mul_(staged.peak).round_()
+    channels, height, width = y.shape
+    pixels = torch.empty((height, width, channels), device=y.device,
+                         dtype=torch.uint16 if like.dtype == np.uint16 else torch.uint8)
+    for i in range(channels):
+        pixels[..., i].copy_(y[channels - 1 - i])  # RGB -> BGR (OpenCV's order)
+    pixels = pixels.cpu().numpy()
     if channels == 1:
-        rgb = (img if img.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_BGR2GRAY))[..., None]
+        img = pixels[..., 0]
     else:
-        rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., ::-1]
-    # One float copy of the image (a large image must not cost two).
-    tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(torch.float32).div_(peak)
-    return tensor, alpha, peak
-
-
-def merge_image(out: torch.Tensor, like: np.ndarray, alpha: np.ndarray | None, peak: float) -> np.ndarray:
-    """The restored (1, 3, H, W) tensor as an image of `like`'s kind: its dtype, gray or BGR, its alpha put back;
-    a (1, 1, H, W) output is gray."""
-    rgb = (out[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * peak).round().astype(like.dtype)
-    if rgb.shape[2] == 1:
-        img = rgb[..., 0]
-    else:
-        bgr = np.ascontiguousarray(rgb[..., ::-1])
         gray = like.ndim == 2 or like.shape[2] in (1, 2)
-        img = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if gray else bgr
-    if alpha is not None:  # OpenCV writes no gray + alpha: a gray result with alpha is written as BGRA
-        img = np.concatenate([img if img.ndim == 3 else cv2.cvtColor(img, cv2.COLOR_GRAY2BGR), alpha[..., None]],
-                             axis=2)
+        img = cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY) if gray else pixels
+    if staged.alpha is not None:  # OpenCV writes no gray + alpha: gray + alpha is written as BGRA
+        img = np.concatenate([img if img.ndim == 3 else cv2.cvtColor(img, cv2.COLOR_GRAY2BGR),
+                              staged.alpha[..., None]], axis=2)
     return img
 
 
@@ -164,78 +202,143 @@ def source_from_arch(arch: str, arch_opt: dict, weights: str, param_key: str | N
 class Restorer:
     """A loaded network, ready to restore images (see `restore`); built by `load_restorer`.
 
-    net: the backbone, in eval mode on `device`; has_head: it was built with the TUR head (σ available).
-    precision: 'fp32', 'bf16' or 'fp16' (autocast; the output is float32). tile/overlap: tiled inference
-    (utils/tiling.py) when tile is set. compile: torch.compile'd forward (it pays with tiles, whose shape repeats).
+    net: the backbone, in eval mode on `device`; has_head: it was built with the TUR head (σ
+    available). precision: 'fp32', 'bf16' or 'fp16' (autocast; the output is float32).
+    tile/overlap: tiled inference (utils/tiling.py) when tile is set; tile_batch: tiles per forward
+    call (None: default_tile_batch). compile: torch.compile'd forward (it pays with tiles, whose
+    shape repeats).
     """
 
-    def __init__(self, net: torch.nn.Module, device: torch.device, precision: str = 'fp32', tile: int | None = None,
-                 overlap: int = 32, channels_last: bool = False, compile: bool = False, described: str = '',
-                 in_channels: int = 3) -> None:
+    def __init__(self, net: torch.nn.Module, device: torch.device, precision: str = 'fp32',
+                 tile: int | None = None, overlap: int = 32, channels_last: bool = False,
+                 compile: bool = False, described: str = '', in_channels: int = 3,
+                 tile_batch: int | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
         if tile is not None:
             check_tile(tile, overlap, ('--tile', '--tile-overlap'))
+        if tile_batch is not None and tile_batch < 1:
+            raise ValueError(f'--tile-batch must be >= 1, got {tile_batch}')
         self.net, self.device, self.precision = net, device, precision
         warn_slow_precision(PRECISIONS[precision], device, f'--precision {precision}')
         self.tile, self.overlap, self.channels_last = tile, overlap, channels_last
+        self.tile_batch = tile_batch or default_tile_batch(device, tile)
         self.has_head = getattr(net, 'uncertainty_head', None) is not None
         self.size_multiple = int(getattr(net, 'size_multiple', 1))
         self.described, self.in_channels = described, in_channels
-        self.param_key: str | None = None  # the checkpoint entry the weights came from (set by load_restorer)
+        self.param_key: str | None = None  # the checkpoint entry of the weights (load_restorer)
         self._forward = torch.compile(net) if compile else net
 
     def tiles_for(self, height: int, width: int) -> int:
         """How many tiles an image of this size is restored in (1: whole)."""
-        return tile_count(height, width, self.tile, self.overlap, self.size_multiple) if self.tile else 1
+        if not self.tile:
+            return 1
+        return tile_count(height, width, self.tile, self.overlap, self.size_multiple)
 
     def _run(self, x: torch.Tensor, uncertainty: bool) -> tuple[torch.Tensor, ...]:
         if uncertainty:
             return tuple(self._forward(x, with_uncertainty=True))
         return (self._forward(x),)
 
-    @torch.inference_mode()
-    def restore_tensor(self, x: torch.Tensor, uncertainty: bool = False,
-                       progress=None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(restored (1, 3, H, W) float32 on the CPU, σ (1, 3, H, W) float32 or None) of x (1, 3, H, W) in [0, 1]."""
+    def _outputs(self, x: torch.Tensor, uncertainty: bool,
+                 progress=None) -> tuple[torch.Tensor, ...]:
+        """The network's outputs for x (1, C, H, W) on the device: whole or tiled, under the
+        precision's autocast."""
         if uncertainty and not self.has_head:
-            raise ValueError(f'{self.described}: the network has no TUR uncertainty head, so there is no σ map')
-        x = x.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+            raise ValueError(f'{self.described}: the network has no TUR uncertainty head, so there '
+                             'is no σ map')
         dtype = PRECISIONS[self.precision]
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
             if self.tile:
-                outputs = tiled_forward(lambda t: self._run(t, uncertainty), x, self.tile, self.overlap,
-                                        multiple=self.size_multiple, progress=progress)
-            else:
-                outputs = self._run(x, uncertainty)
-        outputs = tuple(o.float().cpu() for o in outputs)
+                return tiled_forward(lambda t: self._run(t, uncertainty), x, self.tile,
+                                     self.overlap, multiple=self.size_multiple, progress=progress,
+                                     batch=self.tile_batch)
+            return self._run(x, uncertainty)
+
+    @torch.inference_mode()
+    def restore_tensor(self, x: torch.Tensor, uncertainty: bool = False,
+                       progress=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(restored (1, 3, H, W) float32 on the CPU, σ (1, 3, H, W) float32 or None) of x
+        (1, 3, H, W) in [0, 1]."""
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        x = x.to(self.device, memory_format=memory_format)
+        outputs = tuple(o.float().cpu() for o in self._outputs(x, uncertainty, progress))
         return outputs[0], (outputs[1] if uncertainty else None)
 
-    def restore(self, img: np.ndarray, uncertainty: bool = False, name: str = 'image', progress=None) -> Restored:
-        """Restore an image as read_image returns it; the result has its dtype, channels and alpha.
+    def _remedy(self) -> str:
+        """What to try when an image does not fit in memory."""
+        if self.tile and self.tile_batch > 1:
+            return f'restore it with fewer tiles per forward (--tile-batch {self.tile_batch // 2})'
+        if self.tile:
+            return f'restore it in smaller tiles (--tile {max(self.tile // 2, self.overlap + 1)})'
+        return 'restore it tile by tile (--tile 512)'
 
-        Raises RuntimeError, one line, naming `name`, its size, the memory asked for and --tile when the device
-        runs out of memory; ValueError for uncertainty=True without the head.
-        """
-        remedy = f'restore it in smaller tiles (--tile {max(self.tile // 2, self.overlap + 1)})' if self.tile \
-            else 'restore it tile by tile (--tile 512)'
+    def _host_oom(self, name: str, img: np.ndarray) -> RuntimeError:
+        size = f'{img.shape[0]}x{img.shape[1]}'
+        return RuntimeError(f'restore: out of memory restoring {name} ({size}) on the host; '
+                            f'{self._remedy()}, or free memory')
+
+    def stage(self, img: np.ndarray, name: str = 'image') -> Staged:
+        """An image as read_image returns it, ready for `restore` (pinned for a CUDA device). Safe
+        to call in another thread (restore.py stages the next image while the network runs);
+        RuntimeError, one line, when the host runs out of memory."""
         try:
-            x, alpha, peak = split_image(img, self.in_channels)
-            out, sigma = self.restore_tensor(x, uncertainty, progress)
-            sigma_map = sigma[0].mean(0).numpy().astype(np.float32) if sigma is not None else None
-            return Restored(merge_image(out, img, alpha, peak), sigma_map, self.tiles_for(*img.shape[:2]))
+            return stage_image(img, self.in_channels, pin=self.device.type == 'cuda')
+        except MemoryError:
+            raise self._host_oom(name, img) from None
+
+    @torch.inference_mode()
+    def restore(self, img: np.ndarray | Staged, uncertainty: bool = False, name: str = 'image',
+                progress=None) -> Restored:
+        """Restore an image as read_image returns it (or as `stage` made it); the result has its
+        dtype, channels and alpha.
+
+        Raises RuntimeError, one line, naming `name`, its size, the memory asked for and --tile or
+        --tile-batch when the device runs out of memory; ValueError for uncertainty=True without
+        the head.
+        """
+        staged = img if isinstance(img, Staged) else self.stage(img, name)
+        img = staged.img
+        try:
+            x = to_input(staged, self.device, self.channels_last)
+            outputs = self._outputs(x, uncertainty, progress)
+            # σ first: to_image works in place on the restored tensor.
+            sigma = outputs[1].float().cpu()[0].mean(0).numpy() if uncertainty else None
+            return Restored(to_image(outputs[0], staged), sigma, self.tiles_for(*img.shape[:2]))
         except MemoryError:  # numpy's or Python's allocation on the host
-            raise RuntimeError(f'restore: out of memory restoring {name} ({img.shape[0]}x{img.shape[1]}) on the host; '
-                               f'{remedy}, or free memory') from None
+            raise self._host_oom(name, img) from None
         except RuntimeError as err:
-            # Only the input's shape is needed: nothing more is put on a device that has just run out of memory.
-            oom = out_of_memory_error(err, 'restore', name, torch.empty(0, *img.shape[:2], device='meta'),
-                                      remedy=remedy, device=self.device)
+            # Only the input's shape is needed: nothing more goes to a device that has just run out
+            # of memory.
+            oom = out_of_memory_error(err, 'restore', name,
+                                      torch.empty(0, *img.shape[:2], device='meta'),
+                                      remedy=self._remedy(), device=self.device)
             if oom is None:
                 raise
             if self.device.type == 'cuda':
                 torch.cuda.empty_cache()
             raise oom from None
+
+
+# The pixels of one forward call that the default tile batch stays within. CUDA: one 512² tile,
+# the size the command suggests, so that batching smaller tiles asks no more memory of the device
+# than that suggestion does. CPU: 256², measured (bench_restore.py --tables batches, 2 threads):
+# 1/2/4/8 tiles of 128² gave 0.041/0.037/0.045/0.024 and 0.031/0.039/0.042/0.023 MP/s for the
+# official SRResNet (4 ahead of 1 in each of four pairs), the tiny one was within noise at 128²
+# and fastest with 1 tile of 512² (5.2/3.2/2.3/2.3 MP/s); 8 tiles of 128² were slowest throughout.
+TILE_BATCH_PIXELS = {'cuda': 512 * 512, 'cpu': 256 * 256}
+
+
+def default_tile_batch(device: torch.device, tile: int | None) -> int:
+    """Tiles per forward call when --tile-batch is not given: as many as hold the device type's
+    TILE_BATCH_PIXELS, 1 to 16. CUDA: 16 of 128², 4 of 256², 1 of 384² or more; there one small
+    tile's forward is mostly host time (launching the ~2,700 ops of a 128² PromptIR tile takes
+    20-30 ms for 1.5-2 ms of GPU work), which a batch shares, and a GPU with memory to spare may go
+    faster with more (--tile-batch). CPU: 4 of 128², 1 of 256² or more."""
+    if not tile:
+        return 1
+    pixels = TILE_BATCH_PIXELS['cuda' if device.type == 'cuda' else 'cpu']
+    return max(1, min(16, pixels // (tile * tile)))
 
 
 def pick_device(name: str | None) -> torch.device:
@@ -264,12 +367,14 @@ def input_channels(network_g: dict) -> int:
 def load_restorer(source: ModelSource, device: str | None = None, precision: str = 'fp32', tile: int | None = None,
                   overlap: int = 32, channels_last: bool = False, compile: bool = False,
                   uncertainty: bool | None = False,
-                  check_keys=None, logger: logging.Logger | None = None) -> Restorer:
+                  check_keys=None, logger: logging.Logger | None = None,
+                  tile_batch: int | None = None) -> Restorer:
     """Build the network of `source`, load its weights (EMA preferred, see choose_param_key; logged) and return a
     Restorer. uncertainty: True builds the network with its TUR head and refuses a checkpoint without one; None
     builds the head when the checkpoint has one; False never (inference does not need it).
     check_keys(state_dict, where): a preset's key check, run before loading. Raises FileNotFoundError, ValueError
-    or KeyError, one line, naming the weights file."""
+    or KeyError, one line, naming the weights file.
+    tile_batch: tiles per forward call (None: default_tile_batch for the device)."""
     logger = logger or get_root_logger()
     if not osp.isfile(source.weights):
         raise FileNotFoundError(f'weights not found: {source.weights} ({source.described})')
@@ -293,10 +398,12 @@ def load_restorer(source: ModelSource, device: str | None = None, precision: str
     net = net.to(target).eval()
     for note in source.notes:  # numeric strings in the options read as numbers
         logger.info(f'{source.described}: {note}')
-    logger.info(f'{source.described}: {network_g["type"]} from {source.weights}, weights {why}; device {target}, '
-                f'{precision}' + (f', tiles {tile} (overlap {overlap})' if tile else ', whole images'))
     in_channels = input_channels(network_g)
     restorer = Restorer(net, target, precision, tile, overlap, channels_last, compile,
-                        f'{network_g["type"]} ({source.weights})', in_channels)
+                        f'{network_g["type"]} ({source.weights})', in_channels, tile_batch)
+    tiles = (f', tiles {tile} (overlap {overlap}, {restorer.tile_batch} per forward)' if tile
+             else ', whole images')
+    logger.info(f'{source.described}: {network_g["type"]} from {source.weights}, weights {why}; '
+                f'device {target}, {precision}{tiles}')
     restorer.param_key = key
     return restorer

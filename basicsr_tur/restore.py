@@ -13,6 +13,10 @@ colour-mapped (viridis) between its 1st and 99th percentiles, with its colour ba
 `<name>_sigma.npy`, σ as float32 (H, W) averaged over the colour channels on the [0, 1] intensity scale. `--grid`
 writes `<name>_grid.png`: input | restored | σ (when the checkpoint has the head) | ground truth (with `--gt DIR`,
 found by the same relative path or name; the tiles then carry their PSNR).
+
+The device is kept busy: `--io-threads` threads (restore_jobs) read and decode the next images and
+encode and write the finished ones while the network runs, and `--tile-batch` tiles go through
+the network per forward call. The files are the same as one image at a time (`--io-threads 0`).
 """
 from __future__ import annotations
 
@@ -24,6 +28,9 @@ import math
 import os
 import sys
 import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from os import path as osp
 
@@ -38,7 +45,9 @@ from basicsr_tur.data.data_util import IMG_EXTENSIONS
 from basicsr_tur.inference import (
     PRECISIONS,
     ModelSource,
+    Restored,
     Restorer,
+    Staged,
     load_restorer,
     read_image,
     source_from_arch,
@@ -48,10 +57,23 @@ from basicsr_tur.utils.cli import error_message, run_cli
 from basicsr_tur.utils.files import atomic_write, write_image
 from basicsr_tur.utils.memory import peak_memory
 from basicsr_tur.utils.tiling import check_tile
-from basicsr_tur.utils.visual import colour_sigma, display_range, fit_height, hstack, labelled, to_bgr8, with_colour_bar
+from basicsr_tur.utils.visual import (
+    colour_sigma,
+    display_range,
+    eight_bits,
+    fit_height,
+    hstack,
+    labelled,
+    to_bgr8,
+    with_colour_bar,
+)
 
 IMAGE_EXTENSIONS = IMG_EXTENSIONS  # what the datasets read
 GRID_HEIGHT = 512  # grid tiles taller than this are scaled down (the restored image itself is written at full size)
+# An image that cannot be read, restored or written: named in one line; the others go on.
+IMAGE_ERRORS = (ValueError, OSError, RuntimeError)
+IO_THREADS = 2  # --io-threads: one image read ahead and one written back while the network runs
+READ_AHEAD = 2  # images read and staged ahead of the one the network runs
 
 
 @dataclass
@@ -157,8 +179,11 @@ def find_gt(gt_dir: str, relative: str) -> str | None:
                  if osp.isfile(stem + e)), None)
 
 
-def grid_picture(img: np.ndarray, restored: np.ndarray, sigma: np.ndarray | None, gt: np.ndarray | None) -> np.ndarray:
-    """input | restored | σ (own scale, colour bar) | ground truth, 8-bit BGR, labelled (PSNR against the GT)."""
+def grid_picture(img: np.ndarray, restored: np.ndarray, sigma: np.ndarray | None,
+                 gt: np.ndarray | None,
+                 coloured: tuple[np.ndarray, float, float] | None = None) -> np.ndarray:
+    """input | restored | σ (own scale, colour bar) | ground truth, 8-bit BGR, labelled (PSNR
+    against the GT). coloured: sigma_picture(sigma), when the caller has it already."""
     tiles = [to_bgr8(img), to_bgr8(restored)]
     labels = ['input', 'restored']
     if gt is not None:
@@ -169,12 +194,18 @@ def grid_picture(img: np.ndarray, restored: np.ndarray, sigma: np.ndarray | None
         labels = [f'{label} {calculate_psnr(tile, gt8, 0):.2f} dB' for label, tile in zip(labels, tiles)]
     tiles = [labelled(fit_height(t, GRID_HEIGHT), text) for t, text in zip(tiles, labels)]
     if sigma is not None:
-        lo, hi = display_range(sigma)
-        picture = fit_height(colour_sigma(sigma, lo, hi), GRID_HEIGHT)
+        picture, lo, hi = coloured or sigma_picture(sigma)
+        picture = fit_height(picture, GRID_HEIGHT)
         tiles.append(labelled(with_colour_bar(picture, lo, hi, clipped=True), 'sigma (TUR head)'))
     if gt is not None:
         tiles.append(labelled(fit_height(to_bgr8(gt), GRID_HEIGHT), 'ground truth'))
     return hstack(tiles)
+
+
+def sigma_picture(sigma: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """(σ (H, W) colour-mapped as 8-bit BGR (H, W, 3), lo, hi) on its own scale (display_range)."""
+    lo, hi = display_range(sigma)
+    return colour_sigma(sigma, lo, hi), lo, hi
 
 
 def _encodable(path: str, img: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -182,7 +213,7 @@ def _encodable(path: str, img: np.ndarray) -> tuple[np.ndarray, list[str]]:
     no alpha in JPEG. Each reduction is said in a note naming the file."""
     ext, notes = osp.splitext(path)[1].lower(), []
     if img.dtype == np.uint16 and ext not in ('.png', '.tif', '.tiff'):
-        img = (img.astype(np.float64) / 257).round().astype(np.uint8)
+        img = eight_bits(img)
         notes.append(f'{path}: written with 8 bits ({ext} has no 16-bit mode; PNG and TIFF keep 16)')
     if img.ndim == 3 and img.shape[2] == 4 and ext in ('.jpg', '.jpeg'):
         img = np.ascontiguousarray(img[..., :3])
@@ -190,25 +221,40 @@ def _encodable(path: str, img: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return img, notes
 
 
-def restore_job(restorer: Restorer, job: Job, uncertainty: bool, gt_dir: str | None, pbar_position: int = 1) -> dict:
-    """Restore one image and write its files; returns {'megapixels', 'tiles', 'notes'}."""
-    img = read_image(job.source)
-    tiles = restorer.tiles_for(*img.shape[:2])
-    bar = tqdm(total=tiles, unit='tile', desc=osp.basename(job.source), leave=False, position=pbar_position) \
-        if tiles > 1 else None
+def read_job(restorer: Restorer, job: Job) -> Staged:
+    """The job's input, read and staged for the network (restore_jobs: in a thread, ahead)."""
+    return restorer.stage(read_image(job.source), job.source)
+
+
+def run_job(restorer: Restorer, job: Job, staged: Staged, uncertainty: bool,
+            pbar_position: int = 1) -> Restored:
+    """The network's part of a job, with a progress bar over its tiles when it has several."""
+    tiles = restorer.tiles_for(*staged.img.shape[:2])
+    bar = tqdm(total=tiles, unit='tile', desc=osp.basename(job.source), leave=False,
+               position=pbar_position) if tiles > 1 else None
     with_sigma = uncertainty or (job.grid is not None and restorer.has_head)
     try:
-        result = restorer.restore(img, uncertainty=with_sigma, name=job.source,
-                                  progress=bar.update if bar else None)
+        return restorer.restore(staged, uncertainty=with_sigma, name=job.source,
+                                progress=bar.update if bar else None)
     finally:
         if bar is not None:
             bar.close()
+
+
+def write_job(job: Job, img: np.ndarray, result: Restored, gt_dir: str | None) -> dict:
+    """Write a restored image's files (image, σ picture and .npy, grid); returns {'megapixels',
+    'tiles', 'notes'}. numpy and OpenCV only: restore_jobs runs it in a thread beside the
+    network."""
     image, notes = _encodable(job.output, result.image)
     write_image(job.output, image)
+    coloured = None
+    if result.sigma is not None and (job.sigma_png or job.grid):
+        coloured = sigma_picture(result.sigma)  # one colour map for the σ picture and the grid
     if job.sigma_png:
-        lo, hi = display_range(result.sigma)
-        write_image(job.sigma_png, with_colour_bar(colour_sigma(result.sigma, lo, hi), lo, hi, clipped=True))
-        npy = io.BytesIO()  # np.save appends '.npy' to a path without it, such as atomic_write's temporary name
+        picture, lo, hi = coloured
+        write_image(job.sigma_png, with_colour_bar(picture, lo, hi, clipped=True))
+        # np.save appends '.npy' to a path without it, such as atomic_write's temporary name
+        npy = io.BytesIO()
         np.save(npy, result.sigma)
         atomic_write(job.sigma_npy, npy.getvalue())
     if job.grid:
@@ -220,11 +266,84 @@ def restore_job(restorer: Restorer, job: Job, uncertainty: bool, gt_dir: str | N
             else:
                 gt = read_image(gt_path)
                 if gt.shape[:2] != img.shape[:2]:
-                    notes.append(f'{job.source}: its ground truth {gt_path} is {gt.shape[1]}x{gt.shape[0]}, the '
-                                 f'input {img.shape[1]}x{img.shape[0]}; its grid has none')
+                    notes.append(f'{job.source}: its ground truth {gt_path} is '
+                                 f'{gt.shape[1]}x{gt.shape[0]}, the input {img.shape[1]}x'
+                                 f'{img.shape[0]}; its grid has none')
                     gt = None
-        write_image(job.grid, grid_picture(img, result.image, result.sigma if with_sigma else None, gt))
-    return {'megapixels': img.shape[0] * img.shape[1] / 1e6, 'tiles': result.tiles, 'notes': notes}
+        write_image(job.grid, grid_picture(img, result.image, result.sigma, gt, coloured))
+    megapixels = img.shape[0] * img.shape[1] / 1e6
+    return {'megapixels': megapixels, 'tiles': result.tiles, 'notes': notes}
+
+
+def restore_job(restorer: Restorer, job: Job, uncertainty: bool, gt_dir: str | None,
+                pbar_position: int = 1) -> dict:
+    """Restore one image and write its files, all in this thread; returns {'megapixels', 'tiles',
+    'notes'}."""
+    staged = read_job(restorer, job)
+    result = run_job(restorer, job, staged, uncertainty, pbar_position)
+    return write_job(job, staged.img, result, gt_dir)
+
+
+def _failed(err: BaseException) -> Future:
+    future = Future()
+    future.set_exception(err)
+    return future
+
+
+def restore_jobs(restorer: Restorer, jobs: list[Job], uncertainty: bool, gt_dir: str | None,
+                 io_threads: int = IO_THREADS) -> Iterator[tuple[Job, dict | BaseException]]:
+    """Restore the jobs; yields, in the jobs' order, (job, restore_job's result) or (job, the error)
+    for an image that could not be read, restored or written (IMAGE_ERRORS; any other exception is a
+    bug and propagates).
+
+    io_threads > 0: that many threads read and stage the next READ_AHEAD images and write the
+    finished ones while this thread runs the network, so that the device does not wait for decoding
+    and encoding; at most io_threads + 1 restored images wait for their writes. 0: each image read,
+    restored and written in turn, in this thread. The files written are the same either way.
+    """
+    if io_threads == 0:
+        for job in jobs:
+            try:
+                yield job, restore_job(restorer, job, uncertainty, gt_dir)
+            except IMAGE_ERRORS as err:
+                yield job, err
+        return
+    pool = ThreadPoolExecutor(io_threads, thread_name_prefix='restore-io')
+    upcoming = iter(jobs)
+    reads: deque[tuple[Job, Future]] = deque()
+    writes: deque[tuple[Job, Future]] = deque()  # in the jobs' order, failures included
+
+    def read_next() -> None:
+        job = next(upcoming, None)
+        if job is not None:
+            reads.append((job, pool.submit(read_job, restorer, job)))
+
+    def outcome(job: Job, future: Future) -> tuple[Job, dict | BaseException]:
+        try:
+            return job, future.result()
+        except IMAGE_ERRORS as err:
+            return job, err
+
+    try:
+        for _ in range(READ_AHEAD):
+            read_next()
+        while reads:
+            job, reading = reads.popleft()
+            read_next()
+            try:
+                staged = reading.result()
+                result = run_job(restorer, job, staged, uncertainty)
+            except IMAGE_ERRORS as err:
+                writes.append((job, _failed(err)))
+            else:
+                writes.append((job, pool.submit(write_job, job, staged.img, result, gt_dir)))
+                del staged, result  # the write holds what it needs
+            while writes and (writes[0][1].done() or len(writes) > io_threads + 1):
+                yield outcome(*writes.popleft())
+        while writes:
+            yield outcome(*writes.popleft())
+    finally:  # also on Ctrl-C or a bug: writes under way finish (atomically), queued ones are not
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def parse_arch_opt(entries: list[str]) -> dict:
@@ -264,6 +383,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--compile', action='store_true', help='torch.compile the network (pays off with --tile)')
     run.add_argument('--tile', type=int, help='restore tile by tile, tiles of this side (pixels)')
     run.add_argument('--tile-overlap', type=int, default=32, help='minimum overlap of tiles (default 32)')
+    run.add_argument('--tile-batch', type=int, metavar='N',
+                     help='tiles per forward call (default: as many as hold the pixels of one '
+                          '512² tile on CUDA, 16 of 128² and 4 of 256², and of one 256² tile on '
+                          'the CPU, 4 of 128², as measured; a GPU with memory to spare may go '
+                          'faster with more)')
+    run.add_argument('--io-threads', type=int, default=IO_THREADS, metavar='N',
+                     help='threads that read the next images and write finished ones while the '
+                          f'network runs (default {IO_THREADS}; 0: each image read, restored and '
+                          'written in turn)')
     out = parser.add_argument_group('outputs')
     out.add_argument('--recursive', action='store_true', help='also read the sub-folders of input folders')
     out.add_argument('--suffix', default='', help="added to each output's name (e.g. _restored)")
@@ -312,6 +440,10 @@ def restore_pipeline(root: str, argv: list[str] | None = None) -> dict:
         raise FileNotFoundError(f'--gt {args.gt}: no such folder')
     if args.tile is not None:
         check_tile(args.tile, args.tile_overlap, ('--tile', '--tile-overlap'))
+    if args.tile_batch is not None and args.tile_batch < 1:
+        raise ValueError(f'--tile-batch must be >= 1, got {args.tile_batch}')
+    if args.io_threads < 0:
+        raise ValueError(f'--io-threads must be >= 0, got {args.io_threads}')
     if osp.exists(args.output) and not osp.isdir(args.output):
         raise FileExistsError(f'-o {args.output}: is a file; give a folder for the restored images')
     if args.ext and ('.' + args.ext.lstrip('.').lower()) not in IMAGE_EXTENSIONS:
@@ -333,24 +465,26 @@ def restore_pipeline(root: str, argv: list[str] | None = None) -> dict:
     logger.setLevel(logging.INFO)  # basicsr sets the level only when a log file is given; the choices are logged
     restorer = load_restorer(source, args.device, args.precision, args.tile, args.tile_overlap, args.channels_last,
                              args.compile, uncertainty=True if args.uncertainty else (None if args.grid else False),
-                             check_keys=check_keys, logger=logger)
+                             check_keys=check_keys, logger=logger, tile_batch=args.tile_batch)
     start, megapixels, failed, written = time.perf_counter(), 0.0, [], []
-    for job in tqdm(jobs, unit='image', desc='Restore'):
-        try:
-            done = restore_job(restorer, job, args.uncertainty, args.gt)
-        except (ValueError, OSError, RuntimeError) as err:
-            failed.append(job.source)
-            tqdm.write(f'error: {error_message(err)}', file=sys.stderr)
-            continue
-        megapixels += done['megapixels']
-        written += job.outputs()
-        for note in done['notes']:
-            logger.warning(note)
+    with tqdm(total=len(jobs), unit='image', desc='Restore') as bar:
+        for job, done in restore_jobs(restorer, jobs, args.uncertainty, args.gt, args.io_threads):
+            bar.update(1)
+            if isinstance(done, BaseException):
+                failed.append(job.source)
+                tqdm.write(f'error: {error_message(done)}', file=sys.stderr)
+                continue
+            megapixels += done['megapixels']
+            written += job.outputs()
+            for note in done['notes']:
+                logger.warning(note)
     seconds = time.perf_counter() - start
     restored = len(jobs) - len(failed)
     rate = f'{megapixels / seconds:.2f} MP/s' if seconds > 0 and restored else '-'
+    tiles = (f'tiles {args.tile} ({restorer.tile_batch} per forward)' if args.tile
+             else 'whole images')
     summary = (f'restored {restored} of {len(jobs)} images ({megapixels:.2f} MP) in {seconds:.1f} s ({rate}) on '
-               f'{restorer.device}, {args.precision}, ' + (f'tiles {args.tile}' if args.tile else 'whole images')
+               f'{restorer.device}, {args.precision}, {tiles}'
                + f'; peak memory {peak_memory(restorer.device)}; written to {args.output}')
     if failed:
         summary += f"; {len(failed)} failed: {', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}"

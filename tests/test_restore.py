@@ -406,3 +406,141 @@ def test_an_output_folder_that_is_a_file_is_refused_first(capsys, folder, weight
     code, _, stderr = run(capsys, '--arch', 'SRResNet', '--weights', weights, '-i', folder, '-o',
                           str(tmp_path / 'afile'))
     assert code == 1 and stderr.strip().endswith('afile: is a file; give a folder for the restored images')
+
+
+# Batches of tiles
+
+
+def test_batched_tiles_restore_as_single_tiles():
+    torch.manual_seed(0)
+    net = build_network(TINY).eval()
+    img = photo(48, 64).astype(np.uint16) * 257  # 16 bits: a rounding difference would show
+    cpu = torch.device('cpu')
+    one = Restorer(net, cpu, tile=32, overlap=16, tile_batch=1).restore(img).image
+    many = Restorer(net, cpu, tile=32, overlap=16, tile_batch=4).restore(img).image
+    assert np.abs(one.astype(int) - many.astype(int)).max() <= 1
+
+
+def test_the_default_tile_batch_holds_a_few_tiles_of_pixels_per_device():
+    from basicsr_tur.inference import default_tile_batch
+    tiles = (64, 128, 256, 384, 512, 1024)
+    cpu, cuda = torch.device('cpu'), torch.device('cuda')
+    assert [default_tile_batch(cpu, t) for t in tiles] == [16, 4, 1, 1, 1, 1]  # 256² of pixels
+    assert [default_tile_batch(cuda, t) for t in tiles] == [16, 16, 4, 1, 1, 1]  # 512² of pixels
+    assert default_tile_batch(cuda, None) == default_tile_batch(cpu, None) == 1  # whole images
+
+
+def test_out_of_memory_with_tile_batches_suggests_fewer():
+    class Hungry(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+                               '576000000 bytes')
+
+    restorer = Restorer(Hungry(), torch.device('cpu'), tile=32, overlap=8, tile_batch=4)
+    with pytest.raises(RuntimeError, match=r'--tile-batch 2\b'):
+        restorer.restore(photo(), name='big.png')
+
+
+# The I/O threads
+
+TINY_ARGS = ['--arch', 'SRResNet', '--arch-opt', 'num_feat=8', 'num_block=2']
+
+
+def tree(folder) -> dict[str, bytes]:
+    """Every file under folder: relative path -> bytes."""
+    return {osp.relpath(osp.join(d, f), folder): open(osp.join(d, f), 'rb').read()
+            for d, _, files in os.walk(folder) for f in files}
+
+
+@pytest.mark.parametrize('extra', [
+    ['--uncertainty', '--grid', '--tile', '32', '--tile-overlap', '16', '--tile-batch', '3'],
+    ['--ext', 'jpg']], ids=['sigma-grid-tiles', 'jpeg'])
+def test_io_threads_write_the_same_bytes_as_the_serial_path(capsys, folder, weights, tmp_path,
+                                                            extra):
+    results = {}
+    for threads in ('0', '3'):
+        out = str(tmp_path / f'out{threads}')
+        code, stdout, stderr = run(capsys, *TINY_ARGS, '--weights', weights, '-i', folder,
+                                   '--recursive', '-o', out, '--io-threads', threads, *extra)
+        errors = [line for line in stderr.splitlines() if line.startswith('error: ')]
+        results[threads] = code, errors, tree(out)
+        assert 'restored 5 of 6 images' in stdout
+    assert results['0'] == results['3']
+    assert len(results['3'][2]) == 5 * (4 if '--grid' in extra else 1)
+
+
+def _jobs(folder, tmp_path, names):
+    return plan_jobs([(osp.join(folder, n), n) for n in names], str(tmp_path / 'out'))
+
+
+@pytest.mark.parametrize('io_threads', [0, 1, 2])
+def test_restore_jobs_come_back_in_order_with_their_errors(folder, tmp_path, io_threads):
+    from basicsr_tur.restore import restore_jobs
+    names = ['broken.png', 'a8.png', 'broken.png', 'gray.png', 'photo.jpg', 'a16.png', 'broken.png']
+    jobs = _jobs(folder, tmp_path, names)
+    restorer = identity_restorer(tile=32, overlap=8)
+    outcomes = list(restore_jobs(restorer, jobs, False, None, io_threads))
+    assert [job for job, _ in outcomes] == jobs
+    failed = [isinstance(done, ValueError) for _, done in outcomes]
+    assert failed == [n == 'broken.png' for n in names]
+    assert all(osp.isfile(job.output) for job, done in outcomes if isinstance(done, dict))
+
+
+@pytest.mark.parametrize('io_threads', ['0', '2'])
+def test_a_file_that_cannot_be_written_is_one_line_and_the_others_are_written(
+        capsys, folder, weights, tmp_path, io_threads):
+    out = tmp_path / 'out'
+    (out / 'a8.png').mkdir(parents=True)  # a folder where the restored image should go
+    code, stdout, stderr = run(capsys, *TINY_ARGS, '--weights', weights, '-i', folder,
+                               '-o', str(out), '--io-threads', io_threads)
+    errors = [line for line in stderr.splitlines() if line.startswith('error: ')]
+    assert code == 1 and len(errors) == 2  # the broken input and the unwritable output
+    assert 'a8.png' in errors[0] and 'broken.png' in errors[1]  # in the inputs' order
+    assert 'restored 3 of 5 images' in stdout
+    assert all(osp.isfile(out / n) for n in ('a16.png', 'gray.png', 'photo.jpg'))
+
+
+def test_a_bug_in_an_io_thread_is_not_taken_for_a_bad_image(monkeypatch, folder, tmp_path):
+    from basicsr_tur import restore
+
+    def broken_writer(*args):
+        raise TypeError('a bug')
+
+    monkeypatch.setattr(restore, 'write_job', broken_writer)
+    jobs = _jobs(folder, tmp_path, ['a8.png', 'gray.png'])
+    with pytest.raises(TypeError, match='a bug'):
+        list(restore.restore_jobs(identity_restorer(), jobs, False, None, io_threads=2))
+
+
+@pytest.mark.parametrize('argv, message', [(['--tile-batch', '0'], '--tile-batch.*got 0'),
+                                           (['--io-threads', '-1'], '--io-threads.*got -1')])
+def test_tile_batch_and_io_threads_below_their_minimum_are_one_line(capsys, folder, weights,
+                                                                    tmp_path, argv, message):
+    code, _, stderr = run(capsys, '--arch', 'SRResNet', '--weights', weights, '-i', folder, '-o',
+                          str(tmp_path / 'out'), *argv)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1 and __import__('re').search(message, lines[0])
+    assert not osp.exists(tmp_path / 'out')
+
+
+# σ pictures and 8-bit pictures of 16-bit images: the fast forms give matplotlib's and numpy's bytes
+
+
+def test_sigma_colours_are_matplotlibs_viridis():
+    from matplotlib import colormaps
+
+    from basicsr_tur.utils.visual import colour_sigma
+    rng = np.random.default_rng(0)
+    sigma = rng.random((150, 70)).astype(np.float32) * 0.2
+    sigma[:3, :4] = [[np.nan, -1, 0, 0.05], [0.1, 0.1 + 1e-9, 0.15, 0.2],
+                     [np.inf, -np.inf, 1, 0.0999999]]
+    lo, hi = 0.05, 0.15
+    rgba = colormaps['viridis'](np.clip((sigma.astype(np.float64) - lo) / (hi - lo), 0, 1))
+    expected = (rgba[..., 2::-1] * 255).round().astype(np.uint8)  # RGB -> BGR
+    np.testing.assert_array_equal(colour_sigma(sigma, lo, hi), expected)
+
+
+def test_sixteen_bit_values_become_the_nearest_eight_bit_value():
+    from basicsr_tur.utils.visual import eight_bits
+    values = np.arange(65536, dtype=np.uint16)
+    np.testing.assert_array_equal(eight_bits(values), (values / 257).round().astype(np.uint8))

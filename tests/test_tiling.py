@@ -48,7 +48,8 @@ def test_tiled_identity_returns_the_input():
     torch.testing.assert_close(y, x, atol=1e-6, rtol=0)
 
 
-def test_tiled_equals_whole_on_a_convolutional_network():
+@pytest.mark.parametrize('batch', [1, 4])
+def test_tiled_equals_whole_on_a_convolutional_network(batch):
     # SRResNet with 2 residual blocks: 3x3 convs conv_first, 2x2 in the body, conv_hr, conv_last -> radius 7 px;
     # the window uses no pixel closer than overlap/4 = 8 px to a cut edge.
     torch.manual_seed(0)
@@ -57,7 +58,7 @@ def test_tiled_equals_whole_on_a_convolutional_network():
     assert tile_count(101, 77, 48, 32) > 4
     with torch.no_grad():
         whole = net(x)
-        tiled = tiled_forward(net, x, tile=48, overlap=32)
+        tiled = tiled_forward(net, x, tile=48, overlap=32, batch=batch)
     assert (tiled - whole).abs().max() <= 1e-5
 
 
@@ -99,6 +100,72 @@ def test_progress_is_called_once_per_tile():
     calls = []
     tiled_forward(lambda t: t, torch.rand(1, 3, 100, 100), tile=40, overlap=8, progress=calls.append)
     assert len(calls) == tile_count(100, 100, 40, 8) == 9
+
+
+def test_progress_counts_the_tiles_of_each_batch():
+    calls = []
+    tiled_forward(lambda t: t, torch.rand(1, 3, 100, 100), tile=40, overlap=8,
+                  progress=calls.append, batch=4)
+    assert calls == [4, 4, 1]
+
+
+# Batches of tiles
+
+
+@pytest.mark.parametrize('batch', [2, 3, 9, 50])
+def test_batched_tiles_give_the_unbatched_result(batch):
+    # A network in eval mode treats the samples of a batch independently: the same output up to
+    # float rounding (the convolutions may pick other algorithms for another batch size), σ too.
+    torch.manual_seed(0)
+    net = build_network({'type': 'SRResNet', 'num_feat': 8, 'num_block': 2,
+                         'uncertainty_head': True}).eval()
+    x = torch.rand(1, 3, 90, 100)
+
+    def forward(t):
+        return net(t, with_uncertainty=True)
+
+    with torch.no_grad():
+        one = tiled_forward(forward, x, tile=40, overlap=16)
+        many = tiled_forward(forward, x, tile=40, overlap=16, batch=batch)
+    assert tile_count(90, 100, 40, 16) == 16
+    for a, b in zip(one, many):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
+
+
+def test_the_blend_does_not_depend_on_the_batch():
+    # With a per-pixel function the outputs are the same bits whatever the batch; so is the blend.
+    def forward(t):
+        return torch.sin(3 * t), t.abs() + 0.1
+
+    x = torch.rand(2, 3, 130, 71)
+    one = tiled_forward(forward, x, tile=32, overlap=12)
+    for batch in (2, 5, 64):
+        many = tiled_forward(forward, x, tile=32, overlap=12, batch=batch)
+        assert all(torch.equal(a, b) for a, b in zip(one, many))
+
+
+def test_each_image_of_the_input_batch_keeps_its_own_tiles():
+    torch.manual_seed(0)
+    net = build_network({'type': 'SRResNet', 'num_feat': 8, 'num_block': 2}).eval()
+    x = torch.rand(3, 3, 70, 90)
+    with torch.no_grad():
+        together = tiled_forward(net, x, tile=32, overlap=16, batch=4)
+        apart = torch.cat([tiled_forward(net, x[i:i + 1], tile=32, overlap=16) for i in range(3)])
+    torch.testing.assert_close(together, apart, atol=1e-5, rtol=0)
+
+
+def test_a_batch_holds_tiles_of_one_size_and_the_last_the_rest():
+    shapes = []
+    tiled_forward(lambda t: shapes.append(tuple(t.shape)) or t, torch.rand(2, 3, 100, 70), tile=40,
+                  overlap=8, batch=4)
+    count = tile_count(100, 70, 40, 8)
+    assert count == 6
+    assert shapes == [(8, 3, 40, 40), (4, 3, 40, 40)]  # 4 tiles of 2 images, then the 2 tiles left
+
+
+def test_a_batch_below_one_is_refused():
+    with pytest.raises(ValueError, match='got 0'):
+        tiled_forward(lambda t: t, torch.rand(1, 3, 100, 100), tile=40, overlap=8, batch=0)
 
 
 def test_test_py_scores_the_same_with_val_tile(tmp_path, paired_root):

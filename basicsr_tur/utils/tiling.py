@@ -96,18 +96,28 @@ def tile_count(height: int, width: int, tile: int, overlap: int, multiple: int =
     return len(tile_starts(height, tile, overlap)) * len(tile_starts(width, tile, overlap))
 
 
-def tiled_forward(forward: Callable[[torch.Tensor], Outputs], x: torch.Tensor, tile: int, overlap: int = 32,
-                  multiple: int = 1, progress: Callable[[int], object] | None = None) -> Outputs:
-    """forward(x) computed tile by tile and blended (see the module docstring); same type as forward's result.
+def tiled_forward(forward: Callable[[torch.Tensor], Outputs], x: torch.Tensor, tile: int,
+                  overlap: int = 32, multiple: int = 1,
+                  progress: Callable[[int], object] | None = None, batch: int = 1) -> Outputs:
+    """forward(x) computed tile by tile and blended (see the module docstring); same type as
+    forward's result.
 
-    forward: maps (N, C, h, w) to a tensor (N, C', h, w) or a tuple of such tensors (e.g. restored and σ); its
-        output must have the input's height and width. x: (N, C, H, W). tile: the tiles' side in pixels, rounded up
-        to `multiple` (the backbone's `size_multiple`; its internal padding is then never needed); overlap: the
-        minimum overlap of neighbouring tiles in pixels. progress: called with 1 after each tile (e.g. tqdm.update).
-    An image no larger than the tile is passed to forward whole. Accumulation is in float32 on x's device; the
-    result has the dtype of forward's outputs. Raises ValueError for overlap >= tile, or when forward changes the
-    size (a super-resolution network).
+    forward: maps (N, C, h, w) to a tensor (N, C', h, w) or a tuple of such tensors (e.g. restored
+        and σ); its output must have the input's height and width. x: (N, C, H, W). tile: the
+        tiles' side in pixels, rounded up to `multiple` (the backbone's `size_multiple`; its
+        internal padding is then never needed); overlap: the minimum overlap of neighbouring tiles
+        in pixels.
+    batch: tiles per forward call, stacked along the batch dimension as (batch * N, C, h, w) (all
+        tiles have one size; the last call may hold fewer). The blend does not depend on it, so a
+        network that treats the samples of a batch independently (eval mode) gives the batch-1
+        result up to float rounding (its kernels may pick other algorithms for another batch size).
+    progress: called after each forward call with the number of tiles it ran (e.g. tqdm.update).
+    An image no larger than the tile is passed to forward whole. Accumulation is in float32 on x's
+    device; the result has the dtype of forward's outputs. Raises ValueError for overlap >= tile,
+    batch < 1, or when forward changes the size (a super-resolution network).
     """
+    if batch < 1:
+        raise ValueError(f'tiles per forward (batch) must be >= 1, got {batch}')
     tile = round_tile(tile, multiple)
     height, width = x.shape[-2:]
     if height <= tile and width <= tile:
@@ -117,25 +127,40 @@ def tiled_forward(forward: Callable[[torch.Tensor], Outputs], x: torch.Tensor, t
         return result
     rows = axis_windows(height, tile, overlap, x.device)
     cols = axis_windows(width, tile, overlap, x.device)
+    places = [(top, left, row_window, col_window)
+              for top, _, row_window in rows for left, _, col_window in cols]
+    h, w = rows[0][1], cols[0][1]  # every tile has this size (axis_windows)
+    n = x.shape[0]
     sums: list[torch.Tensor] | None = None
     weight = torch.zeros(height, width, device=x.device)
     single, dtypes = True, []
-    for top, h, row_window in rows:
-        for left, w, col_window in cols:
-            outputs = forward(x[..., top:top + h, left:left + w])
-            single = isinstance(outputs, torch.Tensor)
-            outputs = (outputs,) if single else tuple(outputs)
-            if any(o.shape[-2:] != (h, w) for o in outputs):
-                raise ValueError(f'tiled inference needs an output of the input size; a {h}x{w} tile gave '
-                                 f"{', '.join('x'.join(map(str, o.shape[-2:])) for o in outputs)}")
-            if sums is None:
-                sums = [torch.zeros(*o.shape[:-2], height, width, device=x.device) for o in outputs]
-                dtypes = [o.dtype for o in outputs]
-            window = row_window[:, None] * col_window[None, :]
-            for total, out in zip(sums, outputs):
-                total[..., top:top + h, left:left + w] += out.float() * window
-            weight[top:top + h, left:left + w] += window
-            if progress is not None:
-                progress(1)
-    blended = tuple((total / weight).to(dtype) for total, dtype in zip(sums, dtypes))
-    return blended[0] if single else blended
+    for first in range(0, len(places), batch):
+        group = places[first:first + batch]
+        crops = [x[..., top:top + h, left:left + w] for top, left, _, _ in group]
+        outputs = forward(crops[0] if len(crops) == 1 else torch.cat(crops))
+        single = isinstance(outputs, torch.Tensor)
+        outputs = (outputs,) if single else tuple(outputs)
+        if any(o.shape[-2:] != (h, w) for o in outputs):
+            sizes = ', '.join('x'.join(map(str, o.shape[-2:])) for o in outputs)
+            raise ValueError(f'tiled inference needs an output of the input size; a {h}x{w} tile '
+                             f'gave {sizes}')
+        if sums is None:
+            sums = [torch.zeros(n, *o.shape[1:-2], height, width, device=x.device) for o in outputs]
+            dtypes = [o.dtype for o in outputs]
+        # Tile i of the call is samples i*N .. i*N+N-1; each is weighted as in a batch-1 call and
+        # added in the same raster order, so the blend is bit for bit batch 1's, given the same
+        # outputs.
+        windows = torch.stack([row[:, None] * col[None, :] for _, _, row, col in group])
+        weighted = [o.float().unflatten(0, (len(group), n)) * windows[:, None, None]
+                    for o in outputs]
+        for i, (top, left, _, _) in enumerate(group):
+            for total, out in zip(sums, weighted):
+                total[..., top:top + h, left:left + w] += out[i]
+            weight[top:top + h, left:left + w] += windows[i]
+        if progress is not None:
+            progress(len(group))
+    blended = []
+    for total, dtype in zip(sums, dtypes):
+        total /= weight  # in place: a second image-sized buffer would cost as much again
+        blended.append(total.to(dtype))
+    return blended[0] if single else tuple(blended)

@@ -6,21 +6,46 @@ viridis (perceptually uniform, readable in grey and by colour-blind readers).
 """
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
 LABEL_H, GAP = 22, 4
+_ROWS = 64  # rows of a σ map colour-mapped at a time
 WHITE, BLACK = (255, 255, 255), (0, 0, 0)
 
 
-def _viridis(values: np.ndarray) -> np.ndarray:
-    """8-bit BGR colours of values in [0, 1] (any shape), by matplotlib's viridis."""
+@functools.lru_cache(maxsize=1)
+def _viridis_bgr() -> np.ndarray:
+    """matplotlib's viridis lookup table as 8-bit BGR, (N + 1, 3): its N colours, then its 'bad'
+    colour (NaN's)."""
     import matplotlib
     matplotlib.use('Agg')
     from matplotlib import colormaps
-    rgb = colormaps['viridis'](np.clip(values, 0, 1))[..., :3]
-    return cv2.cvtColor((rgb * 255).round().astype(np.uint8).reshape(-1, 1, 3),
-                        cv2.COLOR_RGB2BGR).reshape(*values.shape, 3)
+    cmap = colormaps['viridis']
+    # Integers index the table itself.
+    rgb = np.concatenate([cmap(np.arange(cmap.N)), [cmap.get_bad()]])[:, :3]
+    return np.ascontiguousarray((rgb * 255).round().astype(np.uint8)[:, ::-1])
+
+
+def _viridis(values: np.ndarray) -> np.ndarray:
+    """8-bit BGR colours of values in [0, 1] (any shape), by matplotlib's viridis.
+
+    Each value picks an entry of the lookup table as matplotlib's Colormap does (value * N
+    truncated, 1 -> the last entry, NaN -> the 'bad' colour), and the table is made 8-bit once: the
+    same bytes as converting matplotlib's float RGBA image, without that (..., 4) float64 array
+    (colour_sigma of a 12-megapixel σ map: 2.4 s that way, 0.2 s this way)."""
+    table = _viridis_bgr()
+    n = len(table) - 1
+    index = np.clip(values, 0, 1)
+    index *= n
+    index[index == n] = n - 1
+    bad = np.isnan(index)
+    with np.errstate(invalid='ignore'):
+        index = index.astype(np.intp)
+    index[bad] = n
+    return table[index]
 
 
 def sigma_scale(sigmas: list[np.ndarray]) -> tuple[float, float]:
@@ -41,7 +66,11 @@ def display_range(sigma: np.ndarray, percent: float = 1.0, border: int = 8) -> t
 
 def colour_sigma(sigma: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """An (H, W) σ map as an 8-bit BGR picture, lo -> dark violet, hi -> yellow (viridis)."""
-    return _viridis((sigma.astype(np.float64) - lo) / max(hi - lo, 1e-12))
+    out = np.empty((*sigma.shape, 3), np.uint8)
+    scale = max(hi - lo, 1e-12)
+    for top in range(0, sigma.shape[0], _ROWS):  # in bands: no image-sized float64 arrays
+        out[top:top + _ROWS] = _viridis((sigma[top:top + _ROWS].astype(np.float64) - lo) / scale)
+    return out
 
 
 def sigma_tiles(sigmas: list[np.ndarray]) -> tuple[list[np.ndarray], str]:
@@ -63,10 +92,21 @@ def with_colour_bar(picture: np.ndarray, lo: float, hi: float, width: int = 16, 
     return np.concatenate([picture, gap, bar, labels], axis=1)
 
 
+# round(v / 257) of every 16-bit value v: never a tie (2v = 257 (2k + 1) has no integer solution),
+# so it is floor((2v + 257) / 514), in integers.
+_EIGHT_BITS = ((np.arange(65536, dtype=np.uint32) * 2 + 257) // 514).astype(np.uint8)
+
+
+def eight_bits(img: np.ndarray) -> np.ndarray:
+    """A 16-bit image as 8 bits, each value v -> round(v / 257) (65535 -> 255), by a table: no
+    float copy."""
+    return _EIGHT_BITS[img]
+
+
 def to_bgr8(img: np.ndarray) -> np.ndarray:
     """Any image this project reads (8/16-bit, gray, BGR, BGRA) as 8-bit BGR for a picture (alpha dropped)."""
     if img.dtype == np.uint16:
-        img = (img.astype(np.float64) / 257).round().astype(np.uint8)
+        img = eight_bits(img)
     if img.ndim == 2:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     if img.shape[2] == 2:  # gray + alpha
