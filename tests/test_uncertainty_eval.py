@@ -92,6 +92,20 @@ def test_restored_output_is_the_same_with_val_uncertainty(tmp_path, paired_root,
     assert torch.equal(outputs[0], outputs[1])
 
 
+def test_val_tile_batch_restores_what_one_tile_per_forward_does(tmp_path, paired_root):
+    opt_path = make_test_options(tmp_path, paired_root, _weights(tmp_path))
+    outputs = []
+    for batch in (1, 3):
+        tile = f'val:tile={{size: 24, overlap: 8, batch: {batch}}}'
+        opt, _ = parse_options(str(tmp_path), is_train=False, argv=['-opt', opt_path, '--force_yml', tile])
+        model = build_model(opt)
+        torch.manual_seed(1)
+        model.feed_data({'lq': torch.rand(1, 3, 40, 40), 'task_id': [0], 'task': ['noise']})
+        model.test()
+        outputs.append(model.output)
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=1e-6)
+
+
 def test_psnr_is_the_same_with_val_uncertainty(tmp_path, paired_root):
     opt_path = make_test_options(tmp_path, paired_root, _weights(tmp_path))
     plain = test_py.test_pipeline(str(tmp_path), ['-opt', opt_path, '--force_yml', 'val:save_img=false'])

@@ -66,7 +66,7 @@ class TURModel(BaseModel):
         'train.channels_last': BOOL, 'train.mixed_precision': Kind.of(null=True, words=('bf16', 'fp16')),
         'train.compile': Kind.of(bool, dict, null=True),
         'val.metrics': Kind.of(dict, null=True), 'val.suffix': Kind.of(str, null=True), 'val.pbar': BOOL,
-        'val.input_row': BOOL, 'val.tile.size': POSITIVE, 'val.tile.overlap': COUNT,
+        'val.input_row': BOOL, 'val.tile.size': POSITIVE, 'val.tile.overlap': COUNT, 'val.tile.batch': POSITIVE,
         'val.uncertainty': BOOL,  # σ of the TUR head against the error, per task (test.py's tables)
     }
 
@@ -436,10 +436,11 @@ class TURModel(BaseModel):
         """Restore self.lq into self.output with the EMA weights if any; with `val.uncertainty`, also the head's σ
         (N, C, H, W, positive) into self.sigma, from the same forward pass (self.output is the same either way).
 
-        With `val.tile: {size, overlap}` the image is restored tile by tile and blended (utils/tiling.py), in memory
-        bounded by the tile size whatever the image size; tiles are rounded up to the backbone's size_multiple. σ is
-        blended with the same windows. Runs under torch.inference_mode and, during training, the training's autocast
-        (train.mixed_precision); self.output and self.sigma are float32.
+        With `val.tile: {size, overlap, batch}` the image is restored tile by tile and blended (utils/tiling.py), in
+        memory bounded by the tile size whatever the image size, `batch` tiles per forward call (default 1); tiles
+        are rounded up to the backbone's size_multiple. σ is blended with the same windows. Runs under
+        torch.inference_mode and, during training, the training's autocast (train.mixed_precision); self.output and
+        self.sigma are float32.
         """
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         was_training = net.training
@@ -452,7 +453,8 @@ class TURModel(BaseModel):
                                                     enabled=amp_dtype is not None):
             if tile:
                 result = tiled_forward(forward, self.lq, tile['size'], tile.get('overlap', 32),
-                                       multiple=getattr(self.get_bare_model(net), 'size_multiple', 1))
+                                       multiple=getattr(self.get_bare_model(net), 'size_multiple', 1),
+                                       batch=tile.get('batch', 1))
             else:
                 result = forward(self.lq)
         net.train(was_training)
