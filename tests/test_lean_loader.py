@@ -97,6 +97,32 @@ def test_to_unit_equals_the_device_scaling():
     np.testing.assert_array_equal(to_unit(img), (torch.from_numpy(img).float() / 255).numpy())
 
 
+def test_unit_tensor_divides_by_a_tensor_on_the_device_not_a_host_scalar():
+    # CUDA computes x / <host scalar> as x * (1 / scalar): one ulp off k / 255 for 126 of the 256 8-bit levels, so
+    # a CUDA batch would not hold to_unit's values. A divisor tensor on the device keeps the true division.
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    divisors = []
+
+    class Divisions(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket in (torch.ops.aten.div, torch.ops.aten.div_):
+                divisors.append(args[1])
+            return func(*args, **(kwargs or {}))
+
+    levels = torch.arange(256, dtype=torch.uint8)
+    with Divisions():
+        scaled = unit_tensor(levels)
+    assert divisors and all(isinstance(d, torch.Tensor) and d.device == levels.device for d in divisors)
+    np.testing.assert_array_equal(scaled.numpy(), to_unit(levels.numpy()))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_unit_tensor_on_cuda_equals_to_unit():
+    levels = torch.arange(256, dtype=torch.uint8)
+    np.testing.assert_array_equal(unit_tensor(levels.cuda()).cpu().numpy(), to_unit(levels.numpy()))
+
+
 def test_a_batch_mixing_uint8_and_float_samples_collates_as_float_with_the_device_values():
     u8 = torch.randint(0, 256, (3, 4, 4), dtype=torch.uint8)
     f32 = torch.rand(3, 4, 4)

@@ -94,3 +94,16 @@ def test_force_yml_reaches_into_lists_by_index(tmp_path, clean_root, paired_root
     assert opt['datasets']['train']['parts'][0]['synth_tasks'] == ['noise']
     with pytest.raises(OptionError, match=r"'3' is not an index of a list of 1 items"):
         parse_options(str(tmp_path), True, ['-opt', path, '--force_yml', 'datasets:train:parts:3:seed=1'])
+
+
+@pytest.mark.parametrize('key, value', [('prefetch_factor', 4), ('num_worker_per_gpu', 4), ('persistent_workers', True),
+                                        ('batch_size_per_gpu', 8)])
+def test_a_loader_option_in_a_part_is_refused_naming_where_it_belongs(key, value, tmp_path, clean_root, paired_root):
+    # A MixedTaskDataset's parts are not loaded by themselves: their loader keys would be silently ignored.
+    path = make_options(tmp_path, clean_root, paired_root)
+    edit(path, lambda o: o['datasets'].update(train={
+        'name': 'mix', 'type': 'MixedTaskDataset', 'gt_size': 24, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2,
+        'parts': [{'type': 'SyntheticTaskDataset', 'dataroot_gt': clean_root, key: value}]}))
+    with pytest.raises(OptionError, match=rf"'datasets.train.parts\[0\].{key}': a loader option, read from "
+                                          r"'datasets.train' only"):
+        parse_options(str(tmp_path), True, ['-opt', path])

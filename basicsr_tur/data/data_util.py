@@ -298,9 +298,11 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
 
 def unit_tensor(tensor: torch.Tensor) -> torch.Tensor:
     """A batch or sample tensor as float32 in [0, 1]: uint8 divided by 255 (on the tensor's device), float32 kept
-    (the same tensor). The model calls this once, on the device; the values equal to_unit's."""
+    (the same tensor). The model calls this once, on the device; the values equal to_unit's on every device."""
     if tensor.dtype == torch.uint8:
-        return tensor.float().div_(255)
+        # A 0-dim divisor on the tensor's device, not a Python number: CUDA divides by a host scalar as a product
+        # with its reciprocal, one ulp off float32 k / 255 for 126 of the 256 levels.
+        return tensor.float().div_(torch.full((), 255.0, device=tensor.device))
     if tensor.dtype != torch.float32:
         raise ValueError(f'unit_tensor: expected a uint8 or float32 image tensor, got {tensor.dtype}')
     return tensor

@@ -102,6 +102,10 @@ TEST_KEYS: dict[str, Kind | None] = {'published.file': None, 'published.setting'
 DATASET_COMMON = {'name', 'type', 'phase', 'io_backend', 'tasks', 'scale', 'num_worker_per_gpu',
                   'batch_size_per_gpu', 'dataset_enlarge_ratio', 'prefetch_mode', 'pin_memory',
                   'persistent_workers', 'prefetch_factor', 'num_prefetch_queue', 'sampler'}
+# The keys of those that data/loaders.build_loader reads from the dataset it loads: a MixedTaskDataset's part is not
+# loaded by itself, so in a part they would be silently ignored.
+LOADER_KEYS = {'num_worker_per_gpu', 'batch_size_per_gpu', 'prefetch_mode', 'pin_memory', 'persistent_workers',
+               'prefetch_factor', 'num_prefetch_queue', 'sampler'}
 # Every dataset's options (and those of a MixedTaskDataset's parts).
 DATASET_KINDS: dict[str, Kind] = {
     'name': STR, 'type': STR, 'phase': STR, 'tasks': LIST, 'scale': POSITIVE, 'io_backend': MAPPING,
@@ -407,8 +411,10 @@ def _check_kwargs(target: Any, kwargs: dict, key: str, path: str, notes: list[st
             raise OptionError(f"{path}: '{key}.{name}' is missing")
 
 
-def _check_dataset(registry: Any, dataset_opt: Any, key: str, path: str, notes: list[str]) -> None:
-    """Check one dataset's type (a task-labelled one), its keys and values, and those of its `parts`."""
+def _check_dataset(registry: Any, dataset_opt: Any, key: str, path: str, notes: list[str],
+                   parent: str | None = None) -> None:
+    """Check one dataset's type (a task-labelled one), its keys and values, and those of its `parts` (parent: the
+    key of the MixedTaskDataset whose part this is; a part takes no LOADER_KEYS)."""
     if not isinstance(dataset_opt, dict):
         raise OptionError(f"{path}: '{key}' must be a mapping")
     dataset = _check_registered(registry, dataset_opt.get('type'), 'dataset', key, path)
@@ -418,14 +424,19 @@ def _check_dataset(registry: Any, dataset_opt: Any, key: str, path: str, notes: 
         hint = f'use {close[0]}' if close else f'use one of {", ".join(sorted(task_labelled))}'
         raise OptionError(f"{path}: '{key}.type': {dataset.__name__} is not a task-labelled dataset ({hint})")
     allowed = DATASET_COMMON | set(dataset.OPTION_KEYS)
+    if parent is not None:
+        allowed -= LOADER_KEYS
     for name in dataset_opt:
+        if parent is not None and name in LOADER_KEYS:
+            raise OptionError(f"{path}: '{key}.{name}': a loader option, read from '{parent}' only (its parts are "
+                              f"not loaded by themselves); set it on '{parent}'")
         if name not in allowed:
             raise _unknown(name, allowed, f'{key}.', path)
     _check_kinds(dataset_opt, DATASET_KINDS, path, notes, f'{key}.')
     if dataset_opt.get('io_backend') is not None:
         _check_io_backend(dataset_opt['io_backend'], f'{key}.io_backend', path, notes)
     for k, part in enumerate(dataset_opt.get('parts') or []):
-        _check_dataset(registry, part, f'{key}.parts[{k}]', path, notes)
+        _check_dataset(registry, part, f'{key}.parts[{k}]', path, notes, parent=key)
 
 
 def _check_io_backend(io_backend: dict, key: str, path: str, notes: list[str]) -> None:
