@@ -442,6 +442,9 @@ def restore_pipeline(root: str, argv: list[str] | None = None) -> dict:
         check_tile(args.tile, args.tile_overlap, ('--tile', '--tile-overlap'))
     if args.tile_batch is not None and args.tile_batch < 1:
         raise ValueError(f'--tile-batch must be >= 1, got {args.tile_batch}')
+    if args.tile_batch is not None and args.tile is None:
+        raise ValueError(f'--tile-batch {args.tile_batch} batches the tiles of --tile, which is not given '
+                         '(whole images go through the network one at a time)')
     if args.io_threads < 0:
         raise ValueError(f'--io-threads must be >= 0, got {args.io_threads}')
     if osp.exists(args.output) and not osp.isdir(args.output):

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--compress_level', type=int, default=1, help='PNG compression level 0-9')
     parser.add_argument('--values', choices=VALUE_FORMATS, default='png',
                         help="png (basicsr's layout, decoded at every read) or raw (uncompressed pixels: reads "
-                             'several times faster per core for 2-3x the disk; basicsr-tur readers only)')
+                             'about 20x the pairs per core for 1.5-3x the disk; basicsr-tur readers only)')
     args = parser.parse_args(argv)
     try:
         if args.clean:

@@ -3,6 +3,7 @@ the workers' formulas; runs on this path are reproducible and resume exactly."""
 import os
 from os import path as osp
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -146,3 +147,22 @@ def test_degrading_a_batch_in_feed_data_makes_no_host_device_sync(tmp_path, clea
     with SyncCounter(exclude=[batch['deg_params'], batch['deg_seed']]) as syncs:
         model.batch_images(batch, 'lq')
     assert syncs.total == 0, syncs.counts
+
+
+def test_crops_too_small_for_the_device_kernels_are_refused_when_the_dataset_is_built(clean_root):
+    with pytest.raises(ValueError, match=r"degradations\.rain.*gt_size is 16"):
+        build_dataset({'name': 's', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': ['rain'],
+                       'dataroot_gt': clean_root, 'gt_size': 16, 'degrade_on': 'device'})
+    # the workers' OpenCV rain takes such crops
+    build_dataset({'name': 's', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': ['rain'],
+                   'dataroot_gt': clean_root, 'gt_size': 16})
+
+
+def test_a_whole_image_too_small_for_its_blur_kernel_is_named_with_its_file(tmp_path):
+    os.makedirs(tmp_path / 'small')
+    cv2.imwrite(str(tmp_path / 'small' / 'tiny.png'), np.zeros((8, 8, 3), np.uint8))
+    ds = build_dataset({'name': 's', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': ['blur'],
+                        'dataroot_gt': str(tmp_path / 'small'), 'degrade_on': 'device',
+                        'degradations': {'blur': {'type': 'blur', 'kernel_size': 21}}})
+    with pytest.raises(ValueError, match=r"dataset 's': .*tiny\.png.*8x8"):
+        ds[0]

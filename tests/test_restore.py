@@ -1,5 +1,6 @@
 """restore.py: inputs and outputs (names, collisions, dtypes, EXIF), model loading, σ maps, and its one-line errors."""
 import os
+import re
 from os import path as osp
 
 import cv2
@@ -513,13 +514,14 @@ def test_a_bug_in_an_io_thread_is_not_taken_for_a_bad_image(monkeypatch, folder,
 
 
 @pytest.mark.parametrize('argv, message', [(['--tile-batch', '0'], '--tile-batch.*got 0'),
+                                           (['--tile-batch', '4'], '--tile-batch 4.*--tile'),
                                            (['--io-threads', '-1'], '--io-threads.*got -1')])
 def test_tile_batch_and_io_threads_below_their_minimum_are_one_line(capsys, folder, weights,
                                                                     tmp_path, argv, message):
     code, _, stderr = run(capsys, '--arch', 'SRResNet', '--weights', weights, '-i', folder, '-o',
                           str(tmp_path / 'out'), *argv)
     lines = [line for line in stderr.splitlines() if line.strip()]
-    assert code == 1 and len(lines) == 1 and __import__('re').search(message, lines[0])
+    assert code == 1 and len(lines) == 1 and re.search(message, lines[0])
     assert not osp.exists(tmp_path / 'out')
 
 

@@ -64,6 +64,20 @@ def degraded_tensor(lq: np.ndarray, quantize: str) -> torch.Tensor:
     return to_tensor(np.rint(lq * np.float32(255)).astype(np.uint8))
 
 
+def device_padding(spec: dict) -> int:
+    """The widest reflect padding device_degradations.degrade_batch needs for a spec's (or one draw's) parameters:
+    half the blur kernel, half the padded rain kernel (rain_kernel_side), 0 for the other types. A crop's sides must
+    exceed it (the workers' OpenCV and basicsr paths need no such bound for rain)."""
+    def largest(value: int | list) -> int:
+        return max(value) if isinstance(value, list) else value
+
+    if spec['type'] == 'blur':
+        return largest(spec['kernel_size']) // 2
+    if spec['type'] == 'rain':
+        return rain_kernel_side(largest(spec['length'])) // 2
+    return 0
+
+
 def read_image_entries(meta_file: str) -> list[tuple[int, str]]:
     """(line number, image path) of each line of a clean-image list: its first field (basicsr's meta_info lines
     `name (h,w,c) level` read too), in the line format of utils/meta_file.py. A missing file, or one listing no
@@ -137,6 +151,13 @@ class SyntheticTaskDataset(TaskDataset):
         if self.degrade_on == 'device' and opt.get('phase') != 'train':
             raise ValueError(f"{self.where}: 'degrade_on: device' is for training sets (the model degrades training "
                              'batches); validation and test sets are degraded by the workers, reproducibly')
+        if self.degrade_on == 'device' and opt.get('gt_size'):
+            for task, spec in self.specs.items():
+                pad = device_padding(spec)
+                if pad >= int(opt['gt_size']):
+                    raise ValueError(f"{self.where}: 'degradations.{task}' draws {spec['type']} kernels that need "
+                                     f"crops larger than {pad} pixels on the device, and gt_size is {opt['gt_size']}; "
+                                     "raise gt_size, narrow the range, or set 'degrade_on: workers'")
         self.gt_root = opt['dataroot_gt']
         meta_file = opt.get('meta_file')
         if meta_file:
@@ -203,6 +224,10 @@ class SyntheticTaskDataset(TaskDataset):
                        depth_crop: np.ndarray | None, task: str, rng: np.random.Generator, where: str) -> dict:
         """The sample of degrade_on: device: the clean crop and what the model needs to degrade it (class doc)."""
         params = sample_params(self.specs[task], rng, checked=True)
+        pad = device_padding(params)
+        if pad >= min(gt_crop.shape[:2]):  # crops without gt_size (whole images): checked per sample
+            raise ValueError(f"{where}: {params['type']} of task '{task}' needs an image larger than {pad} pixels on "
+                             f"the device, got {gt_crop.shape[0]}x{gt_crop.shape[1]}; set 'degrade_on: workers'")
         sample['deg_params'] = torch.from_numpy(pack_params(params))
         sample['deg_seed'] = int(rng.integers(0, 2 ** 63))
         if params['type'] == 'rain':
@@ -211,8 +236,6 @@ class SyntheticTaskDataset(TaskDataset):
         if params['type'] == 'haze' and depth_crop is not None:
             check_depth(depth_crop, gt_crop.shape)  # the crop's maximum divides it: refused here if zero
             sample['deg_depth'] = torch.from_numpy(depth_crop)
-        if gt_crop.dtype != np.uint8:
-            sample['gt'] = to_tensor(to_unit(gt_crop))
         if self.opt.get('key_crop'):
             key_gt, key_depth = self._crop(full, rng, where)
             sample['gt_key'] = to_tensor(key_gt)

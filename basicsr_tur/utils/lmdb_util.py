@@ -28,7 +28,7 @@ except ImportError:  # not on Windows, which has no address-space limit to respe
 
 BASICSR_MAP_SIZE = 1024 ** 4  # LmdbMaker's default map: 1 TB of address space, sparse on disk
 # How an LMDB stores its images: 'png' (basicsr's layout, PNG at compress_level: every read decodes) or 'raw' (the
-# decoded pixels as an uncompressed .npy value, OpenCV's channel order: a read is a copy of the crop; about 2-3x the
+# decoded pixels as an uncompressed .npy value, OpenCV's channel order: a read copies the value, no decode; 1.5-3x the
 # disk of PNG for photos; read by basicsr-tur's datasets only). bench/bench_data.py --per-core measures both.
 VALUE_FORMATS = ('png', 'raw')
 
