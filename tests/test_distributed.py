@@ -74,6 +74,26 @@ def test_two_process_training_matches_one_process_with_the_same_global_batch(tmp
     assert psnr['dist'] == pytest.approx(psnr['single'], abs=0.01)
 
 
+def test_tur_pooled_per_rank_size_on_one_process_matches_two_ranks(tmp_path, clean_root, paired_root):
+    # TUR pools σ within each rank's batch; pool_size 3 on one process with the global batch of 6 pools within the
+    # same two groups (the sampler deals a global batch to the ranks in order), so the runs train alike.
+    opt_path = make_options(tmp_path, clean_root, paired_root, total_iter=4)
+    common = ['-opt', opt_path, '--force_yml', 'logger:save_checkpoint_freq=4', 'val:val_freq=100']
+    dist_root, single_root = tmp_path / 'dist', tmp_path / 'single'
+    dist_root.mkdir()
+    single_root.mkdir()
+    train_two_ranks(dist_root, *common, 'datasets:train:batch_size_per_gpu=3')
+    rank0 = torch.load(dist_root / 'rank0.pth')
+    model = train_pipeline(str(single_root), common + ['train:pixel_opt:pool_size=3'])
+    single = model.get_bare_model(model.net_g).state_dict()
+    for key in single:
+        torch.testing.assert_close(rank0[key], single[key], rtol=1e-3, atol=5e-5)
+    (tmp_path / 'unpooled').mkdir()
+    unpooled = train_pipeline(str(tmp_path / 'unpooled'), common)  # σ over all 6: another trajectory
+    assert any(not torch.allclose(rank0[k], v, rtol=1e-3, atol=5e-5)
+               for k, v in unpooled.get_bare_model(unpooled.net_g).state_dict().items())
+
+
 @pytest.mark.parametrize('pixel_opt', ['{type: KendallLoss}', '{type: RLWLoss}', '{type: DWALoss, window: 2}',
                                        '{type: FAMOLoss}'])
 def test_task_weighting_losses_keep_ranks_identical_when_ranks_hold_different_tasks(tmp_path, clean_root, paired_root,

@@ -93,7 +93,7 @@ def _flat(opt: dict, prefix: str = '') -> dict:
 # of TUR's AirNet_uncertainty(fix_E=True) against official AirNet's (frozen loaded encoder, no InfoNCE, no key crop,
 # the restorer's own schedule), since each file follows the code path of its own published row.
 PAIR_KEYS = {'name', 'network_g.uncertainty_head', 'network_g.uncertainty_detach', 'train.pixel_opt.type',
-             'train.pixel_opt.variant', 'train.pixel_opt.reduction'}
+             'train.pixel_opt.variant', 'train.pixel_opt.reduction', 'train.pixel_opt.pool_size'}
 AIRNET_RECIPE_KEYS = {'train.fix_encoder', 'path.pretrain_network_encoder', 'train.contrast_weight',
                       'train.encoder_warmup_iter', 'datasets.train.key_crop', 'train.optim_g.lr',
                       'train.scheduler.type', 'train.scheduler.milestones', 'train.scheduler.restarts',
@@ -157,3 +157,14 @@ def test_demo_backbone_trains_under_bf16_and_channels_last(arch, tmp_path, clean
     assert model.skipped_steps == 0
     weights = torch.load(osp.join(root, 'experiments', f'demo_{arch}_TUR', 'models', 'net_g_latest.pth'))
     assert all(torch.isfinite(t).all() for t in weights['params'].values() if t.is_floating_point())
+
+
+# The authors' per-GPU batch of the rows trained on several GPUs (options/RECIPES.md, "One GPU"): TUR pooled σ there.
+PER_GPU_BATCH = {'mio7/SRResNet': 8, 'mio7/Uformer': 4, 'aio3/PromptIR': 8}
+
+
+@pytest.mark.parametrize('row, per_gpu', PER_GPU_BATCH.items())
+def test_tur_files_of_multi_gpu_rows_pool_sigma_per_authors_gpu(row, per_gpu):
+    opt = load_yaml(osp.join(REPO, 'options', 'train', f'{row}_TUR.yml'))
+    assert opt['train']['pixel_opt']['pool_size'] == per_gpu
+    assert opt['datasets']['train']['batch_size_per_gpu'] % per_gpu == 0

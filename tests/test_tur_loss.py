@@ -208,3 +208,45 @@ def test_bad_arguments_are_named(kwargs, message):
 def test_variant_is_built_from_options():
     loss = build_loss({'type': 'TURLoss', 'variant': 'cumulative', 'eps': 1e-6})
     assert loss.variant == 'cumulative' and loss.eps == 1e-6
+
+
+# ---- pool_size: σ pooled per rank-sized group, as the authors' GPUs pooled it ----
+
+def _grads(loss_fn, pred, target, unc, ids):
+    pred, unc = pred.clone().requires_grad_(), unc.clone().requires_grad_()
+    loss = loss_fn(pred, target, unc, ids)
+    loss.backward()
+    return loss.detach(), pred.grad, unc.grad
+
+
+@pytest.mark.parametrize('variant', ['per_task', 'cumulative'])
+def test_pool_size_gives_the_mean_of_the_groups_losses_and_gradients(variant):
+    # What W ranks of P samples compute under DDP: each rank's loss on its own samples, gradients averaged.
+    torch.manual_seed(0)
+    pred, target = torch.rand(12, 3, 5, 5), torch.rand(12, 3, 5, 5)
+    unc = torch.rand(12, 3, 5, 5) + 0.1
+    ids = torch.tensor([0, 1, 1, 2, 0, 0, 2, 2, 2, 1, 3, 3])  # task 3 in the last group only, task 1 not in the third
+    pooled = _grads(TURLoss(variant=variant, num_tasks=4, pool_size=4), pred, target, unc, ids)
+    ranks = [_grads(TURLoss(variant=variant, num_tasks=4), pred[k:k + 4], target[k:k + 4], unc[k:k + 4],
+                    ids[k:k + 4]) for k in (0, 4, 8)]
+    torch.testing.assert_close(pooled[0], torch.stack([r[0] for r in ranks]).mean(), rtol=0, atol=1e-6)
+    for i in (1, 2):  # the mean of the ranks' gradients is each rank's gradient / 3 on its own samples
+        torch.testing.assert_close(pooled[i], torch.cat([r[i] for r in ranks]) / 3, rtol=1e-5, atol=1e-8)
+
+
+def test_pool_size_of_the_whole_batch_is_the_unpooled_loss():
+    torch.manual_seed(1)
+    pred, target, unc = torch.rand(6, 3, 4, 4), torch.rand(6, 3, 4, 4), torch.rand(6, 3, 4, 4) + 0.1
+    ids = torch.tensor([0, 1, 2, 0, 1, 1])
+    whole, pooled = TURLoss(num_tasks=3), TURLoss(num_tasks=3, pool_size=6)
+    assert torch.equal(whole(pred, target, unc, ids), pooled(pred, target, unc, ids))
+    for key in whole.task_stats:
+        torch.testing.assert_close(whole.task_stats[key], pooled.task_stats[key])
+
+
+@pytest.mark.parametrize('pool_size, batch', [(0, 4), (True, 4), (3, 4)])
+def test_pool_size_below_one_or_not_dividing_the_batch_is_refused(pool_size, batch):
+    with pytest.raises(ValueError, match='pool_size'):
+        loss = TURLoss(num_tasks=2, pool_size=pool_size)
+        x = torch.rand(batch, 3, 4, 4)
+        loss(x, x, x + 0.1, torch.zeros(batch, dtype=torch.long))

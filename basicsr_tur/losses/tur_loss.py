@@ -25,6 +25,12 @@ A sample of the j-th task present thus enters K − j + 1 terms: tasks with lowe
 `tasks:` list matters. This departs from the paper's formula; it is offered because the published rows of the
 three- and five-task settings (AirNet, PromptIR, TransWeather + TUR) were trained with it.
 
+`pool_size: P` pools within groups of P consecutive samples of the batch and averages the groups' losses: the
+groups the training sampler deals to P-sample ranks (data/samplers.py: a global batch is the ranks' batches one after
+the other), so one process with a batch of W·P computes the gradient that W ranks of P compute under DDP (which
+averages the ranks' gradients), and ranks compose with it. The authors pooled per GPU: MiOIR's mio7 recipes on 2 GPUs
+(SRResNet 2 x 8, Uformer 2 x 4), PromptIR on 4 x 8. Without it σ is pooled over the whole batch a process sees.
+
 Both are computed without a Python loop over samples or tasks and without a host-device synchronisation: per-task
 sums are `index_add_` scatters over the batch dimension into the setting's fixed number of tasks (`num_tasks`, the
 length of the options' `tasks:` list), absent tasks masked out of the mean, and the cumulative terms a `cumsum` over
@@ -104,15 +110,20 @@ class TURLoss(nn.Module):
             value for the variant (0 for per_task, 1e-6 for cumulative).
         num_tasks: the setting's number of tasks T (ids in [0, T)); TURModel fills it from the `tasks:` list. Default:
             None, read from the batch as max id + 1 (a host-device sync per call: for direct calls only).
+        pool_size: pool σ (and group tasks) within groups of this many consecutive samples, the loss the mean of the
+            groups' (see the module docstring: the authors' per-GPU pooling on one process). The batch must be a
+            multiple of it. Default: None, the whole batch.
 
     Raises:
-        ValueError: an unknown variant, a negative eps, num_tasks < 1, inputs whose shapes disagree, or (while
+        ValueError: an unknown variant, a negative eps, num_tasks < 1, pool_size < 1, a batch that is not a multiple of
+            pool_size, inputs whose shapes disagree, or (while
             `validate_task_ids` is true, the default) a task id outside [0, num_tasks).
 
     After each call, `task_stats` holds detached per-task figures over all T tasks, for logging without a second
     forward or a sync: `present` (T,) bool, `l1` (T,) the plain L1 of each task, `weighted` (T,) the weighted-error
     part of its term (for cumulative, the running mean over the tasks up to it), `sigma` (T,) the mean of σ_t, and
-    `loss` (T,) the term L_t (0 for an absent task). `last_task_stats` gives the same for the K tasks present, with
+    `loss` (T,) the term L_t (0 for an absent task); with pool_size, `weighted`, `sigma` and `loss` are the means over
+    the groups holding the task. `last_task_stats` gives the same for the K tasks present, with
     `task_ids` (K,) ascending (compact_stats: a sync).
     """
 
@@ -120,7 +131,7 @@ class TURLoss(nn.Module):
     validate_task_ids = True
 
     def __init__(self, loss_weight: float = 1.0, variant: str = 'per_task', eps: float | None = None,
-                 num_tasks: int | None = None) -> None:
+                 num_tasks: int | None = None, pool_size: int | None = None) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"TURLoss: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
@@ -129,10 +140,13 @@ class TURLoss(nn.Module):
             raise ValueError(f'TURLoss: eps must be >= 0, got {eps}')
         if num_tasks is not None and (isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or num_tasks < 1):
             raise ValueError(f'TURLoss: num_tasks must be an integer >= 1, got {num_tasks!r}')
+        if pool_size is not None and (isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1):
+            raise ValueError(f'TURLoss: pool_size must be an integer >= 1, got {pool_size!r}')
         self.loss_weight = loss_weight
         self.variant = variant
         self.eps = eps
         self.num_tasks = num_tasks
+        self.pool_size = pool_size
         self.task_stats: dict[str, torch.Tensor] = {}
 
     @property
@@ -140,7 +154,8 @@ class TURLoss(nn.Module):
         return compact_stats(self.task_stats)
 
     def extra_repr(self) -> str:
-        return f'variant={self.variant}, eps={self.eps}, loss_weight={self.loss_weight}, num_tasks={self.num_tasks}'
+        return (f'variant={self.variant}, eps={self.eps}, loss_weight={self.loss_weight}, num_tasks={self.num_tasks}, '
+                f'pool_size={self.pool_size}')
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, uncertainty: torch.Tensor,
                 task_ids: torch.Tensor) -> torch.Tensor:
@@ -156,9 +171,18 @@ class TURLoss(nn.Module):
         if self.validate_task_ids:
             check_task_range('TURLoss', task_ids, num_tasks)
 
-        # σ_t: element-wise mean of the uncertainty maps of task t's samples, (T, C, H, W); an absent task's σ is
+        batch = pred.shape[0]
+        pool = self.pool_size or batch
+        if batch % pool:
+            raise ValueError(f'TURLoss: a batch of {batch} is not a multiple of pool_size {pool}')
+        groups = batch // pool
+        # Slot g·T + t holds task t of group g (one group without pool_size): every figure below is per slot.
+        slots = task_ids if groups == 1 else \
+            torch.arange(batch, device=pred.device) // pool * num_tasks + task_ids
+
+        # σ_t: element-wise mean of the uncertainty maps of task t's samples, (G·T, C, H, W); an absent task's σ is
         # set to 1 so that its (masked) division and log stay finite, in the forward and the backward.
-        sigma_sum, counts = task_sums(uncertainty, task_ids, num_tasks)
+        sigma_sum, counts = task_sums(uncertainty, slots, groups * num_tasks)
         present = counts > 0
         per_task_count = counts.clamp(min=1)
         sigma = sigma_sum / per_task_count.view(-1, 1, 1, 1)
@@ -166,19 +190,30 @@ class TURLoss(nn.Module):
             sigma = sigma + self.eps
         sigma = torch.where(present.view(-1, 1, 1, 1), sigma, torch.ones_like(sigma))
         error = (pred - target).abs()
-        weighted_i = (error / sigma[task_ids]).flatten(1).mean(1)  # w_i, (B,)
-        weighted_sum = torch.zeros_like(counts).index_add_(0, task_ids, weighted_i)
+        weighted_i = (error / sigma[slots]).flatten(1).mean(1)  # w_i, (B,)
+        weighted_sum = torch.zeros_like(counts).index_add_(0, slots, weighted_i)
         if self.variant == 'per_task':
             weighted_t = weighted_sum / per_task_count
         else:
-            # Running sums over ascending ids are the authors' never-emptied lists (absent tasks add nothing).
-            weighted_t = weighted_sum.cumsum(0) / counts.cumsum(0).clamp(min=1)
+            # Running sums over ascending ids within each group are the authors' never-emptied lists (absent tasks
+            # add nothing).
+            weighted_t = (weighted_sum.view(groups, num_tasks).cumsum(1)
+                          / counts.view(groups, num_tasks).cumsum(1).clamp(min=1)).flatten()
         sigma_mean_t = sigma.flatten(1).mean(1)
         loss_t = torch.where(present, weighted_t + 2 * torch.log(sigma_mean_t), torch.zeros_like(weighted_t))
-        loss = loss_t.sum() / present.sum() * self.loss_weight
+        by_group = present.view(groups, num_tasks)
+        loss = (loss_t.view(groups, num_tasks).sum(1) / by_group.sum(1)).mean() * self.loss_weight
 
         with torch.no_grad():
-            l1_t = torch.zeros_like(counts).index_add_(0, task_ids, error.flatten(1).mean(1)) / per_task_count
-            self.task_stats = {'present': present, 'l1': l1_t, 'weighted': weighted_t.detach(),
-                               'sigma': sigma_mean_t.detach(), 'loss': loss_t.detach()}
+            l1_sum, task_counts = task_sums(error.flatten(1).mean(1), task_ids, num_tasks)
+            holding = by_group.sum(0).clamp(min=1)  # groups holding each task
+
+            def over_groups(values: torch.Tensor) -> torch.Tensor:
+                return values.detach().view(groups, num_tasks).sum(0) / holding
+
+            self.task_stats = {'present': by_group.any(0), 'l1': l1_sum / task_counts.clamp(min=1),
+                               'weighted': over_groups(torch.where(present, weighted_t, torch.zeros_like(weighted_t))),
+                               'sigma': over_groups(torch.where(present, sigma_mean_t,
+                                                                torch.zeros_like(sigma_mean_t))),
+                               'loss': over_groups(loss_t)}
         return loss
