@@ -589,3 +589,13 @@ def test_existing_setting_is_kept_and_lmdb_added_on_request(tmp_path, capsys):
     assert 'already exists' in capsys.readouterr().err
     assert cli.main(['realweather', '--root', root, '--lmdb']) == 0
     assert sorted(os.listdir(osp.join(out, 'lmdb'))) == ['test_realsnow', 'test_revide', 'test_spa', 'train']
+
+
+@pytest.mark.parametrize('content', [b'', b'not an image\n'], ids=['empty', 'not_an_image'])
+def test_a_broken_clean_image_is_named_when_preparing_not_when_training_draws_it(tmp_path, content):
+    # BSD400 / WED as users assemble them: a failed download among the clean images aio3 noises on the fly.
+    def breakage(raw):
+        with open(osp.join(raw, 'BSD400', 'broken.jpg'), 'wb') as f:
+            f.write(content)
+    msg = break_and_prepare(tmp_path, 'aio3', breakage)
+    assert 'BSD400/broken.jpg' in msg

@@ -142,6 +142,23 @@ def pair_source(raw: str, key: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def clean_source(raw: str, key: str) -> list[tuple[str, str]]:
+    """Checked (path, '') of an unpaired source (clean images degraded on the fly), relative to its folder: every
+    header read, as pair_source reads both images of a pair, so that an empty or broken download is named here
+    rather than when training first draws it."""
+    source = SOURCES[key]
+    folder = osp.join(raw, source.lq_dir)
+    names, problems = lq_names(raw, key), []
+    for name in names:
+        path = osp.join(folder, name)
+        try:
+            image_size(path)
+        except (OSError, SyntaxError, ValueError) as err:  # PIL: OSError (UnidentifiedImageError), or a bad header
+            problems.append(f'cannot read {path}: {err}')
+    raise_problems(f'{key} ({source.layout})', problems)
+    return [(name, '') for name in names]
+
+
 def plan(raw: str, setting: Setting) -> dict[str, list[tuple[Part, list[Item]]]]:
     """Check the downloads and list each part's items (source key, LQ path, GT path or '') before writing anything.
 
@@ -158,7 +175,7 @@ def plan(raw: str, setting: Setting) -> dict[str, list[tuple[Part, list[Item]]]]
             for key in part.sources:
                 if key not in cache:
                     paired = SOURCES[key].rule is not None
-                    cache[key] = pair_source(raw, key) if paired else [(n, '') for n in lq_names(raw, key)]
+                    cache[key] = pair_source(raw, key) if paired else clean_source(raw, key)
                 items += [(key, lq, gt) for lq, gt in cache[key]]
             if part.kind == 'mio':
                 problems = []
