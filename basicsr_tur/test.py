@@ -176,6 +176,19 @@ def results_json(results: dict) -> str:
         raise ValueError(f'results are not valid JSON ({err}); a metric is not finite') from None
 
 
+def measurement_protocol(opt: dict, loaders: list) -> dict:
+    """How a run's figures were measured, as metrics.json records it: each metric's settings (val.metrics), the
+    images scored (8-bit), each test set's source (the meta file's `# source:` lines: released or re-synthesised,
+    resized or cropped) and the weights (file and key) scored. scripts/compare.py refuses to set runs measured with
+    different metric settings side by side."""
+    path = opt.get('path') or {}
+    return {'metrics': {name: dict(sorted(settings.items())) for name, settings
+                        in sorted(((opt.get('val') or {}).get('metrics') or {}).items())},
+            'images': '8-bit',
+            'test_sets': {loader.dataset.opt['name']: getattr(loader.dataset, 'source', '') for loader in loaders},
+            'weights': {'file': path.get('pretrain_network_g'), 'key': path.get('param_key_g', 'params')}}
+
+
 def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
     """Evaluate the model of `-opt` on its test sets; print and write the tables; return all results."""
     opt, args = parse_options(root_path, is_train=False, argv=argv)
@@ -237,6 +250,7 @@ def _evaluate(opt: dict, root_path: str, notes: list[str]) -> dict:
     atomic_write(osp.join(results_root, 'metrics.md'), text)
     atomic_write(osp.join(results_root, 'metrics.json'),
                results_json({'name': label, 'options': opt['opt_path'], 'results': all_results,
+                             'protocol': measurement_protocol(opt, loaders),
                              # an absolute file, so that compare.py finds it from any folder
                              'published_as': dict(published, file=osp.abspath(published['file']),
                                                   row=published.get('row')) if published else None}))

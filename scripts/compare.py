@@ -13,6 +13,11 @@ by its difference to its own published row: the one its metrics.json names in `p
 from the options' `published.row`), or the one `--published-as LABEL=ROW` names for the run called LABEL
 (`LABEL=` for none). A run with neither gets no difference row. A row the setting lacks, or a `published_as` of
 another setting than --setting, is an error. Writes <out>.md, <out>.csv and <out>.json when --out is given.
+
+Runs measured with different metric settings (metrics.json's `protocol`: e.g. PSNR on Y beside PSNR on RGB, another
+crop_border) are refused in one line naming both files, since their figures are not comparable; --mixed-protocols
+prints them anyway with each run's settings under the table. When the files scored different degraded inputs the
+input row is left out, and the table says so.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from basicsr_tur.utils.files import atomic_write
 from basicsr_tur.utils.tables import (
     INPUT_ROW,
     build_table,
+    check_protocols,
     check_row,
     input_row,
     load_published,
@@ -95,14 +101,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="compare run LABEL (its name) with published row ROW instead of its metrics.json's "
                              "published_as; 'LABEL=' for no difference row; repeatable")
     parser.add_argument('--out', help='write <out>.md, <out>.csv and <out>.json')
+    parser.add_argument('--mixed-protocols', action='store_true',
+                        help='print runs measured with different metric settings side by side, each marked')
     args = parser.parse_args(argv)
     if args.published and not args.setting:
         parser.error('--published needs --setting')
     try:
         measured, sources = load_rows(args.results)
+        notes = check_protocols(sources, args.mixed_protocols)
+        if notes:
+            notes = ['', 'Metric settings differ between the runs (or are not recorded), each run:', *notes]
         inputs = input_row(sources)
         if inputs is not None:  # every file scored the same degraded inputs: one row for them, first
             measured = {INPUT_ROW: inputs, **measured}
+        elif len(sources) > 1 and all(source['input'] is not None for source in sources.values()):
+            notes += ['', f"No '{INPUT_ROW}' row: the files scored different degraded inputs (other test sets, "
+                          'other degradations of them, or other metric settings).']
         published, diff_to = {}, {}
         if not args.published and (common := common_published(sources)):
             args.published, args.setting = common
@@ -117,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as err:
         print(f'error: {err.args[0] if isinstance(err, KeyError) else err}', file=sys.stderr)
         return 1
-    text = to_markdown(names, rows)
+    text = to_markdown(names, rows) + ''.join(f'\n{line}' for line in notes)
     print(text)
     if args.out:
         try:
@@ -126,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             atomic_write(args.out + '.json', json.dumps(
                 {'columns': names, 'rows': [{'method': r, 'cells': c} for r, c in rows],
                  'published': {'file': args.published, 'setting': args.setting} if args.published else None,
-                 'published_as': {label: diff_to.get(label) for label in measured}}, indent=2))
+                 'published_as': {label: diff_to.get(label) for label in measured},
+                 'protocols': {label: source.get('protocol') for label, source in sources.items()}}, indent=2))
         except OSError as err:
             print(f'error: {err}', file=sys.stderr)
             return 1

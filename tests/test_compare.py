@@ -18,16 +18,21 @@ AIO3 = ('aio3:\n  rows:\n'
         '    PromptIR + TUR: {rain100l: [38.57, 0.984], sots: [31.17, 0.978]}\n')
 
 
-def write_result(tmp_path, name, psnr, row=None, setting='aio3', file='options/published.yml', input_psnr=None):
+def write_result(tmp_path, name, psnr, row=None, setting='aio3', file='options/published.yml', input_psnr=None,
+                 metrics=None):
     """A metrics.json as test.py writes it: two single-task test sets, compared with published row `row`, with the
-    degraded inputs' PSNR when input_psnr is given."""
+    degraded inputs' PSNR when input_psnr is given and the metric settings `metrics` in its protocol (none: a file
+    written before protocols were recorded)."""
     results = {s: {'counts': {t: 1}, 'model': {'tasks': {t: {'psnr': p, 'ssim': 0.9}}, 'average': {}}}
                for (s, t), p in zip([('rain100l', 'derain'), ('sots', 'dehaze')], psnr)}
     for (s, t), p in zip([('rain100l', 'derain'), ('sots', 'dehaze')], input_psnr or []):
         results[s]['input'] = {'tasks': {t: {'psnr': p, 'ssim': 0.5}}, 'average': {}}
     published_as = {'file': file, 'setting': setting, 'row': row} if row else None
     path = tmp_path / f'{name}.json'
-    path.write_text(json.dumps({'name': name, 'results': results, 'published_as': published_as}))
+    data = {'name': name, 'results': results, 'published_as': published_as}
+    if metrics is not None:
+        data['protocol'] = {'metrics': metrics, 'images': '8-bit', 'test_sets': {}, 'weights': {}}
+    path.write_text(json.dumps(data))
     return str(path)
 
 
@@ -166,4 +171,33 @@ def test_no_input_row_when_the_files_inputs_are_missing_or_differ(tmp_path, caps
     l1 = write_result(tmp_path, 'L1', [30.0, 28.0], input_psnr=[20.0, 10.0])
     tur = write_result(tmp_path, 'TUR', [31.0, 29.0], input_psnr=other_input)
     assert compare.main([l1, tur]) == 0
-    assert 'Input (degraded)' not in capsys.readouterr().out
+    assert '| Input (degraded) |' not in capsys.readouterr().out  # no row (a note says why when inputs differ)
+
+
+RGB = {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False}}
+Y = {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': True}}
+
+
+def test_runs_measured_with_other_metric_settings_are_refused_naming_both(tmp_path, capsys):
+    rgb = write_result(tmp_path, 'rgb', [30.0, 28.0], metrics=RGB, input_psnr=[20.0, 18.0])
+    y = write_result(tmp_path, 'y', [32.0, 30.0], metrics=Y, input_psnr=[22.0, 20.0])
+    assert compare.main([rgb, y]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(err) == 1 and rgb in err[0] and y in err[0] and 'test_y_channel' in err[0]
+
+
+def test_mixed_protocols_are_printed_marked_and_the_missing_input_row_explained(tmp_path, capsys):
+    rgb = write_result(tmp_path, 'rgb', [30.0, 28.0], metrics=RGB, input_psnr=[20.0, 18.0])
+    y = write_result(tmp_path, 'y', [32.0, 30.0], metrics=Y, input_psnr=[22.0, 20.0])
+    assert compare.main([rgb, y, '--mixed-protocols']) == 0
+    out = capsys.readouterr().out
+    assert '- rgb: psnr: calculate_psnr, crop_border 0, test_y_channel false' in out
+    assert '- y: psnr: calculate_psnr, crop_border 0, test_y_channel true' in out
+    assert "No 'Input (degraded)' row" in out
+
+
+def test_runs_measured_alike_print_no_protocol_notes(tmp_path, capsys):
+    a = write_result(tmp_path, 'a', [30.0, 28.0], metrics=RGB)
+    b = write_result(tmp_path, 'b', [31.0, 29.0], metrics=RGB)
+    assert compare.main([a, b]) == 0
+    assert 'Metric settings differ' not in capsys.readouterr().out

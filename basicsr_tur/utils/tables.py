@@ -53,6 +53,7 @@ def columns_of(results: dict, source: str = 'model') -> dict[str, dict[str, floa
 
 def load_rows(paths: list[str]) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict]]:
     """Rows of result files: ({row label: columns}, {row label: {'path': file, 'published_as': its entry or None,
+    'protocol': how it was measured (test.measurement_protocol; None in files written before it was recorded),
     'input': the degraded inputs' columns, or None when the file lacks them}}).
 
     The label is the run's name; `published_as` ({'file', 'setting', 'row'}) is the published row test.py compared
@@ -71,10 +72,40 @@ def load_rows(paths: list[str]) -> tuple[dict[str, dict[str, dict[str, float]]],
             raise ValueError(f"{path}: run name '{label}' repeats that of {sources[label]['path']}; "
                              'rows are told apart by run name')
         rows[label] = columns_of(data['results'])
-        sources[label] = {'path': path, 'published_as': data.get('published_as'),
+        sources[label] = {'path': path, 'published_as': data.get('published_as'), 'protocol': data.get('protocol'),
                           'input': columns_of(data['results'], 'input')
                           if all('input' in r for r in data['results'].values()) else None}
     return rows, sources
+
+
+def metric_protocols(sources: dict[str, dict]) -> dict[str, str]:
+    """{run label: its metric settings as one line ('psnr: calculate_psnr, crop_border 0, test_y_channel true; ...')
+    or 'not recorded'} of load_rows' sources."""
+    out = {}
+    for label, source in sources.items():
+        metrics = (source.get('protocol') or {}).get('metrics')
+        out[label] = 'not recorded' if metrics is None else '; '.join(
+            f"{name}: {settings.get('type')}" + ''.join(f', {k} {json.dumps(v)}' for k, v in settings.items()
+                                                         if k != 'type') for name, settings in metrics.items())
+    return out
+
+
+def check_protocols(sources: dict[str, dict], allow_mixed: bool) -> list[str]:
+    """Refuse (ValueError naming both files and both settings) runs whose metric settings differ, unless
+    allow_mixed; returns the note lines to print under the table: each run's settings when they differ or some file
+    does not record them, [] when every run was measured alike."""
+    protocols = metric_protocols(sources)
+    recorded = {label: p for label, p in protocols.items() if p != 'not recorded'}
+    distinct = sorted(set(recorded.values()))
+    if len(distinct) > 1 and not allow_mixed:
+        first = next(label for label, p in recorded.items() if p == distinct[0])
+        other = next(label for label, p in recorded.items() if p == distinct[1])
+        raise ValueError(f"{sources[first]['path']} measured {distinct[0]} but {sources[other]['path']} measured "
+                         f'{distinct[1]}: their figures are not comparable; rescore one with the other\'s val.metrics '
+                         '(or pass --mixed-protocols to print them side by side, each marked)')
+    if len(distinct) > 1 or (recorded and len(recorded) < len(protocols)):
+        return [f'- {label}: {protocol}' for label, protocol in protocols.items()]
+    return []
 
 
 def input_row(sources: dict[str, dict]) -> dict[str, dict[str, float]] | None:
