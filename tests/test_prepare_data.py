@@ -6,6 +6,7 @@ import dataclasses
 import glob
 import importlib.util
 import os
+import shutil
 from os import path as osp
 
 import cv2
@@ -215,7 +216,7 @@ def read_gray(path: str) -> np.ndarray:
     (S.ots_gt, 'part1/0025_0.8_0.04.jpg', ('0025.jpg', '0025.png')),
     (S.sots_gt, '0001_0.8_0.2.jpg', ('0001.png',)),
     (S.gopro_gt, 'GOPR0372_07_00/blur/000047.png', ('GOPR0372_07_00/sharp/000047.png',)),
-    (S.outdoor_rain_gt, 'im_0001_s80_a04.png', ('im_0001.png',)),
+    (S.outdoor_rain_gt, 'im_0001_s80_a04.png', ('im_0001.png', 'im_0001_s80_a04.png')),  # or TransWeather's copy
     (S.raindrop_gt, '3_rain.png', ('3_clean.png',)),
     (S.spa_plus_gt, '003/003_12-5.png', ('003/003_12.png',)),
     (S.same_name, 'W001/00001.png', ('W001/00001.png',)),
@@ -599,3 +600,20 @@ def test_a_broken_clean_image_is_named_when_preparing_not_when_training_draws_it
             f.write(content)
     msg = break_and_prepare(tmp_path, 'aio3', breakage)
     assert 'BSD400/broken.jpg' in msg
+
+
+def test_outdoor_rain_test1_as_transweather_distributes_it_is_prepared(tmp_path):
+    # TransWeather's copy of Test1 names each GT like its input (its ValData swaps 'input' for 'gt' in the path).
+    raw = str(tmp_path / 'raw')
+    make_raw(raw, 'allweather')
+    test1 = osp.join(raw, 'Outdoor-Rain', 'test1')
+    inputs = sorted(os.listdir(osp.join(test1, 'input')))
+    assert inputs
+    scene_gts = {S.outdoor_rain_gt(name)[0] for name in inputs}
+    for name in inputs:
+        shutil.copy(osp.join(test1, 'gt', S.outdoor_rain_gt(name)[0]), osp.join(test1, 'gt', name))
+    for gt in scene_gts:
+        os.remove(osp.join(test1, 'gt', gt))
+    prepare('allweather', str(tmp_path), workers=1)
+    lines = open(osp.join(tmp_path, 'allweather', 'meta_test_test1.txt')).read().split('\n')
+    assert len([line for line in lines if line and not line.startswith('#')]) == len(inputs)

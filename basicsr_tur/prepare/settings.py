@@ -98,9 +98,10 @@ def gopro_out(rel: str) -> str:
 
 
 def outdoor_rain_gt(lq: str) -> tuple[str, ...]:
-    """Outdoor-Rain (HeavyRainRemoval) Test1: im_0001_s80_a04.png -> im_0001.png."""
+    """Outdoor-Rain (HeavyRainRemoval) Test1: im_0001_s80_a04.png -> im_0001.png (the dataset's own naming), or the
+    input's own name (Test1 as TransWeather distributes it: its ValData reads gt/ under the input's name)."""
     m = _match(r'(im_\d+)_s\d+_a\d+\.png', lq, 'Outdoor-Rain', 'im_NNNN_sSS_aAA.png (GT im_NNNN.png)')
-    return (f'{m.group(1)}.png',)
+    return (f'{m.group(1)}.png', lq)
 
 
 def raindrop_gt(lq: str) -> tuple[str, ...]:
@@ -231,7 +232,8 @@ SOURCES: dict[str, Source] = {
                          layout='allweather/input/NAME with allweather/gt/NAME, list allweather.txt '
                                 '(./allweather/input/NAME lines)'),
     'test1': Source('Outdoor-Rain/test1/input', 'Outdoor-Rain/test1/gt', outdoor_rain_gt,
-                    layout='Outdoor-Rain/test1/input/im_NNNN_sSS_aAA.png with Outdoor-Rain/test1/gt/im_NNNN.png'),
+                    layout='Outdoor-Rain/test1/input/im_NNNN_sSS_aAA.png with Outdoor-Rain/test1/gt/im_NNNN.png '
+                           '(or gt/im_NNNN_sSS_aAA.png, TransWeather\'s copy)'),
     'snow100k_l': Source('Snow100K/Snow100K-L/synthetic', 'Snow100K/Snow100K-L/gt', same_name,
                          layout='Snow100K/Snow100K-L/synthetic/NAME.jpg with Snow100K/Snow100K-L/gt/NAME.jpg'),
     'raindrop_a': Source('RainDrop/test_a/data', 'RainDrop/test_a/gt', raindrop_gt,
