@@ -94,6 +94,9 @@ def recipe_overrides(cell: dict, device: str, workdir: str) -> list[str]:
     if 'batch_size' in net:  # AirNet: the MoCo queue is batch_size x 256 and must take whole batches
         entries.append(f"network_g:batch_size={cell['batch']}")
     train = opt.get('train') or {}
+    pool = (train.get('pixel_opt') or {}).get('pool_size')
+    if pool and cell['batch'] % pool:  # a --tiny batch: σ pooled over it whole
+        entries.append('train:pixel_opt:pool_size=null')
     if train.get('fix_encoder') and (opt.get('path') or {}).get('pretrain_network_encoder'):
         import torch
         from basicsr.archs import build_network

@@ -43,6 +43,8 @@ def test_setting_trains_and_tests_from_its_options(setting, arch, tmp_path, monk
     overrides = ['num_gpu=0', 'train:compile=false', 'train:total_iter=2', 'train:warmup_iter=-1',
                  'logger:print_freq=1', 'logger:save_checkpoint_freq=2', 'val:val_freq=2', 'datasets:train:gt_size=8',
                  'datasets:train:batch_size_per_gpu=2', 'datasets:train:num_worker_per_gpu=0', SSIM_FITS] + TINY[arch]
+    if load_yaml(train_opt)['train']['pixel_opt'].get('pool_size'):  # pooled per GPU batch: the tiny batch of 2
+        overrides.append('train:pixel_opt:pool_size=2')
     if arch == 'AirNet':  # TUR's recipe freezes a trained encoder: a tiny AirNet's (only E.E.encoder_q/k are read)
         encoder = tmp_path / 'airnet_encoder.pth'
         torch.save(build_network({'type': 'AirNet', 'n_groups': 1, 'n_blocks': 1}).state_dict(), str(encoder))

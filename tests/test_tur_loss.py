@@ -1,5 +1,6 @@
 """TURLoss: both authors' formulas (per_task, cumulative), computed without loops, and the per-task figures."""
 import math
+from os import path as osp
 
 import pytest
 import torch
@@ -7,6 +8,8 @@ import torch.nn.functional as F
 from basicsr.losses import build_loss
 
 from basicsr_tur.losses.tur_loss import TURLoss, per_task_mean
+from basicsr_tur.utils.option_file import OptionError
+from basicsr_tur.utils.options import parse_options
 
 
 def reference_tur(pred, target, uncertainty, task_ids):
@@ -250,3 +253,10 @@ def test_pool_size_below_one_or_not_dividing_the_batch_is_refused(pool_size, bat
         loss = TURLoss(num_tasks=2, pool_size=pool_size)
         x = torch.rand(batch, 3, 4, 4)
         loss(x, x, x + 0.1, torch.zeros(batch, dtype=torch.long))
+
+
+def test_a_batch_that_is_not_a_multiple_of_pool_size_is_an_option_error(tmp_path):
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    with pytest.raises(OptionError, match='batch_size_per_gpu.*6.*pool_size.*8'):
+        parse_options(str(tmp_path), True, ['-opt', f'{repo}/options/train/mio7/SRResNet_TUR.yml', '--force_yml',
+                                            'datasets:train:batch_size_per_gpu=6'])

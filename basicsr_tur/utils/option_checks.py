@@ -601,6 +601,11 @@ def check_options(opt: dict, path: str, notes: list[str] | None = None, is_train
                 loss(**{k: v for k, v in loss_kwargs.items() if k != 'type'})
             except (ValueError, TypeError) as err:
                 raise OptionError(f"{path}: 'train.pixel_opt': {err}") from None
+        pool, batch = pixel_opt.get('pool_size'), (opt['datasets'].get('train') or {}).get('batch_size_per_gpu')
+        if isinstance(pool, int) and isinstance(batch, int) and pool > 0 and batch % pool:
+            raise OptionError(f"{path}: 'datasets.train.batch_size_per_gpu' {batch} is not a multiple of "
+                              f"'train.pixel_opt.pool_size' {pool} (σ is pooled in groups of that many samples); "
+                              f'change one, or set pool_size to null')
     if train_opt.get('optim_g') is not None:
         _check_optimizer(train_opt['optim_g'], path, notes)
     if train_opt.get('scheduler') is not None:
