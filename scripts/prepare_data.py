@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--seed', type=int, default=2025, help='seed of every synthesized image (default: 2025)')
     parser.add_argument('--workers', type=int, default=os.cpu_count() or 1, help='processes for image writing')
     parser.add_argument('--copy', action='store_true', help='copy the downloaded files instead of symlinking them')
+    parser.add_argument('--exclude-test-overlap', action='store_true',
+                        help='drop training images of scenes a test set holds (AllWeather: Outdoor-Rain im_0301..0350 '
+                             'are Test1 scenes); kept by default, as the authors trained')
     return parser
 
 
@@ -47,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def run(_: str) -> None:
-        summary = prepare(args.setting, args.root, args.raw, args.seed, args.lmdb, args.copy, args.workers)
+        summary = prepare(args.setting, args.root, args.raw, args.seed, args.lmdb, args.copy, args.workers,
+                          exclude_test_overlap=args.exclude_test_overlap)
         print('\n'.join(summary_lines(args.setting, osp.join(args.root, args.setting), summary, args.lmdb)))
 
     return run_cli(run, os.getcwd())

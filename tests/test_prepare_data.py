@@ -18,12 +18,12 @@ from basicsr.data import build_dataset
 from conftest import write_rgb
 
 from basicsr_tur.data.data_util import task_index
-from basicsr_tur.data.paired_task_dataset import read_meta_file, read_meta_source
+from basicsr_tur.data.paired_task_dataset import read_meta_file, read_meta_source, read_meta_sources
 from basicsr_tur.data.samplers import pack_index
 from basicsr_tur.data.synthetic_task_dataset import read_image_list
 from basicsr_tur.prepare import settings as S
 from basicsr_tur.prepare import writers
-from basicsr_tur.prepare.build import prepare
+from basicsr_tur.prepare.build import prepare, summary_lines
 from basicsr_tur.prepare.images import crop16, rng_for, transweather_size
 from basicsr_tur.prepare.mioir import mio_sub_name, mio_windows
 from basicsr_tur.prepare.plan import PrepareError
@@ -617,3 +617,29 @@ def test_outdoor_rain_test1_as_transweather_distributes_it_is_prepared(tmp_path)
     prepare('allweather', str(tmp_path), workers=1)
     lines = open(osp.join(tmp_path, 'allweather', 'meta_test_test1.txt')).read().split('\n')
     assert len([line for line in lines if line and not line.startswith('#')]) == len(inputs)
+
+
+def _allweather_with_a_test1_scene(tmp_path) -> str:
+    """The allweather replica whose training list also renders Test1's scene im_0002 (as AllWeather's does 301-350)."""
+    raw = str(tmp_path / 'raw')
+    make_raw(raw, 'allweather')
+    for folder in ('input', 'gt'):
+        shutil.copy(osp.join(raw, 'allweather', folder, 'im_0001_s80_a04.png'),
+                    osp.join(raw, 'allweather', folder, 'im_0002_s90_a06.png'))
+    with open(osp.join(raw, 'allweather.txt'), 'a') as f:
+        f.write('./allweather/input/im_0002_s90_a06.png\n')
+    return raw
+
+
+@pytest.mark.parametrize('exclude', [False, True])
+def test_training_scenes_of_a_test_set_are_reported_and_excludable(tmp_path, exclude):
+    _allweather_with_a_test1_scene(tmp_path)
+    summary = prepare('allweather', str(tmp_path), workers=1, exclude_test_overlap=exclude)
+    meta = osp.join(tmp_path, 'allweather', 'meta_train.txt')
+    sources = read_meta_sources(meta)
+    assert any(s.startswith('overlap: 1 Outdoor-Rain scenes (im_0002..im_0002)') and 'test_test1' in s
+               for s in sources)
+    assert any('im_0002' in line for line in summary_lines('allweather', str(tmp_path / 'allweather'), summary,
+                                                            False) if 'warning' in line)
+    trained = {lq for lq, _, _ in read_meta_file(meta, None)}
+    assert ('input/im_0002_s90_a06.png' in trained) is not exclude
