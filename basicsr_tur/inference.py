@@ -19,6 +19,7 @@ import torch
 from basicsr.archs import build_network
 from basicsr.utils import get_root_logger
 
+from basicsr_tur.data.data_util import divide_exactly
 from basicsr_tur.utils.checkpoint import load_checkpoint, load_torch_file, unwrap_state_dict
 from basicsr_tur.utils.memory import out_of_memory_error
 from basicsr_tur.utils.option_checks import check_network_options
@@ -110,9 +111,7 @@ def to_input(staged: Staged, device: torch.device, channels_last: bool = False) 
                     memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     for i, c in enumerate(staged.order):
         x[0, i].copy_(src[..., c])
-    # A 0-dim tensor on the device, not a Python number: CUDA divides by a host scalar as a product
-    # with its reciprocal, which can differ from the division (the CPU's) in the last bit.
-    return x.div_(torch.full((), staged.peak, device=device))
+    return divide_exactly(x, staged.peak, inplace=True)  # the CPU's division on every device
 
 
 def to_image(out: torch.Tensor, staged: Staged) -> np.ndarray:

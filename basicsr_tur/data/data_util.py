@@ -296,13 +296,19 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
 
 
+def divide_exactly(x: torch.Tensor, value: float, inplace: bool = False) -> torch.Tensor:
+    """x / value as one IEEE division on every device (in place with inplace=True): the divisor is a 0-dim tensor
+    on x's device, not a Python number, because CUDA divides by a host scalar as a product with its reciprocal, one
+    ulp off numpy's float32 division for some values (126 of the 256 levels k / 255)."""
+    divisor = torch.full((), value, dtype=x.dtype, device=x.device)
+    return x.div_(divisor) if inplace else x / divisor
+
+
 def unit_tensor(tensor: torch.Tensor) -> torch.Tensor:
     """A batch or sample tensor as float32 in [0, 1]: uint8 divided by 255 (on the tensor's device), float32 kept
     (the same tensor). The model calls this once, on the device; the values equal to_unit's on every device."""
     if tensor.dtype == torch.uint8:
-        # A 0-dim divisor on the tensor's device, not a Python number: CUDA divides by a host scalar as a product
-        # with its reciprocal, one ulp off float32 k / 255 for 126 of the 256 levels.
-        return tensor.float().div_(torch.full((), 255.0, device=tensor.device))
+        return divide_exactly(tensor.float(), 255.0, inplace=True)
     if tensor.dtype != torch.float32:
         raise ValueError(f'unit_tensor: expected a uint8 or float32 image tensor, got {tensor.dtype}')
     return tensor

@@ -75,6 +75,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from basicsr_tur.data import degradations as deg
+from basicsr_tur.data.data_util import divide_exactly
 from basicsr_tur.data.degradations import DEGRADATION_TYPES, QUANTIZE_MODES
 
 __all__ = [
@@ -219,15 +220,6 @@ def _wide(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == 'mps' else torch.float64
 
 
-def _divide(x: torch.Tensor, value: float) -> torch.Tensor:
-    """x / value as one IEEE division on every device.
-
-    CUDA turns a division by a CPU scalar into a multiplication by its reciprocal, one ulp off for
-    some values; a divisor on x's device keeps the division that numpy (the per-sample path) does.
-    """
-    return x / torch.full((), value, dtype=x.dtype, device=x.device)
-
-
 def _to_device(values: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """A host array -> a tensor on device, copied without waiting for the device."""
     array = np.ascontiguousarray(values)
@@ -269,9 +261,9 @@ def _finish(x: torch.Tensor, quantize: int) -> torch.Tensor:
     """
     x = x.clamp(0.0, 1.0)
     if quantize == _ROUND:
-        return _divide(torch.round(x * 255.0), 255.0)
+        return divide_exactly(torch.round(x * 255.0), 255.0)
     if quantize == _TRUNCATE:
-        return _divide(torch.floor(_levels(x)), 255.0).to(torch.float32)
+        return divide_exactly(torch.floor(_levels(x)), 255.0).to(torch.float32)
     return x
 
 
@@ -305,10 +297,10 @@ def _noise(x: torch.Tensor, rows: np.ndarray, randn: torch.Tensor, quantize: int
     if quantize == _TRUNCATE:
         sigma = _to_device(rows[:, 2], x.device, _wide(x.device))[:, None, None, None]
         noisy = (_levels(x) + randn.to(sigma.dtype) * sigma).clamp(0, 255)
-        return _divide(torch.floor(noisy), 255.0).to(torch.float32)
+        return divide_exactly(torch.floor(noisy), 255.0).to(torch.float32)
     # add_noise's order, all float32: img + (noise * float32(sigma)) / float32(255).
     sigma = _to_device(rows[:, 2], x.device, torch.float32)[:, None, None, None]
-    return x + _divide(randn * sigma, 255.0)
+    return x + divide_exactly(randn * sigma, 255.0)
 
 
 # One DiffJPEG per device, built on first use (_jpeg_module).
@@ -372,7 +364,7 @@ def _rain(x: torch.Tensor, rows: np.ndarray, seeds: torch.Tensor,
     unit = (streaks - low) / torch.where(flat, torch.ones_like(spread), spread)
     unit = torch.where(flat, torch.zeros_like(unit), unit)
     layer = torch.trunc(unit * 255.0).clamp(0, 255)  # numpy's astype(np.uint8)
-    return x + _divide(layer, 255.0)
+    return x + divide_exactly(layer, 255.0)
 
 
 def _haze(x: torch.Tensor, rows: np.ndarray, depth: torch.Tensor | None) -> torch.Tensor:
@@ -393,7 +385,7 @@ def _haze(x: torch.Tensor, rows: np.ndarray, depth: torch.Tensor | None) -> torc
     t = torch.exp(-beta * d)[:, None]
     a255 = _to_device(rows[:, 2] * 255, x.device, wide)[:, None, None, None]
     hazy = _levels(x) * t + a255 * (1 - t)
-    return _divide(hazy.to(torch.float32), 255.0)
+    return divide_exactly(hazy.to(torch.float32), 255.0)
 
 
 def _dark(x: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
