@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import basicsr_tur  # noqa: F401  # isort: skip  (first: it adds the torchvision alias basicsr needs)
 import argparse
-import io
 import json
 import os
 import shutil
@@ -56,6 +55,7 @@ from basicsr.data import build_dataset
 from basicsr.utils.lmdb_util import LmdbMaker
 from torch.utils.flop_counter import FlopCounterMode
 
+from basicsr_tur.data.data_util import npy_view
 from basicsr_tur.data.degradations import DEFAULT_SPECS, DEGRADATION_TYPES, degrade
 from basicsr_tur.data.samplers import pack_index
 from basicsr_tur.utils.lmdb_util import LmdbWriter, build_clean_lmdb, build_paired_lmdb
@@ -382,13 +382,8 @@ def floor_rate(files: list[tuple[str, ...]] | str, pairs: list, root: str, size:
     def draw(i: int) -> None:
         imgs = []
         for buf in buffers(i):
-            if buf[:6] == b'\x93NUMPY':
-                stream = io.BytesIO(buf)
-                np.lib.format.read_magic(stream)
-                shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
-                imgs.append(np.frombuffer(buf, dtype, offset=stream.tell()).reshape(shape))
-            else:
-                imgs.append(cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED))
+            raw = npy_view(buf)  # a raw LMDB value: viewed, as the datasets read it
+            imgs.append(raw if raw is not None else cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED))
         h, w = imgs[0].shape[:2]
         top, left = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
         flip = rng.random() < 0.5

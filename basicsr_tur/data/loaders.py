@@ -1,12 +1,11 @@
 """The data loader of each dataset of the options, our sampler and collate function, and a generator of its own."""
 from __future__ import annotations
 
-import random
 from functools import partial
 
 import cv2
-import numpy as np
 import torch
+from basicsr.data import worker_init_fn
 from basicsr.data.prefetch_dataloader import PrefetchDataLoader
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import get_dist_info
@@ -80,9 +79,7 @@ def init_worker(worker_id: int, num_workers: int, rank: int, seed: int | None) -
     datasets draw from per-sample generators and do not use them)."""
     cv2.setNumThreads(0)
     if seed is not None:
-        worker_seed = num_workers * rank + worker_id + seed
-        np.random.seed(worker_seed)
-        random.seed(worker_seed)
+        worker_init_fn(worker_id, num_workers=num_workers, rank=rank, seed=seed)
 
 
 def build_loader(dataset: Dataset, dataset_opt: dict, opt: dict) -> DataLoader:
