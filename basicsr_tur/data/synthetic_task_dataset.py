@@ -224,8 +224,8 @@ class SyntheticTaskDataset(TaskDataset):
                        depth_crop: np.ndarray | None, task: str, rng: np.random.Generator, where: str) -> dict:
         """The sample of degrade_on: device: the clean crop and what the model needs to degrade it (class doc)."""
         params = sample_params(self.specs[task], rng, checked=True)
-        pad = device_padding(params)
-        if pad >= min(gt_crop.shape[:2]):  # crops without gt_size (whole images): checked per sample
+        pad = 0 if self.gt_size else device_padding(params)  # with gt_size, checked once when built
+        if pad >= min(gt_crop.shape[:2]):  # whole images (no gt_size): checked per sample
             raise ValueError(f"{where}: {params['type']} of task '{task}' needs an image larger than {pad} pixels on "
                              f"the device, got {gt_crop.shape[0]}x{gt_crop.shape[1]}; set 'degrade_on: workers'")
         sample['deg_params'] = torch.from_numpy(pack_params(params))
