@@ -26,6 +26,7 @@ from basicsr_tur.utils.tables import (
     csv_table,
     load_published,
     markdown_table,
+    published_protocol,
     to_markdown,
 )
 
@@ -135,7 +136,10 @@ def setting_table(label: str, all_results: dict, published: dict | None) -> str:
         title += f" with published rows of '{published['setting']}' ({published['file']})"
         if row is None:
             title += '; no Δ row: the options name no published row for this run (published.row)'
-    return f'{title}\n\n' + to_markdown(names, table)
+    note = published_protocol(published['file'], published['setting']) if published and row is not None else ''
+    # The Δ row sets this run beside a row measured by other code: say how that row was measured.
+    note = f'\n{note} This run: as its Metrics line says.\n' if note else ''
+    return f'{title}\n\n' + to_markdown(names, table) + note
 
 
 def comparison_figure(examples: dict, height: int = 160) -> np.ndarray:

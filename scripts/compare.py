@@ -17,7 +17,9 @@ another setting than --setting, is an error. Writes <out>.md, <out>.csv and <out
 Runs measured with different metric settings (metrics.json's `protocol`: e.g. PSNR on Y beside PSNR on RGB, another
 crop_border) are refused in one line naming both files, since their figures are not comparable; --mixed-protocols
 prints them anyway with each run's settings under the table. When the files scored different degraded inputs the
-input row is left out, and the table says so.
+input row is left out, and the table says so. Under a table with difference rows, the published rows' source and
+protocol (options/published.yml: the setting's `table` and `protocol`) are printed beside each such run's metric
+settings, since a difference to a row measured by other code mixes the two.
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ from basicsr_tur.utils.tables import (
     input_row,
     load_published,
     load_rows,
+    metric_protocols,
+    published_protocol,
     to_csv,
     to_markdown,
 )
@@ -128,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             overrides = parse_published_as(args.published_as, list(measured))
             diff_to = references(sources, overrides, published, args.setting, args.published)
         names, rows = build_table(measured, published, diff_to)
+        if diff_to and (note := published_protocol(args.published, args.setting)):
+            ours = metric_protocols(sources)
+            notes += ['', note, *(f'- {label} (Δ row): {ours[label]}' for label in diff_to)]
     except (OSError, ValueError, KeyError) as err:
         print(f'error: {err.args[0] if isinstance(err, KeyError) else err}', file=sys.stderr)
         return 1

@@ -201,3 +201,22 @@ def test_runs_measured_alike_print_no_protocol_notes(tmp_path, capsys):
     b = write_result(tmp_path, 'b', [31.0, 29.0], metrics=RGB)
     assert compare.main([a, b]) == 0
     assert 'Metric settings differ' not in capsys.readouterr().out
+
+
+def test_difference_rows_print_the_published_protocol_beside_the_runs(tmp_path, capsys):
+    published = tmp_path / 'published.yml'
+    published.write_text(AIO3 + "  table: 'Table 2'\n  protocol: skimage SSIM on float outputs\n")
+    metrics = {'psnr': {'type': 'calculate_psnr', 'crop_border': 0}}
+    tur = write_result(tmp_path, 'TUR', [38.0, 31.0], row='PromptIR + TUR', metrics=metrics)
+    assert compare.main([tur, '--published', str(published), '--setting', 'aio3']) == 0
+    out = capsys.readouterr().out
+    assert 'skimage SSIM on float outputs' in out and 'Table 2' in out
+    assert '- TUR (Δ row): psnr: calculate_psnr, crop_border 0' in out
+
+
+def test_no_difference_row_prints_no_protocol_note(tmp_path, capsys):
+    published = tmp_path / 'published.yml'
+    published.write_text(AIO3 + '  protocol: skimage SSIM on float outputs\n')
+    plain = write_result(tmp_path, 'plain', [36.0, 30.0])
+    assert compare.main([plain, '--published', str(published), '--setting', 'aio3']) == 0
+    assert 'skimage' not in capsys.readouterr().out

@@ -125,6 +125,16 @@ def test_difference_row_is_to_the_published_row_the_options_name(tmp_path):
     assert table.count('Δ') == 1
 
 
+def test_difference_row_states_how_the_published_row_was_measured(tmp_path):
+    path = tmp_path / 'published.yml'
+    path.write_text(TINY_PUBLISHED + "  table: 'Table 9'\n  protocol: PSNR of float outputs\n")
+    published = {'file': str(path), 'setting': 'tiny', 'row': 'Paper + TUR'}
+    table = setting_table('run', fake_results({'sr': 31.0, 'noise': 31.0, 'dark': 31.0}), published)
+    assert 'PSNR of float outputs' in table and 'Table 9' in table
+    no_row = setting_table('run', fake_results({'sr': 31.0}), dict(published, row=None))
+    assert 'PSNR of float outputs' not in no_row
+
+
 def test_no_difference_row_without_a_published_row(tmp_path):
     path = tmp_path / 'published.yml'
     path.write_text(TINY_PUBLISHED)

@@ -124,20 +124,48 @@ def input_row(sources: dict[str, dict]) -> dict[str, dict[str, float]] | None:
     return first
 
 
-def load_published(path: str, setting: str) -> dict[str, dict[str, dict[str, float]]]:
-    """Published rows of a setting: {label: {column: {'psnr': .., 'ssim': ..}}} from a YAML of [psnr, ssim] pairs.
+PUBLISHED_KEYS = ('table', 'protocol', 'rows', 'printed_average')  # the keys of a setting in published.yml
 
-    Raises FileNotFoundError for a missing file, ValueError naming the file when it has no such setting.
+
+def published_setting(path: str, setting: str) -> dict:
+    """One setting of a published-figures YAML (options/published.yml): {'table': where in the paper, 'protocol':
+    how the published rows were measured, 'rows': {label: {column: [psnr, ssim]}}, 'printed_average': {label:
+    [psnr, ssim]}}, each optional but `rows`.
+
+    Raises FileNotFoundError for a missing file, ValueError naming the file and the key when it has no such
+    setting or the setting holds a key not in PUBLISHED_KEYS.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'published figures file not found: {path}')
     data = load_yaml(path)
     if setting not in data:
         raise ValueError(f"{path}: no setting '{setting}' (have: {', '.join(data)})")
+    entry = data[setting] or {}
+    unknown = [key for key in entry if key not in PUBLISHED_KEYS]
+    if unknown:
+        raise ValueError(f"{path}: unknown key '{setting}.{unknown[0]}' (known: {', '.join(PUBLISHED_KEYS)})")
+    return entry
+
+
+def load_published(path: str, setting: str) -> dict[str, dict[str, dict[str, float]]]:
+    """Published rows of a setting: {label: {column: {'psnr': .., 'ssim': ..}}} from a YAML of [psnr, ssim] pairs.
+
+    Raises FileNotFoundError for a missing file, ValueError naming the file when it has no such setting.
+    """
     rows = {}
-    for label, cells in (data[setting].get('rows') or {}).items():
+    for label, cells in (published_setting(path, setting).get('rows') or {}).items():
         rows[label] = {col: dict(zip(METRICS, pair)) for col, pair in cells.items()}
     return rows
+
+
+def published_protocol(path: str, setting: str) -> str:
+    """The sentence under a table with difference rows: where the published rows come from and how they were
+    measured (the setting's `table` and `protocol`), '' when the file records neither."""
+    entry = published_setting(path, setting)
+    parts = [f"the paper's {entry['table']}" if entry.get('table') else '',
+             f"measured with {entry['protocol']}" if entry.get('protocol') else '']
+    text = ', '.join(p for p in parts if p)
+    return f"Published rows of '{setting}' ({osp.basename(path)}): {text}." if text else ''
 
 
 def check_row(rows: dict, row: str, where: str) -> None:
