@@ -15,6 +15,7 @@ from basicsr_tur.data.data_util import (
 )
 from basicsr_tur.utils.lmdb_util import check_lmdb_keys
 from basicsr_tur.utils.meta_file import read_meta_rows
+from basicsr_tur.utils.text_file import read_text_lines
 
 
 def read_meta_entries(meta_file: str, index: dict[str, int] | None) -> list[tuple[int, str, str, str]]:
@@ -52,12 +53,11 @@ def read_meta_sources(meta_file: str) -> list[str]:
     linked, or the same set re-synthesised), so that test.py can say which was scored; the pairs below are not read.
     """
     sources = []
-    with open(meta_file, encoding='utf-8') as f:
-        for line in f:
-            if not line.startswith('#'):
-                break
-            if line.startswith(SOURCE_PREFIX):
-                sources.append(line[len(SOURCE_PREFIX):].strip())
+    for line in read_text_lines(meta_file):
+        if not line.startswith('#'):
+            break
+        if line.startswith(SOURCE_PREFIX):
+            sources.append(line[len(SOURCE_PREFIX):].strip())
     return sources
 
 

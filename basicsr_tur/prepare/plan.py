@@ -14,6 +14,7 @@ from PIL import Image
 
 from basicsr_tur.data.data_util import IMG_EXTENSIONS
 from basicsr_tur.prepare.settings import SOURCES, NamingError, Part, Setting, all_parts, splits_of
+from basicsr_tur.utils.text_file import TextFileError, read_text_lines
 
 MAX_LISTED = 10  # problems quoted in one error; the rest are counted
 
@@ -81,10 +82,14 @@ def lq_names(raw: str, key: str) -> list[str]:
     lq_dir = osp.join(raw, source.lq_dir)
     list_file = osp.join(raw, source.list_file) if source.list_file else ''
     if list_file and osp.isfile(list_file):
-        with open(list_file, encoding='utf-8') as f:
-            lines = [line for line in f if line.strip()]
+        try:  # the authors' lists as their tools wrote them: byte-order marks, CRLF or CR line ends
+            lines = read_text_lines(list_file)
+        except TextFileError as err:
+            raise PrepareError(str(err)) from None
         names, problems = [], []
         for line_no, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
             try:
                 name = source.list_entry(line)
             except NamingError as err:

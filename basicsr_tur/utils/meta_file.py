@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 
+from basicsr_tur.utils.text_file import read_text_lines
+
 # One field: a JSON string (quotes and backslash escapes), or a run of non-white characters.
 _FIELD = re.compile(r'"(?:[^"\\]|\\.)*"|\S+')
 
@@ -45,15 +47,11 @@ def parse_meta_line(line: str, where: str) -> list[str]:
 
 
 def read_meta_rows(meta_file: str) -> list[tuple[int, list[str]]]:
-    """(line number, fields) of every non-blank, non-comment line of a meta file (UTF-8)."""
+    """(line number, fields) of every non-blank, non-comment line of a meta file: UTF-8, UTF-16/32 with a byte-order
+    mark, any line ends (utils/text_file.py; anything else raises its TextFileError, a ValueError)."""
     rows = []
-    with open(meta_file, 'rb') as f:
-        for line_no, raw in enumerate(f, 1):
-            try:
-                line = raw.decode('utf-8')
-            except UnicodeDecodeError:
-                raise ValueError(f'{meta_file} line {line_no}: not UTF-8 text') from None
-            fields = parse_meta_line(line, f'{meta_file} line {line_no}')
-            if fields:
-                rows.append((line_no, fields))
+    for line_no, line in enumerate(read_text_lines(meta_file), 1):
+        fields = parse_meta_line(line, f'{meta_file} line {line_no}')
+        if fields:
+            rows.append((line_no, fields))
     return rows

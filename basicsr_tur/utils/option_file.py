@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from basicsr_tur.utils.text_file import TextFileError, read_text
+
 
 class OptionError(ValueError):
     """A problem in an options file; its message names the file and the key at fault."""
@@ -53,20 +55,21 @@ def load_yaml(path: str) -> dict:
     """Read a YAML file with a safe loader; unsafe tags, duplicate keys and syntax errors raise OptionError."""
     if not osp.isfile(path):
         raise OptionError(f'{path}: options file not found')
-    with open(path, encoding='utf-8') as f:
-        try:
-            data = yaml.load(f, Loader=_SafeOrderedLoader)
-        except UnicodeDecodeError as err:
-            raise OptionError(f'{path}: not a UTF-8 text file (byte {err.start}: {err.reason})') from None
-        except _DuplicateKeyError as err:
-            raise OptionError(f'{path}: line {err.line}: {err}') from None
-        except yaml.constructor.ConstructorError as err:
-            mark = err.problem_mark
-            where = f'line {mark.line + 1}' if mark is not None else 'unknown line'
-            raise OptionError(f'{path}: {where}: refused unsafe or unknown YAML tag ({err.problem}); '
-                              'options files may only hold plain values') from None
-        except yaml.YAMLError as err:
-            raise OptionError(f'{path}: invalid YAML: {str(err).splitlines()[0]}') from None
+    try:
+        text = read_text(path)  # UTF-8 (a byte-order mark allowed), UTF-16/32 with one; any line ends
+    except TextFileError as err:
+        raise OptionError(str(err)) from None
+    try:
+        data = yaml.load(text, Loader=_SafeOrderedLoader)
+    except _DuplicateKeyError as err:
+        raise OptionError(f'{path}: line {err.line}: {err}') from None
+    except yaml.constructor.ConstructorError as err:
+        mark = err.problem_mark
+        where = f'line {mark.line + 1}' if mark is not None else 'unknown line'
+        raise OptionError(f'{path}: {where}: refused unsafe or unknown YAML tag ({err.problem}); '
+                          'options files may only hold plain values') from None
+    except yaml.YAMLError as err:
+        raise OptionError(f'{path}: invalid YAML: {str(err).splitlines()[0]}') from None
     if not isinstance(data, dict):
         raise OptionError(f'{path}: expected a mapping of options at the top level, got {type(data).__name__}')
     return data
