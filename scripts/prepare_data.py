@@ -10,11 +10,14 @@ raw folder, or copies with --copy; synthesized and resized images as PNG), the m
 `meta_test_<set>.txt` (lines `lq_path gt_path task`, and `# source: ...` lines saying where each part's images come
 from, which test.py prints), `meta_train_clean.txt` listing the clean images the options degrade on the fly (aio3,
 aio5 denoising), and with --lmdb `lmdb/<split>/{lq.lmdb,gt.lmdb,meta.txt}` (`lmdb/train_clean/{gt.lmdb,meta.txt}`).
-Synthesized images (MiOIR degradations, BSD68 noise) are drawn once from generators seeded by (--seed, dataset,
-task, file name), so a rebuild gives the same files whatever the worker count. When MiOIR's released degraded test
-set (MiO_test/single_indis/<task>/) is under the raw folder, mio7 links it instead of re-synthesising it. Everything
-is written under <root>/<setting>.partial and renamed when complete; a failure removes it. --lmdb on an existing
-setting folder without lmdb/ adds the LMDBs only. The work is done by the package basicsr_tur/prepare/ (build.py).
+MiOIR's synthesized images are drawn once from generators seeded by (--seed, dataset, task, file
+name), so a rebuild gives the same files whatever the worker count. The BSD68 test noise (aio3,
+aio5) is drawn as AirNet/PromptIR's test.py draws it: one numpy stream seeded 0, over the sigmas in
+their order and the images in sorted order; --seed does not change it. When MiOIR's released
+degraded test set (MiO_test/single_indis/<task>/) is under the raw folder, mio7 links it instead of
+re-synthesising it. Everything is written under <root>/<setting>.partial and renamed when complete;
+a failure removes it. --lmdb on an existing setting folder without lmdb/ adds the LMDBs only. The
+work is done by the package basicsr_tur/prepare/ (build.py).
 """
 from __future__ import annotations
 
@@ -36,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--root', default='datasets', help='where <setting>/ is written (default: datasets)')
     parser.add_argument('--raw', help='the downloads, laid out as in datasets/README.md (default: <root>/raw)')
     parser.add_argument('--lmdb', action='store_true', help='also build <root>/<setting>/lmdb/<split>/')
-    parser.add_argument('--seed', type=int, default=2025, help='seed of every synthesized image (default: 2025)')
+    parser.add_argument('--seed', type=int, default=2025,
+                        help="seed of MiOIR's synthesized images (default: 2025); the BSD68 test "
+                             "noise is always seeded 0, as AirNet/PromptIR's test.py")
     parser.add_argument('--workers', type=int, default=os.cpu_count() or 1, help='processes for image writing')
     parser.add_argument('--copy', action='store_true', help='copy the downloaded files instead of symlinking them')
     parser.add_argument('--exclude-test-overlap', action='store_true',

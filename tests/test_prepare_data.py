@@ -13,9 +13,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torchvision.transforms as T
 import yaml
 from basicsr.data import build_dataset
 from conftest import write_rgb
+from PIL import Image
 
 from basicsr_tur.data.data_util import task_index
 from basicsr_tur.data.paired_task_dataset import read_meta_file, read_meta_source, read_meta_sources
@@ -24,7 +26,7 @@ from basicsr_tur.data.synthetic_task_dataset import read_image_list
 from basicsr_tur.prepare import settings as S
 from basicsr_tur.prepare import writers
 from basicsr_tur.prepare.build import prepare, summary_lines
-from basicsr_tur.prepare.images import crop16, rng_for, transweather_size
+from basicsr_tur.prepare.images import crop16, transweather_size, wgws_size
 from basicsr_tur.prepare.mioir import mio_sub_name, mio_windows
 from basicsr_tur.prepare.plan import PrepareError
 
@@ -114,6 +116,9 @@ EXPECTED = {
 }
 LINES = {'aio3': {'derain': 240, 'dehaze': 2},
          'aio5': {'derain': 240, 'dehaze': 2, 'deblur': 10, 'lowlight': 50}}
+# Replica images that are not 16x16, (h, w): WGWS-Net's test resize needs sides of 32 (REVIDE 64).
+SIZES = {'SPA+/test/gt/1.png': (45, 70), 'RealSnow/test/gt/b.png': (64, 33),
+         'REVIDE/test/gt/E001/00002.png': (71, 135)}
 MIO_RELEASED = [(f'MiO_test/single_indis/{t}/{n}.png', f'MiO_test/original/GT/{n}.png')
                 for t in S.MIO_TASKS for n in ('0801', '0802')]
 
@@ -130,7 +135,7 @@ def make_raw(raw: str, setting: str, seed: int = 0, released: bool = False) -> N
     gts = {}
     for lq, gt in RAW[setting] + (MIO_RELEASED if released else []):
         if gt:
-            gts.setdefault(gt, smooth_image(rng))
+            gts.setdefault(gt, smooth_image(rng, *SIZES.get(gt, (16, 16))))
             write_rgb(osp.join(raw, gt), gts[gt])
             write_rgb(osp.join(raw, lq), 255 - gts[gt])
         else:
@@ -264,6 +269,12 @@ def test_test_image_geometry_follows_airnet_and_transweather():
     assert transweather_size(35, 20) == (48, 32)
 
 
+def test_wgws_sizes_round_each_side_down_to_a_multiple_of_32():
+    assert wgws_size(70, 45) == (64, 32)
+    assert wgws_size(1354, 900) == (1344, 896)  # a REVIDE frame (2708 x 1800) once halved
+    assert wgws_size(512, 512) == (512, 512)
+
+
 # --- Every setting ----------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('setting', list(S.SETTINGS))
@@ -364,16 +375,95 @@ def test_noisy_copies_add_gaussian_noise_of_their_sigma(built):
         assert 0.6 * sigma < np.std(noisy - clean) < 1.2 * sigma
 
 
-def test_bsd68_noise_is_truncated_as_airnet_test_noise(built):
-    from basicsr_tur.data.degradations import add_noise
-    _, out = built['aio3']
-    clean = cv2.cvtColor(cv2.imread(osp.join(out, 'test', 'bsd68', 'clean', '3096.png')), cv2.COLOR_BGR2RGB)
-    noisy = cv2.cvtColor(cv2.imread(osp.join(out, 'test', 'bsd68', 'noisy50', '3096.png')), cv2.COLOR_BGR2RGB)
-    rng = rng_for(0, 'bsd68', 'noise50', '3096.png')  # the seed of `built` and the keys of the script
-    randn = rng.standard_normal(clean.shape, dtype=np.float32).astype(np.float64)
-    assert np.array_equal(noisy, np.clip(clean + randn * 50, 0, 255).astype(np.uint8))  # DenoiseTestDataset
-    assert not np.array_equal(noisy, np.rint(255 * add_noise(clean / np.float32(255), {'sigma': 50},
-                                                             rng_for(0, 'bsd68', 'noise50', '3096.png'))))
+# BSD68 replica of odd sizes, names in an order where sorted (string) order is not numeric order.
+BSD68_ODD = {'3096.png': (35, 50), '101085.png': (17, 33), '2092.png': (48, 21),
+             '12003.png': (40, 40)}
+
+
+def airnet_test_noise(folder: str, sigmas: tuple[int, ...]) -> dict[tuple[int, str], np.ndarray]:
+    """{(sigma, name): noisy image} as AirNet/PromptIR's test.py makes them (utils/dataset_utils.py
+    DenoiseTestDataset): numpy seeded 0 once, then per sigma in turn every image in folder order
+    (sorted here), read by PIL, centre-cropped to multiples of 16, noised by the next
+    randn(H, W, 3), truncated to uint8."""
+    stream = np.random.RandomState(0)  # np.random.seed(0): the same MT19937 stream
+    out = {}
+    for sigma in sigmas:
+        for name in sorted(os.listdir(folder)):
+            clean = np.array(Image.open(osp.join(folder, name)).convert('RGB'))
+            h, w = clean.shape[:2]
+            top, left = h % 16 // 2, w % 16 // 2
+            clean = clean[top:top + h // 16 * 16, left:left + w // 16 * 16, :]
+            noise = stream.randn(*clean.shape)
+            out[sigma, name] = np.clip(clean + noise * sigma, 0, 255).astype(np.uint8)
+    return out
+
+
+def odd_bsd68(tmp_path, setting: str, seed: int = 0) -> tuple[str, str]:
+    """The replica with BSD68_ODD as BSD68, prepared: (raw BSD68 folder, setting folder)."""
+    raw = str(tmp_path / 'raw')
+    make_raw(raw, setting)
+    rng = np.random.default_rng(1)
+    for name, (h, w) in BSD68_ODD.items():
+        write_rgb(osp.join(raw, 'BSD68', name), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    prepare(setting, str(tmp_path), seed=seed, workers=2)
+    return osp.join(raw, 'BSD68'), osp.join(str(tmp_path), setting)
+
+
+@pytest.mark.parametrize('setting, sigmas', [('aio3', (15, 25, 50)), ('aio5', (25,))])
+def test_bsd68_noise_is_airnet_promptir_test_noise_bit_for_bit(tmp_path, setting, sigmas):
+    # aio5 scores sigma 25 only: its stream starts there (the assumption its # source: line states).
+    folder, out = odd_bsd68(tmp_path, setting)
+    assert [p.sigma for p in S.SETTINGS[setting].tests['bsd68']] == list(sigmas)
+    expected = airnet_test_noise(folder, sigmas)
+    for (sigma, name), noisy in expected.items():
+        written = np.array(Image.open(osp.join(out, 'test', 'bsd68', f'noisy{sigma}', name)))
+        assert written.dtype == noisy.dtype and np.array_equal(written, noisy), (sigma, name)
+        clean = np.array(Image.open(osp.join(out, 'test', 'bsd68', 'clean', name)))
+        assert clean.shape == noisy.shape
+    source = read_meta_source(osp.join(out, 'meta_test_bsd68.txt'))
+    said = "seeded as AirNet/PromptIR's test.py (numpy seed 0, sigma order, sorted file order)"
+    assert said in source
+
+
+def test_bsd68_noise_does_not_depend_on_the_seed_option(tmp_path):
+    trees = []
+    for seed in (0, 2025):
+        _, out = odd_bsd68(tmp_path / str(seed), 'aio3', seed=seed)
+        files = sorted(glob.glob(osp.join(out, 'test', 'bsd68', '*', '*.png')))
+        trees.append({osp.relpath(f, out): open(f, 'rb').read() for f in files})
+    assert trees[0] == trees[1] and len(trees[0]) == 4 * len(BSD68_ODD)
+
+
+def wgws_eval(path: str, halve: bool) -> np.ndarray:
+    """An image as WGWS-Net's testing_model_Seting3.py scores it, rounded to uint8 (H, W, 3):
+    datasets/dataset_pairs_wRandomSample_Triplet_txt.py my_dataset_eval (halve=False) or
+    my_dataset_eval_realH (halve=True: PIL bilinear to half size first), ToTensor, then torchvision
+    Resize to multiples of 32 (rounded down) when a side is not one; antialias=False: the default
+    for tensors of the torchvision of 2023."""
+    img = Image.open(path)
+    if halve:
+        width_ori, height_ori = img.size
+        img = img.resize((int(width_ori * 0.5), int(height_ori * 0.5)), Image.BILINEAR)
+    data = T.ToTensor()(img)
+    _, h, w = data.shape
+    if (h % 32 != 0) or (w % 32 != 0):
+        data = T.Resize(((h // 32) * 32, (w // 32) * 32), antialias=False)(data)
+    return (data * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+@pytest.mark.parametrize('split, where, halve', [('spa', 'SPA+/test/{}/1.png', False),
+                                                 ('realsnow', 'RealSnow/test/{}/b.png', False),
+                                                 ('revide', 'REVIDE/test/{}/E001/00002.png', True)])
+def test_realweather_tests_are_resized_as_wgws_net_scores_them(built, split, where, halve):
+    root, out = built['realweather']
+    (lq, gt, _), = set(read_meta_file(osp.join(out, S.meta_name(f'test_{split}')), None))
+    for folder, rel in (('input', lq), ('gt', gt)):
+        expected = wgws_eval(osp.join(root, 'raw', where.format(folder)), halve)
+        written = np.array(Image.open(osp.join(out, 'test', rel)))  # LQ and GT roots: test/
+        assert written.shape == expected.shape
+        assert written.shape[0] % 32 == written.shape[1] % 32 == 0
+        assert np.array_equal(written, expected), (split, folder)
+    assert 'WGWS-Net' in read_meta_source(osp.join(out, S.meta_name(f'test_{split}')))
 
 
 @pytest.mark.parametrize('setting', ['aio3', 'aio5'])
@@ -424,7 +514,8 @@ def test_synthesized_sets_depend_only_on_the_seed(tmp_path):
     assert all(files['a'][k] != files['c'][k] for k in files['a'])
 
 
-@pytest.mark.parametrize('setting', ['mio7', 'aio3'])  # MioJob; NoisyJob and TransformJob
+# MioJob; NoisyJob and TransformJob (crop16); TransformJob (resize32, half_resize32: torch)
+@pytest.mark.parametrize('setting', ['mio7', 'aio3', 'realweather'])
 def test_a_worker_pool_writes_the_same_files_as_one_process(tmp_path, setting):
     trees = []
     for workers in (1, 2):
@@ -517,6 +608,15 @@ def test_mio_image_smaller_than_a_sub_image_is_named(tmp_path):
     msg = break_and_prepare(tmp_path, 'mio7', lambda raw: write_rgb(osp.join(raw, 'DF2K/GT/0002.png'),
                                                                      np.zeros((6, 16, 3), np.uint8)))
     assert 'DF2K/GT/0002.png is 6x16' in msg
+
+
+def test_test_image_too_small_for_the_wgws_resize_is_named(tmp_path):
+    def shrink(raw):
+        for folder in ('input', 'gt'):
+            write_rgb(osp.join(raw, f'REVIDE/test/{folder}/E001/00002.png'),
+                      np.zeros((40, 90, 3), np.uint8))
+    msg = break_and_prepare(tmp_path, 'realweather', shrink)
+    assert 'REVIDE/test/input/E001/00002.png is 40x90' in msg
 
 
 def test_allweather_file_of_no_known_set_is_named(tmp_path):

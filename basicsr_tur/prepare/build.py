@@ -68,6 +68,10 @@ def prepare(name: str, root: str, raw: str | None = None, seed: int = 2025, lmdb
             workers: int = 1, exclude_test_overlap: bool = False) -> Summary:
     """Build <root>/<name> (and its LMDBs with lmdb=True); returns the summary of summarize().
 
+    seed seeds MiOIR's synthesized images (mio7); the BSD68 test noise of aio3/aio5 is seeded 0
+    whatever it is (images.TEST_NOISE_SEED, as AirNet/PromptIR's test.py); the other settings draw
+    nothing.
+
     Training images that render a scene a test set also holds (test_scene_overlap) are kept, as the authors trained,
     and said in an `# source: overlap: ...` line of meta_train.txt (summary_lines prints it); exclude_test_overlap
     drops them from the training split instead.

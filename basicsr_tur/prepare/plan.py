@@ -1,8 +1,9 @@
 """Planning a setting: check the downloads under the raw folder and list which files each part writes, before writing.
 
 Every check runs before anything is written: missing folders (with the layout expected), list files, naming rules,
-GT partners, LQ/GT sizes, MiOIR images too small for a sub-image, the tasks of a released set. All problems of one
-kind are reported together in one PrepareError (the first MAX_LISTED quoted, the rest counted).
+GT partners, LQ/GT sizes, MiOIR images too small for a sub-image, test images too small for
+WGWS-Net's resize, the tasks of a released set. All problems of one kind are reported together in
+one PrepareError (the first MAX_LISTED quoted, the rest counted).
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from basicsr_tur.prepare.settings import SOURCES, NamingError, Part, Setting, al
 from basicsr_tur.utils.text_file import TextFileError, read_text_lines
 
 MAX_LISTED = 10  # problems quoted in one error; the rest are counted
+# Smallest test-image side each WGWS-Net resize keeps non-empty (REVIDE's is halved first).
+MIN_SIDE = {'resize32': 32, 'half_resize32': 64}
 
 # One item of a part: (source key, LQ path relative to the source's LQ folder, GT path relative to its GT folder or
 # '' for a clean image).
@@ -191,6 +194,15 @@ def plan(raw: str, setting: Setting) -> dict[str, list[tuple[Part, list[Item]]]]
                         problems.append(f'{path} is {h}x{w}, smaller than the {part.crop[0]}x{part.crop[0]} '
                                         'MiOIR sub-image')
                 raise_problems('MiOIR training images', problems)
+            if part.kind in MIN_SIDE:
+                problems = []
+                for key, lq, _ in items:
+                    path = osp.join(raw, SOURCES[key].lq_dir, lq)
+                    h, w = image_size(path)
+                    if min(h, w) < MIN_SIDE[part.kind]:
+                        problems.append(f"{path} is {h}x{w}: WGWS-Net's {part.kind} test resize "
+                                        f'needs sides of at least {MIN_SIDE[part.kind]}')
+                raise_problems(f'{", ".join(part.sources)} test images', problems)
             if callable(part.task):
                 problems = []
                 for key, lq, _ in items:

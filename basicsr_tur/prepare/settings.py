@@ -16,8 +16,21 @@ prepare/mioir.py write them):
               part's tasks, e.g. AirNet/PromptIR/TUR's denoising noise, a new draw at every read); listed in
               `meta_<split>_clean.txt`, not in the pair meta file
     crop16    both images centre-cropped to multiples of 16, as AirNet/PromptIR's crop_img(base=16) before scoring
-    noisy16   clean images centre-cropped to multiples of 16, then noised once (BSD68)
+    noisy16   clean images centre-cropped to multiples of 16, then noised once as AirNet/PromptIR's
+              test.py noises them (BSD68): one numpy RandomState(0) stream (their
+              np.random.seed(0)) shared by the split's noisy16 parts in their order here (sigma 15,
+              25, 50: their test order), images in sorted file order within each (theirs:
+              os.listdir order, the file system's), a float64 randn(H, W, 3) per image,
+              np.clip(clean + noise * sigma, 0, 255).astype(np.uint8). An image's noise depends on
+              every image and sigma before it, so these parts are written in one process, in that
+              order; --seed does not apply to them
     resize16  both images resized as TransWeather's ValData does before scoring
+    resize32  both images resized as WGWS-Net's my_dataset_eval (testing_model_Seting3.py: SPA+,
+              RealSnow) before scoring: float32, bilinear (align_corners=False, no antialiasing),
+              each side rounded down to a multiple of 32; stored rounded to 8 bits (WGWS-Net
+              scores the float tensor)
+    half_resize32  as resize32 after my_dataset_eval_realH's halving (REVIDE): PIL bilinear to
+              (int(W * 0.5), int(H * 0.5)) on the 8-bit image
     mio       MiOIR's training set: every DF2K image degraded once per task, then cut into 300x300 sub-images
     mio_test  MiOIR's in-distribution test set: every held-out GT degraded once per task
 
@@ -261,13 +274,15 @@ class Part:
     sources: keys of SOURCES (several only for clean images, e.g. BSD400 + WED).
     task: the task name, or a function of the LQ path (AllWeather); for 'clean', 'mio' and 'mio_test' the tuple of
         tasks.
-    kind: link, clean, crop16, noisy16, resize16, mio or mio_test (see the module docstring).
+    kind: link, clean, crop16, noisy16, resize16, resize32, half_resize32, mio or mio_test (see the
+        module docstring).
     lq_out, gt_out: output folders relative to the split's LQ and GT roots.
     repeat: how many times each pair is listed in the meta file (the authors' mixing ratio); for 'clean', how many
         times the authors list each clean image per task (the options' dataset_enlarge_ratio of that part).
     sigma: noise level of 'noisy16', on the 0-255 scale.
     crop: MiOIR's sub-image size, step and leftover threshold for 'mio'.
     released: the part that replaces this one when its sources' folders exist (the authors' released copy).
+    note: appended to the part's `# source:` line (an assumption the part rests on).
     """
 
     sources: tuple[str, ...]
@@ -279,6 +294,7 @@ class Part:
     sigma: float = 0.0
     crop: tuple[int, int, int] = (300, 150, 48)
     released: Part | None = None
+    note: str = ''
 
     def task_of(self, lq: str) -> str:
         """Task of the pair whose LQ source path is lq."""
@@ -326,8 +342,18 @@ _DENOISE = Part(('bsd400', 'wed'), ('denoise_15', 'denoise_25', 'denoise_50'), '
                 repeat=3)
 
 
-def _bsd68(sigma: int) -> Part:
-    return Part(('bsd68',), f'denoise_{sigma}', 'noisy16', f'bsd68/noisy{sigma}', 'bsd68/clean', sigma=sigma)
+def _bsd68(sigma: int, note: str = '') -> Part:
+    """BSD68 noised at sigma; a split's noisy16 parts share one stream, in their order."""
+    return Part(('bsd68',), f'denoise_{sigma}', 'noisy16', f'bsd68/noisy{sigma}', 'bsd68/clean',
+                sigma=sigma, note=note)
+
+
+# Where aio5's BSD68 stream starts. TUR's five-task options (transweather_5task.yml at 5d026e7)
+# read a pre-noised folder test/denoise/noisy25 whose making is not published; IDR's
+# inference.py (mode 0) seeds numpy with 0, scores derain and dehaze (no draw), then noises CBSD68
+# at sigma 25 first.
+_AIO5_BSD68 = ("assumed: the stream starts at sigma 25, as IDR's five-task inference.py (mode 0; "
+               "IDR crops to multiples of 32, here 16); TUR's five-task noisy25 is not published")
 
 
 _RAIN100L_TRAIN = Part(('rain100l_train',), 'derain', 'link', 'derain/rainy', 'derain/gt', 120)
@@ -357,7 +383,7 @@ SETTINGS: dict[str, Setting] = {
         (_DENOISE, _RAIN100L_TRAIN, _OTS,
          Part(('gopro_train',), 'deblur', 'link', 'deblur/input', 'deblur/target', 10),
          Part(('lol_train',), 'lowlight', 'link', 'lowlight/low', 'lowlight/high', 50)),
-        {'sots': (_SOTS,), 'rain100l': (_RAIN100L_TEST,), 'bsd68': (_bsd68(25),),
+        {'sots': (_SOTS,), 'rain100l': (_RAIN100L_TEST,), 'bsd68': (_bsd68(25, _AIO5_BSD68),),
          'gopro': (Part(('gopro_test',), 'deblur', 'crop16', 'gopro/input', 'gopro/target'),),
          'lol': (Part(('lol_test',), 'lowlight', 'crop16', 'lol/low', 'lol/high'),)}),
     # TransWeather: one line per allweather.txt entry, the task told by the file name.
@@ -368,12 +394,16 @@ SETTINGS: dict[str, Setting] = {
          'snow100k_l': (Part(('snow100k_l',), 'snow', 'resize16', 'snow100k_l/input', 'snow100k_l/gt'),),
          'raindrop_a': (Part(('raindrop_a',), 'raindrop', 'resize16', 'raindrop_a/input', 'raindrop_a/gt'),)}),
     # WGWS-Net setting 3 as TUR reads it (real_rain / real_snow / real_fog): every pair once.
+    # Tests as WGWS-Net's testing_model_Seting3.py scores them: SPA+ and RealSnow through
+    # my_dataset_eval, REVIDE through my_dataset_eval_realH (halved first).
     'realweather': Setting(
         ('rain', 'snow', 'haze'),
         (Part(('spa_plus_train',), 'rain', 'link', 'spa_plus/input', 'spa_plus/gt'),
          Part(('realsnow_train',), 'snow', 'link', 'realsnow/input', 'realsnow/gt'),
          Part(('revide_train',), 'haze', 'link', 'revide/input', 'revide/gt')),
-        {'spa': (Part(('spa_plus_test',), 'rain', 'link', 'spa_plus/input', 'spa_plus/gt'),),
-         'realsnow': (Part(('realsnow_test',), 'snow', 'link', 'realsnow/input', 'realsnow/gt'),),
-         'revide': (Part(('revide_test',), 'haze', 'link', 'revide/input', 'revide/gt'),)}),
+        {'spa': (Part(('spa_plus_test',), 'rain', 'resize32', 'spa_plus/input', 'spa_plus/gt'),),
+         'realsnow': (Part(('realsnow_test',), 'snow', 'resize32', 'realsnow/input',
+                           'realsnow/gt'),),
+         'revide': (Part(('revide_test',), 'haze', 'half_resize32', 'revide/input',
+                         'revide/gt'),)}),
 }

@@ -1,6 +1,11 @@
 """Writing a setting's folder: each part's files (links or copies of the downloads, converted test images, MiOIR
 synthesis), its meta files with their `# source:` lines, and the LMDB copies of every split.
 
+A split's noisy16 parts (BSD68) draw from one numpy RandomState(TEST_NOISE_SEED) that the
+SplitWriter holds, in the order its parts are written and, within a part, in sorted file order, as
+AirNet/PromptIR's test.py draws from the global stream it seeds once: the files depend on that
+order, and on nothing else (not on --seed).
+
 SplitWriter writes one split under the setting folder and collects its meta lines; write_meta writes a meta file;
 build_lmdbs adds `lmdb/<split>/` to a written setting folder.
 """
@@ -10,12 +15,21 @@ import os
 import shutil
 from os import path as osp
 
+import numpy as np
 from basicsr.utils import get_root_logger
 
 from basicsr_tur.data.data_util import task_index
 from basicsr_tur.data.paired_task_dataset import SOURCE_PREFIX, read_meta_file, read_meta_sources
 from basicsr_tur.data.synthetic_task_dataset import read_image_list
-from basicsr_tur.prepare.images import NoisyJob, TransformJob, job_noisy, job_transform, run_jobs
+from basicsr_tur.prepare.images import (
+    TEST_NOISE_SEED,
+    TRANSFORMS,
+    NoisyJob,
+    TransformJob,
+    job_transform,
+    run_jobs,
+    write_noisy,
+)
 from basicsr_tur.prepare.mioir import DEPTH_DIRS, MioJob, find_depth, job_mio
 from basicsr_tur.prepare.plan import Item, PrepareError
 from basicsr_tur.prepare.settings import SOURCES, Part, Setting, Source, clean_meta_name, meta_name, roots_of, splits_of
@@ -35,6 +49,9 @@ class SplitWriter:
         self.clean: list[str] = []  # clean images of 'clean' parts, relative to the GT root
         self.sources: list[str] = []  # '# source:' line of each part
         self.clean_sources: list[str] = []
+        # The BSD68 test noise: one stream for the split's noisy16 parts; the sigmas drawn so far.
+        self.noise_stream = np.random.RandomState(TEST_NOISE_SEED)
+        self.noise_sigmas: list[float] = []
 
     def claim(self, dst: str, src: str) -> bool:
         """Reserve an output path for src; False when it already holds src, an error when it holds another file."""
@@ -64,7 +81,7 @@ class SplitWriter:
     def write_part(self, part: Part, items: list[Item], seed: int, workers: int) -> None:
         """Write one part's files and append its meta lines (each pair `part.repeat` times) and source line."""
         lq_out, gt_out = osp.join(self.lq_root, part.lq_out), osp.join(self.gt_root, part.gt_out)
-        lines, jobs = [], []  # NoisyJob for noisy16, TransformJob for crop16/resize16
+        lines, jobs = [], []  # NoisyJob for noisy16, TransformJob for the kinds of TRANSFORMS
         dirs = ', '.join(dict.fromkeys(SOURCES[k].lq_dir for k in part.sources))
         if part.kind in ('mio', 'mio_test'):
             self._write_mio(part, items, seed, workers)
@@ -79,6 +96,8 @@ class SplitWriter:
             self.clean_sources.append(f'{", ".join(part.task)}: clean images of {dirs}, degraded on the fly by the '
                                       f'options (the authors list each {part.repeat} times per task)')
             return
+        if part.kind == 'noisy16':  # the stream is drawn in this order (plan() sorts them too)
+            items = sorted(items, key=lambda item: (item[0], item[1]))
         for key, lq, gt in items:
             source: Source = SOURCES[key]
             rename = source.out_name or (lambda rel: rel)
@@ -93,9 +112,9 @@ class SplitWriter:
                 new = self.claim(lq_dst, src_lq)
                 write_gt = gt_dst if self.claim(gt_dst, src_lq) else ''
                 if new:
-                    jobs.append(NoisyJob(src=src_lq, lq_dst=lq_dst, gt_dst=write_gt, sigma=part.sigma, seed=seed,
-                                         keys=(key, f'noise{part.sigma:g}', lq)))
-            elif part.kind in ('crop16', 'resize16'):
+                    jobs.append(NoisyJob(src=src_lq, lq_dst=lq_dst, gt_dst=write_gt,
+                                         sigma=part.sigma))
+            elif part.kind in TRANSFORMS:
                 src_gt = osp.join(self.raw, source.gt_dir, gt)
                 lq_dst = osp.join(lq_out, osp.splitext(rename(lq))[0] + '.png')
                 gt_dst = osp.join(gt_out, osp.splitext(rename(gt))[0] + '.png')
@@ -106,16 +125,34 @@ class SplitWriter:
                 raise ValueError(f'unknown part kind {part.kind!r}')
             lines.append(self.line(lq_dst, gt_dst, part.task_of(lq)))
         if part.kind == 'noisy16':
-            run_jobs(job_noisy, jobs, workers, f'{part.lq_out} (sigma {part.sigma:g})')
-        elif jobs:
+            how = self._noise_source(part.sigma)
+            write_noisy(jobs, self.noise_stream, f'{part.lq_out} (sigma {part.sigma:g})')
+            self.noise_sigmas.append(part.sigma)
+        else:
             run_jobs(job_transform, jobs, workers, f'{part.lq_out} ({part.kind})')
+            how = {'link': 'linked as distributed', 'crop16': 'centre-cropped to multiples of 16',
+                   'resize16': "resized as TransWeather's ValData",
+                   'resize32': "resized as WGWS-Net's testing_model_Seting3.py scores them "
+                               '(my_dataset_eval: bilinear, sides rounded down to multiples of 32; '
+                               'rounded to 8 bits)',
+                   'half_resize32': "resized as WGWS-Net's testing_model_Seting3.py scores them "
+                                    '(my_dataset_eval_realH: halved with PIL bilinear, then '
+                                    'bilinear, sides rounded down to multiples of 32; rounded to '
+                                    '8 bits)'}[part.kind]
         self.lines += lines * part.repeat
         tasks = ', '.join(dict.fromkeys(task for _, _, task in lines))
-        how = {'link': 'linked as distributed', 'crop16': 'centre-cropped to multiples of 16',
-               'resize16': "resized as TransWeather's ValData",
-               'noisy16': f'centre-cropped to multiples of 16 + Gaussian noise of sigma {part.sigma:g} drawn once '
-                          f'(truncated to 8 bits as AirNet/PromptIR, seed {seed})'}[part.kind]
-        self.sources.append(f'{tasks}: {dirs} {how}')
+        note = f'; {part.note}' if part.note else ''
+        self.sources.append(f'{tasks}: {dirs} {how}{note}')
+
+    def _noise_source(self, sigma: float) -> str:
+        """How a noisy16 part is written, for its `# source:` line, with where its draws are."""
+        where = (f'after sigma {", ".join(f"{s:g}" for s in self.noise_sigmas)} of this split'
+                 if self.noise_sigmas else 'from its start')
+        return (f'centre-cropped to multiples of 16 + Gaussian noise of sigma {sigma:g} drawn '
+                "once, seeded as AirNet/PromptIR's test.py (numpy seed 0, sigma order, sorted file "
+                f'order): one RandomState({TEST_NOISE_SEED}) stream, drawn {where}, images in '
+                'sorted order (theirs: os.listdir order), truncated to 8 bits; --seed does not '
+                'apply')
 
     def _write_mio(self, part: Part, items: list[Item], seed: int, workers: int) -> None:
         """MiOIR sets: every GT degraded once per task (then cut into sub-images for training)."""
