@@ -1,6 +1,7 @@
 """Test pipeline: options -> test sets -> restored images -> per-task PSNR/SSIM tables (Markdown, JSON, CSV)."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -180,17 +181,28 @@ def results_json(results: dict) -> str:
         raise ValueError(f'results are not valid JSON ({err}); a metric is not finite') from None
 
 
-def measurement_protocol(opt: dict, loaders: list) -> dict:
+def measurement_protocol(opt: dict, loaders: list, model=None) -> dict:
     """How a run's figures were measured, as metrics.json records it: each metric's settings (val.metrics), the
     images scored (8-bit), each test set's source (the meta file's `# source:` lines: released or re-synthesised,
-    resized or cropped) and the weights (file and key) scored. scripts/compare.py refuses to set runs measured with
-    different metric settings side by side."""
+    resized or cropped), the weights scored and the model's test-time padding (val.pad; null: none).
+    scripts/compare.py refuses to set runs measured with different metric settings side by side.
+
+    weights: the file and its entry that the model read (TURModel.loaded_weights:
+    `path.param_key_g`, or the entry read in its place when the file lacks it; null: the file is the
+    tensor dict itself), and `requested_key`, the options' path.param_key_g (default 'params', as
+    load_pretrained's); a model that records none gets the requested key as its key.
+    """
     path = opt.get('path') or {}
+    requested = path.get('param_key_g', 'params')
+    weights = getattr(model, 'loaded_weights', None) or {'file': path.get('pretrain_network_g'),
+                                                         'key': requested}
+    padding = getattr(model, 'input_padding', None)  # utils/padding.py InputPadding, None when none
     return {'metrics': {name: dict(sorted(settings.items())) for name, settings
                         in sorted(((opt.get('val') or {}).get('metrics') or {}).items())},
             'images': '8-bit',
             'test_sets': {loader.dataset.opt['name']: getattr(loader.dataset, 'source', '') for loader in loaders},
-            'weights': {'file': path.get('pretrain_network_g'), 'key': path.get('param_key_g', 'params')}}
+            'weights': {**weights, 'requested_key': requested},
+            'pad': dataclasses.asdict(padding) if padding is not None else None}
 
 
 def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
@@ -254,7 +266,7 @@ def _evaluate(opt: dict, root_path: str, notes: list[str]) -> dict:
     atomic_write(osp.join(results_root, 'metrics.md'), text)
     atomic_write(osp.join(results_root, 'metrics.json'),
                results_json({'name': label, 'options': opt['opt_path'], 'results': all_results,
-                             'protocol': measurement_protocol(opt, loaders),
+                             'protocol': measurement_protocol(opt, loaders, model),
                              # an absolute file, so that compare.py finds it from any folder
                              'published_as': dict(published, file=osp.abspath(published['file']),
                                                   row=published.get('row')) if published else None}))

@@ -44,6 +44,26 @@ def test_test_options_file_is_valid(path, tmp_path):
     assert opt['path']['pretrain_network_g']
 
 
+PAPER_TEST_FILES = [p for p in TEST_FILES if osp.basename(osp.dirname(p)) != 'demo']
+# The test-time padding of the code behind each published row (the test files' headers): MiOIR's
+# and TUR's Uformer test() and TUR's PromptIR test() pad; other rows' code feeds the image whole.
+TEST_PADDING = {'mio7/Uformer': {'multiple': 128, 'square': True, 'mode': 'reflect'},
+                'aio3/PromptIR': {'multiple': 64, 'mode': 'reflect'}}
+
+
+@pytest.mark.parametrize('path', PAPER_TEST_FILES, ids=lambda p: osp.relpath(p, REPO))
+def test_test_files_pad_as_the_test_code_of_their_published_row(path):
+    row = osp.splitext(osp.relpath(path, osp.join(REPO, 'options', 'test')))[0]
+    assert (load_yaml(path).get('val') or {}).get('pad') == TEST_PADDING.get(row)
+
+
+@pytest.mark.parametrize('path', PAPER_TEST_FILES, ids=lambda p: osp.relpath(p, REPO))
+def test_test_files_load_the_weights_their_published_row_scored(path):
+    # MiOIR's and TUR's models read path.param_key_g with basicsr's default 'params' and validate
+    # net_g, never the EMA copy; AirNet's, PromptIR's and TransWeather's test scripts have none.
+    assert load_yaml(path)['path']['param_key_g'] == 'params'
+
+
 @pytest.mark.parametrize('path', TUR_FILES, ids=lambda p: osp.relpath(p, REPO))
 def test_tur_options_use_the_loss_variant_of_their_published_row(path):
     setting = osp.basename(osp.dirname(path))

@@ -26,11 +26,18 @@ from basicsr_tur.data.samplers import ShardSampler
 from basicsr_tur.losses.tur_loss import check_task_range, task_means
 from basicsr_tur.models.train_step import NonFiniteLossError, StepContext, TaskFigures, TrainStep, ema_pairs, update_ema
 from basicsr_tur.utils.calibration import SAMPLE_PER_IMAGE, pixel_error, sample_pixels, uncertainty_figures
-from basicsr_tur.utils.checkpoint import HEAD_PREFIX, capture_rng_state, load_checkpoint, restore_rng_state
+from basicsr_tur.utils.checkpoint import (
+    HEAD_PREFIX,
+    capture_rng_state,
+    load_checkpoint,
+    read_weights,
+    restore_rng_state,
+)
 from basicsr_tur.utils.dist import all_reduce_sum, sum_over_ranks
 from basicsr_tur.utils.files import atomic_write, write_image
 from basicsr_tur.utils.memory import out_of_memory_error
 from basicsr_tur.utils.option_checks import BOOL, COUNT, MAPPING, PATH, POSITIVE, Kind, loss_run_arguments
+from basicsr_tur.utils.padding import PAD_MODES, crop, input_padding
 from basicsr_tur.utils.tiling import tiled_forward
 
 __all__ = ['NonFiniteLossError', 'TURModel']  # NonFiniteLossError: raised by the step (models/train_step.py)
@@ -68,6 +75,13 @@ class TURModel(BaseModel):
         'val.metrics': Kind.of(dict, null=True), 'val.suffix': Kind.of(str, null=True), 'val.pbar': BOOL,
         'val.input_row': BOOL, 'val.tile.size': POSITIVE, 'val.tile.overlap': COUNT, 'val.tile.batch': POSITIVE,
         'val.uncertainty': BOOL,  # σ of the TUR head against the error, per task (test.py's tables)
+        # test()'s padding of the whole input, cropped back after the forward (utils/padding.py;
+        # absent: none): bottom/right to multiples of `multiple` (default 1), then with `square`
+        # (default false) the shorter side on both ends to a square, by F.pad `mode` (default
+        # reflect), as the test code of the row reproduced pads (MiOIR/TUR Uformer:
+        # {multiple: 128, square: true}; TUR PromptIR: {multiple: 64})
+        'val.pad.multiple': POSITIVE, 'val.pad.square': BOOL,
+        'val.pad.mode': Kind.of(words=PAD_MODES),
     }
 
     def __init__(self, opt: dict) -> None:
@@ -77,6 +91,10 @@ class TURModel(BaseModel):
         self.channels_last = bool(train_opt.get('channels_last', False))
         # val.uncertainty: σ of the head beside each restored image, scored against the error (utils/calibration.py).
         self.uncertainty = bool((opt.get('val') or {}).get('uncertainty', False))
+        # val.pad: how test() pads each input (None: not at all); a bad value fails here.
+        self.input_padding = input_padding((opt.get('val') or {}).get('pad'))
+        # The weights of path.pretrain_network_g: the file and the entry read (load_pretrained).
+        self.loaded_weights: dict | None = None
         net = build_network(self.network_options())
         self.load_pretrained(net)  # before wrapping, so DDP broadcasts the loaded weights
         if self.channels_last:
@@ -132,10 +150,12 @@ class TURModel(BaseModel):
             raise ValueError('val.uncertainty needs path.pretrain_network_g: a checkpoint trained with TURLoss (a '
                              'fresh uncertainty head says nothing about the error)')
         if load_path is not None:
-            load_checkpoint(net, load_path, self.opt['path'].get('param_key_g', 'params'),
-                            self.opt['path'].get('strict_load_g', True),
+            # The entry actually read: a key the file lacks falls back (checkpoint.read_weights).
+            state, entry = read_weights(load_path, self.opt['path'].get('param_key_g', 'params'))
+            load_checkpoint(net, load_path, strict=self.opt['path'].get('strict_load_g', True),
                             require_head='val.uncertainty needs a checkpoint trained with TURLoss' if needs_head
-                            else None)
+                            else None, state=state)
+            self.loaded_weights = {'file': load_path, 'key': entry}
 
     def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
         """Move net to this process's device; wrap it in DistributedDataParallel (GPU or CPU) or DataParallel."""
@@ -441,28 +461,37 @@ class TURModel(BaseModel):
         are rounded up to the backbone's size_multiple. σ is blended with the same windows. Runs under
         torch.inference_mode and, during training, the training's autocast (train.mixed_precision); self.output and
         self.sigma are float32.
+
+        With `val.pad` (utils/padding.py) the input is padded first, as the test code of the row
+        it reproduces does, the padded image is restored (whole or tiled) and self.output and
+        self.sigma are cropped back to the input's size. Without it the network gets self.lq itself.
         """
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         was_training = net.training
         net.eval()
         tile = (self.opt.get('val') or {}).get('tile')
         forward = (lambda x: net(x, with_uncertainty=True)) if self.uncertainty else net
+        padding = self.input_padding
+        lq, (top, left) = padding.pad(self.lq) if padding else (self.lq, (0, 0))
         # The training's autocast (train.mixed_precision; test.py's runs have none and stay float32).
         amp_dtype = getattr(self, 'amp_dtype', None)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=amp_dtype or torch.float32,
                                                     enabled=amp_dtype is not None):
             if tile:
-                result = tiled_forward(forward, self.lq, tile['size'], tile.get('overlap', 32),
+                result = tiled_forward(forward, lq, tile['size'], tile.get('overlap', 32),
                                        multiple=getattr(self.get_bare_model(net), 'size_multiple', 1),
                                        batch=tile.get('batch', 1))
             else:
-                result = forward(self.lq)
+                result = forward(lq)
         net.train(was_training)
+        results = tuple(result) if self.uncertainty else (result,)
+        if lq is not self.lq:
+            results = tuple(crop(t, top, left, *self.lq.shape[-2:]) for t in results)
         # Metrics, σ and saved images read float32, whatever the autocast computed in.
         if self.uncertainty:
-            self.output, self.sigma = (t.float() for t in result)
+            self.output, self.sigma = (t.float() for t in results)
         else:
-            self.output = result.float()
+            self.output = results[0].float()
 
     def get_current_visuals(self) -> OrderedDict:
         """lq, result and gt of the current batch, on the CPU."""

@@ -17,16 +17,25 @@ _WRAPPER_KEYS = ('params_ema', 'params', 'state_dict', 'model', 'net', 'net_g')
 _PREFIXES = ('module.', 'net.')
 
 
+def state_dict_entry(ckpt: Any, param_key: str | None = None,
+                     where: str = 'checkpoint') -> str | None:
+    """The top-level entry of a checkpoint that holds its tensors: `param_key`, or without it the
+    first of params_ema/params/state_dict/... present; None when the checkpoint is itself the tensor
+    dict (or no dict). Raises KeyError (one line, naming `where`) when no entry holds a dict."""
+    if not isinstance(ckpt, dict) or all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        return None
+    keys = [param_key] if param_key else list(_WRAPPER_KEYS)
+    found = [k for k in keys if k in ckpt and isinstance(ckpt[k], dict)]
+    if not found:
+        raise KeyError(f"{where}: no '{param_key or '/'.join(_WRAPPER_KEYS)}' entry "
+                       f"(top-level keys: {', '.join(map(str, list(ckpt)[:10]))})")
+    return found[0]
+
+
 def unwrap_state_dict(ckpt: Any, param_key: str | None = None, where: str = 'checkpoint') -> dict:
     """The tensor dict inside a checkpoint: `param_key` (or params_ema/params/state_dict/...), prefixes stripped."""
-    state = ckpt
-    if isinstance(ckpt, dict) and not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        keys = [param_key] if param_key else list(_WRAPPER_KEYS)
-        found = [k for k in keys if k in ckpt and isinstance(ckpt[k], dict)]
-        if not found:
-            raise KeyError(f"{where}: no '{param_key or '/'.join(_WRAPPER_KEYS)}' entry "
-                           f"(top-level keys: {', '.join(map(str, list(ckpt)[:10]))})")
-        state = ckpt[found[0]]
+    entry = state_dict_entry(ckpt, param_key, where)
+    state = ckpt if entry is None else ckpt[entry]
     if not isinstance(state, dict):
         raise ValueError(f'{where}: expected a state dict (a mapping of tensors), got {type(state).__name__}')
     for prefix in _PREFIXES:
@@ -55,12 +64,22 @@ def read_state_dict(path: str, param_key: str | None = 'params', where: str | No
     where: how errors name the file (default: the path). Raises FileNotFoundError for a missing file, ValueError for
     one torch.load cannot read (empty, truncated, not a checkpoint), and unwrap_state_dict's KeyError/ValueError.
     """
+    return read_weights(path, param_key, where)[0]
+
+
+def read_weights(path: str, param_key: str | None = 'params',
+                 where: str | None = None) -> tuple[dict, str | None]:
+    """read_state_dict's tensor dict and the entry of the file it came from (e.g. 'params', or
+    'params_ema' for a requested key the file lacks); None when the file is itself the tensor dict.
+    Same errors."""
     where = where or path
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {where}')
     ckpt = load_torch_file(path, 'checkpoint', where)
     # A requested key the file lacks falls back to the usual wrappers (a plain or foreign checkpoint).
-    return unwrap_state_dict(ckpt, param_key if isinstance(ckpt, dict) and param_key in ckpt else None, where)
+    requested = param_key if isinstance(ckpt, dict) and param_key in ckpt else None
+    entry = state_dict_entry(ckpt, requested, where)
+    return unwrap_state_dict(ckpt, entry, where), entry
 
 
 def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params', strict: bool = True,
