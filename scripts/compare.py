@@ -16,7 +16,9 @@ another setting than --setting, is an error. Writes <out>.md, <out>.csv and <out
 
 Runs measured with different metric settings (metrics.json's `protocol`: e.g. PSNR on Y beside PSNR on RGB, another
 crop_border) are refused in one line naming both files, since their figures are not comparable; --mixed-protocols
-prints them anyway with each run's settings under the table. When the files scored different degraded inputs the
+prints them anyway with each run's settings under the table. Runs that differ in another recorded choice (the
+test-time padding val.pad, the weights entry scored, a test set's source) are printed with that choice of each run
+under the table. When the files scored different degraded inputs the
 input row is left out, and the table says so. Under a table with difference rows, the published rows' source and
 protocol (options/published.yml: the setting's `table` and `protocol`) are printed beside each such run's metric
 settings, since a difference to a row measured by other code mixes the two.
@@ -39,6 +41,7 @@ from basicsr_tur.utils.tables import (
     load_published,
     load_rows,
     metric_protocols,
+    protocol_differences,
     published_protocol,
     to_csv,
     to_markdown,
@@ -115,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         notes = check_protocols(sources, args.mixed_protocols)
         if notes:
             notes = ['', 'Metric settings differ between the runs (or are not recorded), each run:', *notes]
+        if differences := protocol_differences(sources):  # marked, not refused: the figures are still PSNR/SSIM
+            notes += ['', *differences]
         inputs = input_row(sources)
         if inputs is not None:  # every file scored the same degraded inputs: one row for them, first
             measured = {INPUT_ROW: inputs, **measured}

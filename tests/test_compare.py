@@ -220,3 +220,27 @@ def test_no_difference_row_prints_no_protocol_note(tmp_path, capsys):
     plain = write_result(tmp_path, 'plain', [36.0, 30.0])
     assert compare.main([plain, '--published', str(published), '--setting', 'aio3']) == 0
     assert 'skimage' not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('field, value_a, value_b, shown', [
+    ('pad', None, {'multiple': 128, 'square': True, 'mode': 'reflect'}, '"multiple": 128'),
+    ('weights', {'file': 'a.pth', 'key': 'params'}, {'file': 'b.pth', 'key': 'params_ema'}, '"params_ema"'),
+    ('test_sets', {'sots': 'linked'}, {'sots': 'resized as WGWS-Net'}, 'sots: resized as WGWS-Net')])
+def test_runs_differing_in_padding_weights_or_test_data_are_marked(tmp_path, capsys, field, value_a, value_b, shown):
+    paths = []
+    for name, value in (('a', value_a), ('b', value_b)):
+        path = write_result(tmp_path, name, [30.0, 28.0], metrics=RGB)
+        data = json.load(open(path))
+        data['protocol'][field] = value
+        open(path, 'w').write(json.dumps(data))
+        paths.append(path)
+    assert compare.main(paths) == 0
+    out = capsys.readouterr().out
+    assert 'Runs differ in' in out and shown in out and '- a: ' in out
+
+
+def test_runs_with_the_same_padding_weights_entry_and_data_are_not_marked(tmp_path, capsys):
+    a = write_result(tmp_path, 'a', [30.0, 28.0], metrics=RGB)
+    b = write_result(tmp_path, 'b', [31.0, 29.0], metrics=RGB)
+    assert compare.main([a, b]) == 0
+    assert 'Runs differ' not in capsys.readouterr().out

@@ -108,6 +108,29 @@ def check_protocols(sources: dict[str, dict], allow_mixed: bool) -> list[str]:
     return []
 
 
+# What else metrics.json's protocol records that changes a figure, with how to print it: the test-time padding,
+# the weights entry scored (params / params_ema) and each test set's source (released, resized, re-synthesised).
+_PROTOCOL_FIELDS = {
+    'test-time padding (val.pad)': lambda p: json.dumps(p.get('pad')) if 'pad' in p else None,
+    'weights entry scored': lambda p: json.dumps((p.get('weights') or {}).get('key')) if 'weights' in p else None,
+    'test data': lambda p: '; '.join(f'{name}: {src or "not recorded"}' for name, src in
+                                     sorted((p.get('test_sets') or {}).items())) if 'test_sets' in p else None,
+}
+
+
+def protocol_differences(sources: dict[str, dict]) -> list[str]:
+    """Note lines marking, beside a table, each measurement choice other than the metric settings that differs
+    between the runs (load_rows' sources) that record it: the test-time padding, the weights entry scored and the
+    test data's sources; [] when they agree. Runs differing in these are comparable only with that said."""
+    notes = []
+    for field, read in _PROTOCOL_FIELDS.items():
+        values = {label: read(source['protocol']) for label, source in sources.items() if source.get('protocol')}
+        values = {label: v for label, v in values.items() if v is not None}
+        if len(set(values.values())) > 1:
+            notes += [f'Runs differ in {field}:'] + [f'- {label}: {v}' for label, v in values.items()]
+    return notes
+
+
 def input_row(sources: dict[str, dict]) -> dict[str, dict[str, float]] | None:
     """The degraded inputs' columns shared by every result file (load_rows' sources), or None when a file lacks them
     or two files scored different inputs (another test set, or another degradation of it): their metrics differ by
