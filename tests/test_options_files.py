@@ -81,6 +81,28 @@ def test_task_ids_follow_the_authors_order(path):
     assert list(SETTINGS[setting].tasks) == tasks  # what scripts/prepare_data.py labels the meta files with
 
 
+# The test files of the AirNet/PromptIR protocol (aio3, aio5) score as those authors' test code does
+# (utils/val_utils.py compute_psnr_ssim: float metrics), with basicsr's 8-bit metrics a commented
+# alternative that parses.
+AUTHORS_FLOAT_FILES = ['aio3/AirNet.yml', 'aio3/PromptIR.yml', 'aio5/AirNet.yml',
+                       'aio5/Transweather.yml']
+
+
+@pytest.mark.parametrize('name', AUTHORS_FLOAT_FILES)
+def test_airnet_promptir_test_files_score_as_the_authors_test_code(name, tmp_path):
+    path = osp.join(REPO, 'options', 'test', name)
+    metrics = load_yaml(path)['val']['metrics']
+    assert {m: (v['type'], v['crop_border']) for m, v in metrics.items()} == {
+        'psnr': ('calculate_psnr_skimage', 0), 'ssim': ('calculate_ssim_skimage', 0)}
+    alternative = [line.strip()[2:] for line in open(path)
+                   if line.strip().startswith(('# psnr:', '# ssim:'))]
+    assert [line.split(':')[0] for line in alternative] == ['psnr', 'ssim']
+    overrides = [f'val:metrics:{line.replace(": ", "=", 1)}' for line in alternative]
+    opt, _ = parse_options(str(tmp_path), False, ['-opt', path, '--force_yml', *overrides])
+    types = {v['type'] for v in opt['val']['metrics'].values()}
+    assert types == {'calculate_psnr', 'calculate_ssim'}
+
+
 def _flat(opt: dict, prefix: str = '') -> dict:
     """{'a.b.c': value} of a nested options dict."""
     out = {}
