@@ -1,7 +1,8 @@
 """basicsr-tur: all-in-one image restoration with Task Uncertainty Regularization on BasicSR.
 
-Importing this package registers every arch, dataset, loss and model into basicsr's registries, and the name of
-every data-preparation step (basicsr_tur/prepare/__init__.py; a step's code is imported when it runs).
+Importing this package registers every arch, dataset, loss, metric and model into basicsr's
+registries, and the name of every data-preparation step (basicsr_tur/prepare/__init__.py; a step's
+code is imported when it runs).
 """
 import sys
 
@@ -11,6 +12,7 @@ import torchvision.transforms._functional_tensor as _functional_tensor
 # This is the one place the alias is made; it must run before the first basicsr import.
 sys.modules.setdefault('torchvision.transforms.functional_tensor', _functional_tensor)
 
-from basicsr_tur import archs, data, losses, models, prepare  # noqa: E402,F401  (registers everything)
+# Registers everything:
+from basicsr_tur import archs, data, losses, metrics, models, prepare  # noqa: E402,F401
 
 __version__ = '0.1.0'

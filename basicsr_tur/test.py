@@ -15,6 +15,7 @@ from basicsr.utils import get_env_info, get_root_logger, get_time_str
 from basicsr.utils.options import dict2str
 
 from basicsr_tur.data.loaders import build_loader
+from basicsr_tur.metrics import IMAGE_KINDS, image_kind
 from basicsr_tur.models.tur_model import PSNR_CAP
 from basicsr_tur.utils.files import atomic_write, write_image
 from basicsr_tur.utils.options import check_device, parse_options, set_backend_flags
@@ -181,11 +182,20 @@ def results_json(results: dict) -> str:
         raise ValueError(f'results are not valid JSON ({err}); a metric is not finite') from None
 
 
+def metric_images(metrics: dict) -> dict[str, str]:
+    """{metric name: the images it scored, '8-bit' or 'float clipped to [0, 1]'} of val.metrics
+    (metrics/__init__.py image_kind)."""
+    return {name: IMAGE_KINDS[image_kind(settings['type'])]
+            for name, settings in sorted(metrics.items())}
+
+
 def measurement_protocol(opt: dict, loaders: list, model=None) -> dict:
     """How a run's figures were measured, as metrics.json records it: each metric's settings (val.metrics), the
-    images scored (8-bit), each test set's source (the meta file's `# source:` lines: released or re-synthesised,
-    resized or cropped), the weights scored and the model's test-time padding (val.pad; null: none).
-    scripts/compare.py refuses to set runs measured with different metric settings side by side.
+    images each metric scored ({metric: '8-bit' or 'float clipped to [0, 1]'}; files written before float metrics
+    existed hold a bare '8-bit'), each test set's source (the meta file's `# source:` lines: released or
+    re-synthesised, resized or cropped), the weights scored and the model's test-time padding (val.pad; null:
+    none). scripts/compare.py refuses to set runs measured with different metric settings side by side and marks
+    runs that differ in the rest.
 
     weights: the file and its entry that the model read (TURModel.loaded_weights:
     `path.param_key_g`, or the entry read in its place when the file lacks it; null: the file is the
@@ -197,9 +207,9 @@ def measurement_protocol(opt: dict, loaders: list, model=None) -> dict:
     weights = getattr(model, 'loaded_weights', None) or {'file': path.get('pretrain_network_g'),
                                                          'key': requested}
     padding = getattr(model, 'input_padding', None)  # utils/padding.py InputPadding, None when none
-    return {'metrics': {name: dict(sorted(settings.items())) for name, settings
-                        in sorted(((opt.get('val') or {}).get('metrics') or {}).items())},
-            'images': '8-bit',
+    metrics = (opt.get('val') or {}).get('metrics') or {}
+    return {'metrics': {name: dict(sorted(settings.items())) for name, settings in sorted(metrics.items())},
+            'images': metric_images(metrics),
             'test_sets': {loader.dataset.opt['name']: getattr(loader.dataset, 'source', '') for loader in loaders},
             'weights': {**weights, 'requested_key': requested},
             'pad': dataclasses.asdict(padding) if padding is not None else None}
@@ -255,13 +265,16 @@ def _evaluate(opt: dict, root_path: str, notes: list[str]) -> dict:
                        for d, r in all_results.items())
     published = opt.get('published')  # its file resolved and its row checked by parse_options
     tables += '\n' + setting_table(label, all_results, published)
+    metrics = val_opt.get('metrics') or {}
+    images = metric_images(metrics)
     metric_notes = ', '.join(f"{k}: {v.get('type')} (crop_border {v.get('crop_border', 0)}, "
-                             f"{'Y channel' if v.get('test_y_channel') else 'RGB'})"
-                             for k, v in (val_opt.get('metrics') or {}).items())
+                             f"{'Y channel' if v.get('test_y_channel') else 'RGB'}, "
+                             f'images: {images[k]})' for k, v in metrics.items())
     sources = '; '.join(f'{loader.dataset.opt["name"]}: {loader.dataset.source}' for loader in loaders
                         if getattr(loader.dataset, 'source', ''))
     data_note = f'Test data (from the meta files): {sources}.\n\n' if sources else ''
-    text = f'## {label}\n\nMetrics: {metric_notes}; images as 8-bit.{capped_note(all_results)}\n\n{data_note}{tables}'
+    text = (f'## {label}\n\nMetrics: {metric_notes}.{capped_note(all_results)}\n\n'
+            f'{data_note}{tables}')
     results_root = opt['path']['results_root']
     atomic_write(osp.join(results_root, 'metrics.md'), text)
     atomic_write(osp.join(results_root, 'metrics.json'),

@@ -176,6 +176,7 @@ def test_no_input_row_when_the_files_inputs_are_missing_or_differ(tmp_path, caps
 
 RGB = {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False}}
 Y = {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': True}}
+FLOAT = {'psnr': {'type': 'calculate_psnr_skimage', 'crop_border': 0}}  # AirNet/PromptIR's PSNR
 
 
 def test_runs_measured_with_other_metric_settings_are_refused_naming_both(tmp_path, capsys):
@@ -184,6 +185,17 @@ def test_runs_measured_with_other_metric_settings_are_refused_naming_both(tmp_pa
     assert compare.main([rgb, y]) == 1
     err = [line for line in capsys.readouterr().err.splitlines() if line]
     assert len(err) == 1 and rgb in err[0] and y in err[0] and 'test_y_channel' in err[0]
+
+
+def test_runs_scored_on_float_and_on_8bit_images_are_refused_as_mixed(tmp_path, capsys):
+    basicsr = write_result(tmp_path, 'basicsr', [30.0, 28.0], metrics=RGB)
+    skimage = write_result(tmp_path, 'skimage', [30.1, 28.1], metrics=FLOAT)
+    assert compare.main([basicsr, skimage]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(err) == 1 and basicsr in err[0] and skimage in err[0]
+    assert 'calculate_psnr_skimage' in err[0]
+    assert compare.main([basicsr, skimage, '--mixed-protocols']) == 0
+    assert '- skimage: psnr: calculate_psnr_skimage, crop_border 0' in capsys.readouterr().out
 
 
 def test_mixed_protocols_are_printed_marked_and_the_missing_input_row_explained(tmp_path, capsys):

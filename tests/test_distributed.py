@@ -176,15 +176,26 @@ def test_airnet_with_a_frozen_encoder_trains_under_ddp(tmp_path, clean_root, pai
     assert not torch.equal(rank0['R.head.0.weight'], source['R.head.0.weight'])
 
 
-def test_each_rank_loads_only_its_test_images_and_the_tables_are_those_of_one_process(tmp_path, paired_root):
+# basicsr's 8-bit metrics (the test options' own), and the float ones of AirNet/PromptIR's tests.
+FLOAT_METRICS = ('val:metrics={psnr: {type: calculate_psnr_skimage, crop_border: 0}, '
+                 'ssim: {type: calculate_ssim_skimage, crop_border: 0}}')
+
+
+@pytest.mark.parametrize('metrics', [[], [FLOAT_METRICS]], ids=['8-bit', 'float'])
+def test_each_rank_loads_only_its_test_images_and_the_tables_are_those_of_one_process(
+        metrics, tmp_path, paired_root):
     from basicsr_tur import test as test_py
     opt_path = make_test_options(tmp_path, paired_root, tiny_srresnet_weights(tmp_path))
-    one = test_py.test_pipeline(str(tmp_path), ['-opt', opt_path, '--force_yml', 'val:save_img=false'])
+    overrides = ['--force_yml', 'val:save_img=false', *metrics]
+    one = test_py.test_pipeline(str(tmp_path), ['-opt', opt_path, *overrides])
     run_two_ranks(osp.join(HERE, 'dist_test_worker.py'), str(tmp_path), str(tmp_path), '-opt', opt_path,
-                  '--launcher', 'pytorch', '--force_yml', 'val:save_img=false', 'name=two_ranks')
+                  '--launcher', 'pytorch', *overrides, 'name=two_ranks')
     # 9 images: rank 0 loads images 0, 2, ..., 8 and rank 1 images 1, 3, 5, 7, once each.
     assert [json.loads((tmp_path / f'loaded{r}.json').read_text()) for r in (0, 1)] == [[0, 2, 4, 6, 8], [1, 3, 5, 7]]
-    two = json.loads((tmp_path / 'results' / 'two_ranks' / 'metrics.json').read_text())['results']['tiny_test_set']
+    written = json.loads((tmp_path / 'results' / 'two_ranks' / 'metrics.json').read_text())
+    images = 'float clipped to [0, 1]' if metrics else '8-bit'
+    assert set(written['protocol']['images'].values()) == {images}
+    two = written['results']['tiny_test_set']
     one = one['tiny_test_set']
     assert two['counts'] == one['counts'] == {'sr': 3, 'noise': 3, 'dark': 3}
     for source in ('model', 'input'):  # the sums of two shards against one sum: equal up to float rounding

@@ -1,9 +1,10 @@
 """The package's layers point one way (STYLE.md, "Layers"): no module imports a layer above its own, even lazily.
 
-`utils` imports nothing of ours; `archs`, `data`, `losses` import only `utils` (and their own package); `models`
-imports those; `prepare` (dataset preparation) imports `data` and `utils`; the pipelines (train, test, restore ...)
-import anything below them. Every `import` statement of every module is read from its AST, wherever it stands
-(top of the file, inside a function, under `if TYPE_CHECKING`), so a lazy import that hides a cycle is caught too.
+`utils` imports nothing of ours; `archs`, `data`, `losses`, `metrics` import only `utils` (and their
+own package); `models` imports those; `prepare` (dataset preparation) imports `data` and `utils`;
+the pipelines (train, test, restore ...) import anything below them. Every `import` statement of
+every module is read from its AST, wherever it stands (top of the file, inside a function, under
+`if TYPE_CHECKING`), so a lazy import that hides a cycle is caught too.
 
 Run as a script (`python tests/test_layers.py`) to print the layer picture: each edge between layers with the
 number of modules importing along it.
@@ -21,8 +22,8 @@ PACKAGE = 'basicsr_tur'
 ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 
 # The layer of each sub-package and top-level module; a module not listed is a pipeline.
-LAYERS = {'utils': 'utils', 'archs': 'archs', 'data': 'data', 'losses': 'losses', 'models': 'models',
-          'prepare': 'prepare', '__init__': 'package'}
+LAYERS = {'utils': 'utils', 'archs': 'archs', 'data': 'data', 'losses': 'losses',
+          'metrics': 'metrics', 'models': 'models', 'prepare': 'prepare', '__init__': 'package'}
 PIPELINE = 'pipelines'
 # What each layer may import (besides itself). `package` is basicsr_tur/__init__.py (it registers every class and
 # holds __version__): only the pipelines may import it, and it imports no pipeline.
@@ -31,10 +32,11 @@ ALLOWED: dict[str, set[str]] = {
     'archs': {'utils'},
     'data': {'utils'},
     'losses': {'utils'},
-    'models': {'utils', 'archs', 'data', 'losses'},
+    'metrics': {'utils'},
+    'models': {'utils', 'archs', 'data', 'losses', 'metrics'},
     'prepare': {'utils', 'data'},
-    PIPELINE: {'utils', 'archs', 'data', 'losses', 'models', 'prepare', 'package'},
-    'package': {'utils', 'archs', 'data', 'losses', 'models', 'prepare'},
+    PIPELINE: {'utils', 'archs', 'data', 'losses', 'metrics', 'models', 'prepare', 'package'},
+    'package': {'utils', 'archs', 'data', 'losses', 'metrics', 'models', 'prepare'},
 }
 
 

@@ -1,6 +1,7 @@
 """Every shipped options file parses, and every demo backbone trains and tests from its YAML (with TUR and L1)."""
 import glob
 import json
+import shlex
 from os import path as osp
 
 import pytest
@@ -45,16 +46,29 @@ def test_test_options_file_is_valid(path, tmp_path):
 
 
 PAPER_TEST_FILES = [p for p in TEST_FILES if osp.basename(osp.dirname(p)) != 'demo']
-# The test-time padding of the code behind each published row (the test files' headers): MiOIR's
-# and TUR's Uformer test() and TUR's PromptIR test() pad; other rows' code feeds the image whole.
-TEST_PADDING = {'mio7/Uformer': {'multiple': 128, 'square': True, 'mode': 'reflect'},
-                'aio3/PromptIR': {'multiple': 64, 'mode': 'reflect'}}
+# The test-time padding of the code behind each file's default protocol (the test files' headers):
+# MiOIR's and TUR's Uformer test() pads; AirNet's/PromptIR's test.py feed the image whole (TUR's
+# PromptIR test() pads x64: the header's TUR code path, test_promptir_tur_code_path_is_one_line_away).
+TEST_PADDING = {'mio7/Uformer': {'multiple': 128, 'square': True, 'mode': 'reflect'}}
 
 
 @pytest.mark.parametrize('path', PAPER_TEST_FILES, ids=lambda p: osp.relpath(p, REPO))
 def test_test_files_pad_as_the_test_code_of_their_published_row(path):
     row = osp.splitext(osp.relpath(path, osp.join(REPO, 'options', 'test')))[0]
     assert (load_yaml(path).get('val') or {}).get('pad') == TEST_PADDING.get(row)
+
+
+def test_promptir_tur_code_path_is_one_line_away(tmp_path):
+    # the header's --force_yml line scores as TUR's PromptIR model does: x64 reflect padding, 8-bit metrics
+    path = osp.join(REPO, 'options/test/aio3/PromptIR.yml')
+    with open(path, encoding='utf-8') as f:
+        header = ''.join(line[1:] for line in f if line.startswith('#'))
+    line = header[header.index('To score so, add:'):].split(':', 1)[1].split('Data layout')[0]
+    args = shlex.split(line.replace('\n', ' '))
+    assert args[0] == '--force_yml'
+    opt, _ = parse_options(str(tmp_path), False, ['-opt', path] + args)
+    assert opt['val']['pad'] == {'multiple': 64, 'mode': 'reflect'}
+    assert {m['type'] for m in opt['val']['metrics'].values()} == {'calculate_psnr', 'calculate_ssim'}
 
 
 @pytest.mark.parametrize('path', PAPER_TEST_FILES, ids=lambda p: osp.relpath(p, REPO))
@@ -99,6 +113,28 @@ def test_task_ids_follow_the_authors_order(path):
     tasks = load_yaml(path)['tasks']
     assert tasks == AUTHORS_TASKS[setting] == sorted(tasks, key=AUTHORS_TASK_IDS.__getitem__)
     assert list(SETTINGS[setting].tasks) == tasks  # what scripts/prepare_data.py labels the meta files with
+
+
+# The test files of the AirNet/PromptIR protocol (aio3, aio5) score as those authors' test code does
+# (utils/val_utils.py compute_psnr_ssim: float metrics), with basicsr's 8-bit metrics a commented
+# alternative that parses.
+AUTHORS_FLOAT_FILES = ['aio3/AirNet.yml', 'aio3/PromptIR.yml', 'aio5/AirNet.yml',
+                       'aio5/Transweather.yml']
+
+
+@pytest.mark.parametrize('name', AUTHORS_FLOAT_FILES)
+def test_airnet_promptir_test_files_score_as_the_authors_test_code(name, tmp_path):
+    path = osp.join(REPO, 'options', 'test', name)
+    metrics = load_yaml(path)['val']['metrics']
+    assert {m: (v['type'], v['crop_border']) for m, v in metrics.items()} == {
+        'psnr': ('calculate_psnr_skimage', 0), 'ssim': ('calculate_ssim_skimage', 0)}
+    alternative = [line.strip()[2:] for line in open(path)
+                   if line.strip().startswith(('# psnr:', '# ssim:'))]
+    assert [line.split(':')[0] for line in alternative] == ['psnr', 'ssim']
+    overrides = [f'val:metrics:{line.replace(": ", "=", 1)}' for line in alternative]
+    opt, _ = parse_options(str(tmp_path), False, ['-opt', path, '--force_yml', *overrides])
+    types = {v['type'] for v in opt['val']['metrics'].values()}
+    assert types == {'calculate_psnr', 'calculate_ssim'}
 
 
 def _flat(opt: dict, prefix: str = '') -> dict:

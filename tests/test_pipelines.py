@@ -96,7 +96,9 @@ def test_test_pipeline_writes_per_task_tables(trained, paired_root):
     data = json.load(open(osp.join(out, 'metrics.json')))
     assert data['published_as'] == {'file': osp.abspath(published), 'setting': 'tiny', 'row': 'Paper + TUR'}
     # how it was measured: each metric's settings, the images scored, the weights
-    assert data['protocol']['metrics']['psnr']['type'] == 'calculate_psnr' and data['protocol']['images'] == '8-bit'
+    assert data['protocol']['metrics']['psnr']['type'] == 'calculate_psnr'
+    assert data['protocol']['images'] == {'psnr': '8-bit', 'ssim': '8-bit'}
+    assert 'psnr: calculate_psnr (crop_border 0, RGB, images: 8-bit)' in table
     assert set(data['protocol']['test_sets']) == {'tiny_test_set'} and data['protocol']['weights']['key']
     per_task = data['results']['tiny_test_set']['model']['tasks']
     assert list(per_task) == TASKS and set(per_task['sr']) == {'psnr', 'ssim'}

@@ -24,6 +24,7 @@ from basicsr_tur.data.data_util import unit_tensor
 from basicsr_tur.data.device_degradations import degrade_batch
 from basicsr_tur.data.samplers import ShardSampler
 from basicsr_tur.losses.tur_loss import check_task_range, task_means
+from basicsr_tur.metrics import image_kind, metric_window, unit_image
 from basicsr_tur.models.train_step import NonFiniteLossError, StepContext, TaskFigures, TrainStep, ema_pairs, update_ema
 from basicsr_tur.utils.calibration import SAMPLE_PER_IMAGE, pixel_error, sample_pixels, uncertainty_figures
 from basicsr_tur.utils.checkpoint import (
@@ -523,6 +524,10 @@ class TURModel(BaseModel):
         'input': same layout for the degraded input, 'capped': {source: {task: {metric: n}}} the images whose infinite
         PSNR (identical to GT) was counted as PSNR_CAP, none listed when there is none} and logs them (tensorboard:
         metrics/<dataset>/<task>/<m>). A NaN or other non-finite metric value raises a ValueError naming the image.
+        Each metric scores the images its function declares (metrics/__init__.py image_kind):
+        basicsr's the 8-bit images (tensor2img), 'float' ones (calculate_psnr_skimage, ...) the
+        output, GT and input clipped to [0, 1] as float64 (unit_image: made once per image, only
+        when such a metric is configured).
         With `val.uncertainty: true`, also 'uncertainty': {task: {'mean_sigma', 'spearman', 'deciles', 'decile_error',
         'pixels'}} over the images with a GT (utils/calibration.py says what each is; pooled over the task's sampled
         pixels, gathered from every rank in distributed runs), logged too (tensorboard: uncertainty/<dataset>/<task>/
@@ -531,6 +536,8 @@ class TURModel(BaseModel):
         dataset_name = dataloader.dataset.opt['name']
         val_opt = self.opt.get('val') or {}
         metric_opts = val_opt.get('metrics') or {}
+        # The images each metric scores: '8-bit' (tensor2img) or 'float' (clipped to [0, 1]).
+        kinds = {name: image_kind(m_opt['type']) for name, m_opt in metric_opts.items()}
         with_input = val_opt.get('input_row', True)
         # The degraded inputs do not change between validations: their scores (this rank's sums and capped counts)
         # are computed at the first validation of each test set and reused at the later ones.
@@ -582,12 +589,20 @@ class TURModel(BaseModel):
                 uncertainty_rows[index] = (task, float(self.sigma.float().mean()), *sample_pixels(
                     self.sigma, pixel_error(self.output, self.gt), seed, index))
             if gt_img is not None:
-                images = {'model': result_img}
+                # Per image kind (metrics/__init__.py): {source: (image, its GT)}, each made once.
+                pairs = {'8-bit': {'model': (result_img, gt_img)}}
                 if score_input:
-                    images['input'] = lq_img
-                for source, img in images.items():
+                    pairs['8-bit']['input'] = (lq_img, gt_img)
+                if 'float' in kinds.values():
+                    gt_unit = unit_image(self.gt)
+                    pairs['float'] = {'model': (unit_image(self.output), gt_unit)}
+                    if score_input:
+                        pairs['float']['input'] = (unit_image(self.lq), gt_unit)
+                for source in pairs['8-bit']:
                     for name, m_opt in metric_opts.items():
-                        value = float(calculate_metric({'img': img, 'img2': gt_img}, m_opt))
+                        img, img2 = pairs[kinds[name]][source]
+                        self._check_window(name, m_opt, source, val_data)
+                        value = float(calculate_metric({'img': img, 'img2': img2}, m_opt))
                         if not math.isfinite(value):
                             value = self._capped_metric(name, m_opt, value, source, val_data)
                             capped[source][task][name] += 1
@@ -679,14 +694,36 @@ class TURModel(BaseModel):
         metric_type = str(m_opt.get('type', ''))
         if value == math.inf and 'psnr' in metric_type.lower():
             return PSNR_CAP
+        why = TURModel._window_note(m_opt, val_data)
+        raise TURModel._metric_error(name, m_opt, source, val_data,
+                                     f'is {value}; expected a finite value{why}')
+
+    @staticmethod
+    def _check_window(name: str, m_opt: dict, source: str, val_data: dict) -> None:
+        """A ValueError naming the image when the metric's window (SSIM: 11 for basicsr's, 7 for
+        skimage's; metrics.metric_window) does not fit the image once crop_border is cropped."""
+        why = TURModel._window_note(m_opt, val_data)
+        if why:
+            raise TURModel._metric_error(name, m_opt, source, val_data, f'cannot be computed{why}')
+
+    @staticmethod
+    def _window_note(m_opt: dict, val_data: dict) -> str:
+        """' (SSIM's 7x7 window does not fit a 5x5 image with crop_border 0)', '' if it fits."""
+        window = metric_window(str(m_opt.get('type', '')))
         h, w = val_data['gt'].shape[-2:] if 'gt' in val_data else (0, 0)
         border = int(m_opt.get('crop_border', 0))
-        why = ''
-        if 'ssim' in metric_type.lower() and min(h, w) - 2 * border < 11:
-            why = f" (SSIM's 11x11 window does not fit a {h}x{w} image with crop_border {border})"
-        raise ValueError(f"metric '{name}' ({metric_type}) of the {'restored' if source == 'model' else 'input'} "
-                         f"image of {val_data.get('lq_path', ['?'])[0]} (GT {val_data.get('gt_path', ['?'])[0]}) is "
-                         f'{value}; expected a finite value{why}')
+        if window is None or min(h, w) - 2 * border >= window:
+            return ''
+        return (f" (SSIM's {window}x{window} window does not fit a {h}x{w} image with crop_border "
+                f'{border})')
+
+    @staticmethod
+    def _metric_error(name: str, m_opt: dict, source: str, val_data: dict, what: str) -> ValueError:
+        """The ValueError of a metric that cannot be scored, naming the image and its GT."""
+        image = 'restored' if source == 'model' else 'input'
+        lq, gt = val_data.get('lq_path', ['?'])[0], val_data.get('gt_path', ['?'])[0]
+        return ValueError(f"metric '{name}' ({m_opt.get('type', '')}) of the {image} image of {lq} "
+                          f'(GT {gt}) {what}')
 
     def _ordered(self, counts: dict) -> list[str]:
         """Tasks seen, in the options' task order (unknown ones after)."""

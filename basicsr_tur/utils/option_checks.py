@@ -518,6 +518,13 @@ def _check_metrics(metrics: dict, path: str, notes: list[str]) -> None:
         metric = _check_registered(METRIC_REGISTRY, metric_opt.get('type'), 'metric', key, path)
         params = _parameters(metric)
         allowed = {n: k for n, k in METRIC_KINDS.items() if n in params}
+        # basicsr's arguments that this metric cannot honour (the float metrics score RGB, HWC):
+        # refused whatever their value, naming the metric that does not take them.
+        refused = sorted(set(METRIC_KINDS) & set(metric_opt) - set(allowed))
+        if refused:
+            raise OptionError(f"{path}: unknown key '{key}.{refused[0]}': metric "
+                              f"{metric_opt['type']} does not take it; allowed: "
+                              f"{', '.join(allowed) or 'none'}")
         _check_kwargs(None, metric_opt, key, path, notes, extra=allowed)
         for name_, param in params.items():
             if name_ in METRIC_KINDS and param.default is param.empty and name_ not in metric_opt:
