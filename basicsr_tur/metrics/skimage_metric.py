@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import numpy as np
 from basicsr.utils.registry import METRIC_REGISTRY
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 SSIM_WINDOW = 7  # skimage's default win_size with uniform weights
 
@@ -64,6 +63,7 @@ def calculate_psnr_skimage(img: np.ndarray, img2: np.ndarray, crop_border: int =
     """
     restored, clean = _unit_pair(img, img2, crop_border, 'calculate_psnr_skimage')
     with np.errstate(divide='ignore'):  # MSE 0: +inf, reported as such
+        from skimage.metrics import peak_signal_noise_ratio  # scikit-image loads when a run scores with it
         return float(peak_signal_noise_ratio(clean, restored, data_range=1))
 
 
@@ -83,6 +83,7 @@ def calculate_ssim_skimage(img: np.ndarray, img2: np.ndarray, crop_border: int =
     if min(h, w) < SSIM_WINDOW:
         raise ValueError(f"calculate_ssim_skimage: SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window does "
                          f'not fit a {h}x{w} image (after crop_border {crop_border})')
+    from skimage.metrics import structural_similarity  # scikit-image loads when a run scores with it
     return float(structural_similarity(
         clean, restored, win_size=SSIM_WINDOW, gaussian_weights=False, use_sample_covariance=True,
         K1=0.01, K2=0.03, data_range=1, channel_axis=-1 if clean.ndim == 3 else None))
