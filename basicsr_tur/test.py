@@ -26,8 +26,10 @@ from basicsr_tur.utils.tables import (
     build_table,
     columns_of,
     csv_table,
+    full_metric_settings,
     load_published,
     markdown_table,
+    printed_average_notes,
     published_protocol,
     to_markdown,
 )
@@ -141,6 +143,9 @@ def setting_table(label: str, all_results: dict, published: dict | None) -> str:
     note = published_protocol(published['file'], published['setting']) if published and row is not None else ''
     # The Δ row sets this run beside a row measured by other code: say how that row was measured.
     note = f'\n{note} This run: as its Metrics line says.\n' if note else ''
+    averages = printed_average_notes(published['file'], published['setting'], table) if published else []
+    if averages:
+        note += '\nAverages the paper prints otherwise:\n' + '\n'.join(averages) + '\n'
     return f'{title}\n\n' + to_markdown(names, table) + note
 
 
@@ -190,11 +195,13 @@ def metric_images(metrics: dict) -> dict[str, str]:
 
 
 def measurement_protocol(opt: dict, loaders: list, model=None) -> dict:
-    """How a run's figures were measured, as metrics.json records it: each metric's settings (val.metrics), the
-    images each metric scored ({metric: '8-bit' or 'float clipped to [0, 1]'}; files written before float metrics
-    existed hold a bare '8-bit'), each test set's source (the meta file's `# source:` lines: released or
-    re-synthesised, resized or cropped), the weights scored and the model's test-time padding (val.pad; null:
-    none). scripts/compare.py refuses to set runs measured with different metric settings side by side and marks
+    """How a run's figures were measured, as metrics.json records it: each metric's settings (val.metrics, with
+    the defaults of its function filled in: tables.full_metric_settings), the images each metric scored ({metric:
+    '8-bit' or 'float clipped to [0, 1]'}; files written before float metrics existed hold a bare '8-bit'), the
+    tiling (val.tile size and overlap; null: whole images), each test set's source (the meta file's `# source:`
+    lines: released or re-synthesised, resized or cropped), the weights scored and the model's test-time padding
+    (val.pad; null: none). scripts/compare.py refuses to set runs measured with different metric settings side by
+    side and marks
     runs that differ in the rest.
 
     weights: the file and its entry that the model read (TURModel.loaded_weights:
@@ -207,9 +214,12 @@ def measurement_protocol(opt: dict, loaders: list, model=None) -> dict:
     weights = getattr(model, 'loaded_weights', None) or {'file': path.get('pretrain_network_g'),
                                                          'key': requested}
     padding = getattr(model, 'input_padding', None)  # utils/padding.py InputPadding, None when none
-    metrics = (opt.get('val') or {}).get('metrics') or {}
-    return {'metrics': {name: dict(sorted(settings.items())) for name, settings in sorted(metrics.items())},
+    val_opt = opt.get('val') or {}
+    metrics = val_opt.get('metrics') or {}
+    tile = val_opt.get('tile')  # its batch does not change a figure (tests/test_restore.py), size and overlap do
+    return {'metrics': {name: full_metric_settings(settings) for name, settings in sorted(metrics.items())},
             'images': metric_images(metrics),
+            'tile': {'size': tile['size'], 'overlap': tile.get('overlap', 32)} if tile else None,
             'test_sets': {loader.dataset.opt['name']: getattr(loader.dataset, 'source', '') for loader in loaders},
             'weights': {**weights, 'requested_key': requested},
             'pad': dataclasses.asdict(padding) if padding is not None else None}

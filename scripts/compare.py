@@ -41,6 +41,7 @@ from basicsr_tur.utils.tables import (
     load_published,
     load_rows,
     metric_protocols,
+    printed_average_notes,
     protocol_differences,
     published_protocol,
     to_csv,
@@ -137,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             overrides = parse_published_as(args.published_as, list(measured))
             diff_to = references(sources, overrides, published, args.setting, args.published)
         names, rows = build_table(measured, published, diff_to)
+        if args.published and (averages := printed_average_notes(args.published, args.setting, rows)):
+            notes += ['', 'Averages the paper prints otherwise:', *averages]
         if diff_to and (note := published_protocol(args.published, args.setting)):
             ours = metric_protocols(sources)
             notes += ['', note, *(f'- {label} (Δ row): {ours[label]}' for label in diff_to)]

@@ -203,8 +203,8 @@ def test_mixed_protocols_are_printed_marked_and_the_missing_input_row_explained(
     y = write_result(tmp_path, 'y', [32.0, 30.0], metrics=Y, input_psnr=[22.0, 20.0])
     assert compare.main([rgb, y, '--mixed-protocols']) == 0
     out = capsys.readouterr().out
-    assert '- rgb: psnr: calculate_psnr, crop_border 0, test_y_channel false' in out
-    assert '- y: psnr: calculate_psnr, crop_border 0, test_y_channel true' in out
+    lines = {line.split(':')[0]: line for line in out.splitlines() if line.startswith('- ')}
+    assert 'test_y_channel false' in lines['- rgb'] and 'test_y_channel true' in lines['- y']
     assert "No 'Input (degraded)' row" in out
 
 
@@ -256,3 +256,23 @@ def test_runs_with_the_same_padding_weights_entry_and_data_are_not_marked(tmp_pa
     b = write_result(tmp_path, 'b', [31.0, 29.0], metrics=RGB)
     assert compare.main([a, b]) == 0
     assert 'Runs differ' not in capsys.readouterr().out
+
+
+def test_metric_settings_spelled_with_or_without_their_defaults_are_one_protocol(tmp_path, capsys):
+    implicit = write_result(tmp_path, 'implicit', [30.0, 28.0], metrics={'psnr': {'type': 'calculate_psnr',
+                                                                                  'crop_border': 0}})
+    explicit = write_result(tmp_path, 'explicit', [31.0, 29.0], metrics=RGB)
+    assert compare.main([implicit, explicit]) == 0
+    assert 'Metric settings differ' not in capsys.readouterr().out
+
+
+def test_a_run_recorded_before_padding_was_recorded_counts_as_unpadded(tmp_path, capsys):
+    old = write_result(tmp_path, 'old', [30.0, 28.0], metrics=RGB)  # its protocol has no 'pad' key
+    new = write_result(tmp_path, 'new', [31.0, 29.0], metrics=RGB)
+    data = json.load(open(new))
+    data['protocol']['pad'] = {'multiple': 64, 'square': False, 'mode': 'reflect'}
+    data['protocol']['tile'] = {'size': 256, 'overlap': 32}
+    open(new, 'w').write(json.dumps(data))
+    assert compare.main([old, new]) == 0
+    out = capsys.readouterr().out
+    assert '- old: null' in out and '"multiple": 64' in out and '"size": 256' in out

@@ -12,6 +12,7 @@ from conftest import make_test_options
 from basicsr_tur.test import measurement_protocol
 from basicsr_tur.utils.option_file import OptionError
 from basicsr_tur.utils.options import parse_options
+from basicsr_tur.utils.padding import input_padding
 from basicsr_tur.utils.tiling import tiled_forward
 
 NET = {'type': 'SRResNet', 'num_feat': 8, 'num_block': 2}
@@ -204,3 +205,11 @@ def test_the_protocol_records_the_weights_entry_actually_loaded(tmp_path, paired
     assert weights['requested_key'] == (param_key or 'params')
     expected = states[loaded or '']
     assert all(torch.equal(v, expected[k]) for k, v in model.net_g.state_dict().items())
+
+
+
+@pytest.mark.parametrize('force', ['val:pad=~', 'val:pad={}'])
+def test_a_null_or_empty_val_pad_passes_the_check_and_pads_nothing(tmp_path, paired_root, force):
+    opt_path = make_test_options(tmp_path, paired_root, _weights(tmp_path))
+    opt, _ = parse_options(str(tmp_path), is_train=False, argv=['-opt', opt_path, '--force_yml', force])
+    assert input_padding(opt['val']['pad']) is None

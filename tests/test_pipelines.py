@@ -97,6 +97,8 @@ def test_test_pipeline_writes_per_task_tables(trained, paired_root):
     assert data['published_as'] == {'file': osp.abspath(published), 'setting': 'tiny', 'row': 'Paper + TUR'}
     # how it was measured: each metric's settings, the images scored, the weights
     assert data['protocol']['metrics']['psnr']['type'] == 'calculate_psnr'
+    assert data['protocol']['metrics']['psnr']['input_order'] == 'HWC'  # the function's defaults recorded too
+    assert data['protocol']['tile'] is None  # whole images
     assert data['protocol']['images'] == {'psnr': '8-bit', 'ssim': '8-bit'}
     assert 'psnr: calculate_psnr (crop_border 0, RGB, images: 8-bit)' in table
     assert set(data['protocol']['test_sets']) == {'tiny_test_set'} and data['protocol']['weights']['key']

@@ -149,3 +149,18 @@ def test_an_unknown_key_of_a_setting_is_refused_naming_it(tmp_path):
     path.write_text('tiny:\n  rows:\n    Paper: {sr: [30.0]}\n  protocl: typo\n', encoding='utf-8')
     with pytest.raises(ValueError, match='tiny.protocl'):
         load_published(str(path), 'tiny')
+
+
+def test_tables_say_where_the_paper_prints_another_average(tmp_path):
+    from basicsr_tur.utils.tables import build_table, printed_average_notes
+    rows = load_published(str(PUBLISHED), 'allweather')
+    names, table = build_table({}, rows)
+    notes = printed_average_notes(str(PUBLISHED), 'allweather', table)
+    flagged = {note.split(' (published)')[0].lstrip('- ') for note in notes}
+    # All-in-One's printed 27.12/0.8933 is not its cells' mean; DDMSNet has one column only, the paper no average
+    assert flagged == {'All-in-One'} and '27.12/0.8933' in notes[0]
+    for setting in ('mio7', 'aio5'):
+        names, table = build_table({}, load_published(str(PUBLISHED), setting))
+        flagged = {n.split(' (published)')[0].lstrip('- ') for n in
+                   printed_average_notes(str(PUBLISHED), setting, table)}
+        assert flagged == {label for s, label in INCONSISTENT_AVERAGES if s == setting}

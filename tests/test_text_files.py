@@ -61,7 +61,8 @@ def test_options_file_saved_by_notepad_loads(tmp_path):
 
 
 @pytest.mark.parametrize('data, line', [(b'a.png b.png x\nd\xe9j\xe0.png b.png x\n', 2),  # Latin-1
-                                        ('a.png\nb.png\n'.encode('utf-16-le'), 1)])  # UTF-16 without a mark
+                                        ('a.png\nb.png\n'.encode('utf-16-le'), 1),  # UTF-16 without a mark
+                                        (b'\xef\xbb\xbfa.png b.png x\nc.png\x00 d.png x\n', 2)])  # NUL after a BOM
 def test_other_encodings_are_refused_naming_file_and_line(tmp_path, data, line):
     path = tmp_path / 'meta.txt'
     path.write_bytes(data)

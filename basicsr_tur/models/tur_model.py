@@ -81,7 +81,7 @@ class TURModel(BaseModel):
         # (default false) the shorter side on both ends to a square, by F.pad `mode` (default
         # reflect), as the test code of the row reproduced pads (MiOIR/TUR Uformer:
         # {multiple: 128, square: true}; TUR PromptIR: {multiple: 64})
-        'val.pad.multiple': POSITIVE, 'val.pad.square': BOOL,
+        'val.pad': Kind.of(dict, null=True), 'val.pad.multiple': POSITIVE, 'val.pad.square': BOOL,
         'val.pad.mode': Kind.of(words=PAD_MODES),
     }
 

@@ -60,7 +60,8 @@ class Kind:
 
 
 # The option keys a component reads: dotted names ('train.ema_decay') -> Kind, or None for any value (checked where
-# it is read). A name with names below it ('val.tile' of 'val.tile.size') must be a mapping.
+# it is read). A name with names below it ('val.tile' of 'val.tile.size') must be a mapping, or null where it is
+# declared with a Kind that allows null ('val.pad': Kind.of(dict, null=True)).
 OptionKeys = Mapping[str, Kind | None]
 
 BOOL, STR, LIST, MAPPING = Kind.of(bool), Kind.of(str), Kind.of(list), Kind.of(dict)
@@ -219,6 +220,8 @@ def _check_names(opt: dict, keys: OptionKeys, path: str, notes: list[str], model
         below = any(k.startswith(name + '.') for k in keys)
         if name in keys or below:
             if below:
+                if value is None and keys.get(name) is not None and keys[name].null:
+                    continue  # declared nullable: null sets nothing below it
                 if not isinstance(value, dict):
                     raise OptionError(f"{path}: '{name}' must be a mapping, got {value!r}")
                 _check_names(value, keys, path, notes, model_type, name + '.')

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import csv
 import difflib
+import inspect
 import io
 import json
 from collections.abc import Iterable, Sequence
 from os import path as osp
+
+from basicsr.utils.registry import METRIC_REGISTRY
 
 from basicsr_tur.utils.option_file import load_yaml
 
@@ -78,6 +81,19 @@ def load_rows(paths: list[str]) -> tuple[dict[str, dict[str, dict[str, float]]],
     return rows, sources
 
 
+def full_metric_settings(settings: dict) -> dict:
+    """A val.metrics entry with every argument its metric function defaults filled in ({'type': 'calculate_psnr',
+    'crop_border': 0} -> ... 'input_order': 'HWC', 'test_y_channel': False), keys sorted, so that two runs that
+    measured alike compare equal however their options spelled it; an unknown type is returned as it is."""
+    try:
+        fn = METRIC_REGISTRY.get(settings.get('type'))
+    except KeyError:
+        return dict(sorted(settings.items()))
+    defaults = {name: p.default for name, p in inspect.signature(fn).parameters.items()
+                if p.default is not inspect.Parameter.empty and p.kind is p.POSITIONAL_OR_KEYWORD}
+    return dict(sorted({**defaults, **settings}.items()))
+
+
 def metric_protocols(sources: dict[str, dict]) -> dict[str, str]:
     """{run label: its metric settings as one line ('psnr: calculate_psnr, crop_border 0, test_y_channel true; ...')
     or 'not recorded'} of load_rows' sources."""
@@ -86,7 +102,8 @@ def metric_protocols(sources: dict[str, dict]) -> dict[str, str]:
         metrics = (source.get('protocol') or {}).get('metrics')
         out[label] = 'not recorded' if metrics is None else '; '.join(
             f"{name}: {settings.get('type')}" + ''.join(f', {k} {json.dumps(v)}' for k, v in settings.items()
-                                                         if k != 'type') for name, settings in metrics.items())
+                                                         if k != 'type')
+            for name, settings in ((n, full_metric_settings(m)) for n, m in sorted(metrics.items())))
     return out
 
 
@@ -108,10 +125,12 @@ def check_protocols(sources: dict[str, dict], allow_mixed: bool) -> list[str]:
     return []
 
 
-# What else metrics.json's protocol records that changes a figure, with how to print it: the test-time padding,
-# the weights entry scored (params / params_ema) and each test set's source (released, resized, re-synthesised).
+# What else metrics.json's protocol records that changes a figure, with how to print it: the test-time padding and
+# tiling, the weights entry scored (params / params_ema) and each test set's source (released, resized,
+# re-synthesised). A file written before padding and tiling were recorded ran without either: null.
 _PROTOCOL_FIELDS = {
-    'test-time padding (val.pad)': lambda p: json.dumps(p.get('pad')) if 'pad' in p else None,
+    'test-time padding (val.pad)': lambda p: json.dumps(p.get('pad')),
+    'tiled restoration (val.tile)': lambda p: json.dumps(p.get('tile')),
     'weights entry scored': lambda p: json.dumps((p.get('weights') or {}).get('key')) if 'weights' in p else None,
     'test data': lambda p: '; '.join(f'{name}: {src or "not recorded"}' for name, src in
                                      sorted((p.get('test_sets') or {}).items())) if 'test_sets' in p else None,
@@ -120,8 +139,9 @@ _PROTOCOL_FIELDS = {
 
 def protocol_differences(sources: dict[str, dict]) -> list[str]:
     """Note lines marking, beside a table, each measurement choice other than the metric settings that differs
-    between the runs (load_rows' sources) that record it: the test-time padding, the weights entry scored and the
-    test data's sources; [] when they agree. Runs differing in these are comparable only with that said."""
+    between the runs (load_rows' sources) that record a protocol: the test-time padding and tiling, the weights
+    entry scored and the test data's sources; [] when they agree. Runs differing in these are comparable only
+    with that said."""
     notes = []
     for field, read in _PROTOCOL_FIELDS.items():
         values = {label: read(source['protocol']) for label, source in sources.items() if source.get('protocol')}
@@ -181,13 +201,33 @@ def load_published(path: str, setting: str) -> dict[str, dict[str, dict[str, flo
     return rows
 
 
+def printed_average_notes(path: str, setting: str, rows: list[tuple[str, dict]]) -> list[str]:
+    """Note lines for the published rows of a built table (build_table's rows) whose Average column differs from
+    the Average the paper prints (the setting's `printed_average`) by more than one unit of its last digit, or is
+    missing: the table's Average is the mean of the cells it shows, and the paper's own figure is said beside it."""
+    printed = published_setting(path, setting).get('printed_average') or {}
+    notes = []
+    for label, cols in rows:
+        if not label.endswith(' (published)') or label[:-len(' (published)')] not in printed:
+            continue
+        paper = dict(zip(METRICS, printed[label[:-len(' (published)')]]))
+        shown = cols.get('Average') or {}
+        # one unit of the printed figure's last digit: rounding, or truncation as some of the quoted papers did
+        off = [m for m, v in paper.items() if m in shown
+               and abs(shown[m] - v) > 10 ** -len(repr(v).split('.')[-1]) + 1e-9]
+        if off or not shown:
+            notes.append(f"- {label}: the paper prints Average {cell(paper)}; the Average column is the mean of "
+                         f"the cells shown ({cell(shown) if shown else 'not all of its columns are in this table'})")
+    return notes
+
+
 def published_protocol(path: str, setting: str) -> str:
     """The sentence under a table with difference rows: where the published rows come from and how they were
     measured (the setting's `table` and `protocol`), '' when the file records neither."""
     entry = published_setting(path, setting)
     parts = [f"the paper's {entry['table']}" if entry.get('table') else '',
-             f"measured with {entry['protocol']}" if entry.get('protocol') else '']
-    text = ', '.join(p for p in parts if p)
+             f"protocol: {entry['protocol']}" if entry.get('protocol') else '']
+    text = '; '.join(p for p in parts if p)
     return f"Published rows of '{setting}' ({osp.basename(path)}): {text}." if text else ''
 
 

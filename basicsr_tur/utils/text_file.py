@@ -41,7 +41,7 @@ def read_text(path: str) -> str:
             encoding, start = name, len(bom)
             break
     body = data[start:]
-    nul = body.find(b'\x00') if start == 0 else -1
+    nul = body.find(b'\x00') if encoding == 'utf-8' else -1  # NULs are part of UTF-16/32 text, never of UTF-8
     if nul >= 0:
         raise TextFileError(f'{path} line {_line_of(body, nul)}: NUL bytes in a text file (UTF-16 or UTF-32 '
                             'without a byte-order mark, or not text); save it as UTF-8')
