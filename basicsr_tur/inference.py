@@ -24,6 +24,7 @@ from basicsr_tur.utils.checkpoint import load_checkpoint, load_torch_file, unwra
 from basicsr_tur.utils.memory import out_of_memory_error
 from basicsr_tur.utils.option_checks import check_network_options
 from basicsr_tur.utils.option_file import OptionError, load_yaml, resolve
+from basicsr_tur.utils.padding import InputPadding, crop, input_padding
 from basicsr_tur.utils.precision import warn_slow_precision
 from basicsr_tur.utils.tiling import check_tile, tile_count, tiled_forward
 
@@ -149,13 +150,16 @@ class Restored:
 
 @dataclass
 class ModelSource:
-    """Where a model comes from: its network_g options, weights file, the key chosen in it and why (for the log)."""
+    """Where a model comes from: its network_g options, weights file, the key chosen in it and why
+    (for the log), and the test-time padding of an options file (`val.pad`, utils/padding.py;
+    None: none)."""
 
     network_g: dict
     weights: str
     param_key: str | None
     described: str
     notes: list[str] = field(default_factory=list)
+    padding: InputPadding | None = None
 
 
 def choose_param_key(ckpt: object, requested: str | None) -> tuple[str | None, str]:
@@ -175,9 +179,10 @@ def choose_param_key(ckpt: object, requested: str | None) -> tuple[str | None, s
 
 
 def source_from_options(opt_path: str, weights: str | None = None, root: str = '.') -> ModelSource:
-    """network_g, the weights (path.pretrain_network_g, relative to `root`, unless `weights` is given) and
-    path.param_key_g of a test options file. Only these keys are read; network_g is checked against the arch's
-    constructor. Raises OptionError (one line) naming the file and key at fault."""
+    """network_g, the weights (path.pretrain_network_g, relative to `root`, unless `weights` is
+    given), path.param_key_g and val.pad (the test-time padding test.py applies) of a test options
+    file. Only these keys are read; network_g is checked against the arch's constructor. Raises
+    OptionError (one line) naming the file and key at fault."""
     opt = load_yaml(opt_path)
     if not isinstance(opt, dict) or not isinstance(opt.get('network_g'), dict):
         raise OptionError(f"{opt_path}: required key 'network_g' is missing (restore.py reads network_g and path)")
@@ -188,7 +193,12 @@ def source_from_options(opt_path: str, weights: str | None = None, root: str = '
         if not path_opt.get('pretrain_network_g'):
             raise OptionError(f"{opt_path}: 'path.pretrain_network_g' is not set; give the weights with --weights")
         weights = resolve(str(path_opt['pretrain_network_g']), root)  # as test.py resolves it
-    return ModelSource(network_g, weights, path_opt.get('param_key_g'), opt_path, notes)
+    val = opt.get('val') if isinstance(opt.get('val'), dict) else {}
+    try:  # as TURModel reads it, so that the same file restores the same pixels here
+        padding = input_padding(val.get('pad'))
+    except ValueError as err:
+        raise OptionError(f'{opt_path}: {err}') from None
+    return ModelSource(network_g, weights, path_opt.get('param_key_g'), opt_path, notes, padding)
 
 
 def source_from_arch(arch: str, arch_opt: dict, weights: str, param_key: str | None = None) -> ModelSource:
@@ -205,13 +215,14 @@ class Restorer:
     available). precision: 'fp32', 'bf16' or 'fp16' (autocast; the output is float32).
     tile/overlap: tiled inference (utils/tiling.py) when tile is set; tile_batch: tiles per forward
     call (None: default_tile_batch). compile: torch.compile'd forward (it pays with tiles, whose
-    shape repeats).
+    shape repeats). padding: an options file's val.pad (utils/padding.py), as TURModel.test applies
+    it: the whole input padded before the forward and before tiling, the output and σ cropped back.
     """
 
     def __init__(self, net: torch.nn.Module, device: torch.device, precision: str = 'fp32',
                  tile: int | None = None, overlap: int = 32, channels_last: bool = False,
                  compile: bool = False, described: str = '', in_channels: int = 3,
-                 tile_batch: int | None = None) -> None:
+                 tile_batch: int | None = None, padding: InputPadding | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
         if tile is not None:
@@ -225,13 +236,18 @@ class Restorer:
         self.has_head = getattr(net, 'uncertainty_head', None) is not None
         self.size_multiple = int(getattr(net, 'size_multiple', 1))
         self.described, self.in_channels = described, in_channels
+        self.padding = padding
         self.param_key: str | None = None  # the checkpoint entry of the weights (load_restorer)
         self._forward = torch.compile(net) if compile else net
 
     def tiles_for(self, height: int, width: int) -> int:
-        """How many tiles an image of this size is restored in (1: whole)."""
+        """How many tiles an image of this size is restored in (1: whole), val.pad's padding
+        included."""
         if not self.tile:
             return 1
+        if self.padding:
+            (bottom, right), (left, right2, top, bottom2) = self.padding.pads(height, width)
+            height, width = height + bottom + top + bottom2, width + right + left + right2
         return tile_count(height, width, self.tile, self.overlap, self.size_multiple)
 
     def _run(self, x: torch.Tensor, uncertainty: bool) -> tuple[torch.Tensor, ...]:
@@ -239,20 +255,31 @@ class Restorer:
             return tuple(self._forward(x, with_uncertainty=True))
         return (self._forward(x),)
 
-    def _outputs(self, x: torch.Tensor, uncertainty: bool,
-                 progress=None) -> tuple[torch.Tensor, ...]:
+    def _outputs(self, x: torch.Tensor, uncertainty: bool, progress=None,
+                 name: str = 'image') -> tuple[torch.Tensor, ...]:
         """The network's outputs for x (1, C, H, W) on the device: whole or tiled, under the
-        precision's autocast."""
+        precision's autocast; with `padding`, of the padded x, cropped back to x's size. A
+        ValueError naming `name` when the padding cannot pad x (reflection's limit)."""
         if uncertainty and not self.has_head:
             raise ValueError(f'{self.described}: the network has no TUR uncertainty head, so there '
                              'is no σ map')
+        padded, (top, left) = x, (0, 0)
+        if self.padding:
+            try:
+                padded, (top, left) = self.padding.pad(x)
+            except ValueError as err:
+                raise ValueError(f'{name}: {err}') from None
         dtype = PRECISIONS[self.precision]
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
             if self.tile:
-                return tiled_forward(lambda t: self._run(t, uncertainty), x, self.tile,
-                                     self.overlap, multiple=self.size_multiple, progress=progress,
-                                     batch=self.tile_batch)
-            return self._run(x, uncertainty)
+                outputs = tiled_forward(lambda t: self._run(t, uncertainty), padded, self.tile,
+                                        self.overlap, multiple=self.size_multiple,
+                                        progress=progress, batch=self.tile_batch)
+            else:
+                outputs = self._run(padded, uncertainty)
+        if padded is not x:
+            outputs = tuple(crop(o, top, left, *x.shape[-2:]) for o in outputs)
+        return outputs
 
     @torch.inference_mode()
     def restore_tensor(self, x: torch.Tensor, uncertainty: bool = False,
@@ -300,7 +327,7 @@ class Restorer:
         img = staged.img
         try:
             x = to_input(staged, self.device, self.channels_last)
-            outputs = self._outputs(x, uncertainty, progress)
+            outputs = self._outputs(x, uncertainty, progress, name)
             # σ first: to_image works in place on the restored tensor.
             sigma = outputs[1].float().cpu()[0].mean(0).numpy() if uncertainty else None
             return Restored(to_image(outputs[0], staged), sigma, self.tiles_for(*img.shape[:2]))
@@ -399,7 +426,8 @@ def load_restorer(source: ModelSource, device: str | None = None, precision: str
         logger.info(f'{source.described}: {note}')
     in_channels = input_channels(network_g)
     restorer = Restorer(net, target, precision, tile, overlap, channels_last, compile,
-                        f'{network_g["type"]} ({source.weights})', in_channels, tile_batch)
+                        f'{network_g["type"]} ({source.weights})', in_channels, tile_batch,
+                        source.padding)
     tiles = (f', tiles {tile} (overlap {overlap}, {restorer.tile_batch} per forward)' if tile
              else ', whole images')
     logger.info(f'{source.described}: {network_g["type"]} from {source.weights}, weights {why}; '

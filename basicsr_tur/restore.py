@@ -1,6 +1,7 @@
 """Restore your own images: `python restore.py -i INPUTS -o DIR` (installed as `basicsr-tur-restore`).
 
-The model comes from a test options file (`-opt`: its network_g and path.pretrain_network_g), from `--arch NAME
+The model comes from a test options file (`-opt`: its network_g, path.pretrain_network_g and
+val.pad, the test-time padding test.py applies, applied the same way), from `--arch NAME
 --weights FILE [--arch-opt key=value ...]`, or from a preset of published weights (`--preset NAME [--weights FILE]`,
 `--list-presets`). Inputs are files, folders (`--recursive` for sub-folders) and globs; each output keeps its
 input's path relative to the folder (or glob root) it was found under, its name (plus `--suffix`) and its format
@@ -367,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('-i', '--input', nargs='+', default=[], help='image files, folders or globs')
     parser.add_argument('-o', '--output', help='folder for the restored images (created)')
     model = parser.add_argument_group('model (one of -opt, --arch, --preset)')
-    model.add_argument('-opt', help='a test options file: its network_g, path.pretrain_network_g, path.param_key_g')
+    model.add_argument('-opt', help='a test options file: its network_g, path.pretrain_network_g, '
+                                    'path.param_key_g, val.pad')
     model.add_argument('--arch', help='a registered arch (SRResNet, Restormer, PromptIR, Uformer, AirNet, ...)')
     model.add_argument('--arch-opt', action='extend', nargs='+', default=[], metavar='KEY=VALUE',
                        help="the arch's arguments (values read as YAML: dim=48 num_blocks=[4,6,6,8])")
@@ -469,6 +471,10 @@ def restore_pipeline(root: str, argv: list[str] | None = None) -> dict:
     restorer = load_restorer(source, args.device, args.precision, args.tile, args.tile_overlap, args.channels_last,
                              args.compile, uncertainty=True if args.uncertainty else (None if args.grid else False),
                              check_keys=check_keys, logger=logger, tile_batch=args.tile_batch)
+    if source.padding:  # -opt only: an options file's val.pad, applied as test.py applies it
+        logger.info(f'{source.described}: test-time padding val.pad {source.padding} applied as '
+                    'test.py does: each image padded before the network (and before tiling), '
+                    'the outputs cropped back')
     start, megapixels, failed, written = time.perf_counter(), 0.0, [], []
     with tqdm(total=len(jobs), unit='image', desc='Restore') as bar:
         for job, done in restore_jobs(restorer, jobs, args.uncertainty, args.gt, args.io_threads):

@@ -2,6 +2,10 @@
 back; the weights entry a test run records is the one it loaded."""
 from __future__ import annotations
 
+from os import path as osp
+
+import cv2
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,6 +14,7 @@ from basicsr.models import build_model
 from conftest import make_test_options
 
 from basicsr_tur.test import measurement_protocol
+from basicsr_tur.test import test_pipeline as run_test
 from basicsr_tur.utils.option_file import OptionError
 from basicsr_tur.utils.options import parse_options
 from basicsr_tur.utils.padding import input_padding
@@ -162,6 +167,20 @@ def test_reflection_wider_than_the_image_is_refused_naming_the_mode(tmp_path, pa
     with pytest.raises(ValueError) as err:
         _restore(model, torch.rand(1, 3, 10, 40))
     assert 'val.pad.mode:' in str(err.value)
+
+
+def test_a_reflection_limit_in_validation_names_the_image_and_the_dataset(tmp_path, paired_root):
+    # 12x40: a square reflect pads 14 rows on each end, more than a 12-row image can mirror
+    wide = np.full((12, 40, 3), 128, np.uint8)
+    lq = osp.join(paired_root, 'lq', 'sr', 'wide.png')
+    assert cv2.imwrite(lq, wide) and cv2.imwrite(osp.join(paired_root, 'gt', 'wide.png'), wide)
+    opt_path = make_test_options(tmp_path, paired_root, _weights(tmp_path))
+    with pytest.raises(ValueError) as err:
+        run_test(str(tmp_path), ['-opt', opt_path, '--force_yml', 'tasks=[sr]',
+                                 'val:pad={multiple: 1, square: true}'])
+    message = str(err.value)
+    assert lq in message and 'tiny_test_set' in message and 'val.pad.mode' in message
+    assert '\n' not in message
 
 
 def test_the_protocol_records_the_padding(tmp_path, paired_root):

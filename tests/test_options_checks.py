@@ -67,8 +67,9 @@ SUB_OPTIONS = {
                    r"unknown key 'val.metrics.psnr.test_y_chanel'; did you mean 'test_y_channel'"),
     'metric_crop_key': ('val.metrics.psnr', {'type': 'calculate_psnr', 'crop_boarder': 4},
                         r"unknown key 'val.metrics.psnr.crop_boarder'; did you mean 'crop_border'"),
-    'metric_key_the_metric_does_not_take': ('val.metrics.psnr', {'type': 'calculate_psnr_pt', 'crop_border': 0,
-                                                                  'input_order': 'HWC'},
+    'metric_key_the_metric_does_not_take': ('val.metrics.psnr',
+                                            {'type': 'calculate_psnr_skimage', 'crop_border': 0,
+                                             'input_order': 'HWC'},
                                             r"unknown key 'val.metrics.psnr.input_order'"),
     'metric_type': ('val.metrics.psnr', {'type': 'calc_psnr', 'crop_border': 0},
                     r"'val.metrics.psnr.type': unknown metric 'calc_psnr'; did you mean 'calculate_psnr'"),
@@ -96,6 +97,16 @@ def test_metric_typo_in_test_options_is_refused_not_scored_as_rgb(tmp_path, pair
     path = make_test_options(tmp_path, paired_root, 'w.pth')
     with pytest.raises(OptionError, match=r"'val.metrics.psnr.test_y_chanel'; did you mean 'test_y_channel'"):
         parse(tmp_path, path, 'val:metrics:psnr:test_y_chanel=true', is_train=False)
+
+
+@pytest.mark.parametrize('metric', ['calculate_psnr_pt', 'calculate_ssim_pt'])
+def test_basicsr_tensor_metrics_are_refused_naming_the_key(metric, tmp_path, paired_root):
+    # They score torch tensors; validation gives numpy images (AttributeError at the first image).
+    path = make_test_options(tmp_path, paired_root, 'w.pth')
+    with pytest.raises(OptionError) as err:
+        parse(tmp_path, path, f'val:metrics:ssim={{type: {metric}, crop_border: 0}}',
+              is_train=False)
+    assert "'val.metrics.ssim.type'" in str(err.value) and metric in str(err.value)
 
 
 def test_force_yml_typo_in_an_optimizer_is_named(tmp_path, clean_root, paired_root):

@@ -16,11 +16,18 @@ import torch
 import torchvision.transforms as T
 import yaml
 from basicsr.data import build_dataset
-from conftest import write_rgb
+from conftest import TASKS, write_rgb
 from PIL import Image
 
 from basicsr_tur.data.data_util import task_index
-from basicsr_tur.data.paired_task_dataset import read_meta_file, read_meta_source, read_meta_sources
+from basicsr_tur.data.paired_task_dataset import (
+    PREPARE_FORMAT,
+    old_format_note,
+    read_meta_file,
+    read_meta_header,
+    read_meta_source,
+    read_meta_sources,
+)
 from basicsr_tur.data.samplers import pack_index
 from basicsr_tur.data.synthetic_task_dataset import read_image_list
 from basicsr_tur.prepare import settings as S
@@ -743,3 +750,87 @@ def test_training_scenes_of_a_test_set_are_reported_and_excludable(tmp_path, exc
                                                             False) if 'warning' in line)
     trained = {lq for lq, _, _ in read_meta_file(meta, None)}
     assert ('input/im_0002_s90_a06.png' in trained) is not exclude
+
+
+# --- The format mark: a folder of an earlier prepare_data.py is not scored silently ---------------
+
+
+@pytest.mark.parametrize('setting', list(S.SETTINGS))
+def test_every_meta_file_written_carries_the_current_format(setting, built):
+    _, out = built[setting]
+    metas = glob.glob(osp.join(out, 'meta_*.txt'))
+    metas += glob.glob(osp.join(out, 'lmdb', '*', 'meta.txt'))
+    assert any('lmdb' in m for m in metas) and any('lmdb' not in m for m in metas)
+    for meta in metas:
+        sources, version = read_meta_header(meta)
+        assert sources and version == PREPARE_FORMAT, meta
+        assert old_format_note(meta, sources, version) is None
+
+
+@pytest.mark.parametrize('setting', ['aio3', 'realweather'])
+def test_datasets_of_the_current_prepare_output_do_not_warn(setting, built, log_lines):
+    root, out = built[setting]
+    tasks = options_tasks(setting)
+    built_sets = 0
+    for file in option_files(setting):
+        for d in option_datasets(yaml.safe_load(open(file))):
+            split = osp.splitext(osp.basename(d['meta_file']))[0][len('meta_'):]
+            db = osp.join(out, 'lmdb', split)
+            disk = {k: osp.join(root, v[len('datasets/'):]) if str(v).startswith('datasets/') else v
+                    for k, v in d.items()}
+            disk.update(name=d.get('name', 'set'), phase='train', tasks=tasks, gt_size=8)
+            disk.pop('degrade_on', None)
+            lmdb = dict(disk, meta_file=osp.join(db, 'meta.txt'), io_backend={'type': 'lmdb'},
+                        **{k: osp.join(db, f'{k[len("dataroot_"):]}.lmdb') for k in disk
+                           if k.startswith('dataroot_')})
+            build_dataset(disk)
+            build_dataset(lmdb)
+            built_sets += 2
+    assert built_sets and not [line for line in log_lines if 'prepare_data' in line]
+
+
+def _paired_set(paired_root: str, header: str) -> dict:
+    """The conftest pairs, listed in a meta file opening with `header`."""
+    meta = osp.join(paired_root, 'meta_old.txt')
+    with open(osp.join(paired_root, 'meta.txt')) as f:
+        pairs = f.read()
+    with open(meta, 'w') as f:
+        f.write(header + pairs)
+    return {'name': 'old', 'type': 'PairedTaskDataset', 'phase': 'val', 'tasks': TASKS,
+            'meta_file': meta, 'dataroot_lq': osp.join(paired_root, 'lq'),
+            'dataroot_gt': osp.join(paired_root, 'gt')}
+
+
+@pytest.mark.parametrize('mark', ['', '# prepared: format 1\n'])
+def test_a_meta_file_of_an_earlier_prepare_warns_once_naming_it(paired_root, log_lines, mark):
+    opt = _paired_set(paired_root, mark + '# source: sr, noise, dark: BSD68 linked\n')
+    build_dataset(opt)
+    warned = [line for line in log_lines if 'prepare_data' in line]
+    assert len(warned) == 1 and opt['meta_file'] in warned[0]
+    assert 'BSD68' in warned[0] and 'WGWS-Net' in warned[0]
+
+
+def test_a_hand_written_meta_file_does_not_warn(paired_root, log_lines):
+    build_dataset(_paired_set(paired_root, '# my own pairs\n'))
+    build_dataset(_paired_set(paired_root, ''))
+    assert not [line for line in log_lines if 'prepare_data' in line]
+
+
+def test_a_clean_list_of_an_earlier_prepare_warns_naming_it(tmp_path, clean_root, log_lines):
+    meta = str(tmp_path / 'meta_train_clean.txt')
+    names = sorted(os.listdir(clean_root))
+    with open(meta, 'w') as f:
+        f.write('# source: noise: clean images of BSD400\n' + ''.join(f'{n}\n' for n in names))
+    build_dataset({'name': 'clean', 'type': 'SyntheticTaskDataset', 'phase': 'train',
+                   'tasks': TASKS, 'dataroot_gt': clean_root, 'meta_file': meta, 'gt_size': 8})
+    warned = [line for line in log_lines if 'prepare_data' in line]
+    assert len(warned) == 1 and meta in warned[0]
+
+
+def test_an_lmdb_meta_file_keeps_the_format_line_of_its_meta_file(tmp_path):
+    meta, lmdb_meta = str(tmp_path / 'meta_test.txt'), str(tmp_path / 'meta.txt')
+    writers.write_meta(meta, [('a.png', 'a.png', 'sr')], ['sr: linked'])
+    with open(lmdb_meta, 'w') as f:
+        f.write('a.png a.png sr\n')
+    writers.prepend_sources(lmdb_meta, meta)
+    assert read_meta_header(lmdb_meta) == read_meta_header(meta) == (['sr: linked'], PREPARE_FORMAT)

@@ -546,3 +546,106 @@ def test_sixteen_bit_values_become_the_nearest_eight_bit_value():
     from basicsr_tur.utils.visual import eight_bits
     values = np.arange(65536, dtype=np.uint16)
     np.testing.assert_array_equal(eight_bits(values), (values / 257).round().astype(np.uint8))
+
+
+# An options file's test-time padding (val.pad): restore.py restores what test.py scores
+
+PAD = {'multiple': 16, 'square': True, 'mode': 'reflect'}  # MiOIR/TUR Uformer's rule, tiny
+
+
+def padded_options(tmp_path, paired_root, weights, pad=None, **val) -> str:
+    """conftest's test options for task sr, with a wide and a tall image beside the square ones,
+    val.pad (none when None) and the other val keys given."""
+    import yaml
+    from conftest import make_test_options
+    for name, (h, w) in (('wide', (24, 40)), ('tall', (40, 24))):
+        cv2.imwrite(osp.join(paired_root, 'lq', 'sr', f'{name}.png'), photo(h, w)[:, ::-1])
+        cv2.imwrite(osp.join(paired_root, 'gt', f'{name}.png'), photo(h, w))
+    path = make_test_options(tmp_path, paired_root, weights)
+    with open(path) as f:
+        opt = yaml.safe_load(f)
+    opt['tasks'] = ['sr']
+    opt['val'].update(val, **({'pad': pad} if pad else {}))
+    with open(path, 'w') as f:
+        yaml.safe_dump(opt, f)
+    return path
+
+
+def saved_by_test_py(tmp_path, opt_path) -> dict[str, bytes]:
+    """test.py's saved images (val.save_img) of the options file: input stem -> PNG bytes."""
+    from basicsr_tur.test import test_pipeline
+    test_pipeline(str(tmp_path), ['-opt', opt_path])
+    folder = osp.join(tmp_path, 'results', 'tiny_test', 'visualization', 'tiny_test_set', 'sr')
+    return {f[:-len('_tiny_test.png')]: open(osp.join(folder, f), 'rb').read()
+            for f in os.listdir(folder)}
+
+
+def restored_by_restore_py(capsys, tmp_path, out, *model) -> dict[str, bytes]:
+    """restore.py's images of lq/sr: stem -> PNG bytes."""
+    code, stdout, stderr = run(capsys, *model, '-i', str(tmp_path / 'paired' / 'lq' / 'sr'), '-o',
+                               str(tmp_path / out))
+    assert code == 0, stderr
+    return {osp.splitext(k)[0]: v for k, v in tree(tmp_path / out).items()}
+
+
+def test_an_options_file_with_val_pad_restores_test_py_s_pixels(capsys, log_lines, tmp_path,
+                                                                 paired_root, weights):
+    opt_path = padded_options(tmp_path, paired_root, weights, PAD)
+    saved = saved_by_test_py(tmp_path, opt_path)
+    log_lines.clear()
+    restored = restored_by_restore_py(capsys, tmp_path, 'out', '-opt', opt_path)
+    assert sorted(restored) == sorted(saved) == ['astronaut', 'chelsea', 'coffee', 'tall', 'wide']
+    assert restored == saved  # byte for byte
+    assert len([line for line in log_lines if 'val.pad' in line]) == 1
+    unpadded = restored_by_restore_py(capsys, tmp_path, 'plain', *TINY_ARGS, '--weights', weights)
+    assert unpadded['wide'] != restored['wide']  # the padding changed the pixels
+
+
+def test_an_options_file_without_val_pad_restores_as_before(capsys, log_lines, tmp_path,
+                                                            paired_root, weights):
+    opt_path = padded_options(tmp_path, paired_root, weights)
+    assert source_from_options(opt_path).padding is None
+    saved = saved_by_test_py(tmp_path, opt_path)
+    log_lines.clear()
+    restored = restored_by_restore_py(capsys, tmp_path, 'out', '-opt', opt_path)
+    plain = restored_by_restore_py(capsys, tmp_path, 'plain', *TINY_ARGS, '--weights', weights)
+    assert restored == plain == saved
+    assert not [line for line in log_lines if 'val.pad' in line]
+
+
+def test_val_pad_comes_before_the_tiles_and_sigma_is_cropped_too(tmp_path, paired_root, weights):
+    from basicsr.models import build_model
+
+    from basicsr_tur.utils.options import parse_options
+    opt_path = padded_options(tmp_path, paired_root, weights, PAD, uncertainty=True,
+                              tile={'size': 24, 'overlap': 8})
+    opt, _ = parse_options(str(tmp_path), is_train=False, argv=['-opt', opt_path])
+    model = build_model(opt)
+    torch.manual_seed(1)
+    x = torch.rand(1, 3, 37, 23)
+    model.feed_data({'lq': x, 'task_id': [0], 'task': ['sr']})
+    model.test()
+    restorer = load_restorer(source_from_options(opt_path), device='cpu', tile=24, overlap=8,
+                             uncertainty=True, tile_batch=1)
+    out, sigma = restorer.restore_tensor(x, uncertainty=True)
+    assert out.shape == sigma.shape == (1, 3, 37, 23)
+    assert torch.equal(out, model.output) and torch.equal(sigma, model.sigma)
+    assert restorer.tiles_for(37, 23) == 9  # tiles of the padded 48x48 image
+
+
+def test_an_image_val_pad_cannot_reflect_is_named(capsys, tmp_path, paired_root, weights):
+    opt_path = padded_options(tmp_path, paired_root, weights, {'multiple': 1, 'square': True})
+    narrow = str(tmp_path / 'narrow.png')
+    cv2.imwrite(narrow, photo(12, 40))  # a square reflect pads 14 rows on each end
+    code, _, stderr = run(capsys, '-opt', opt_path, '-i', narrow, '-o', str(tmp_path / 'out'))
+    errors = [line for line in stderr.splitlines() if line.startswith('error: ')]
+    assert code == 1 and len(errors) == 1
+    assert narrow in errors[0] and 'val.pad.mode' in errors[0]
+
+
+def test_a_bad_val_pad_in_the_options_file_is_named(tmp_path, paired_root, weights):
+    from basicsr_tur.utils.option_file import OptionError
+    opt_path = padded_options(tmp_path, paired_root, weights, {'multiple': 0})
+    with pytest.raises(OptionError) as err:
+        source_from_options(opt_path)
+    assert opt_path in str(err.value) and 'val.pad.multiple' in str(err.value)

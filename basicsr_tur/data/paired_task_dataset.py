@@ -4,6 +4,7 @@ from __future__ import annotations
 from os import path as osp
 
 import numpy as np
+from basicsr.utils import get_root_logger
 from basicsr.utils.registry import DATASET_REGISTRY
 
 from basicsr_tur.data.data_util import (
@@ -44,6 +45,31 @@ def read_meta_file(meta_file: str, index: dict[str, int] | None) -> list[tuple[s
 
 
 SOURCE_PREFIX = '# source:'
+# scripts/prepare_data.py marks the meta files it writes with the format of its output, in a
+# `# prepared: format N` line beside their `# source:` lines; one with source lines and no such
+# line was written before the mark existed (format 1).
+FORMAT_PREFIX = '# prepared: format'
+PREPARE_FORMAT = 2
+# What each format changed in the prepared images: a folder of an older format misses these.
+FORMAT_CHANGES = {
+    2: "BSD68 test noise seeded as AirNet/PromptIR's test.py; real-weather test pairs resized as "
+       "WGWS-Net's test code",
+}
+
+
+def read_meta_header(meta_file: str) -> tuple[list[str], int | None]:
+    """(the texts of the `# source: ...` lines, N of the `# prepared: format N` line or None) of
+    the leading comment block of a meta file; the lines below it are not read."""
+    sources, version = [], None
+    for line in read_text_lines(meta_file):
+        if not line.startswith('#'):
+            break
+        if line.startswith(SOURCE_PREFIX):
+            sources.append(line[len(SOURCE_PREFIX):].strip())
+        elif line.startswith(FORMAT_PREFIX):
+            text = line[len(FORMAT_PREFIX):].strip()
+            version = int(text) if text.isdigit() else 0  # unreadable: older than any format
+    return sources, version
 
 
 def read_meta_sources(meta_file: str) -> list[str]:
@@ -52,13 +78,29 @@ def read_meta_sources(meta_file: str) -> list[str]:
     scripts/prepare_data.py writes one such line per part at the top of the file (e.g. MiOIR's released test set,
     linked, or the same set re-synthesised), so that test.py can say which was scored; the pairs below are not read.
     """
-    sources = []
-    for line in read_text_lines(meta_file):
-        if not line.startswith('#'):
-            break
-        if line.startswith(SOURCE_PREFIX):
-            sources.append(line[len(SOURCE_PREFIX):].strip())
-    return sources
+    return read_meta_header(meta_file)[0]
+
+
+def old_format_note(meta_file: str, sources: list[str], version: int | None) -> str | None:
+    """Why a meta file written by an older scripts/prepare_data.py (source lines, and no format
+    line or an older format) is not scored as the current protocol, in one line; None for a
+    current one or a hand-written one (no source lines)."""
+    if not sources or (version is not None and version >= PREPARE_FORMAT):
+        return None
+    old = version or 1
+    missed = ', '.join(f'format {n} ({what})' for n, what in sorted(FORMAT_CHANGES.items())
+                       if n > old)
+    return (f'{meta_file}: written by an earlier scripts/prepare_data.py (format {old}); it misses '
+            f'{missed}, so it is not scored as the current protocol scores: re-run `python '
+            'scripts/prepare_data.py <setting> --root <new folder>` and point the options there')
+
+
+def warn_old_format(meta_file: str, header: tuple[list[str], int | None] | None = None) -> None:
+    """Log old_format_note as one warning (basicsr logger) when there is one; header:
+    read_meta_header(meta_file) when the caller has it."""
+    note = old_format_note(meta_file, *(header or read_meta_header(meta_file)))
+    if note:
+        get_root_logger().warning(note)
 
 
 def read_meta_source(meta_file: str) -> str:
@@ -118,7 +160,9 @@ class PairedTaskDataset(TaskDataset):
             entries = read_meta_entries(meta_file, self.task_to_id)
             self.pairs = [(lq, gt, task) for _, lq, gt, task in entries]
             labels = [f'line {line_no}' for line_no, *_ in entries]
-            self.source = read_meta_source(meta_file)
+            header = read_meta_header(meta_file)
+            self.source = '; '.join(header[0])
+            warn_old_format(meta_file, header)
         else:
             self.pairs = scan_task_folders(self.lq_root, self.gt_root, self.tasks)
             labels = [''] * len(self.pairs)

@@ -17,6 +17,7 @@ from basicsr_tur.data.degradations import (
     validate_spec,
 )
 from basicsr_tur.data.device_degradations import pack_params, padded_rain_kernel, rain_kernel_side
+from basicsr_tur.data.paired_task_dataset import warn_old_format
 from basicsr_tur.utils.lmdb_util import check_lmdb_keys
 from basicsr_tur.utils.meta_file import read_meta_rows
 
@@ -167,6 +168,7 @@ class SyntheticTaskDataset(TaskDataset):
                 raise type(err)(f'{self.where}: {err}') from None
             self.names = [name for _, name in entries]
             labels = [f'line {line_no}' for line_no, _ in entries]
+            warn_old_format(meta_file)
         else:
             if not osp.isdir(self.gt_root):
                 raise FileNotFoundError(f'{self.where}: dataroot_gt folder not found: {self.gt_root}')

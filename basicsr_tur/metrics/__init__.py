@@ -19,8 +19,10 @@ from basicsr.utils.registry import METRIC_REGISTRY
 # What each image kind is, as results record it (test.py measurement_protocol, metrics.md).
 IMAGE_KINDS = {'8-bit': '8-bit', 'float': 'float clipped to [0, 1]'}
 # The windows of basicsr's metrics, which declare none: calculate_ssim's 11x11 Gaussian
-# (basicsr/metrics/psnr_ssim.py _ssim, cv2.getGaussianKernel(11, 1.5)), and its torch twin's.
-BASICSR_WINDOWS = {'calculate_ssim': 11, 'calculate_ssim_pt': 11}
+# (basicsr/metrics/psnr_ssim.py _ssim, cv2.getGaussianKernel(11, 1.5)). Its torch twin
+# calculate_ssim_pt scores tensors, not the numpy images validation gives: the options check
+# refuses it (utils/option_checks.py TENSOR_METRICS).
+BASICSR_WINDOWS = {'calculate_ssim': 11}
 
 
 def image_kind(metric_type: str) -> str:

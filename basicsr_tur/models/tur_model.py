@@ -41,7 +41,8 @@ from basicsr_tur.utils.option_checks import BOOL, COUNT, MAPPING, PATH, POSITIVE
 from basicsr_tur.utils.padding import PAD_MODES, crop, input_padding
 from basicsr_tur.utils.tiling import tiled_forward
 
-__all__ = ['NonFiniteLossError', 'TURModel']  # NonFiniteLossError: raised by the step (models/train_step.py)
+# NonFiniteLossError: raised by the step (models/train_step.py)
+__all__ = ['InputPaddingError', 'NonFiniteLossError', 'TURModel']
 
 
 # PSNR of an image identical to its GT is +inf (basicsr's calculate_psnr returns inf for MSE 0). It is counted as
@@ -52,6 +53,11 @@ PSNR_CAP = 100.0
 
 # The optimizers TURModel builds with fused=True unless optim_g says otherwise (get_optimizer says why these).
 FUSED_BY_DEFAULT = ('Adam', 'AdamW')
+
+
+class InputPaddingError(ValueError):
+    """val.pad cannot pad an input (utils/padding.py: reflection past the side minus one pixel);
+    validation re-raises it naming the image and its dataset."""
 
 
 @MODEL_REGISTRY.register()
@@ -473,7 +479,10 @@ class TURModel(BaseModel):
         tile = (self.opt.get('val') or {}).get('tile')
         forward = (lambda x: net(x, with_uncertainty=True)) if self.uncertainty else net
         padding = self.input_padding
-        lq, (top, left) = padding.pad(self.lq) if padding else (self.lq, (0, 0))
+        try:
+            lq, (top, left) = padding.pad(self.lq) if padding else (self.lq, (0, 0))
+        except ValueError as err:
+            raise InputPaddingError(str(err)) from None
         # The training's autocast (train.mixed_precision; test.py's runs have none and stay float32).
         amp_dtype = getattr(self, 'amp_dtype', None)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=amp_dtype or torch.float32,
@@ -574,6 +583,9 @@ class TURModel(BaseModel):
                 if oom is None:
                     raise
                 raise oom from None
+            except InputPaddingError as err:  # one line naming the image among the set's
+                image = val_data['lq_path'][0]
+                raise ValueError(f"dataset '{dataset_name}': {image}: {err}") from None
             self.check_output_shape()
             task = self.task_names[0]
             counts[task] += 1

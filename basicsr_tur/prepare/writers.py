@@ -19,7 +19,13 @@ import numpy as np
 from basicsr.utils import get_root_logger
 
 from basicsr_tur.data.data_util import task_index
-from basicsr_tur.data.paired_task_dataset import SOURCE_PREFIX, read_meta_file, read_meta_sources
+from basicsr_tur.data.paired_task_dataset import (
+    FORMAT_PREFIX,
+    PREPARE_FORMAT,
+    SOURCE_PREFIX,
+    read_meta_file,
+    read_meta_header,
+)
 from basicsr_tur.data.synthetic_task_dataset import read_image_list
 from basicsr_tur.prepare.images import (
     TEST_NOISE_SEED,
@@ -183,30 +189,34 @@ class SplitWriter:
                            for lq, gt in gt_names] * part.repeat
 
 
-def source_header(sources: list[str]) -> str:
-    """The `# source: ...` lines that open a meta file (read back by read_meta_sources)."""
-    return ''.join(f'{SOURCE_PREFIX} {source}\n' for source in sources)
+def source_header(sources: list[str], version: int | None = PREPARE_FORMAT) -> str:
+    """The `# prepared: format N` line (none for version None) and the `# source: ...` lines that
+    open a meta file (read back by read_meta_header; the datasets warn of an older format)."""
+    mark = f'{FORMAT_PREFIX} {version}\n' if version is not None else ''
+    return mark + ''.join(f'{SOURCE_PREFIX} {source}\n' for source in sources)
 
 
 def write_meta(path: str, rows: list[tuple[str, ...]], sources: list[str]) -> None:
-    """Write the `# source: ...` lines, then one line per row (utils/meta_file.format_meta_line, so any file name
-    survives), its fields '/'-separated paths (or a task name): `lq gt task` for a pair meta file, `name` for a
-    clean list."""
+    """Write the format line and the `# source: ...` lines, then one line per row
+    (utils/meta_file.format_meta_line, so any file name survives), its fields '/'-separated paths
+    (or a task name): `lq gt task` for a pair meta file, `name` for a clean list."""
     atomic_write(path, source_header(sources)
                  + ''.join(format_meta_line([field.replace(os.sep, '/') for field in row]) for row in rows))
 
 
 def prepend_sources(path: str, meta_file: str) -> None:
-    """Put the `# source:` lines of meta_file at the top of the text file path (an LMDB's meta.txt)."""
+    """Put the format line and the `# source:` lines of meta_file at the top of the text file path
+    (an LMDB's meta.txt), as they are there."""
     with open(path, encoding='utf-8') as f:
         body = f.read()
-    atomic_write(path, source_header(read_meta_sources(meta_file)) + body)
+    sources, version = read_meta_header(meta_file)
+    atomic_write(path, source_header(sources, version) + body)
 
 
 def build_lmdbs(setting_dir: str, setting: Setting) -> None:
     """<setting>/lmdb/<split>/{lq.lmdb, gt.lmdb, meta.txt} from the split's meta file (and <split>_clean/ with
-    gt.lmdb and meta.txt from its clean list), `# source:` lines kept, written whole or not at all (utils/files.
-    atomic_dir: raises FileExistsError when <setting>/lmdb exists)."""
+    gt.lmdb and meta.txt from its clean list), format and `# source:` lines kept, written whole or
+    not at all (utils/files.atomic_dir: raises FileExistsError when <setting>/lmdb exists)."""
     with atomic_dir(osp.join(setting_dir, 'lmdb')) as tmp:
         index = task_index(list(setting.tasks), 'prepare_data')
         for split in splits_of(setting):

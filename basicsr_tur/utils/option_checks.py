@@ -131,6 +131,9 @@ SCHEDULER_KINDS = {'milestones': Kind.of(list, item=POSITIVE), 'gamma': NUMBER,
 # score RGB: their arguments are this allow-list (where the metric's signature names them), with these types.
 METRIC_KINDS = {'crop_border': COUNT, 'test_y_channel': BOOL, 'input_order': Kind.of(words=('HWC', 'CHW')),
                 'convert_to': Kind.of(words=('y', 'gray'))}
+# basicsr's tensor metrics, registered beside the others: they score torch tensors (img.to(...)),
+# and validation gives every metric numpy images, so they would fail at the first image.
+TENSOR_METRICS = ('calculate_psnr_pt', 'calculate_ssim_pt')
 # data_util.check_backend accepts these two FileClient backends; a dataset sets db_paths and client_keys itself.
 IO_BACKENDS = ('disk', 'lmdb')
 WANDB_KINDS = {'project': Kind.of(str, null=True), 'resume_id': Kind.of(str, null=True)}
@@ -519,6 +522,11 @@ def _check_metrics(metrics: dict, path: str, notes: list[str]) -> None:
             raise OptionError(f"{path}: '{key}' must be a mapping such as {{type: calculate_psnr, crop_border: 0}}, "
                               f'got {metric_opt!r}')
         metric = _check_registered(METRIC_REGISTRY, metric_opt.get('type'), 'metric', key, path)
+        if metric_opt['type'] in TENSOR_METRICS:
+            raise OptionError(f"{path}: '{key}.type': {metric_opt['type']} scores torch tensors; "
+                              'validation gives metrics numpy images: use calculate_psnr/'
+                              'calculate_ssim (8-bit) or calculate_psnr_skimage/'
+                              'calculate_ssim_skimage (float)')
         params = _parameters(metric)
         allowed = {n: k for n, k in METRIC_KINDS.items() if n in params}
         # basicsr's arguments that this metric cannot honour (the float metrics score RGB, HWC):
