@@ -35,6 +35,7 @@ from basicsr_tur.utils.checkpoint import (
     restore_rng_state,
 )
 from basicsr_tur.utils.dist import all_reduce_sum, sum_over_ranks
+from basicsr_tur.utils.errors import DataError
 from basicsr_tur.utils.files import atomic_write, write_image
 from basicsr_tur.utils.memory import out_of_memory_error
 from basicsr_tur.utils.option_checks import BOOL, COUNT, MAPPING, PATH, POSITIVE, Kind, loss_run_arguments
@@ -55,7 +56,7 @@ PSNR_CAP = 100.0
 FUSED_BY_DEFAULT = ('Adam', 'AdamW')
 
 
-class InputPaddingError(ValueError):
+class InputPaddingError(DataError):
     """val.pad cannot pad an input (utils/padding.py: reflection past the side minus one pixel);
     validation re-raises it naming the image and its dataset."""
 

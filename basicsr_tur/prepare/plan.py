@@ -15,6 +15,7 @@ from PIL import Image
 
 from basicsr_tur.data.data_util import IMG_EXTENSIONS
 from basicsr_tur.prepare.settings import SOURCES, NamingError, Part, Setting, all_parts, splits_of
+from basicsr_tur.utils.errors import UserError
 from basicsr_tur.utils.text_file import TextFileError, read_text_lines
 
 MAX_LISTED = 10  # problems quoted in one error; the rest are counted
@@ -26,7 +27,7 @@ MIN_SIDE = {'resize32': 32, 'half_resize32': 64}
 Item = tuple[str, str, str]
 
 
-class PrepareError(ValueError):
+class PrepareError(UserError):
     """The downloads do not have the layout, naming or sizes a setting needs."""
 
 

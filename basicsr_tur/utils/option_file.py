@@ -14,10 +14,11 @@ from typing import Any
 
 import yaml
 
+from basicsr_tur.utils.errors import UserError
 from basicsr_tur.utils.text_file import TextFileError, read_text
 
 
-class OptionError(ValueError):
+class OptionError(UserError):
     """A problem in an options file; its message names the file and the key at fault."""
 
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 import codecs
 import re
 
+from basicsr_tur.utils.errors import UserError
+
 # UTF-32's marks first: UTF-32-LE's begins with UTF-16-LE's.
 _BOMS = ((codecs.BOM_UTF32_LE, 'utf-32-le'), (codecs.BOM_UTF32_BE, 'utf-32-be'), (codecs.BOM_UTF8, 'utf-8'),
          (codecs.BOM_UTF16_LE, 'utf-16-le'), (codecs.BOM_UTF16_BE, 'utf-16-be'))
 _LINE_END = re.compile(r'\r\n|\r|\n')
 
 
-class TextFileError(ValueError):
+class TextFileError(UserError):
     """A text file that cannot be read as its author meant (encoding); the message names the file and line."""
 
 
