@@ -36,6 +36,7 @@ from basicsr.archs import build_network
 
 import basicsr_tur.archs  # noqa: F401  (registers our backbones in basicsr's ARCH_REGISTRY)
 from basicsr_tur.utils.checkpoint import HEAD_PREFIX, unwrap_state_dict
+from basicsr_tur.utils.errors import CheckpointError
 from basicsr_tur.utils.tables import markdown_table
 
 __all__ = ['DEFAULT_SEARCH_DIRS', 'PRESETS', 'Preset', 'check_preset_keys', 'find_weights', 'get_preset',
@@ -194,7 +195,7 @@ def get_preset(name: str) -> Preset:
         return PRESETS[name]
     close = difflib.get_close_matches(name, PRESETS, n=3, cutoff=0.6)
     hint = f"did you mean {', '.join(close)}? " if close else ''
-    raise ValueError(f"unknown preset '{name}'; {hint}--list-presets lists all {len(PRESETS)}")
+    raise CheckpointError(f"unknown preset '{name}'; {hint}--list-presets lists all {len(PRESETS)}")
 
 
 def find_weights(preset: Preset, weights: str | None = None, search_dirs: Sequence[str] | None = None) -> str:
@@ -253,14 +254,14 @@ def check_preset_keys(preset: Preset, state_dict: dict, where: str) -> None:
     which = f'preset {preset.name} ({preset.arch})'
     if missing or unexpected:
         shown = unexpected or list(found)
-        raise ValueError(f'{where}: {which} expects keys like {_some(missing or list(expected))}; the file has '
+        raise CheckpointError(f'{where}: {which} expects keys like {_some(missing or list(expected))}; the file has '
                          f'{_some(shown)} ({len(found)} keys, {len(missing)} of the {len(expected)} expected missing, '
                          f'{len(unexpected)} unexpected); is it {preset.file_name} from {preset.source}?')
     resized = [k for k in found if tuple(found[k].shape) != expected[k]]
     if resized:
         key = resized[0]
         more = f' (and {len(resized) - 1} more)' if len(resized) > 1 else ''
-        raise ValueError(f"{where}: {which} expects key '{key}' of shape {expected[key]}, the file has "
+        raise CheckpointError(f"{where}: {which} expects key '{key}' of shape {expected[key]}, the file has "
                          f'{tuple(found[key].shape)}{more}; is it {preset.file_name} from {preset.source}?')
 
 

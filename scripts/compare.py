@@ -31,6 +31,7 @@ import sys
 from os import path as osp
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from basicsr_tur.utils.errors import UserError
 from basicsr_tur.utils.files import atomic_write
 from basicsr_tur.utils.tables import (
     INPUT_ROW,
@@ -57,10 +58,10 @@ def parse_published_as(entries: list[str], labels: list[str]) -> dict[str, str |
     out = {}
     for entry in entries:
         if '=' not in entry:
-            raise ValueError(f"--published-as: expected LABEL=ROW, got '{entry}'")
+            raise UserError(f"--published-as: expected LABEL=ROW, got '{entry}'")
         label, row = (s.strip() for s in entry.split('=', 1))
         if label not in labels:
-            raise ValueError(f"--published-as {entry}: no result file is named '{label}' "
+            raise UserError(f"--published-as {entry}: no result file is named '{label}' "
                              f"(names: {', '.join(labels)})")
         out[label] = row or None
     return out
@@ -81,14 +82,14 @@ def references(sources: dict[str, dict], overrides: dict[str, str | None], publi
             entry = source['published_as'] or {}
             row, origin = entry.get('row'), f"{source['path']}: published_as"
             if row is not None and entry.get('setting') not in (None, setting):
-                raise ValueError(f"{origin}: row '{row}' of setting '{entry['setting']}', not of '{setting}' "
+                raise UserError(f"{origin}: row '{row}' of setting '{entry['setting']}', not of '{setting}' "
                                  f'(--setting); choose one with --published-as {label}=ROW, or {label}= for none')
         if row is None:
             continue
         try:
             check_row(published, row, where)
         except ValueError as err:
-            raise ValueError(f'{origin}: {err}') from None
+            raise UserError(f'{origin}: {err}') from None
         diff_to[label] = row
     return diff_to
 
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.published and (common := common_published(sources)):
             args.published, args.setting = common
         if args.published_as and not args.published:
-            raise ValueError('--published-as needs published rows: --published and --setting, or result files '
+            raise UserError('--published-as needs published rows: --published and --setting, or result files '
                              'whose published_as all name the same file and setting')
         if args.published:
             published = load_published(args.published, args.setting)

@@ -31,6 +31,7 @@ from os import path as osp
 from pathlib import Path
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from basicsr_tur.utils.errors import UserError
 from basicsr_tur.utils.files import atomic_write
 from basicsr_tur.utils.option_checks import check_options
 from basicsr_tur.utils.option_file import apply_force_yml, load_yaml
@@ -57,52 +58,52 @@ def load_config(path: str, seeds: list[int] | None = None) -> dict:
         raise FileNotFoundError(f'--config {path}: file not found')
     config = load_yaml(path)
     if not isinstance(config, dict):
-        raise ValueError(f'{path}: expected a mapping of {", ".join(CONFIG_KEYS)}')
+        raise UserError(f'{path}: expected a mapping of {", ".join(CONFIG_KEYS)}')
     for key in config:
         if key not in CONFIG_KEYS:
-            raise ValueError(f'{path}: unknown key {key!r} (known: {", ".join(CONFIG_KEYS)})')
+            raise UserError(f'{path}: unknown key {key!r} (known: {", ".join(CONFIG_KEYS)})')
     for key in ('name', 'options', 'test_options', 'methods', 'baseline'):
         if config.get(key) is None:
-            raise ValueError(f'{path}: key {key!r} is missing')
+            raise UserError(f'{path}: key {key!r} is missing')
     if not isinstance(config['name'], str) or not _NAME.fullmatch(config['name']):
-        raise ValueError(f'{path}: name {config["name"]!r} must be letters, digits, _ . - (it names folders)')
+        raise UserError(f'{path}: name {config["name"]!r} must be letters, digits, _ . - (it names folders)')
     for key in ('options', 'test_options'):
         if not osp.isfile(str(config[key])):
             raise FileNotFoundError(f'{path}: {key}: file {config[key]} not found')
     methods = config['methods']
     if not isinstance(methods, dict) or not methods:
-        raise ValueError(f'{path}: methods must be a non-empty mapping of name -> {{pixel_opt: {{type: ...}}}}')
+        raise UserError(f'{path}: methods must be a non-empty mapping of name -> {{pixel_opt: {{type: ...}}}}')
     for name, spec in methods.items():
         where = f'{path}: methods.{name}'
         if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise ValueError(f'{where}: a method name must be letters, digits, _ . - (it names runs)')
+            raise UserError(f'{where}: a method name must be letters, digits, _ . - (it names runs)')
         if not isinstance(spec, dict):
-            raise ValueError(f'{where}: expected a mapping with pixel_opt (and optionally network_g, train)')
+            raise UserError(f'{where}: expected a mapping with pixel_opt (and optionally network_g, train)')
         for key in spec:
             if key not in METHOD_KEYS:
-                raise ValueError(f'{where}: unknown key {key!r} (known: {", ".join(METHOD_KEYS)})')
+                raise UserError(f'{where}: unknown key {key!r} (known: {", ".join(METHOD_KEYS)})')
         pixel = spec.get('pixel_opt')
         if not isinstance(pixel, dict) or not isinstance(pixel.get('type'), str):
-            raise ValueError(f'{where}.pixel_opt: expected a mapping with a type, e.g. {{type: L1Loss}}')
+            raise UserError(f'{where}.pixel_opt: expected a mapping with a type, e.g. {{type: L1Loss}}')
         if not isinstance(spec.get('network_g', {}), dict):
-            raise ValueError(f'{where}.network_g: expected a mapping of network_g keys to set')
+            raise UserError(f'{where}.network_g: expected a mapping of network_g keys to set')
         if not isinstance(spec.get('train', {}), dict):
-            raise ValueError(f'{where}.train: expected a mapping of train keys to set, e.g. {{mixed_precision: null}}')
+            raise UserError(f'{where}.train: expected a mapping of train keys to set, e.g. {{mixed_precision: null}}')
         for key in spec.get('train', {}):
             if key in TRAIN_KEYS_ELSEWHERE:
-                raise ValueError(f'{where}.train.{key}: set by {TRAIN_KEYS_ELSEWHERE[key]}, not here')
+                raise UserError(f'{where}.train.{key}: set by {TRAIN_KEYS_ELSEWHERE[key]}, not here')
     if config['baseline'] not in methods:
-        raise ValueError(f'{path}: baseline {config["baseline"]!r} is not one of the methods ({", ".join(methods)})')
+        raise UserError(f'{path}: baseline {config["baseline"]!r} is not one of the methods ({", ".join(methods)})')
     config['seeds'] = list(seeds) if seeds is not None else config.get('seeds', [0])
     if not isinstance(config['seeds'], list) or not config['seeds'] or \
             not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in config['seeds']) or \
             len(set(config['seeds'])) != len(config['seeds']):
-        raise ValueError(f'{path}: seeds must be a non-empty list of distinct integers >= 0, got {config["seeds"]!r}')
+        raise UserError(f'{path}: seeds must be a non-empty list of distinct integers >= 0, got {config["seeds"]!r}')
     for key in ('total_iter', 'seconds_per_iter'):
         value = config.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or
                                   (key == 'total_iter' and not isinstance(value, int))):
-            raise ValueError(f'{path}: {key} must be a positive {"integer" if key == "total_iter" else "number"}, '
+            raise UserError(f'{path}: {key} must be a positive {"integer" if key == "total_iter" else "number"}, '
                              f'got {value!r}')
     config['path'] = path
     return config
@@ -149,7 +150,7 @@ def train_overrides(config: dict, method: str, seed: int) -> list[str]:
         periods = (opt['train'].get('scheduler') or {}).get('periods')
         if periods is not None and sum(periods) != n:
             if len(periods) != 1:
-                raise ValueError(f"{config['path']}: total_iter {n}: the scheduler of {config['options']} has periods "
+                raise UserError(f"{config['path']}: total_iter {n}: the scheduler of {config['options']} has periods "
                                  f'{list(periods)}; set total_iter there, or use one period')
             entries.append(f'train:scheduler:periods=[{n}]')
     return entries
@@ -166,7 +167,7 @@ def check_cells(config: dict) -> None:
             check_options(opt, config['options'], [], True)
         except (ValueError, KeyError) as err:
             from basicsr_tur.utils.cli import error_message
-            raise ValueError(f"{config['path']}: methods.{method}: {error_message(err)}") from None
+            raise UserError(f"{config['path']}: methods.{method}: {error_message(err)}") from None
 
 
 def fingerprint(config: dict, method: str, seed: int) -> dict:

@@ -10,6 +10,7 @@ import torch
 from basicsr.archs import build_network
 
 from basicsr_tur.utils.checkpoint import HEAD_PREFIX, load_checkpoint
+from basicsr_tur.utils.errors import CheckpointError
 
 OFFICIAL_KEYS = Path(__file__).parent / 'data' / 'official_keys'
 UFORMER_B = {'embed_dim': 32, 'depths': [1, 2, 8, 8, 2, 8, 8, 2, 1], 'modulator': True}
@@ -106,7 +107,7 @@ def test_missing_backbone_key_is_an_error(tmp_path):
     del state['conv_hr.bias']
     path = str(tmp_path / 'partial.pth')
     torch.save(state, path)
-    with pytest.raises(KeyError, match='conv_hr.bias'):
+    with pytest.raises(CheckpointError, match='conv_hr.bias'):
         load_checkpoint(net(False), path)
 
 

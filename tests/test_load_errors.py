@@ -18,7 +18,8 @@ from basicsr_tur.models import tur_model
 from basicsr_tur.models.tur_model import NonFiniteLossError
 from basicsr_tur.test import test_pipeline as run_test
 from basicsr_tur.train import train_pipeline as run_train
-from basicsr_tur.utils.cli import error_message, run_cli
+from basicsr_tur.utils.cli import BUG_REPORT, error_message, run_cli
+from basicsr_tur.utils.errors import DataError
 from basicsr_tur.utils.memory import out_of_memory_error
 from basicsr_tur.utils.options import parse_options
 
@@ -39,15 +40,36 @@ class Failing(Dataset):
             raise self.error from cause
 
 
-@pytest.mark.parametrize('error', [ValueError("dataset 'd': cannot decode lq image /x/a b.png (empty file)"),
-                                   FileNotFoundError("dataset 'd': 1 of 2 images not found: line 2: lq /x/c.png"),
-                                   KeyError("dataset 'd': key 'x' not found")], ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize('error', [DataError("dataset 'd': cannot decode lq image /x/a b.png (empty file)"),
+                                   FileNotFoundError("dataset 'd': 1 of 2 images not found: line 2: lq /x/c.png")],
+                         ids=lambda e: type(e).__name__)
 def test_error_raised_in_a_loader_worker_reaches_the_cli_as_its_original_line(error, capsys):
     def pipeline(_root: str) -> None:
         list(DataLoader(Failing(error), num_workers=1))
 
     assert run_cli(pipeline, '.') == 1
     assert capsys.readouterr().err.splitlines() == [f'error: {error.args[0]}']
+
+
+@pytest.mark.parametrize('error', [KeyError('x'), RuntimeError('shape mismatch'), TypeError('bad call'),
+                                   ValueError('from a library')], ids=lambda e: type(e).__name__)
+def test_an_unexpected_exception_keeps_its_traceback_and_is_called_a_bug(error, capsys):
+    def pipeline(_root: str) -> None:
+        raise error
+
+    assert run_cli(pipeline, '.') == 1
+    err = capsys.readouterr().err
+    assert 'Traceback (most recent call last)' in err and type(error).__name__ in err
+    assert err.rstrip().splitlines()[-1] == f'error: {BUG_REPORT}'
+
+
+def test_an_unexpected_exception_in_a_loader_worker_keeps_its_traceback(capsys):
+    def pipeline(_root: str) -> None:
+        list(DataLoader(Failing(KeyError("dataset 'd': key 'x'")), num_workers=1))
+
+    assert run_cli(pipeline, '.') == 1
+    err = capsys.readouterr().err
+    assert 'Traceback' in err and "key 'x'" in err and err.rstrip().endswith(BUG_REPORT)
 
 
 def test_message_of_an_error_not_from_a_worker_is_kept_whole():

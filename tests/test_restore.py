@@ -19,6 +19,7 @@ from basicsr_tur.inference import (
     source_from_options,
 )
 from basicsr_tur.restore import collect_inputs, main, plan_jobs
+from basicsr_tur.utils.errors import CheckpointError
 
 TINY = {'type': 'SRResNet', 'num_feat': 8, 'num_block': 2}
 
@@ -194,7 +195,7 @@ def test_the_restored_image_is_the_network_output_of_the_ema_weights(tmp_path):
 def test_uncertainty_needs_a_checkpoint_with_the_head(tmp_path):
     path = str(tmp_path / 'plain.pth')
     torch.save({'params': build_network(TINY).state_dict()}, path)
-    with pytest.raises(KeyError, match=r'plain.pth: holds no TUR uncertainty head .* trained with TURLoss'):
+    with pytest.raises(CheckpointError, match=r'plain.pth: holds no TUR uncertainty head .* trained with TURLoss'):
         load_restorer(ModelSource(dict(TINY), path, None, 'test'), device='cpu', uncertainty=True)
     # When σ is only wanted if there is one (--grid), a head-less checkpoint gives a head-less network.
     assert not load_restorer(ModelSource(dict(TINY), path, None, 'test'), device='cpu', uncertainty=None).has_head

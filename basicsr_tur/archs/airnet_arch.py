@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from torchvision.ops import deform_conv2d
 
 from basicsr_tur.archs.uncertainty import UncertaintyMixin, rename_authors_head
+from basicsr_tur.utils.errors import UserError
 
 
 def default_conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = True) -> nn.Conv2d:
@@ -211,11 +212,11 @@ class MoCo(nn.Module):
         batch_size = keys.shape[0]
         ptr = self.host_ptr
         if self.K % batch_size != 0:
-            raise ValueError(f'AirNet MoCo: the key batch size {batch_size} must divide the queue length {self.K} '
+            raise UserError(f'AirNet MoCo: the key batch size {batch_size} must divide the queue length {self.K} '
                              f'(= batch_size x encoder_dim of the constructor); train with a fixed batch size '
                              f'(drop_last) that divides it')
         if ptr + batch_size > self.K:
-            raise ValueError(f'AirNet MoCo: {batch_size} keys do not fit the queue at position {ptr} of {self.K}; '
+            raise UserError(f'AirNet MoCo: {batch_size} keys do not fit the queue at position {ptr} of {self.K}; '
                              f'the batch size changed between steps')
         self.queue[:, ptr:ptr + batch_size] = keys.t()
         self.host_ptr = (ptr + batch_size) % self.K
@@ -292,7 +293,7 @@ class AirNet(UncertaintyMixin, nn.Module):
                  uncertainty_head: bool = False, uncertainty_detach: bool = False) -> None:
         super().__init__()
         if n_feats != 64:
-            raise ValueError(f'AirNet: n_feats must be 64, the channels of the encoder map `inter`, got {n_feats}')
+            raise UserError(f'AirNet: n_feats must be 64, the channels of the encoder map `inter`, got {n_feats}')
         self.R = DGRN(n_groups, n_blocks, n_feats, kernel_size)
         self.E = CBDE(encoder_dim, batch_size, m, T)
         self._init_uncertainty('AirNet', uncertainty_head, uncertainty_detach, 3)

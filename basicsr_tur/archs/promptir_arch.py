@@ -36,6 +36,7 @@ from basicsr_tur.archs.restormer_arch import (
     transformer_stage,
 )
 from basicsr_tur.archs.uncertainty import UncertaintyMixin, rename_authors_head
+from basicsr_tur.utils.errors import UserError
 
 # The authors hard-coded the prompt and fusion widths for dim=48 (e.g. 192 = 4*48 in reduce_chan_level3).
 OFFICIAL_DIM = 48
@@ -102,10 +103,10 @@ class PromptIR(UncertaintyMixin, nn.Module):
         super().__init__()
         check_restormer_args('PromptIR', num_blocks, heads, LayerNorm_type)
         if inp_channels != out_channels:
-            raise ValueError(f'PromptIR: the image residual needs inp_channels == out_channels, '
+            raise UserError(f'PromptIR: the image residual needs inp_channels == out_channels, '
                              f'got {inp_channels} and {out_channels}')
         if decoder and dim != OFFICIAL_DIM:
-            raise ValueError(f'PromptIR: decoder=True needs dim={OFFICIAL_DIM} (the official prompt widths are '
+            raise UserError(f'PromptIR: decoder=True needs dim={OFFICIAL_DIM} (the official prompt widths are '
                              f'fixed for it), got dim={dim}')
 
         def stage(n: int, width: int, n_heads: int) -> nn.Sequential:
@@ -166,7 +167,7 @@ class PromptIR(UncertaintyMixin, nn.Module):
                 with_uncertainty: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Restore x; with_uncertainty=True also returns the uncertainty map (B, out_channels, H, W)."""
         if not self.decoder:
-            raise ValueError('PromptIR: decoder=False cannot run forward (the official up4_3 expects the '
+            raise UserError('PromptIR: decoder=False cannot run forward (the official up4_3 expects the '
                              'prompt-fused latent); use decoder=True, or Restormer for a prompt-free backbone')
         h, w = x.shape[-2:]
         inp = pad_to_multiple(x)

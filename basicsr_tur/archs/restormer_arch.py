@@ -21,6 +21,7 @@ from einops import rearrange
 from torch import nn
 
 from basicsr_tur.archs.uncertainty import UncertaintyMixin
+from basicsr_tur.utils.errors import UserError
 
 # Three 2x downsamplings: every level's feature map must have integer size.
 SIZE_MULTIPLE = 8
@@ -37,7 +38,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = SIZE_MULTIPLE) -> torch.Ten
     if pad_h == 0 and pad_w == 0:
         return x
     if pad_h >= h or pad_w >= w:
-        raise ValueError(f'input of size {h}x{w} is too small to reflect-pad to a multiple of {multiple}; '
+        raise UserError(f'input of size {h}x{w} is too small to reflect-pad to a multiple of {multiple}; '
                          f'use at least {multiple}x{multiple}')
     return F.pad(x, (0, pad_w, 0, pad_h), mode='reflect')
 
@@ -168,10 +169,10 @@ def check_restormer_args(name: str, num_blocks: Sequence[int], heads: Sequence[i
                          LayerNorm_type: str) -> None:
     """Refuse level lists that are not 4 long and unknown LayerNorm types, naming the value at fault."""
     if len(num_blocks) != 4 or len(heads) != 4:
-        raise ValueError(f'{name}: num_blocks and heads need one entry per level (4), '
+        raise UserError(f'{name}: num_blocks and heads need one entry per level (4), '
                          f'got {list(num_blocks)} and {list(heads)}')
     if LayerNorm_type not in LAYER_NORM_TYPES:
-        raise ValueError(f"{name}: LayerNorm_type must be one of {LAYER_NORM_TYPES}, got '{LayerNorm_type}'")
+        raise UserError(f"{name}: LayerNorm_type must be one of {LAYER_NORM_TYPES}, got '{LayerNorm_type}'")
 
 
 @ARCH_REGISTRY.register()
@@ -209,7 +210,7 @@ class Restormer(UncertaintyMixin, nn.Module):
         super().__init__()
         check_restormer_args('Restormer', num_blocks, heads, LayerNorm_type)
         if not dual_pixel_task and inp_channels != out_channels:
-            raise ValueError(f'Restormer: the image residual needs inp_channels == out_channels unless '
+            raise UserError(f'Restormer: the image residual needs inp_channels == out_channels unless '
                              f'dual_pixel_task, got {inp_channels} and {out_channels}')
 
         def stage(n: int, width: int, n_heads: int) -> nn.Sequential:

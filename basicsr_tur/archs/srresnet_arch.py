@@ -14,6 +14,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from basicsr_tur.archs.uncertainty import UncertaintyMixin, rename_authors_head
+from basicsr_tur.utils.errors import UserError
 
 
 @ARCH_REGISTRY.register()
@@ -39,9 +40,9 @@ class SRResNet(UncertaintyMixin, nn.Module):
                  upscale: int = 1, uncertainty_head: bool = False, uncertainty_detach: bool = False) -> None:
         super().__init__()
         if upscale != 1:
-            raise ValueError(f'SRResNet: upscale must be 1 for all-in-one restoration (MiOIR), got {upscale}')
+            raise UserError(f'SRResNet: upscale must be 1 for all-in-one restoration (MiOIR), got {upscale}')
         if num_in_ch != num_out_ch:
-            raise ValueError(f'SRResNet: the global residual needs num_in_ch == num_out_ch, '
+            raise UserError(f'SRResNet: the global residual needs num_in_ch == num_out_ch, '
                              f'got {num_in_ch} and {num_out_ch}')
         self.upscale = upscale
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)

@@ -24,6 +24,7 @@ from torchvision.ops import StochasticDepth
 
 from basicsr_tur.archs.uncertainty import UncertaintyMixin, rename_authors_head
 from basicsr_tur.utils.checkpoint import load_checkpoint
+from basicsr_tur.utils.errors import UserError
 
 # Modules of the original TransWeather that its forward never runs and that the TUR authors' copy (5d026e7) comments
 # out, so their TUR checkpoints lack these keys (see Transweather.checkpoint_filter_fn).
@@ -135,7 +136,7 @@ class Attention(nn.Module):
     def __init__(self, dim: int, num_heads: int, sr_ratio: int = 1, num_queries: int = 0) -> None:
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f'Transweather: dim {dim} is not divisible by num_heads {num_heads}')
+            raise UserError(f'Transweather: dim {dim} is not divisible by num_heads {num_heads}')
         self.num_heads = num_heads
         self.scale = (dim // num_heads) ** -0.5
         self.q = nn.Linear(dim, dim)
@@ -369,13 +370,13 @@ class Transweather(UncertaintyMixin, nn.Module):
                  uncertainty_detach: bool = False) -> None:
         super().__init__()
         if len(input_range) != 2 or not input_range[0] < input_range[1]:
-            raise ValueError(f'Transweather: input_range (network_g.input_range) must be [lo, hi] with lo < hi, '
+            raise UserError(f'Transweather: input_range (network_g.input_range) must be [lo, hi] with lo < hi, '
                              f'e.g. [-1, 1], got {list(input_range)}')
         self.input_range = (float(input_range[0]), float(input_range[1]))
         for name, value in (('embed_dims', embed_dims), ('num_heads', num_heads), ('mlp_ratios', mlp_ratios),
                             ('depths', depths), ('sr_ratios', sr_ratios)):
             if len(value) != 4:
-                raise ValueError(f'Transweather: {name} needs one value per stage (4), got {list(value)}')
+                raise UserError(f'Transweather: {name} needs one value per stage (4), got {list(value)}')
         self.Tenc = Tenc(embed_dims, num_heads, mlp_ratios, depths, sr_ratios, drop_path_rate)
         self.Tdec = Tdec(embed_dims[3], dec_num_heads, dec_mlp_ratio, dec_depth, num_task_queries, drop_path_rate)
         self.convtail = ConvProjection(embed_dims)

@@ -27,6 +27,7 @@ from torch.utils import checkpoint
 from torchvision.ops import StochasticDepth
 
 from basicsr_tur.archs.uncertainty import UncertaintyMixin, rename_authors_head
+from basicsr_tur.utils.errors import UserError
 
 Size = tuple[int, int]
 
@@ -192,9 +193,9 @@ class LeWinTransformerBlock(nn.Module):
         if min(input_resolution) <= win_size:
             self.win_size, self.shift_size = min(input_resolution), 0
         if not 0 <= self.shift_size < self.win_size:
-            raise ValueError(f'LeWinTransformerBlock: shift_size {shift_size} must be in [0, {self.win_size})')
+            raise UserError(f'LeWinTransformerBlock: shift_size {shift_size} must be in [0, {self.win_size})')
         if (modulator or cross_modulator) and self.win_size != win_size:
-            raise ValueError(f'LeWinTransformerBlock: a modulator of {win_size}x{win_size} tokens needs '
+            raise UserError(f'LeWinTransformerBlock: a modulator of {win_size}x{win_size} tokens needs '
                              f'input_resolution {input_resolution} of at least win_size {win_size}; raise img_size')
         self.modulator = nn.Embedding(win_size * win_size, dim) if modulator else None
         if cross_modulator:
@@ -362,20 +363,20 @@ class Uformer(UncertaintyMixin, nn.Module):
                  uncertainty_detach: bool = False) -> None:
         super().__init__()
         if len(depths) != 9 or len(num_heads) != 9:
-            raise ValueError(f'Uformer: depths {list(depths)} and num_heads {list(num_heads)} need 9 entries each')
+            raise UserError(f'Uformer: depths {list(depths)} and num_heads {list(num_heads)} need 9 entries each')
         if sum(depths[5:]) > sum(depths[:4]):
-            raise ValueError(f'Uformer: decoder depths {list(depths[5:])} may not sum to more than encoder depths '
+            raise UserError(f'Uformer: decoder depths {list(depths[5:])} may not sum to more than encoder depths '
                              f'{list(depths[:4])} (the decoder reuses their stochastic-depth rates)')
         if token_projection != 'linear':
-            raise ValueError(f"Uformer: token_projection '{token_projection}' is not supported (use 'linear')")
+            raise UserError(f"Uformer: token_projection '{token_projection}' is not supported (use 'linear')")
         if token_mlp not in ('leff', 'ffn', 'mlp'):
-            raise ValueError(f"Uformer: token_mlp '{token_mlp}' is not supported (use 'leff', 'ffn' or 'mlp'; "
+            raise UserError(f"Uformer: token_mlp '{token_mlp}' is not supported (use 'leff', 'ffn' or 'mlp'; "
                              "'fastleff' needs the compiled torch_dwconv extension)")
         if dd_in == 3 and in_chans != 3:
-            raise ValueError(f'Uformer: with dd_in=3 the input is added to the output, so in_chans must be 3, '
+            raise UserError(f'Uformer: with dd_in=3 the input is added to the output, so in_chans must be 3, '
                              f'got {in_chans}')
         if img_size < 16:
-            raise ValueError(f'Uformer: img_size {img_size} must be at least 16 (four stride-2 stages)')
+            raise UserError(f'Uformer: img_size {img_size} must be at least 16 (four stride-2 stages)')
         self.embed_dim, self.dd_in, self.win_size, self.reso = embed_dim, dd_in, win_size, img_size
         self.patch_norm, self.token_projection, self.mlp_ratio = patch_norm, token_projection, mlp_ratio
         self.pos_drop = nn.Dropout(p=drop_rate)

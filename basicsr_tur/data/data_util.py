@@ -17,6 +17,7 @@ from PIL import Image
 from torch.utils import data
 
 from basicsr_tur.data.samplers import unpack_index
+from basicsr_tur.utils.errors import DataError
 from basicsr_tur.utils.files import write_image
 from basicsr_tur.utils.lmdb_util import lmdb_key
 
@@ -29,7 +30,7 @@ _SCAN_FROM = 16  # files wanted in one folder from which one listing is cheaper 
 def task_index(tasks: list[str] | None, where: str) -> dict[str, int]:
     """Map each task name of the options' task list to its id (its position in the list)."""
     if not tasks:
-        raise ValueError(f"{where}: 'tasks' is missing; list the setting's tasks in the options (tasks: [...])")
+        raise DataError(f"{where}: 'tasks' is missing; list the setting's tasks in the options (tasks: [...])")
     return {name: i for i, name in enumerate(tasks)}
 
 
@@ -38,7 +39,7 @@ def lookup_task(name: str, index: dict[str, int], where: str) -> int:
     if name not in index:
         close = difflib.get_close_matches(name, list(index), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ''
-        raise ValueError(f"{where}: unknown task '{name}' (tasks in the options: {', '.join(index)}){hint}")
+        raise DataError(f"{where}: unknown task '{name}' (tasks in the options: {', '.join(index)}){hint}")
     return index[name]
 
 
@@ -51,7 +52,7 @@ def check_backend(io_backend: dict, where: str) -> None:
     """Check an `io_backend` option: type `disk` (default) or `lmdb` with existing database folders."""
     backend = io_backend.get('type', 'disk')
     if backend not in ('disk', 'lmdb'):
-        raise ValueError(f"{where}: io_backend.type must be 'disk' or 'lmdb', got '{backend}'")
+        raise DataError(f"{where}: io_backend.type must be 'disk' or 'lmdb', got '{backend}'")
     for db in io_backend.get('db_paths', []) if backend == 'lmdb' else []:
         if not osp.isdir(db):
             raise FileNotFoundError(f'{where}: LMDB folder not found: {db}')
@@ -76,10 +77,10 @@ def npy_view(buf: bytes) -> np.ndarray | None:
     read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     shape, fortran, dtype = read_header(stream)
     if dtype.hasobject:
-        raise ValueError('a .npy value holding Python objects')
+        raise DataError('a .npy value holding Python objects')
     count = int(np.prod(shape))
     if len(buf) - stream.tell() < count * dtype.itemsize:
-        raise ValueError('a truncated .npy value')
+        raise DataError('a truncated .npy value')
     array = np.frombuffer(buf, dtype, count=count, offset=stream.tell())
     return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
 
@@ -95,37 +96,37 @@ def decode_image(buf: bytes, where: str, what: str) -> np.ndarray:
     NaN/Inf) raises a ValueError `<what> (<reason>)`, `what` naming the dataset, the image role and the file.
     """
     if len(buf) == 0:
-        raise ValueError(f'{where}: cannot decode {what} (empty file)')
+        raise DataError(f'{where}: cannot decode {what} (empty file)')
     try:
         img = npy_view(buf)
         if img is None:
             img = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED)
         elif img.ndim not in (2, 3):
-            raise ValueError(f'{img.ndim}-D array')
+            raise DataError(f'{img.ndim}-D array')
     except cv2.error as err:  # OpenCV asserts on some malformed buffers instead of returning None
         reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-        raise ValueError(f'{where}: cannot decode {what} (corrupt or not an image: {reason})') from None
+        raise DataError(f'{where}: cannot decode {what} (corrupt or not an image: {reason})') from None
     except ValueError as err:
-        raise ValueError(f'{where}: cannot decode {what} (corrupt or not an image: {err})') from None
+        raise DataError(f'{where}: cannot decode {what} (corrupt or not an image: {err})') from None
     if img is None:
-        raise ValueError(f'{where}: cannot decode {what} (corrupt, truncated or not an image)')
+        raise DataError(f'{where}: cannot decode {what} (corrupt, truncated or not an image)')
     if img.dtype in (np.float32, np.float64):
         if not np.isfinite(img).all():
-            raise ValueError(f'{where}: {what} has non-finite pixels (NaN or Inf)')
+            raise DataError(f'{where}: {what} has non-finite pixels (NaN or Inf)')
         low, high = float(img.min()), float(img.max())
         if low < 0 or high > 1:
-            raise ValueError(f'{where}: {what}: float pixels span [{low:.4g}, {high:.4g}]; expected [0, 1] '
+            raise DataError(f'{where}: {what}: float pixels span [{low:.4g}, {high:.4g}]; expected [0, 1] '
                              '(scale the image, or save it as 8- or 16-bit)')
         img = img.astype(np.float32, copy=False)
     elif img.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f'{where}: {what}: unsupported pixel type {img.dtype} (expected 8-bit or 16-bit unsigned '
+        raise DataError(f'{where}: {what}: unsupported pixel type {img.dtype} (expected 8-bit or 16-bit unsigned '
                          'integers, or floats in [0, 1])')
     channels = 1 if img.ndim == 2 else img.shape[2]
     if channels == 1:  # a view: the three channels are made by the copy of the crop
         return np.broadcast_to(img.reshape(img.shape[0], img.shape[1], 1), (img.shape[0], img.shape[1], 3))
     if channels in (3, 4):  # OpenCV's BGR(A) -> RGB, alpha dropped, as a view
         return img[..., 2::-1]
-    raise ValueError(f'{where}: {what}: {channels} channels (expected grey, RGB or RGBA)')
+    raise DataError(f'{where}: {what}: {channels} channels (expected grey, RGB or RGBA)')
 
 
 def to_unit(img: np.ndarray) -> np.ndarray:
@@ -136,7 +137,7 @@ def to_unit(img: np.ndarray) -> np.ndarray:
         return img.astype(np.float32) / np.float32(np.iinfo(img.dtype).max)
     if img.dtype == np.float32:
         return np.array(img, dtype=np.float32, order='C')
-    raise ValueError(f'to_unit: pixel type {img.dtype} is not one of uint8, uint16, float32')
+    raise DataError(f'to_unit: pixel type {img.dtype} is not one of uint8, uint16, float32')
 
 
 def read_image(client: FileClient, root: str, rel_path: str, client_key: str, where: str) -> np.ndarray:
@@ -193,11 +194,11 @@ def image_size(source: str | bytes) -> tuple[int, int]:
     """(height, width) of an image file or its bytes from the header only (PIL's lazy open); formats PIL does not
     read (multi-channel float TIFF) are decoded fully with OpenCV. Raises ValueError with the reason."""
     if isinstance(source, str) and osp.getsize(source) == 0 or isinstance(source, bytes) and not source:
-        raise ValueError('empty file')
+        raise DataError('empty file')
     if isinstance(source, bytes) and source[:6] == _NPY_MAGIC:  # a raw LMDB value: its header holds the shape
         img = npy_view(source)
         if img.ndim not in (2, 3):
-            raise ValueError(f'{img.ndim}-D array, not an image')
+            raise DataError(f'{img.ndim}-D array, not an image')
         return img.shape[0], img.shape[1]
     try:
         with Image.open(source if isinstance(source, str) else io.BytesIO(source)) as img:
@@ -209,7 +210,7 @@ def image_size(source: str | bytes) -> tuple[int, int]:
         except cv2.error:
             img = None
         if img is None:
-            raise ValueError('corrupt, truncated or not an image') from None
+            raise DataError('corrupt, truncated or not an image') from None
         return img.shape[0], img.shape[1]
 
 
@@ -240,7 +241,7 @@ def output_names(inputs: list[tuple[str, str]], where: str) -> dict[tuple[str, s
                       .replace('.', '_') for p in sorted(paths)}
         for path, name in chosen.items():
             if (task, name) in owner:
-                raise ValueError(f'{where}: {owner[(task, name)]} and {path} would both be saved as {task}/{name}; '
+                raise DataError(f'{where}: {owner[(task, name)]} and {path} would both be saved as {task}/{name}; '
                                  'rename one of them')
             owner[(task, name)] = path
             names[(task, path)] = name
@@ -265,7 +266,7 @@ def random_crop(imgs: list[np.ndarray], size: int, rng: np.random.Generator, whe
     """Crop the same size×size window from each (H, W, ...) array; images smaller than size raise."""
     h, w = imgs[0].shape[:2]
     if h < size or w < size:
-        raise ValueError(f'{where}: image of size {h}x{w} is smaller than gt_size {size}')
+        raise DataError(f'{where}: image of size {h}x{w} is smaller than gt_size {size}')
     top = int(rng.integers(0, h - size + 1))
     left = int(rng.integers(0, w - size + 1))
     return [img[top:top + size, left:left + size] for img in imgs]
@@ -310,7 +311,7 @@ def unit_tensor(tensor: torch.Tensor) -> torch.Tensor:
     if tensor.dtype == torch.uint8:
         return divide_exactly(tensor.float(), 255.0, inplace=True)
     if tensor.dtype != torch.float32:
-        raise ValueError(f'unit_tensor: expected a uint8 or float32 image tensor, got {tensor.dtype}')
+        raise DataError(f'unit_tensor: expected a uint8 or float32 image tensor, got {tensor.dtype}')
     return tensor
 
 
@@ -319,7 +320,7 @@ def list_images(folder: str) -> list[str]:
     return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMG_EXTENSIONS))
 
 
-class SampleError(RuntimeError):
+class SampleError(DataError, RuntimeError):
     """An unexpected error while loading one sample, raised again naming the dataset and the sample's files."""
 
 
@@ -344,16 +345,16 @@ class TaskDataset(data.Dataset):
         self.task_to_id = task_index(self.tasks, self.where)
         for key in roots.values():
             if not opt.get(key):
-                raise ValueError(f"{self.where}: '{key}' is missing")
+                raise DataError(f"{self.where}: '{key}' is missing")
         self.roots = {client_key: opt[key] for client_key, key in roots.items()}
         self.check_images = opt.get('check_images', 'paths')
         if self.check_images not in CHECK_IMAGES:
-            raise ValueError(f"{self.where}: 'check_images' must be one of {', '.join(CHECK_IMAGES)}, "
+            raise DataError(f"{self.where}: 'check_images' must be one of {', '.join(CHECK_IMAGES)}, "
                              f'got {self.check_images!r}')
         io_backend = dict(opt.get('io_backend') or {'type': 'disk'})
         if io_backend.get('type') == 'lmdb':
             if not opt.get('meta_file'):
-                raise ValueError(f"{self.where}: the lmdb backend needs 'meta_file' (written by scripts/make_lmdb.py)")
+                raise DataError(f"{self.where}: the lmdb backend needs 'meta_file' (written by scripts/make_lmdb.py)")
             io_backend.update(db_paths=[opt[k] for k in roots.values()], client_keys=list(roots))
         check_backend(io_backend, self.where)
         self.io_backend = io_backend

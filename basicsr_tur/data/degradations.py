@@ -81,6 +81,8 @@ from basicsr.utils.diffjpeg import DiffJPEG
 from basicsr.utils.img_process_util import filter2D
 from torch.nn import functional as F
 
+from basicsr_tur.utils.errors import UserError
+
 __all__ = [
     'DEFAULT_SPECS', 'DEGRADATION_TYPES', 'QUANTIZE_MODES', 'add_blur', 'add_dark', 'add_haze', 'add_jpeg',
     'add_noise', 'add_rain', 'add_sr', 'apply_degradation', 'check_depth', 'degrade', 'gaussian_kernel',
@@ -161,17 +163,17 @@ def _fmt(value: float) -> str:
 def _number(value: object, key_rule: _Key, where: str, key: str) -> int | float:
     """Check one scalar against its rule and return it as a Python int or float."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        raise ValueError(f'{where}: {key}={value!r} is not valid; expected {key_rule.expected()}')
+        raise UserError(f'{where}: {key}={value!r} is not valid; expected {key_rule.expected()}')
     if key_rule.kind == 'float':
         number: int | float = float(value)
     else:
         if not float(value).is_integer():
-            raise ValueError(f'{where}: {key}={value!r} is not an integer; expected {key_rule.expected()}')
+            raise UserError(f'{where}: {key}={value!r} is not an integer; expected {key_rule.expected()}')
         number = int(value)
         if key_rule.kind == 'odd' and number % 2 == 0:
-            raise ValueError(f'{where}: {key}={value!r} is even; expected {key_rule.expected()}')
+            raise UserError(f'{where}: {key}={value!r} is even; expected {key_rule.expected()}')
     if not key_rule.admits(number):
-        raise ValueError(f'{where}: {key}={value!r} is out of range; expected {key_rule.expected()}')
+        raise UserError(f'{where}: {key}={value!r} is out of range; expected {key_rule.expected()}')
     return number
 
 
@@ -179,11 +181,11 @@ def _check_value(value: object, key_rule: _Key, where: str, key: str) -> int | f
     """Check a scalar or a [lo, hi] range and return it normalised (Python numbers, ranges as lists)."""
     if isinstance(value, (list, tuple)):
         if len(value) != 2:
-            raise ValueError(f'{where}: {key}={list(value)!r} has {len(value)} items; expected a scalar or '
+            raise UserError(f'{where}: {key}={list(value)!r} has {len(value)} items; expected a scalar or '
                              f'[lo, hi] with lo and hi {key_rule.expected()}')
         lo, hi = (_number(v, key_rule, where, f'{key}[{i}]') for i, v in enumerate(value))
         if lo > hi:
-            raise ValueError(f'{where}: {key}={list(value)!r} has lo > hi; expected [lo, hi] with lo <= hi')
+            raise UserError(f'{where}: {key}={list(value)!r} has lo > hi; expected [lo, hi] with lo <= hi')
         return [lo, hi]
     return _number(value, key_rule, where, key)
 
@@ -193,12 +195,12 @@ def _check_type(spec: object, where: str) -> str:
     if not isinstance(spec, dict):
         raise TypeError(f'{where}: expected a dict with a "type" key, got {type(spec).__name__} {spec!r}')
     if 'type' not in spec:
-        raise ValueError(f'{where}: missing key "type"; expected one of {", ".join(DEGRADATION_TYPES)}')
+        raise UserError(f'{where}: missing key "type"; expected one of {", ".join(DEGRADATION_TYPES)}')
     deg_type = spec['type']
     if not isinstance(deg_type, str) or deg_type not in _KEYS:
         close = difflib.get_close_matches(str(deg_type), DEGRADATION_TYPES, n=1)
         hint = f' (did you mean {close[0]!r}?)' if close else ''
-        raise ValueError(f'{where}: unknown degradation type {deg_type!r}{hint}; '
+        raise UserError(f'{where}: unknown degradation type {deg_type!r}{hint}; '
                          f'expected one of {", ".join(DEGRADATION_TYPES)}')
     return deg_type
 
@@ -210,14 +212,14 @@ def _check_keys(spec: dict, deg_type: str, where: str) -> None:
         if key != 'type' and key not in allowed:
             close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f' (did you mean {close[0]!r}?)' if close else ''
-            raise ValueError(f'{where}: unknown key {key!r} for type {deg_type!r}{hint}; '
+            raise UserError(f'{where}: unknown key {key!r} for type {deg_type!r}{hint}; '
                              f'allowed keys: {", ".join(allowed)}')
 
 
 def _check_quantize(value: object, where: str) -> str:
     """Check a `quantize` value: one of QUANTIZE_MODES."""
     if not isinstance(value, str) or value not in QUANTIZE_MODES:
-        raise ValueError(f'{where}: quantize={value!r} is not valid; expected one of {", ".join(QUANTIZE_MODES)}')
+        raise UserError(f'{where}: quantize={value!r} is not valid; expected one of {", ".join(QUANTIZE_MODES)}')
     return value
 
 
@@ -266,12 +268,12 @@ def _concrete(params: dict, deg_type: str) -> dict:
     if not isinstance(params, dict):
         raise TypeError(f'{where}: expected a dict, got {type(params).__name__} {params!r}')
     if params.get('type', deg_type) != deg_type:
-        raise ValueError(f'{where}: type={params["type"]!r} given to add_{deg_type}; expected {deg_type!r}')
+        raise UserError(f'{where}: type={params["type"]!r} given to add_{deg_type}; expected {deg_type!r}')
     _check_keys(params, deg_type, where)
     values = {}
     for key, key_rule in _KEYS[deg_type].items():
         if key not in params:
-            raise ValueError(f'{where}: missing key {key!r}; expected concrete values for '
+            raise UserError(f'{where}: missing key {key!r}; expected concrete values for '
                              f'{", ".join(_KEYS[deg_type])} (draw them with sample_params)')
         if isinstance(params[key], (list, tuple)):
             raise TypeError(f'{where}: {key}={params[key]!r} is a range; expected one concrete value '
@@ -286,15 +288,15 @@ def _check_image(img: np.ndarray, where: str) -> np.ndarray:
     to_unit: its type bounds it, so it is not scanned) or float in [0, 1] (scanned for its min and max)."""
     if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3:
         shape = getattr(img, 'shape', None)
-        raise ValueError(f'{where}: image of shape {shape} is not valid; expected an HxWx3 RGB array')
+        raise UserError(f'{where}: image of shape {shape} is not valid; expected an HxWx3 RGB array')
     if img.dtype == np.uint8:
         return img.astype(np.float32) / np.float32(255)
     if not np.issubdtype(img.dtype, np.floating):
-        raise ValueError(f'{where}: image dtype {img.dtype} is not valid; expected uint8, or float32 in [0, 1]')
+        raise UserError(f'{where}: image dtype {img.dtype} is not valid; expected uint8, or float32 in [0, 1]')
     # A 0-255 float image (cv2.imread followed by astype) would otherwise be silently clipped to white.
     lo, hi = float(img.min()), float(img.max())
     if lo < -1e-3 or hi > 1 + 1e-3:
-        raise ValueError(f'{where}: image values span [{lo:.4g}, {hi:.4g}]; expected values in [0, 1]')
+        raise UserError(f'{where}: image values span [{lo:.4g}, {hi:.4g}]; expected values in [0, 1]')
     return img.astype(np.float32, copy=False)
 
 
@@ -354,7 +356,7 @@ def gaussian_kernel(kernel_size: int, sigma: float) -> np.ndarray:
     Raises ValueError for an even kernel_size (the grid is centred on a pixel).
     """
     if kernel_size % 2 == 0:
-        raise ValueError(f'blur: kernel_size={kernel_size} is even; expected an odd integer')
+        raise UserError(f'blur: kernel_size={kernel_size} is even; expected an odd integer')
     ax = np.arange(kernel_size, dtype=np.float64) - (kernel_size - 1) / 2
     kernel = np.exp(-0.5 * (ax[:, None] ** 2 + ax[None, :] ** 2) / sigma ** 2)
     return kernel / kernel.sum()
@@ -369,7 +371,7 @@ def add_blur(img: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndar
     p = _concrete(params, 'blur')
     img = _check_image(img, 'blur')
     if min(img.shape[:2]) <= p['kernel_size'] // 2:
-        raise ValueError(f'blur: image of {img.shape[0]}x{img.shape[1]} is too small for kernel_size '
+        raise UserError(f'blur: image of {img.shape[0]}x{img.shape[1]} is too small for kernel_size '
                          f'{p["kernel_size"]}; expected sides > {p["kernel_size"] // 2}')
     kernel = torch.from_numpy(gaussian_kernel(p['kernel_size'], p['sigma']).astype(np.float32))[None]
     with torch.no_grad():
@@ -459,21 +461,21 @@ def read_depth(path: str, shape: tuple[int, int], resize: bool = False, image: s
             depth = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, KeyError, NotImplementedError) as err:
         what = "a .mat file holding 'data_obj'" if mat else 'a .npy array'
-        raise ValueError(f'depth map {path}: cannot read it as {what} ({err})') from None
+        raise UserError(f'depth map {path}: cannot read it as {what} ({err})') from None
     if depth.ndim != 2 or not np.issubdtype(depth.dtype, np.number):
-        raise ValueError(f'depth map {path}: expected a 2-D numeric array, got {depth.dtype} of shape {depth.shape}')
+        raise UserError(f'depth map {path}: expected a 2-D numeric array, got {depth.dtype} of shape {depth.shape}')
     depth = depth.astype(np.float32)
     if depth.shape != tuple(shape):
         if not resize:
             its_image = f'its image {image}' if image else 'its image'
-            raise ValueError(f'depth map {path} is {depth.shape[0]}x{depth.shape[1]}, {its_image} is '
+            raise UserError(f'depth map {path} is {depth.shape[0]}x{depth.shape[1]}, {its_image} is '
                              f'{shape[0]}x{shape[1]}')
         depth = cv2.resize(depth, (shape[1], shape[0]))  # bilinear, cv2's default
     finite = np.isfinite(depth)
     if not finite.all():
-        raise ValueError(f'depth map {path} has {int((~finite).sum())} non-finite values (NaN or Inf)')
+        raise UserError(f'depth map {path} has {int((~finite).sum())} non-finite values (NaN or Inf)')
     if depth.min() < 0:
-        raise ValueError(f'depth map {path} has negative values (min {float(depth.min()):.4g}); expected >= 0')
+        raise UserError(f'depth map {path} has negative values (min {float(depth.min()):.4g}); expected >= 0')
     return depth
 
 
@@ -481,10 +483,10 @@ def _normalised_depth(depth: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Check an (H, W) depth (larger = farther) and divide it by its maximum, as MiOIR does: -> (H, W) in [0, 1]."""
     depth = np.asarray(depth, dtype=np.float64)
     if depth.shape != tuple(shape[:2]):
-        raise ValueError(f'haze: depth shape {depth.shape} does not match image shape {tuple(shape)}; '
+        raise UserError(f'haze: depth shape {depth.shape} does not match image shape {tuple(shape)}; '
                          f'expected {tuple(shape[:2])}')
     if not np.all(np.isfinite(depth)) or float(depth.min()) < 0 or float(depth.max()) <= 0:
-        raise ValueError(f'haze: depth spans [{float(depth.min()):.4g}, {float(depth.max()):.4g}]; expected finite '
+        raise UserError(f'haze: depth spans [{float(depth.min()):.4g}, {float(depth.max()):.4g}]; expected finite '
                          'values >= 0 with a positive maximum (larger = farther)')
     return depth / depth.max()
 

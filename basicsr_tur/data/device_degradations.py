@@ -77,6 +77,7 @@ from torch.nn import functional as F
 from basicsr_tur.data import degradations as deg
 from basicsr_tur.data.data_util import divide_exactly
 from basicsr_tur.data.degradations import DEGRADATION_TYPES, QUANTIZE_MODES
+from basicsr_tur.utils.errors import UserError
 
 __all__ = [
     'NONE_ROW', 'PARAM_SLOTS', 'degrade_batch', 'pack_params', 'padded_rain_kernel',
@@ -126,7 +127,7 @@ def unpack_params(row: np.ndarray | torch.Tensor) -> dict:
     """
     values = np.asarray(row, dtype=np.float64)
     if values.shape != (PARAM_SLOTS,):
-        raise ValueError(f'packed row of shape {values.shape} is not valid; '
+        raise UserError(f'packed row of shape {values.shape} is not valid; '
                          f'expected ({PARAM_SLOTS},)')
     return _unpack(values, 'packed row')
 
@@ -136,12 +137,12 @@ def _unpack(values: np.ndarray, where: str) -> dict:
     where = f'{where} [{", ".join(deg._fmt(float(v)) for v in values)}]'
     type_index, quantize_index = float(values[0]), float(values[1])
     if type_index == -1:
-        raise ValueError(f'{where}: type -1 (NONE_ROW) holds no degradation')
+        raise UserError(f'{where}: type -1 (NONE_ROW) holds no degradation')
     if type_index not in range(len(DEGRADATION_TYPES)):
-        raise ValueError(f'{where}: type index {deg._fmt(type_index)} is not valid; expected -1 or '
+        raise UserError(f'{where}: type index {deg._fmt(type_index)} is not valid; expected -1 or '
                          f'0..{len(DEGRADATION_TYPES) - 1} ({", ".join(DEGRADATION_TYPES)})')
     if quantize_index not in range(len(QUANTIZE_MODES)):
-        raise ValueError(f'{where}: quantize index {deg._fmt(quantize_index)} is not valid; '
+        raise UserError(f'{where}: quantize index {deg._fmt(quantize_index)} is not valid; '
                          f'expected 0..{len(QUANTIZE_MODES) - 1} ({", ".join(QUANTIZE_MODES)})')
     deg_type = DEGRADATION_TYPES[int(type_index)]
     raw: dict = {}
@@ -153,7 +154,7 @@ def _unpack(values: np.ndarray, where: str) -> dict:
     try:
         return {'type': deg_type, **deg._concrete(raw, deg_type)}
     except ValueError as err:
-        raise ValueError(f'{where}: {err}') from None
+        raise UserError(f'{where}: {err}') from None
 
 
 def rain_kernel_side(length: int) -> int:
@@ -165,7 +166,7 @@ def rain_kernel_side(length: int) -> int:
     integer >= 1.
     """
     if isinstance(length, bool) or not float(length).is_integer() or length < 1:
-        raise ValueError(f'rain: length={length!r} is not valid; expected an integer >= 1')
+        raise UserError(f'rain: length={length!r} is not valid; expected an integer >= 1')
     length = int(length)
     return length if length % 2 else length + 1
 
@@ -182,7 +183,7 @@ def padded_rain_kernel(params: dict, side: int) -> np.ndarray:
     length = p['length']
     need = rain_kernel_side(length)
     if isinstance(side, bool) or not float(side).is_integer() or side < need or side % 2 == 0:
-        raise ValueError(f'rain: side={side!r} is not valid for length {length}; expected an odd '
+        raise UserError(f'rain: side={side!r} is not valid for length {length}; expected an odd '
                          f'integer >= {need} (rain_kernel_side)')
     side = int(side)
     out = np.zeros((side, side))
@@ -204,7 +205,7 @@ def rain_kernels_for(packed: np.ndarray | torch.Tensor, side: int | None = None)
     """
     rows = np.asarray(packed, dtype=np.float64)
     if rows.ndim != 2 or rows.shape[1] != PARAM_SLOTS:
-        raise ValueError(f'packed of shape {rows.shape} is not valid; expected (B, {PARAM_SLOTS})')
+        raise UserError(f'packed of shape {rows.shape} is not valid; expected (B, {PARAM_SLOTS})')
     rain_rows = np.flatnonzero(rows[:, 0] == _RAIN)
     params = [unpack_params(rows[i]) for i in rain_rows]
     if side is None:
@@ -412,7 +413,7 @@ def _raise_for_row(rows: np.ndarray, i: int, reason: str = '') -> None:
     """Raise a ValueError naming packed row i and what is wrong with it (by default _unpack's)."""
     where = f'degrade_batch: packed row {i}'
     params = _unpack(rows[i], where)
-    raise ValueError(f'{where} ({params}): {reason or "is not valid"}')
+    raise UserError(f'{where} ({params}): {reason or "is not valid"}')
 
 
 def _host_rows(packed: np.ndarray | torch.Tensor, gt: torch.Tensor) -> np.ndarray:
@@ -421,18 +422,18 @@ def _host_rows(packed: np.ndarray | torch.Tensor, gt: torch.Tensor) -> np.ndarra
         raise TypeError(f'degrade_batch: gt is a {type(gt).__name__}; expected a (B, 3, H, W) '
                         'float32 tensor')
     if gt.ndim != 4 or gt.shape[1] != 3 or gt.dtype != torch.float32:
-        raise ValueError(f'degrade_batch: gt of shape {tuple(gt.shape)} and dtype {gt.dtype} is '
+        raise UserError(f'degrade_batch: gt of shape {tuple(gt.shape)} and dtype {gt.dtype} is '
                          'not valid; expected (B, 3, H, W) float32')
     if isinstance(packed, torch.Tensor):
         if packed.device.type != 'cpu':
-            raise ValueError(f'degrade_batch: packed is on {packed.device}; expected a CPU '
+            raise UserError(f'degrade_batch: packed is on {packed.device}; expected a CPU '
                              'tensor (the host groups the rows by it; reading a device would sync)')
         packed = packed.detach().numpy()
     elif not isinstance(packed, np.ndarray):
         raise TypeError(f'degrade_batch: packed is a {type(packed).__name__}; expected a CPU '
                         f'tensor (B, {PARAM_SLOTS})')
     if packed.shape != (gt.shape[0], PARAM_SLOTS):
-        raise ValueError(f'degrade_batch: packed of shape {tuple(packed.shape)} does not match gt '
+        raise UserError(f'degrade_batch: packed of shape {tuple(packed.shape)} does not match gt '
                          f'of shape {tuple(gt.shape)}; expected ({gt.shape[0]}, {PARAM_SLOTS})')
     return packed.astype(np.float64, copy=False)
 
@@ -477,10 +478,10 @@ def _check_field(name: str, field: torch.Tensor | None, shape: tuple[int, ...],
         raise TypeError(f'degrade_batch: {name} is a {type(field).__name__}; expected a tensor of '
                         f'shape {shape}')
     if tuple(field.shape) != shape or not field.is_floating_point():
-        raise ValueError(f'degrade_batch: {name} of shape {tuple(field.shape)} and dtype '
+        raise UserError(f'degrade_batch: {name} of shape {tuple(field.shape)} and dtype '
                          f'{field.dtype} is not valid; expected a float tensor of shape {shape}')
     if field.device != device:
-        raise ValueError(f"degrade_batch: {name} is on {field.device}; expected gt's device "
+        raise UserError(f"degrade_batch: {name} is on {field.device}; expected gt's device "
                          f'{device}')
 
 
@@ -490,7 +491,7 @@ def _check_rain_kernels(rows: np.ndarray, kernels: torch.Tensor | None, gt: torc
     rain_rows = np.flatnonzero(rows[:, 0] == _RAIN)
     if kernels is None:
         if rain_rows.size:
-            raise ValueError(f'degrade_batch: packed row {int(rain_rows[0])} is rain but '
+            raise UserError(f'degrade_batch: packed row {int(rain_rows[0])} is rain but '
                              'rain_kernels is None; expected (B, K, K) kernels '
                              '(padded_rain_kernel)')
         return
@@ -498,7 +499,7 @@ def _check_rain_kernels(rows: np.ndarray, kernels: torch.Tensor | None, gt: torc
     side = kernels.shape[-1] if isinstance(kernels, torch.Tensor) and kernels.ndim == 3 else 0
     _check_field('rain_kernels', kernels, (b, side, side), gt.device)
     if side % 2 == 0 or side // 2 >= min(h, w):
-        raise ValueError(f'degrade_batch: rain_kernels side {side} is not valid; expected an odd '
+        raise UserError(f'degrade_batch: rain_kernels side {side} is not valid; expected an odd '
                          f'side with side // 2 < {min(h, w)}, the crop side (reflect padding)')
     lengths = rows[rain_rows, 4]
     short = lengths + (lengths % 2 == 0) > side  # rain_kernel_side, vectorised
@@ -564,7 +565,7 @@ def degrade_batch(gt: torch.Tensor, packed: torch.Tensor, *,
     _check_field('depth', depth, (b, h, w), device)
     _check_rain_kernels(rows, rain_kernels, gt)
     if generator is not None and generator.device.type != device.type:
-        raise ValueError(f"degrade_batch: generator is on {generator.device}; expected gt's device "
+        raise UserError(f"degrade_batch: generator is on {generator.device}; expected gt's device "
                          f'{device}')
 
     exact = _exact_float32() if device.type == 'cuda' else contextlib.nullcontext()

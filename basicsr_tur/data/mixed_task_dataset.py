@@ -7,6 +7,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from basicsr_tur.data.samplers import pack_index, unpack_index
+from basicsr_tur.utils.errors import DataError
 
 # Keys a part inherits from the mixed dataset unless it sets them itself.
 _INHERITED = ('phase', 'tasks', 'gt_size', 'use_hflip', 'use_rot', 'key_crop', 'dataset_enlarge_ratio', 'io_backend',
@@ -36,7 +37,7 @@ class MixedTaskDataset(data.Dataset):
         where = f"dataset '{opt.get('name', 'MixedTaskDataset')}'"
         parts = opt.get('parts')
         if not isinstance(parts, list) or not parts:
-            raise ValueError(f"{where}: 'parts' must be a non-empty list of dataset options")
+            raise DataError(f"{where}: 'parts' must be a non-empty list of dataset options")
         self.parts = []
         for k, part in enumerate(parts):
             part_opt = {key: opt[key] for key in _INHERITED if key in opt}
@@ -44,7 +45,7 @@ class MixedTaskDataset(data.Dataset):
             part_opt.setdefault('name', f"{opt.get('name', 'mixed')}[{k}]")
             part_opt['seed'] = int(opt.get('seed', 0)) + _SEED_STRIDE * (k + 1)
             if part_opt.get('tasks') != opt.get('tasks'):
-                raise ValueError(f"{where}: parts[{k}].tasks must be the setting's task list {opt.get('tasks')}")
+                raise DataError(f"{where}: parts[{k}].tasks must be the setting's task list {opt.get('tasks')}")
             self.parts.append(DATASET_REGISTRY.get(part_opt['type'])(part_opt))
         if opt.get('phase') != 'train':  # only validation and test sets save outputs
             self._check_output_names(where)
@@ -63,7 +64,7 @@ class MixedTaskDataset(data.Dataset):
                 for t in tasks if tasks is not None else [task]:
                     first = owner.setdefault((t, name), f'parts[{k}] {path}')
                     if not first.startswith(f'parts[{k}] '):
-                        raise ValueError(f'{where}: {first} and parts[{k}] {path} would both be saved as '
+                        raise DataError(f'{where}: {first} and parts[{k}] {path} would both be saved as '
                                          f'{t}/{name}; rename one of them')
 
     def item_tasks(self) -> list[int]:

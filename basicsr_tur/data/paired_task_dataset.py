@@ -14,6 +14,7 @@ from basicsr_tur.data.data_util import (
     raise_problems,
     to_tensor,
 )
+from basicsr_tur.utils.errors import DataError
 from basicsr_tur.utils.lmdb_util import check_lmdb_keys
 from basicsr_tur.utils.meta_file import read_meta_rows
 from basicsr_tur.utils.text_file import read_text_lines
@@ -29,13 +30,13 @@ def read_meta_entries(meta_file: str, index: dict[str, int] | None) -> list[tupl
     entries = []
     for line_no, fields in read_meta_rows(meta_file):
         if len(fields) != 3:
-            raise ValueError(f'{meta_file} line {line_no}: expected "lq_path gt_path task", got {len(fields)} '
+            raise DataError(f'{meta_file} line {line_no}: expected "lq_path gt_path task", got {len(fields)} '
                              f'fields {fields}')
         if index is not None:
             lookup_task(fields[2], index, f'{meta_file} line {line_no}')
         entries.append((line_no, fields[0], fields[1], fields[2]))
     if not entries:
-        raise ValueError(f'{meta_file}: no image pairs listed')
+        raise DataError(f'{meta_file}: no image pairs listed')
     return entries
 
 
@@ -118,7 +119,7 @@ def scan_task_folders(lq_root: str, gt_root: str, tasks: list[str]) -> list[tupl
         gt_sub = task if osp.isdir(osp.join(gt_root, task)) else ''
         names = list_images(lq_dir)
         if not names:
-            raise ValueError(f"LQ folder of task '{task}' holds no images: {lq_dir}")
+            raise DataError(f"LQ folder of task '{task}' holds no images: {lq_dir}")
         for name in names:
             gt_rel = osp.join(gt_sub, name)
             if not osp.isfile(osp.join(gt_root, gt_rel)):
@@ -197,7 +198,7 @@ class PairedTaskDataset(TaskDataset):
         gt = self.read(self.gt_root, gt_rel, 'gt')
         lq_path, gt_path = osp.join(self.lq_root, lq_rel), osp.join(self.gt_root, gt_rel)
         if lq.shape != gt.shape:
-            raise ValueError(f'{self.where}: LQ/GT size mismatch: {lq_path} is {lq.shape[0]}x{lq.shape[1]}, '
+            raise DataError(f'{self.where}: LQ/GT size mismatch: {lq_path} is {lq.shape[0]}x{lq.shape[1]}, '
                              f'{gt_path} is {gt.shape[0]}x{gt.shape[1]}')
         sample = {'task_id': self.task_to_id[task], 'task': task, 'lq_path': lq_path, 'gt_path': gt_path,
                   'out_name': self.output_name(task, lq_rel)}

@@ -21,6 +21,8 @@ from collections.abc import Iterator, Sized
 import numpy as np
 from torch.utils.data import Sampler
 
+from basicsr_tur.utils.errors import DataError
+
 
 def pack_index(epoch: int, index: int, length: int) -> int:
     """The index a sampler hands a dataset of `length` samples for its sample `index` (in [0, length)) in `epoch`:
@@ -45,7 +47,7 @@ class _EpochSampler(Sampler[int]):
         self.dataset_len = dataset_len
         self.num_batches = dataset_len // (batch_size * num_replicas)  # per rank; the incomplete rest is dropped
         if self.num_batches == 0:
-            raise ValueError(f'{dataset_len} samples are fewer than one global batch of {batch_size} x '
+            raise DataError(f'{dataset_len} samples are fewer than one global batch of {batch_size} x '
                              f'{num_replicas} ranks')
         self.epoch = 0
         self.start_sample = 0
@@ -138,7 +140,7 @@ class ShardSampler(Sampler[int]):
 
     def __init__(self, dataset_len: int, num_replicas: int = 1, rank: int = 0) -> None:
         if not 0 <= rank < num_replicas:
-            raise ValueError(f'rank {rank} is not in [0, {num_replicas})')
+            raise DataError(f'rank {rank} is not in [0, {num_replicas})')
         self.dataset_len, self.num_replicas, self.rank = dataset_len, num_replicas, rank
 
     def __iter__(self) -> Iterator[int]:
@@ -167,7 +169,7 @@ def build_sampler(dataset: Sized, dataset_opt: dict,
         return ShuffledSampler(len(dataset), *args)
     if kind == 'balanced':
         if not hasattr(dataset, 'item_tasks'):
-            raise ValueError(f"datasets.train.sampler: 'balanced' needs a task-labelled dataset, not "
+            raise DataError(f"datasets.train.sampler: 'balanced' needs a task-labelled dataset, not "
                              f'{type(dataset).__name__}')
         return TaskBalancedSampler(dataset.item_tasks(), *args)
-    raise ValueError(f"datasets.train.sampler: expected 'shuffle' or 'balanced', got '{kind}'")
+    raise DataError(f"datasets.train.sampler: expected 'shuffle' or 'balanced', got '{kind}'")

@@ -18,6 +18,7 @@ from basicsr_tur.data.degradations import (
 )
 from basicsr_tur.data.device_degradations import pack_params, padded_rain_kernel, rain_kernel_side
 from basicsr_tur.data.paired_task_dataset import warn_old_format
+from basicsr_tur.utils.errors import DataError
 from basicsr_tur.utils.lmdb_util import check_lmdb_keys
 from basicsr_tur.utils.meta_file import read_meta_rows
 
@@ -27,14 +28,14 @@ def degradation_specs(tasks: list[str], specs: dict | None, where: str) -> dict[
     specs = dict(specs or {})
     for name in specs:
         if name not in tasks:
-            raise ValueError(f"{where}: 'degradations.{name}' is not one of the synthesised tasks "
+            raise DataError(f"{where}: 'degradations.{name}' is not one of the synthesised tasks "
                              f"({', '.join(tasks)})")
     out = {}
     for task in tasks:
         spec = dict(specs.get(task) or {})
         if 'type' not in spec:
             if task not in DEGRADATION_TYPES:
-                raise ValueError(f"{where}: task '{task}' needs 'degradations.{task}.type' "
+                raise DataError(f"{where}: task '{task}' needs 'degradations.{task}.type' "
                                  f"(one of {', '.join(DEGRADATION_TYPES)})")
             spec['type'] = task
         out[task] = validate_spec(spec, f'{where}: degradations.{task}')
@@ -47,7 +48,7 @@ def synthesised_tasks(task_to_id: dict[str, int], synth_tasks: list[str] | None,
     if synth_tasks is None:
         return list(task_to_id)
     if not isinstance(synth_tasks, list) or not synth_tasks or len(set(synth_tasks)) != len(synth_tasks):
-        raise ValueError(f"{where}: 'synth_tasks' must be a non-empty list of distinct task names, got {synth_tasks!r}")
+        raise DataError(f"{where}: 'synth_tasks' must be a non-empty list of distinct task names, got {synth_tasks!r}")
     for name in synth_tasks:
         lookup_task(name, task_to_id, f"{where}: 'synth_tasks'")
     return list(synth_tasks)
@@ -87,7 +88,7 @@ def read_image_entries(meta_file: str) -> list[tuple[int, str]]:
         raise FileNotFoundError(f'meta file not found: {meta_file}')
     entries = [(line_no, fields[0]) for line_no, fields in read_meta_rows(meta_file)]
     if not entries:
-        raise ValueError(f'meta file {meta_file} lists no images')
+        raise DataError(f'meta file {meta_file} lists no images')
     return entries
 
 
@@ -147,16 +148,16 @@ class SyntheticTaskDataset(TaskDataset):
         self.specs = degradation_specs(self.synth_tasks, opt.get('degradations'), self.where)
         self.degrade_on = opt.get('degrade_on', 'workers')
         if self.degrade_on not in DEGRADE_ON:
-            raise ValueError(f"{self.where}: 'degrade_on' must be one of {', '.join(DEGRADE_ON)}, "
+            raise DataError(f"{self.where}: 'degrade_on' must be one of {', '.join(DEGRADE_ON)}, "
                              f'got {self.degrade_on!r}')
         if self.degrade_on == 'device' and opt.get('phase') != 'train':
-            raise ValueError(f"{self.where}: 'degrade_on: device' is for training sets (the model degrades training "
+            raise DataError(f"{self.where}: 'degrade_on: device' is for training sets (the model degrades training "
                              'batches); validation and test sets are degraded by the workers, reproducibly')
         if self.degrade_on == 'device' and opt.get('gt_size'):
             for task, spec in self.specs.items():
                 pad = device_padding(spec)
                 if pad >= int(opt['gt_size']):
-                    raise ValueError(f"{self.where}: 'degradations.{task}' draws {spec['type']} kernels that need "
+                    raise DataError(f"{self.where}: 'degradations.{task}' draws {spec['type']} kernels that need "
                                      f"crops larger than {pad} pixels on the device, and gt_size is {opt['gt_size']}; "
                                      "raise gt_size, narrow the range, or set 'degrade_on: workers'")
         self.gt_root = opt['dataroot_gt']
@@ -174,7 +175,7 @@ class SyntheticTaskDataset(TaskDataset):
                 raise FileNotFoundError(f'{self.where}: dataroot_gt folder not found: {self.gt_root}')
             self.names = list_images(self.gt_root)
             if not self.names:
-                raise ValueError(f'{self.where}: no images in {self.gt_root}')
+                raise DataError(f'{self.where}: no images in {self.gt_root}')
             labels = [''] * len(self.names)
         if self.io_backend['type'] == 'lmdb':  # x.png and x.jpg have one key: one would be served for the other
             check_lmdb_keys(self.names, f"{self.where}: images of {meta_file or self.gt_root}")
@@ -201,7 +202,7 @@ class SyntheticTaskDataset(TaskDataset):
         try:
             depth = lookup_depth(self.opt.get('depth_root'), name, gt.shape[:2])
         except ValueError as err:
-            raise ValueError(f'{self.where}: {err}') from None
+            raise DataError(f'{self.where}: {err}') from None
         rng = self.generator(index, epoch)
         full = [gt] if depth is None else [gt, depth[..., None]]
         where = f'{self.where}: {gt_path}'
@@ -228,7 +229,7 @@ class SyntheticTaskDataset(TaskDataset):
         params = sample_params(self.specs[task], rng, checked=True)
         pad = 0 if self.gt_size else device_padding(params)  # with gt_size, checked once when built
         if pad >= min(gt_crop.shape[:2]):  # whole images (no gt_size): checked per sample
-            raise ValueError(f"{where}: {params['type']} of task '{task}' needs an image larger than {pad} pixels on "
+            raise DataError(f"{where}: {params['type']} of task '{task}' needs an image larger than {pad} pixels on "
                              f"the device, got {gt_crop.shape[0]}x{gt_crop.shape[1]}; set 'degrade_on: workers'")
         sample['deg_params'] = torch.from_numpy(pack_params(params))
         sample['deg_seed'] = int(rng.integers(0, 2 ** 63))

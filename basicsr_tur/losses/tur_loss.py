@@ -43,6 +43,8 @@ import torch
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 
+from basicsr_tur.utils.errors import UserError
+
 VARIANTS = ('per_task', 'cumulative')
 # ε of each variant in the authors' code: none in uncertainty_loss_softplus, 1e-6 in airnet_uncertainty_loss.
 DEFAULT_EPS = {'per_task': 0.0, 'cumulative': 1e-6}
@@ -85,7 +87,7 @@ def check_task_range(loss: str, task_ids: torch.Tensor, num_tasks: int) -> None:
     (a sync on a GPU): TURModel checks the loader's ids on the host instead and turns this off (validate_task_ids)."""
     low, high = int(task_ids.min()), int(task_ids.max())
     if low < 0 or high >= num_tasks:
-        raise ValueError(f'{loss}: task id {low if low < 0 else high} is outside 0..{num_tasks - 1} '
+        raise UserError(f'{loss}: task id {low if low < 0 else high} is outside 0..{num_tasks - 1} '
                          f"(num_tasks {num_tasks}: the options' tasks list is shorter than the data's)")
 
 
@@ -134,14 +136,14 @@ class TURLoss(nn.Module):
                  num_tasks: int | None = None, pool_size: int | None = None) -> None:
         super().__init__()
         if variant not in VARIANTS:
-            raise ValueError(f"TURLoss: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+            raise UserError(f"TURLoss: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         eps = DEFAULT_EPS[variant] if eps is None else float(eps)
         if eps < 0:
-            raise ValueError(f'TURLoss: eps must be >= 0, got {eps}')
+            raise UserError(f'TURLoss: eps must be >= 0, got {eps}')
         if num_tasks is not None and (isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or num_tasks < 1):
-            raise ValueError(f'TURLoss: num_tasks must be an integer >= 1, got {num_tasks!r}')
+            raise UserError(f'TURLoss: num_tasks must be an integer >= 1, got {num_tasks!r}')
         if pool_size is not None and (isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1):
-            raise ValueError(f'TURLoss: pool_size must be an integer >= 1, got {pool_size!r}')
+            raise UserError(f'TURLoss: pool_size must be an integer >= 1, got {pool_size!r}')
         self.loss_weight = loss_weight
         self.variant = variant
         self.eps = eps
@@ -174,7 +176,7 @@ class TURLoss(nn.Module):
         batch = pred.shape[0]
         pool = self.pool_size or batch
         if batch % pool:
-            raise ValueError(f'TURLoss: a batch of {batch} is not a multiple of pool_size {pool}')
+            raise UserError(f'TURLoss: a batch of {batch} is not a multiple of pool_size {pool}')
         groups = batch // pool
         # Slot g·T + t holds task t of group g (one group without pool_size): every figure below is per slot.
         slots = task_ids if groups == 1 else \

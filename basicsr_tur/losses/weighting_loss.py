@@ -25,6 +25,7 @@ from torch import nn
 
 from basicsr_tur.losses.tur_loss import check_task_ids, check_task_range, compact_stats, task_means
 from basicsr_tur.utils.dist import sum_over_ranks
+from basicsr_tur.utils.errors import UserError
 
 
 class TaskWeightedLoss(nn.Module):
@@ -45,7 +46,7 @@ class TaskWeightedLoss(nn.Module):
     def __init__(self, num_tasks: int, loss_weight: float = 1.0) -> None:
         super().__init__()
         if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or num_tasks < 1:
-            raise ValueError(f'{type(self).__name__}: num_tasks must be an integer >= 1, got {num_tasks!r}')
+            raise UserError(f'{type(self).__name__}: num_tasks must be an integer >= 1, got {num_tasks!r}')
         self.num_tasks = num_tasks
         self.loss_weight = loss_weight
         self.task_stats: dict[str, torch.Tensor] = {}
@@ -155,7 +156,7 @@ class RLWLoss(TaskWeightedLoss):
     def __init__(self, num_tasks: int, loss_weight: float = 1.0, seed: int = 0) -> None:
         super().__init__(num_tasks, loss_weight)
         if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f'RLWLoss: seed must be an integer, got {seed!r}')
+            raise UserError(f'RLWLoss: seed must be an integer, got {seed!r}')
         self.seed = seed
         self.register_call_counter()
 
@@ -197,9 +198,9 @@ class DWALoss(TaskWeightedLoss):
     def __init__(self, num_tasks: int, loss_weight: float = 1.0, window: int = 100, temperature: float = 2.0) -> None:
         super().__init__(num_tasks, loss_weight)
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise ValueError(f'DWALoss: window must be an integer >= 1, got {window!r}')
+            raise UserError(f'DWALoss: window must be an integer >= 1, got {window!r}')
         if not temperature > 0:
-            raise ValueError(f'DWALoss: temperature must be > 0, got {temperature!r}')
+            raise UserError(f'DWALoss: temperature must be > 0, got {temperature!r}')
         self.window = window
         self.temperature = float(temperature)
         self.register_call_counter()
@@ -273,7 +274,7 @@ class FAMOLoss(TaskWeightedLoss):
                  eps: float = 1e-8) -> None:
         super().__init__(num_tasks, loss_weight)
         if not w_lr > 0 or not gamma >= 0 or not eps > 0:
-            raise ValueError(f'FAMOLoss: w_lr must be > 0, gamma >= 0 and eps > 0, got {w_lr}, {gamma}, {eps}')
+            raise UserError(f'FAMOLoss: w_lr must be > 0, gamma >= 0 and eps > 0, got {w_lr}, {gamma}, {eps}')
         self.w_lr, self.gamma, self.eps = float(w_lr), float(gamma), float(eps)
         self.register_buffer('logits', torch.zeros(num_tasks))
         self.register_buffer('adam_m', torch.zeros(num_tasks))

@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 from basicsr.utils.registry import METRIC_REGISTRY
 
+from basicsr_tur.utils.errors import UserError
+
 SSIM_WINDOW = 7  # skimage's default win_size with uniform weights
 
 
@@ -45,7 +47,7 @@ def _unit_pair(img: np.ndarray, img2: np.ndarray, crop_border: int,
             raise ValueError(f'{metric}: values outside [0, 1] (min {low:g}, max {high:g}); clip '
                              'them first, as the authors did')
     if crop_border < 0:
-        raise ValueError(f'{metric}: crop_border must be >= 0, got {crop_border}')
+        raise UserError(f'{metric}: crop_border must be >= 0, got {crop_border}')
     if crop_border:
         img = img[crop_border:-crop_border, crop_border:-crop_border, ...]
         img2 = img2[crop_border:-crop_border, crop_border:-crop_border, ...]
@@ -81,7 +83,7 @@ def calculate_ssim_skimage(img: np.ndarray, img2: np.ndarray, crop_border: int =
     restored, clean = _unit_pair(img, img2, crop_border, 'calculate_ssim_skimage')
     h, w = clean.shape[:2]
     if min(h, w) < SSIM_WINDOW:
-        raise ValueError(f"calculate_ssim_skimage: SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window does "
+        raise UserError(f"calculate_ssim_skimage: SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window does "
                          f'not fit a {h}x{w} image (after crop_border {crop_border})')
     from skimage.metrics import structural_similarity  # scikit-image loads when a run scores with it
     return float(structural_similarity(

@@ -15,6 +15,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from basicsr_tur.models.tur_model import TURModel
 from basicsr_tur.utils.checkpoint import HEAD_PREFIX, read_state_dict
+from basicsr_tur.utils.errors import UserError
 from basicsr_tur.utils.option_checks import PATH, Kind
 
 # The MoCo queue (E.E.queue, E.E.queue_ptr) is left out: only the contrastive step reads it, and its length is the
@@ -35,17 +36,17 @@ def load_encoder_checkpoint(net: torch.nn.Module, path: str) -> None:
     try:
         state = read_state_dict(path, 'params', where)
     except (KeyError, TypeError) as err:
-        raise ValueError(err.args[0]) from None
+        raise UserError(err.args[0]) from None
     if not any(k.startswith('E.') for k in state):
-        raise ValueError(f"{where}: no AirNet encoder tensors ('E.*' keys) in it; expected an AirNet checkpoint "
+        raise UserError(f"{where}: no AirNet encoder tensors ('E.*' keys) in it; expected an AirNet checkpoint "
                          'such as the official All.pth')
     own = {k: v for k, v in net.state_dict().items() if k.startswith(ENCODER_PREFIXES)}
     missing = [k for k in own if k not in state]
     if missing:
-        raise ValueError(f"{where}: lacks {len(missing)} of the {len(own)} encoder tensors, e.g. '{missing[0]}'")
+        raise UserError(f"{where}: lacks {len(missing)} of the {len(own)} encoder tensors, e.g. '{missing[0]}'")
     for key, value in own.items():
         if state[key].shape != value.shape:
-            raise ValueError(f"{where}: '{key}' has shape {tuple(state[key].shape)}, the network expects "
+            raise UserError(f"{where}: '{key}' has shape {tuple(state[key].shape)}, the network expects "
                              f'{tuple(value.shape)} (check network_g.encoder_dim)')
     net.load_state_dict({k: state[k] for k in own}, strict=False)
     get_root_logger().info(f'{where}: loaded {len(own)} encoder tensors (query and key encoders)')
@@ -127,15 +128,15 @@ class AirNetModel(TURModel):
         encoder_path = self.opt['path'].get('pretrain_network_encoder') if self.is_train else None
         if not self.fix_encoder:
             if encoder_path is not None:
-                raise ValueError('path.pretrain_network_encoder is read only with train.fix_encoder: true (the '
+                raise UserError('path.pretrain_network_encoder is read only with train.fix_encoder: true (the '
                                  'official recipe trains the encoder from scratch)')
             return
         for key in ('contrast_weight', 'encoder_warmup_iter'):
             if train_opt.get(key) is not None:  # null is absent: --force_yml can set a key to null, not remove it
-                raise ValueError(f'train.{key} is refused with train.fix_encoder: true (a frozen encoder takes no '
+                raise UserError(f'train.{key} is refused with train.fix_encoder: true (a frozen encoder takes no '
                                  f'contrastive loss and no warm-up); remove it')
         if encoder_path is None and self.opt['path'].get('pretrain_network_g') is None:
-            raise ValueError('train.fix_encoder: true freezes the encoder, which needs trained weights: set '
+            raise UserError('train.fix_encoder: true freezes the encoder, which needs trained weights: set '
                              'path.pretrain_network_encoder to an AirNet checkpoint (e.g. the official All.pth)')
         if encoder_path is not None:
             load_encoder_checkpoint(net, encoder_path)
@@ -162,7 +163,7 @@ class AirNetModel(TURModel):
         if self.fix_encoder:
             return super().compute_losses(current_iter)
         if self.lq_key is None:
-            raise ValueError("AirNetModel needs 'lq_key' in each training batch: set key_crop: true on "
+            raise UserError("AirNetModel needs 'lq_key' in each training batch: set key_crop: true on "
                              'datasets.train (or train.fix_encoder: true for TUR\'s frozen encoder)')
         if current_iter <= self.encoder_warmup_iter:
             result = self.net_g(self.lq, self.lq_key, encoder_only=True)

@@ -31,10 +31,11 @@ import torch
 from basicsr.utils import get_root_logger
 
 from basicsr_tur.utils.dist import sum_over_ranks
+from basicsr_tur.utils.errors import RunError
 from basicsr_tur.utils.precision import warn_slow_precision
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(RunError):
     """Raised after too many consecutive steps with a non-finite loss or gradient."""
 
 

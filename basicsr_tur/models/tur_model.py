@@ -35,7 +35,7 @@ from basicsr_tur.utils.checkpoint import (
     restore_rng_state,
 )
 from basicsr_tur.utils.dist import all_reduce_sum, sum_over_ranks
-from basicsr_tur.utils.errors import DataError
+from basicsr_tur.utils.errors import DataError, UserError
 from basicsr_tur.utils.files import atomic_write, write_image
 from basicsr_tur.utils.memory import out_of_memory_error
 from basicsr_tur.utils.option_checks import BOOL, COUNT, MAPPING, PATH, POSITIVE, Kind, loss_run_arguments
@@ -134,12 +134,12 @@ class TURModel(BaseModel):
             return net_opt
         arch = net_opt.get('type')
         if 'uncertainty_head' not in inspect.signature(ARCH_REGISTRY.get(arch)).parameters:
-            raise ValueError(f"val.uncertainty: network_g.type '{arch}' has no TUR uncertainty head (no "
+            raise UserError(f"val.uncertainty: network_g.type '{arch}' has no TUR uncertainty head (no "
                              "uncertainty_head argument); use one of this project's backbones or set "
                              'val.uncertainty: false')
         if self.is_train:
             if not net_opt.get('uncertainty_head'):
-                raise ValueError('val.uncertainty during training reads the σ of the network being trained: set '
+                raise UserError('val.uncertainty during training reads the σ of the network being trained: set '
                                  'network_g.uncertainty_head: true (and train with TURLoss) or val.uncertainty: false')
             return net_opt
         if not net_opt.get('uncertainty_head'):
@@ -155,7 +155,7 @@ class TURModel(BaseModel):
         load_path = self.opt['path'].get('pretrain_network_g')
         needs_head = self.uncertainty and not self.is_train
         if needs_head and load_path is None:
-            raise ValueError('val.uncertainty needs path.pretrain_network_g: a checkpoint trained with TURLoss (a '
+            raise UserError('val.uncertainty needs path.pretrain_network_g: a checkpoint trained with TURLoss (a '
                              'fresh uncertainty head says nothing about the error)')
         if load_path is not None:
             # The entry actually read: a key the file lacks falls back (checkpoint.read_weights).
@@ -229,24 +229,24 @@ class TURModel(BaseModel):
                 self.model_ema(0)
             self.net_g_ema.eval()
         if not train_opt.get('pixel_opt'):
-            raise ValueError("options 'train.pixel_opt' is missing (e.g. {type: TURLoss} or {type: L1Loss})")
+            raise UserError("options 'train.pixel_opt' is missing (e.g. {type: TURLoss} or {type: L1Loss})")
         self.cri_pix = build_loss(self.loss_options(train_opt['pixel_opt'])).to(self.device)
         self.needs_uncertainty = getattr(self.cri_pix, 'needs_uncertainty', False)
         self.needs_task_ids = getattr(self.cri_pix, 'needs_task_ids', False)
         # Parameters of the loss itself (KendallLoss's log-variances): trained by optimizer_g, saved with the state.
         self.loss_params = [p for p in self.cri_pix.parameters() if p.requires_grad]
         if self.needs_uncertainty and getattr(self.get_bare_model(self.net_g), 'uncertainty_head', None) is None:
-            raise ValueError(f"train.pixel_opt.type '{train_opt['pixel_opt']['type']}' needs the uncertainty head: "
+            raise UserError(f"train.pixel_opt.type '{train_opt['pixel_opt']['type']}' needs the uncertainty head: "
                              'set network_g.uncertainty_head: true')
         # TURModel checks the loader's task ids on the host (feed_data); the loss's own check would read the device.
         self.cri_pix.validate_task_ids = False
         precision = train_opt.get('mixed_precision')
         if precision not in (None, 'bf16', 'fp16'):
-            raise ValueError(f"train.mixed_precision: expected bf16, fp16 or null, got '{precision}'")
+            raise UserError(f"train.mixed_precision: expected bf16, fp16 or null, got '{precision}'")
         self.amp_dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(precision)
         accumulate_steps = int(train_opt.get('accumulate_steps', 1))
         if accumulate_steps < 1:
-            raise ValueError(f'train.accumulate_steps must be >= 1, got {accumulate_steps}')
+            raise UserError(f'train.accumulate_steps must be >= 1, got {accumulate_steps}')
         self.setup_optimizers()
         self.setup_schedulers()
         self.train_step = TrainStep(
@@ -281,7 +281,7 @@ class TURModel(BaseModel):
         """
         cls = getattr(torch.optim, optim_type, None)
         if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
-            raise ValueError(f"train.optim_g.type: unknown optimizer '{optim_type}' (a torch.optim class, e.g. Adam)")
+            raise UserError(f"train.optim_g.type: unknown optimizer '{optim_type}' (a torch.optim class, e.g. Adam)")
         if optim_type in FUSED_BY_DEFAULT and 'fused' not in kwargs and 'foreach' not in kwargs:
             kwargs['fused'] = self.device.type in ('cuda', 'cpu')
         return cls(params, lr, **kwargs)
@@ -377,12 +377,12 @@ class TURModel(BaseModel):
             scale = next((a for a in ('scale', 'upscale', 'upscale_factor', 'upsampler', 'sf') if a in args), None)
             hint = f'set network_g.{scale}' if scale else f'{arch} has no scale argument; use another arch'
             truth = '' if lq[1:] == gt[1:] else f' (ground truth {gt[1]}x{gt[2]})'
-            raise ValueError(f'network_g {arch} returns {out[1]}x{out[2]} for a {lq[1]}x{lq[2]} input{truth}; '
+            raise UserError(f'network_g {arch} returns {out[1]}x{out[2]} for a {lq[1]}x{lq[2]} input{truth}; '
                              f'all-in-one restoration needs upscale 1 ({hint})')
         channels = next((a for a in ('num_out_ch', 'out_chans', 'out_channels', 'out_nc', 'out_channel', 'out_ch')
                          if a in args), None)
         hint = f'set network_g.{channels}: {gt[0]}' if channels else f'{arch} has no output-channel argument'
-        raise ValueError(f'network_g {arch} returns {out[0]} channels; the ground truth has {gt[0]} ({hint})')
+        raise UserError(f'network_g {arch} returns {out[0]} channels; the ground truth has {gt[0]} ({hint})')
 
     def task_figures(self) -> TaskFigures:
         """Per-task figures of the last forward over the options' tasks, on the device: L1 always; from a task-aware
@@ -410,13 +410,13 @@ class TURModel(BaseModel):
         where = resume_state.get('path', 'the training state')
         saved_optimizers, saved_schedulers = resume_state['optimizers'], resume_state['schedulers']
         if len(saved_optimizers) != len(self.optimizers) or len(saved_schedulers) != len(self.schedulers):
-            raise ValueError(f'{where}: holds {len(saved_optimizers)} optimizers and {len(saved_schedulers)} '
+            raise UserError(f'{where}: holds {len(saved_optimizers)} optimizers and {len(saved_schedulers)} '
                              f'schedulers; this model has {len(self.optimizers)} and {len(self.schedulers)}')
         for optimizer, saved in zip(self.optimizers, saved_optimizers):
             wanted = [{k: v for k, v in group.items() if k != 'params'} for group in optimizer.param_groups]
             if len(saved['param_groups']) != len(optimizer.param_groups):  # the loss's learned parameters: a group
                 saved_type = (resume_state.get('loss_state') or {}).get('type', 'a loss without learned parameters')
-                raise ValueError(f"{where}: was trained with {saved_type} ({len(saved['param_groups'])} optimizer "
+                raise UserError(f"{where}: was trained with {saved_type} ({len(saved['param_groups'])} optimizer "
                                  f'parameter groups); train.pixel_opt {type(self.cri_pix).__name__} needs '
                                  f'{len(optimizer.param_groups)} (a loss with learned parameters, as KendallLoss\'s '
                                  'log-variances, adds one): keep the loss, or start a new run from its weights '
@@ -424,7 +424,7 @@ class TURModel(BaseModel):
             try:
                 optimizer.load_state_dict(saved)
             except ValueError as err:  # another set of trainable parameters (e.g. AirNet's train.fix_encoder)
-                raise ValueError(f'{where}: its optimizer state does not fit the trainable parameters of this '
+                raise UserError(f'{where}: its optimizer state does not fit the trainable parameters of this '
                                  f'network: {str(err).splitlines()[0]}') from None
             for group, settings in zip(optimizer.param_groups, wanted):
                 ratio = settings['initial_lr'] / group['initial_lr']
@@ -443,7 +443,7 @@ class TURModel(BaseModel):
             try:
                 self.cri_pix.load_state_dict(saved_loss['state'])
             except RuntimeError as err:
-                raise ValueError(f'{where}: its {saved_loss["type"]} state does not fit this loss: '
+                raise UserError(f'{where}: its {saved_loss["type"]} state does not fit this loss: '
                                  f'{str(err).splitlines()[-1].strip()}') from None
         if 'rng' in resume_state:
             restore_rng_state(resume_state['rng'])
@@ -565,13 +565,13 @@ class TURModel(BaseModel):
         sampler = dataloader.sampler
         if world_size > 1 and not (isinstance(sampler, ShardSampler)
                                    and (sampler.num_replicas, sampler.rank) == (world_size, self.opt['rank'])):
-            raise ValueError(f"dataset '{dataset_name}': validation on {world_size} ranks needs a loader giving each "
+            raise UserError(f"dataset '{dataset_name}': validation on {world_size} ranks needs a loader giving each "
                              f'rank its share of the images (data.loaders.build_loader), not one with a '
                              f'{type(sampler).__name__}')
         # The indices are read from the sampler beside the loader's batches: only an in-order sampler (iterated
         # twice, the same order both times) of batches of one image keeps an index with its image.
         if not isinstance(sampler, (ShardSampler, SequentialSampler)) or dataloader.batch_size != 1:
-            raise ValueError(f"dataset '{dataset_name}': validation needs a loader of single images in order "
+            raise UserError(f"dataset '{dataset_name}': validation needs a loader of single images in order "
                              f'(data.loaders.build_loader), not batches of {dataloader.batch_size} from a '
                              f'{type(sampler).__name__}')
         # Batches of one image: the sampler's indices are the dataset indices of this rank's images, in order.
@@ -586,7 +586,7 @@ class TURModel(BaseModel):
                 raise oom from None
             except InputPaddingError as err:  # one line naming the image among the set's
                 image = val_data['lq_path'][0]
-                raise ValueError(f"dataset '{dataset_name}': {image}: {err}") from None
+                raise UserError(f"dataset '{dataset_name}': {image}: {err}") from None
             self.check_output_shape()
             task = self.task_names[0]
             counts[task] += 1

@@ -9,6 +9,8 @@ import torch
 from basicsr.utils import get_root_logger
 from torch import nn
 
+from basicsr_tur.utils.errors import CheckpointError
+
 # Key prefix of the TUR uncertainty head in every backbone (re-exported by archs/uncertainty.py). It lives here, the
 # lowest layer, because checkpoint loading must tell head keys from backbone keys without importing the archs.
 HEAD_PREFIX = 'uncertainty_head.'
@@ -27,7 +29,7 @@ def state_dict_entry(ckpt: Any, param_key: str | None = None,
     keys = [param_key] if param_key else list(_WRAPPER_KEYS)
     found = [k for k in keys if k in ckpt and isinstance(ckpt[k], dict)]
     if not found:
-        raise KeyError(f"{where}: no '{param_key or '/'.join(_WRAPPER_KEYS)}' entry "
+        raise CheckpointError(f"{where}: no '{param_key or '/'.join(_WRAPPER_KEYS)}' entry "
                        f"(top-level keys: {', '.join(map(str, list(ckpt)[:10]))})")
     return found[0]
 
@@ -37,7 +39,7 @@ def unwrap_state_dict(ckpt: Any, param_key: str | None = None, where: str = 'che
     entry = state_dict_entry(ckpt, param_key, where)
     state = ckpt if entry is None else ckpt[entry]
     if not isinstance(state, dict):
-        raise ValueError(f'{where}: expected a state dict (a mapping of tensors), got {type(state).__name__}')
+        raise CheckpointError(f'{where}: expected a state dict (a mapping of tensors), got {type(state).__name__}')
     for prefix in _PREFIXES:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items()}
@@ -55,7 +57,7 @@ def load_torch_file(path: str, what: str, where: str | None = None) -> Any:
         reason = ': '.join([type(err).__name__] + str(err).splitlines()[:1])
         if osp.isfile(path) and osp.getsize(path) == 0:
             reason += ' (empty file)'
-        raise ValueError(f'cannot read {what} {where or path}: {reason}') from None
+        raise CheckpointError(f'cannot read {what} {where or path}: {reason}') from None
 
 
 def read_state_dict(path: str, param_key: str | None = 'params', where: str | None = None) -> dict:
@@ -105,13 +107,13 @@ def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params',
     if filter_fn is not None:
         state = filter_fn(state, net)
     if require_head is not None and not any(k.startswith(HEAD_PREFIX) for k in state):
-        raise KeyError(f'{path}: holds no TUR uncertainty head (keys {HEAD_PREFIX}*); {require_head}')
+        raise CheckpointError(f'{path}: holds no TUR uncertainty head (keys {HEAD_PREFIX}*); {require_head}')
     own = net.state_dict()
     resized = {k: tuple(v.shape) for k, v in state.items() if k in own and own[k].shape != v.shape}
     if strict and resized:
         key = next(iter(resized))
         more = f' (and {len(resized) - 1} more)' if len(resized) > 1 else ''
-        raise ValueError(f"{path}: key '{key}' has shape {resized[key]}, the network expects "
+        raise CheckpointError(f"{path}: key '{key}' has shape {resized[key]}, the network expects "
                          f'{tuple(own[key].shape)}{more}; strict_load_g: false loads the rest and skips these')
     # Non-strict loading skips tensors whose shape differs (basicsr's "Size different, ignore"): they stay missing.
     state = {k: v for k, v in state.items() if k not in resized}
@@ -128,7 +130,7 @@ def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params',
             parts.append(f'missing keys {other_missing[:5]}{" ..." if len(other_missing) > 5 else ""}')
         if unexpected:
             parts.append(f'unexpected keys {unexpected[:5]}{" ..." if len(unexpected) > 5 else ""}')
-        raise KeyError(f'{path}: does not match {type(net).__name__}: ' + '; '.join(parts))
+        raise CheckpointError(f'{path}: does not match {type(net).__name__}: ' + '; '.join(parts))
     net.load_state_dict(state, strict=False)
     logger = get_root_logger()
     if head_dropped:

@@ -1,4 +1,11 @@
-"""Command-line entry: user-facing failures become one clear line on stderr and exit status 1."""
+"""Command-line entry: user-facing failures become one clear line on stderr and exit status 1; anything else is a
+bug and keeps its traceback.
+
+User-facing: the project's own error types (utils/errors.py UserError and its subclasses: OptionError, DataError,
+CheckpointError, RunError, ...) and the operating system's OSError (a missing file, a full disk, a permission). A
+KeyError, RuntimeError, TypeError or any other exception is unexpected: its traceback is printed, followed by one line
+saying it is a bug to report (exit status 1).
+"""
 from __future__ import annotations
 
 import ast
@@ -6,13 +13,17 @@ import contextlib
 import os
 import re
 import sys
+import traceback
 from collections.abc import Callable
 
 from tqdm import tqdm
 
 from basicsr_tur.utils.dist import close_dist
+from basicsr_tur.utils.errors import UserError
 
-_USER_ERRORS = (ValueError, KeyError, FileNotFoundError, OSError, RuntimeError)
+_USER_ERRORS = (UserError, OSError)
+BUG_REPORT = ('this is a bug in basicsr-tur, not in your options or data: please report it with the traceback '
+              'above and the command you ran')
 # torch.utils.data re-raises an error of a loader worker (or of the pin-memory thread) as the same type with the
 # message `Caught <Type> in DataLoader worker process N.\nOriginal Traceback (most recent call last):\n...`.
 _WORKER_ERROR = re.compile(r'Caught \w+ in [^\n]*\nOriginal Traceback \(most recent call last\):\n')
@@ -60,5 +71,11 @@ def run_cli(pipeline: Callable[[str], object], root_path: str) -> int:
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
         return 130
+    except Exception:  # an unexpected exception: a bug, shown whole
+        for bar in list(getattr(tqdm, '_instances', ())):
+            bar.close()
+        traceback.print_exc()
+        print(f'error: {BUG_REPORT}', file=sys.stderr)
+        return 1
     return 0
 

@@ -13,6 +13,8 @@ import subprocess
 import torch
 import torch.distributed as dist
 
+from basicsr_tur.utils.errors import RunError
+
 
 def init_dist(launcher: str, num_gpu: int, dist_params: dict | None = None) -> tuple[int, int]:
     """Join the process group of `launcher`; returns (rank, world size) and selects this process's GPU."""
@@ -29,7 +31,7 @@ def init_dist(launcher: str, num_gpu: int, dist_params: dict | None = None) -> t
             except FileNotFoundError:
                 hosts = None
             if hosts is None or hosts.returncode or not hosts.stdout.strip():
-                raise RuntimeError(f'--launcher slurm: `scontrol show hostnames {node_list}` failed; set MASTER_ADDR')
+                raise RunError(f'--launcher slurm: `scontrol show hostnames {node_list}` failed; set MASTER_ADDR')
             os.environ['MASTER_ADDR'] = hosts.stdout.split()[0]
         os.environ.setdefault('MASTER_PORT', str(port or 29500))
         os.environ['WORLD_SIZE'] = str(ntasks)
@@ -39,10 +41,10 @@ def init_dist(launcher: str, num_gpu: int, dist_params: dict | None = None) -> t
         if port is not None:
             os.environ.setdefault('MASTER_PORT', str(port))  # torchrun sets it: --master_port wins
     else:
-        raise ValueError(f"--launcher {launcher}: expected 'none', 'pytorch' or 'slurm'")
+        raise RunError(f"--launcher {launcher}: expected 'none', 'pytorch' or 'slurm'")
     for var in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'):
         if var not in os.environ:
-            raise RuntimeError(f'--launcher {launcher}: environment variable {var} is not set; start the run with '
+            raise RunError(f'--launcher {launcher}: environment variable {var} is not set; start the run with '
                                'torchrun (or srun for slurm)')
     if use_cuda:
         torch.cuda.set_device(int(os.environ['LOCAL_RANK']) % torch.cuda.device_count())

@@ -22,3 +22,8 @@ class CheckpointError(UserError):
 
 class ArgumentError(UserError):
     """A command-line argument or combination of arguments that cannot be honoured (names the argument)."""
+
+
+class RunError(UserError, RuntimeError):
+    """A run that cannot start or go on here: out of memory, a run folder in use, a launcher's missing variable, a
+    missing optional package, a diverging loss (names what and what to do). Also a RuntimeError."""

@@ -18,6 +18,8 @@ from os import path as osp
 import cv2
 import numpy as np
 
+from basicsr_tur.utils.errors import DataError
+
 try:
     import resource
 except ImportError:  # not on Windows, which has no file size limit to report
@@ -100,7 +102,7 @@ def encode_image(path: str, img: np.ndarray) -> bytes:
     except cv2.error as err:
         ok, buf = False, str(err).strip().splitlines()[-1:]
     if not ok:
-        raise ValueError(f'could not encode image {path} as {ext} ({img.dtype}, shape {tuple(img.shape)})')
+        raise DataError(f'could not encode image {path} as {ext} ({img.dtype}, shape {tuple(img.shape)})')
     return buf.tobytes()
 
 

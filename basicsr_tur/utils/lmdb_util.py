@@ -18,6 +18,7 @@ import numpy as np
 from basicsr.utils.lmdb_util import LmdbMaker
 from tqdm import tqdm
 
+from basicsr_tur.utils.errors import DataError
 from basicsr_tur.utils.files import atomic_dir
 from basicsr_tur.utils.meta_file import format_meta_line
 
@@ -62,10 +63,10 @@ def check_lmdb_keys(paths: Iterable[str], where: str) -> dict[str, str]:
     for path in paths:
         key = lmdb_key(path)
         if not key.isascii() or any(c.isspace() for c in key):
-            raise ValueError(f'{where}: image path {path!r} cannot be an LMDB key (ASCII without spaces needed)')
+            raise DataError(f'{where}: image path {path!r} cannot be an LMDB key (ASCII without spaces needed)')
         other = keys.setdefault(key, path)
         if other != path:
-            raise ValueError(f"{where}: {other} and {path} would share the LMDB key '{key}' (keys drop the file "
+            raise DataError(f"{where}: {other} and {path} would share the LMDB key '{key}' (keys drop the file "
                              'extension, as in basicsr); rename one of them')
     return keys
 
@@ -90,11 +91,11 @@ class LmdbWriter:
 
     def __init__(self, lmdb_path: str, compress_level: int = 1, values: str = 'png') -> None:
         if values not in VALUE_FORMATS:
-            raise ValueError(f"LMDB values must be one of {', '.join(VALUE_FORMATS)}, got {values!r}")
+            raise DataError(f"LMDB values must be one of {', '.join(VALUE_FORMATS)}, got {values!r}")
         if osp.exists(lmdb_path):
             raise FileExistsError(f'{lmdb_path} already exists; remove it or choose another output')
         if not lmdb_path.endswith('.lmdb'):
-            raise ValueError(f"{lmdb_path}: an LMDB folder's name must end in .lmdb (basicsr's convention)")
+            raise DataError(f"{lmdb_path}: an LMDB folder's name must end in .lmdb (basicsr's convention)")
         self.path, self.compress_level, self.values = lmdb_path, compress_level, values
         try:
             self.maker = LmdbMaker(lmdb_path, map_size=map_size(), compress_level=compress_level)
@@ -106,13 +107,13 @@ class LmdbWriter:
         LMDB failures (disk full, key too long) OSError, each naming the file."""
         img = cv2.imread(file_path, cv2.IMREAD_UNCHANGED)
         if img is None:
-            raise ValueError(f'cannot read image {file_path} (missing, corrupt or not an image)')
+            raise DataError(f'cannot read image {file_path} (missing, corrupt or not an image)')
         if self.values == 'raw':
             value = raw_value(img)
         else:
             ok, buf = cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, self.compress_level])
             if not ok:
-                raise ValueError(f'cannot encode image {file_path} as PNG')
+                raise DataError(f'cannot encode image {file_path} as PNG')
             value = buf.tobytes()
         h, w = img.shape[:2]
         try:
@@ -151,7 +152,7 @@ def build_paired_lmdb(pairs: list[tuple[str, str, str]], lq_root: str, gt_root: 
     differs from its GT's (`LQ/GT size mismatch: ...`, which PairedTaskDataset would refuse at its first read).
     """
     if not pairs:
-        raise ValueError(f'no image pairs to write to {out_dir}')
+        raise DataError(f'no image pairs to write to {out_dir}')
     check_lmdb_keys([lq for lq, _, _ in pairs], f'LQ images under {lq_root}')
     check_lmdb_keys([gt for _, gt, _ in pairs], f'GT images under {gt_root}')
     with atomic_dir(out_dir) as tmp, LmdbWriter(osp.join(tmp, 'lq.lmdb'), compress_level, values) as lq_db, \
@@ -165,7 +166,7 @@ def build_paired_lmdb(pairs: list[tuple[str, str, str]], lq_root: str, gt_root: 
                 sizes['gt', gt] = gt_db.put(lmdb_key(gt), gt_path)
             (lh, lw), (gh, gw) = sizes['lq', lq], sizes['gt', gt]
             if (lh, lw) != (gh, gw):
-                raise ValueError(f'LQ/GT size mismatch: {lq_path} is {lh}x{lw}, {gt_path} is {gh}x{gw}')
+                raise DataError(f'LQ/GT size mismatch: {lq_path} is {lh}x{lw}, {gt_path} is {gh}x{gw}')
         with open(osp.join(tmp, 'meta.txt'), 'w', encoding='utf-8') as f:
             f.write(''.join(format_meta_line((lq, gt, task)) for lq, gt, task in pairs))
     return dict(Counter(task for _, _, task in pairs))
@@ -179,7 +180,7 @@ def build_clean_lmdb(names: list[str], gt_root: str, out_dir: str, compress_leve
     No names, or two with one key, raise ValueError before anything is written.
     """
     if not names:
-        raise ValueError(f'no images in {gt_root}')
+        raise DataError(f'no images in {gt_root}')
     keys = check_lmdb_keys(names, f'images under {gt_root}')
     with atomic_dir(out_dir) as tmp:
         with LmdbWriter(osp.join(tmp, 'gt.lmdb'), compress_level, values) as db:

@@ -10,6 +10,8 @@ import re
 
 import torch
 
+from basicsr_tur.utils.errors import RunError
+
 try:
     import resource
 except ImportError:  # not on Windows, which reports no peak resident set this way
@@ -20,7 +22,7 @@ _ASKED = re.compile(r'tried to allocate ([\d.]+ ?[KMGT]i?B|\d+ bytes)', re.IGNOR
 
 def out_of_memory_error(err: RuntimeError, where: str, image: str, lq: torch.Tensor,
                         remedy: str = 'score it tile by tile (val.tile: {size: 512, overlap: 32})',
-                        device: torch.device | None = None) -> RuntimeError | None:
+                        device: torch.device | None = None) -> RunError | None:
     """One-line error for an allocation failure (CUDA or CPU) while restoring `image`, an lq of shape (..., H, W) on
     `device` (default: lq's), naming the image, its size, the device, the memory asked for and `remedy`; None when
     err is another error."""
@@ -30,9 +32,9 @@ def out_of_memory_error(err: RuntimeError, where: str, image: str, lq: torch.Ten
         return None
     asked = _ASKED.search(text)
     h, w = lq.shape[-2:]
-    return RuntimeError(f'{where}: out of memory restoring {image} ({h}x{w}) on {device or lq.device}'
-                        + (f' (tried to allocate {asked.group(1)})' if asked else '')
-                        + f'; {remedy}, or use a device with more memory')
+    return RunError(f'{where}: out of memory restoring {image} ({h}x{w}) on {device or lq.device}'
+                    + (f' (tried to allocate {asked.group(1)})' if asked else '')
+                    + f'; {remedy}, or use a device with more memory')
 
 
 def peak_memory(device: torch.device) -> str:

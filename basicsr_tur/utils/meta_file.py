@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 
+from basicsr_tur.utils.errors import DataError
 from basicsr_tur.utils.text_file import read_text_lines
 
 # One field: a JSON string (quotes and backslash escapes), or a run of non-white characters.
@@ -41,7 +42,7 @@ def parse_meta_line(line: str, where: str) -> list[str]:
             try:
                 token = json.loads(token)
             except ValueError:
-                raise ValueError(f'{where}: malformed quoted name {token} (a JSON string was expected)') from None
+                raise DataError(f'{where}: malformed quoted name {token} (a JSON string was expected)') from None
         fields.append(token)
     return fields
 

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from basicsr_tur.utils.errors import UserError
+
 # torch.nn.functional.pad's modes: mirror without repeating the edge, repeat the edge, zeros.
 PAD_MODES = ('reflect', 'replicate', 'constant')
 
@@ -60,7 +62,7 @@ class InputPadding:
                  ((max(top, bottom2), max(left, right2)), (height + bottom, width + right)))
         for (rows, columns), (h, w) in steps:
             if self.mode == 'reflect' and (rows >= h or columns >= w):
-                raise ValueError(f'val.pad.mode: reflect cannot pad a {h}x{w} input by {rows} '
+                raise UserError(f'val.pad.mode: reflect cannot pad a {h}x{w} input by {rows} '
                                  f'rows / {columns} columns (at most the side minus 1; '
                                  f'{height}x{width} image, val.pad {self}); use replicate or '
                                  'constant')
@@ -91,20 +93,20 @@ def input_padding(value: Any, key: str = 'val.pad') -> InputPadding | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise ValueError(f'{key}: expected a mapping such as {{multiple: 128, square: true, '
+        raise UserError(f'{key}: expected a mapping such as {{multiple: 128, square: true, '
                          f'mode: reflect}}, got {value!r}')
     known = ('multiple', 'square', 'mode')
     for name in value:
         if name not in known:
-            raise ValueError(f"{key}.{name}: unknown key (known: {', '.join(known)})")
+            raise UserError(f"{key}.{name}: unknown key (known: {', '.join(known)})")
     multiple, square = value.get('multiple', 1), value.get('square', False)
     mode = value.get('mode', 'reflect')
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
-        raise ValueError(f'{key}.multiple: expected an integer >= 1, got {multiple!r}')
+        raise UserError(f'{key}.multiple: expected an integer >= 1, got {multiple!r}')
     if not isinstance(square, bool):
-        raise ValueError(f'{key}.square: expected true or false, got {square!r}')
+        raise UserError(f'{key}.square: expected true or false, got {square!r}')
     if mode not in PAD_MODES:
-        raise ValueError(f"{key}.mode: expected one of {', '.join(PAD_MODES)}, got {mode!r}")
+        raise UserError(f"{key}.mode: expected one of {', '.join(PAD_MODES)}, got {mode!r}")
     if multiple == 1 and not square:
         return None
     return InputPadding(multiple, square, mode)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from os import path as osp
 
+from basicsr_tur.utils.errors import RunError
 from basicsr_tur.utils.files import pid_alive, process_start
 
 
@@ -80,9 +81,9 @@ def run_lock(run_dir: str, enabled: bool = True) -> Iterator[list[str]]:
                 os.remove(path)
             continue
         if not holder:
-            raise RuntimeError(f'{run_dir} is locked by {path}, which cannot be read; if no run uses this name, '
+            raise RunError(f'{run_dir} is locked by {path}, which cannot be read; if no run uses this name, '
                                'delete that file')
-        raise RuntimeError(f"{run_dir} is in use by PID {holder.get('pid')} on host {host} (started "
+        raise RunError(f"{run_dir} is in use by PID {holder.get('pid')} on host {host} (started "
                            f"{holder.get('started', '?')}); choose another name or stop that run"
                            + ('' if host == socket.gethostname() else f' (if it is gone, delete {path})'))
     try:

@@ -14,6 +14,7 @@ from os import path as osp
 
 from basicsr.utils.registry import METRIC_REGISTRY
 
+from basicsr_tur.utils.errors import UserError
 from basicsr_tur.utils.option_file import load_yaml
 
 METRICS = ('psnr', 'ssim')
@@ -69,10 +70,10 @@ def load_rows(paths: list[str]) -> tuple[dict[str, dict[str, dict[str, float]]],
         with open(path, encoding='utf-8') as f:
             data = json.load(f)
         if 'results' not in data:
-            raise ValueError(f"{path}: not a test.py metrics.json (no 'results' key)")
+            raise UserError(f"{path}: not a test.py metrics.json (no 'results' key)")
         label = data.get('name', osp.basename(osp.dirname(path)))
         if label in rows:
-            raise ValueError(f"{path}: run name '{label}' repeats that of {sources[label]['path']}; "
+            raise UserError(f"{path}: run name '{label}' repeats that of {sources[label]['path']}; "
                              'rows are told apart by run name')
         rows[label] = columns_of(data['results'])
         sources[label] = {'path': path, 'published_as': data.get('published_as'), 'protocol': data.get('protocol'),
@@ -117,7 +118,7 @@ def check_protocols(sources: dict[str, dict], allow_mixed: bool) -> list[str]:
     if len(distinct) > 1 and not allow_mixed:
         first = next(label for label, p in recorded.items() if p == distinct[0])
         other = next(label for label, p in recorded.items() if p == distinct[1])
-        raise ValueError(f"{sources[first]['path']} measured {distinct[0]} but {sources[other]['path']} measured "
+        raise UserError(f"{sources[first]['path']} measured {distinct[0]} but {sources[other]['path']} measured "
                          f'{distinct[1]}: their figures are not comparable; rescore one with the other\'s val.metrics '
                          '(or pass --mixed-protocols to print them side by side, each marked)')
     if len(distinct) > 1 or (recorded and len(recorded) < len(protocols)):
@@ -182,11 +183,11 @@ def published_setting(path: str, setting: str) -> dict:
         raise FileNotFoundError(f'published figures file not found: {path}')
     data = load_yaml(path)
     if setting not in data:
-        raise ValueError(f"{path}: no setting '{setting}' (have: {', '.join(data)})")
+        raise UserError(f"{path}: no setting '{setting}' (have: {', '.join(data)})")
     entry = data[setting] or {}
     unknown = [key for key in entry if key not in PUBLISHED_KEYS]
     if unknown:
-        raise ValueError(f"{path}: unknown key '{setting}.{unknown[0]}' (known: {', '.join(PUBLISHED_KEYS)})")
+        raise UserError(f"{path}: unknown key '{setting}.{unknown[0]}' (known: {', '.join(PUBLISHED_KEYS)})")
     return entry
 
 
@@ -243,7 +244,7 @@ def check_row(rows: dict, row: str, where: str) -> None:
     close = difflib.get_close_matches(str(row).lower(), list(lower), n=1, cutoff=0.5)
     hint = f"; did you mean '{lower[close[0]]}'?" if close else ''
     have = ', '.join(f"'{label}'" for label in rows) or 'none'
-    raise ValueError(f"no published row '{row}' in {where}{hint} (rows: {have})")
+    raise UserError(f"no published row '{row}' in {where}{hint} (rows: {have})")
 
 
 def cell(values: dict | None) -> str:

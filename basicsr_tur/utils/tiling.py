@@ -31,15 +31,17 @@ from collections.abc import Callable
 
 import torch
 
+from basicsr_tur.utils.errors import UserError
+
 Outputs = torch.Tensor | tuple[torch.Tensor, ...]
 
 
 def check_tile(tile: int, overlap: int, names: tuple[str, str] = ('tile size', 'tile overlap')) -> None:
     """ValueError (one line, using `names` for the two values) unless tile >= 1 and 0 <= overlap < tile."""
     if tile < 1:
-        raise ValueError(f'{names[0]} must be >= 1, got {tile}')
+        raise UserError(f'{names[0]} must be >= 1, got {tile}')
     if not 0 <= overlap < tile:
-        raise ValueError(f'{names[1]} must be >= 0 and smaller than the {names[0]} ({tile}), got {overlap}')
+        raise UserError(f'{names[1]} must be >= 0 and smaller than the {names[0]} ({tile}), got {overlap}')
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -117,7 +119,7 @@ def tiled_forward(forward: Callable[[torch.Tensor], Outputs], x: torch.Tensor, t
     batch < 1, or when forward changes the size (a super-resolution network).
     """
     if batch < 1:
-        raise ValueError(f'tiles per forward (batch) must be >= 1, got {batch}')
+        raise UserError(f'tiles per forward (batch) must be >= 1, got {batch}')
     tile = round_tile(tile, multiple)
     height, width = x.shape[-2:]
     if height <= tile and width <= tile:
@@ -142,7 +144,7 @@ def tiled_forward(forward: Callable[[torch.Tensor], Outputs], x: torch.Tensor, t
         outputs = (outputs,) if single else tuple(outputs)
         if any(o.shape[-2:] != (h, w) for o in outputs):
             sizes = ', '.join('x'.join(map(str, o.shape[-2:])) for o in outputs)
-            raise ValueError(f'tiled inference needs an output of the input size; a {h}x{w} tile '
+            raise UserError(f'tiled inference needs an output of the input size; a {h}x{w} tile '
                              f'gave {sizes}')
         if sums is None:
             sums = [torch.zeros(n, *o.shape[1:-2], height, width, device=x.device) for o in outputs]
