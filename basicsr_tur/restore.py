@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from os import path as osp
 
 import numpy as np
-import yaml
 from basicsr.metrics import calculate_psnr
 from basicsr.utils import get_root_logger
 from tqdm import tqdm
@@ -45,16 +44,15 @@ from basicsr_tur import presets
 from basicsr_tur.data.data_util import IMG_EXTENSIONS
 from basicsr_tur.inference import (
     PRECISIONS,
-    ModelSource,
     Restored,
     Restorer,
     Staged,
     load_restorer,
+    model_source,
     read_image,
-    source_from_arch,
-    source_from_options,
 )
 from basicsr_tur.utils.cli import error_message, run_cli
+from basicsr_tur.utils.errors import ArgumentError, DataError
 from basicsr_tur.utils.files import atomic_write, write_image
 from basicsr_tur.utils.memory import peak_memory
 from basicsr_tur.utils.tiling import check_tile
@@ -105,7 +103,7 @@ def collect_inputs(entries: list[str], recursive: bool = False, skip_under: str 
     to its folder; a glob (`*`, `?`, `[`; `**` spans folders) its matching images, relative to the glob's first
     folder without a wildcard. Images that a folder or a glob finds under `skip_under` (the output folder: earlier
     results when -o lies inside an input folder) are left out; a file named itself never is. Raises
-    FileNotFoundError (one line) for an entry that names nothing, ValueError for no image at all.
+    FileNotFoundError (one line) for an entry that names nothing, ArgumentError for no image at all.
     """
     skip = osp.join(osp.realpath(skip_under), '') if skip_under else None
     found: dict[str, str] = {}
@@ -128,22 +126,23 @@ def collect_inputs(entries: list[str], recursive: bool = False, skip_under: str 
             raise FileNotFoundError(f'-i {entry}: no such file or folder')
         images = sorted(f for f in files if _is_image(f) and osp.isfile(f))
         if osp.isfile(entry) and not images:
-            raise ValueError(f"-i {entry}: not an image file name (expected {', '.join(IMAGE_EXTENSIONS)})")
+            raise ArgumentError(f'-i {entry}: not an image file name (expected '
+                                f"{', '.join(IMAGE_EXTENSIONS)})")
         for file in images:
             if skip and not osp.isfile(entry) and osp.realpath(file).startswith(skip):
                 continue
             found.setdefault(osp.realpath(file), osp.relpath(file, root or '.'))
     if not found:
-        raise ValueError(f"no image ({', '.join(IMAGE_EXTENSIONS)}) in {', '.join(entries)}"
-                         + (f' outside the output folder {skip_under}' if skip_under else '')
-                         + ('' if recursive else ' (sub-folders are read with --recursive)'))
+        raise ArgumentError(f"no image ({', '.join(IMAGE_EXTENSIONS)}) in {', '.join(entries)}"
+                            + (f' outside the output folder {skip_under}' if skip_under else '')
+                            + ('' if recursive else ' (sub-folders are read with --recursive)'))
     return [(file, relative) for file, relative in found.items()]
 
 
 def plan_jobs(inputs: list[tuple[str, str]], out_dir: str, suffix: str = '', ext: str | None = None,
               uncertainty: bool = False, grid: bool = False) -> list[Job]:
-    """The files each input will write under out_dir. Raises ValueError (one line) when two inputs would write one
-    file, or when a file to write is one of the inputs."""
+    """The files each input will write under out_dir. Raises ArgumentError (one line) when two
+    inputs would write one file, or when a file to write is one of the inputs."""
     jobs = []
     for source, relative in inputs:
         stem, own_ext = osp.splitext(relative)
@@ -160,11 +159,12 @@ def plan_jobs(inputs: list[tuple[str, str]], out_dir: str, suffix: str = '', ext
         for out in job.outputs():
             real = osp.realpath(out)
             if real in sources:
-                raise ValueError(f'{out} would overwrite the input {real}; choose another -o folder or a --suffix')
+                raise ArgumentError(f'{out} would overwrite the input {real}; choose another -o '
+                                    'folder or a --suffix')
             if real in writers and writers[real] != job.source:
                 how = 'keep their extensions (no --ext)' if ext else 'rename one'
-                raise ValueError(f'{writers[real]} and {job.source} would both be written to {out}; restore them '
-                                 f'into different -o folders, or {how}')
+                raise ArgumentError(f'{writers[real]} and {job.source} would both be written to '
+                                    f'{out}; restore them into different -o folders, or {how}')
             writers[real] = job.source
     return jobs
 
@@ -190,8 +190,8 @@ def grid_picture(img: np.ndarray, restored: np.ndarray, sigma: np.ndarray | None
     if gt is not None:
         gt8 = to_bgr8(gt)
         if gt8.shape != tiles[0].shape:
-            raise ValueError(f'ground truth is {gt8.shape[1]}x{gt8.shape[0]}, the input {tiles[0].shape[1]}x'
-                             f'{tiles[0].shape[0]}')
+            raise DataError(f'ground truth is {gt8.shape[1]}x{gt8.shape[0]}, the input '
+                            f'{tiles[0].shape[1]}x{tiles[0].shape[0]}')
         labels = [f'{label} {calculate_psnr(tile, gt8, 0):.2f} dB' for label, tile in zip(labels, tiles)]
     tiles = [labelled(fit_height(t, GRID_HEIGHT), text) for t, text in zip(tiles, labels)]
     if sigma is not None:
@@ -347,20 +347,6 @@ def restore_jobs(restorer: Restorer, jobs: list[Job], uncertainty: bool, gt_dir:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def parse_arch_opt(entries: list[str]) -> dict:
-    """{key: value} of --arch-opt key=value entries, values read as YAML (dim=48, num_blocks=[4,6,6,8])."""
-    out = {}
-    for entry in entries or []:
-        key, sep, value = entry.partition('=')
-        if not sep or not key:
-            raise ValueError(f'--arch-opt {entry!r}: expected key=value, e.g. dim=48')
-        try:
-            out[key] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise ValueError(f'--arch-opt {entry!r}: the value is not valid YAML') from None
-    return out
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='restore.py', description='Restore images with an all-in-one model (basicsr-tur).',
@@ -405,29 +391,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def model_source(args: argparse.Namespace, root: str) -> tuple[ModelSource, object]:
-    """The model of the command line and, for a preset, its key check (None otherwise). ValueError, one line, for
-    a wrong combination."""
-    given = [name for name, value in (('-opt', args.opt), ('--arch', args.arch), ('--preset', args.preset)) if value]
-    if len(given) != 1:
-        raise ValueError('give the model with exactly one of -opt FILE, --arch NAME --weights FILE, '
-                         f'--preset NAME (got {", ".join(given) or "none"})')
-    if args.arch_opt and not (args.arch or args.preset):
-        raise ValueError('--arch-opt needs --arch or --preset (whose arguments it then overrides)')
-    if args.opt:
-        return source_from_options(args.opt, args.weights, root), None
-    if args.arch:
-        if not args.weights:
-            raise ValueError(f'--arch {args.arch} needs --weights FILE')
-        return source_from_arch(args.arch, parse_arch_opt(args.arch_opt), args.weights, args.param_key), None
-    preset = presets.get_preset(args.preset)
-    weights = presets.find_weights(preset, args.weights)
-    source = source_from_arch(preset.arch, {**preset.arch_opt, **parse_arch_opt(args.arch_opt)}, weights,
-                              args.param_key or preset.param_key)
-    source.described = f'--preset {preset.name}'
-    return source, lambda state, where: presets.check_preset_keys(preset, state, where)
-
-
 def restore_pipeline(root: str, argv: list[str] | None = None) -> dict:
     """Run the command; returns {'images', 'failed', 'megapixels', 'seconds', 'written': [paths]}."""
     args = build_parser().parse_args(argv)
@@ -435,25 +398,28 @@ def restore_pipeline(root: str, argv: list[str] | None = None) -> dict:
         print(presets.presets_table())
         return {'images': 0, 'failed': 0, 'megapixels': 0.0, 'seconds': 0.0, 'written': []}
     if not args.input or not args.output:
-        raise ValueError('give the images with -i and the output folder with -o (python restore.py -h)')
+        raise ArgumentError('give the images with -i and the output folder with -o '
+                            '(python restore.py -h)')
     if args.gt and not args.grid:
-        raise ValueError('--gt is used by --grid; add --grid')
+        raise ArgumentError('--gt is used by --grid; add --grid')
     if args.gt and not osp.isdir(args.gt):
         raise FileNotFoundError(f'--gt {args.gt}: no such folder')
     if args.tile is not None:
         check_tile(args.tile, args.tile_overlap, ('--tile', '--tile-overlap'))
     if args.tile_batch is not None and args.tile_batch < 1:
-        raise ValueError(f'--tile-batch must be >= 1, got {args.tile_batch}')
+        raise ArgumentError(f'--tile-batch must be >= 1, got {args.tile_batch}')
     if args.tile_batch is not None and args.tile is None:
-        raise ValueError(f'--tile-batch {args.tile_batch} batches the tiles of --tile, which is not given '
-                         '(whole images go through the network one at a time)')
+        raise ArgumentError(f'--tile-batch {args.tile_batch} batches the tiles of --tile, which '
+                            'is not given (whole images go through the network one at a time)')
     if args.io_threads < 0:
-        raise ValueError(f'--io-threads must be >= 0, got {args.io_threads}')
+        raise ArgumentError(f'--io-threads must be >= 0, got {args.io_threads}')
     if osp.exists(args.output) and not osp.isdir(args.output):
         raise FileExistsError(f'-o {args.output}: is a file; give a folder for the restored images')
     if args.ext and ('.' + args.ext.lstrip('.').lower()) not in IMAGE_EXTENSIONS:
-        raise ValueError(f"--ext {args.ext}: expected one of {', '.join(e[1:] for e in IMAGE_EXTENSIONS)}")
-    source, check_keys = model_source(args, root)
+        raise ArgumentError(f'--ext {args.ext}: expected one of '
+                            f"{', '.join(e[1:] for e in IMAGE_EXTENSIONS)}")
+    source = model_source(opt=args.opt, arch=args.arch, preset=args.preset, arch_opt=args.arch_opt,
+                          weights=args.weights, param_key=args.param_key, root=root)
     # An -o folder inside an input folder holds earlier results, not inputs: restoring them again would nest
     # restored/restored/... on every run.
     jobs = plan_jobs(collect_inputs(args.input, args.recursive, skip_under=args.output), args.output, args.suffix,
@@ -470,7 +436,7 @@ def restore_pipeline(root: str, argv: list[str] | None = None) -> dict:
     logger.setLevel(logging.INFO)  # basicsr sets the level only when a log file is given; the choices are logged
     restorer = load_restorer(source, args.device, args.precision, args.tile, args.tile_overlap, args.channels_last,
                              args.compile, uncertainty=True if args.uncertainty else (None if args.grid else False),
-                             check_keys=check_keys, logger=logger, tile_batch=args.tile_batch)
+                             logger=logger, tile_batch=args.tile_batch)
     if source.padding:  # -opt only: an options file's val.pad, applied as test.py applies it
         logger.info(f'{source.described}: test-time padding val.pad {source.padding} applied as '
                     'test.py does: each image padded before the network (and before tiling), '
