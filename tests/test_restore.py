@@ -573,8 +573,8 @@ def padded_options(tmp_path, paired_root, weights, pad=None, **val) -> str:
 
 def saved_by_test_py(tmp_path, opt_path) -> dict[str, bytes]:
     """test.py's saved images (val.save_img) of the options file: input stem -> PNG bytes."""
-    from basicsr_tur.test import test_pipeline
-    test_pipeline(str(tmp_path), ['-opt', opt_path])
+    from basicsr_tur.test import run_test
+    run_test(str(tmp_path), ['-opt', opt_path])
     folder = osp.join(tmp_path, 'results', 'tiny_test', 'visualization', 'tiny_test_set', 'sr')
     return {f[:-len('_tiny_test.png')]: open(osp.join(folder, f), 'rb').read()
             for f in os.listdir(folder)}
