@@ -5,9 +5,9 @@ with its arguments and a weights file (typed as a path on this machine, or uploa
 and see each as input | restored | σ (the TUR head's uncertainty, colour-mapped with its scale, when the checkpoint
 has the head), compare input and restored with a before/after slider, and download the restored files at their own
 bit depth (a 16-bit PNG or TIFF stays 16-bit; the pictures on the page are 8-bit) with the σ maps (PNG and float32
-.npy). Tiles and precision work as in restore.py, whose planning and writing (plan_jobs, restore_job) the page
-reuses. The loaded model is kept across requests until the model, its weights file, the device, the precision or
-the tiling changes. The page binds to 127.0.0.1 unless --host says otherwise.
+.npy). Tiles and precision work as in restore.py, whose planning and writing (inference.plan_jobs,
+restore_job) the page reuses. The loaded model is kept across requests until the model, its
+weights file, the device, the precision or the tiling changes. The page binds to 127.0.0.1 unless --host says otherwise.
 
 A failing image is reported in the page's status in one line and the others are still restored; a request that
 restores nothing (no model, no image that could be read) is one error line on the page, never a traceback.
@@ -30,14 +30,16 @@ import torch
 
 from basicsr_tur import presets
 from basicsr_tur.inference import (
+    IMAGE_EXTENSIONS,
     PRECISIONS,
     ModelSource,
     Restorer,
     load_restorer,
     model_source,
+    plan_jobs,
     read_image,
+    restore_job,
 )
-from basicsr_tur.restore import IMAGE_EXTENSIONS, plan_jobs, restore_job
 from basicsr_tur.utils.cli import error_message, run_cli
 from basicsr_tur.utils.errors import ArgumentError, DataError, UserError
 from basicsr_tur.utils.files import write_image

@@ -502,7 +502,7 @@ def test_a_file_that_cannot_be_written_is_one_line_and_the_others_are_written(
 
 
 def test_a_bug_in_an_io_thread_is_not_taken_for_a_bad_image(monkeypatch, folder, tmp_path):
-    from basicsr_tur import restore
+    from basicsr_tur.inference import jobs as restore
 
     def broken_writer(*args):
         raise TypeError('a bug')

@@ -6,6 +6,8 @@
   a batch of tiles per forward, fp32/bf16/fp16, val.pad, the TUR σ); `load_network` for callers
   that run the network themselves (the ONNX export, compare_images.py).
 - images.py: any 8/16-bit image file in, staged for the device, and back as an image of its kind.
+- jobs.py: a list of image files restored to files (inputs found, outputs planned before anything
+  is written, reading and writing in threads beside the network); restore.py's and app.py's.
 
 Used by restore.py (the command), app.py (the web page), the ONNX export, scripts/compare_images.py
 and bench/bench_restore.py. The test pipeline (test.py) evaluates through the training model
@@ -19,6 +21,14 @@ from basicsr_tur.inference.images import (
     stage_image,
     to_image,
     to_input,
+)
+from basicsr_tur.inference.jobs import (
+    IMAGE_EXTENSIONS,
+    Job,
+    collect_inputs,
+    plan_jobs,
+    restore_job,
+    restore_jobs,
 )
 from basicsr_tur.inference.restorer import (
     PRECISIONS,
@@ -44,6 +54,7 @@ from basicsr_tur.inference.source import (
 )
 
 __all__ = [
+    'IMAGE_EXTENSIONS', 'Job', 'collect_inputs', 'plan_jobs', 'restore_job', 'restore_jobs',
     'PRECISIONS', 'TILE_BATCH_PIXELS', 'KeyCheck', 'ModelSource', 'Restored', 'Restorer', 'Staged',
     'apply_exif_orientation', 'choose_param_key', 'default_tile_batch', 'exif_orientation',
     'input_channels', 'load_network', 'load_restorer', 'model_source', 'new_network',
