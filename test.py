@@ -5,8 +5,8 @@ Relative paths in the options, and results/, are under the working folder (`--ro
 import os
 import sys
 
-from basicsr_tur.test import test_pipeline
+from basicsr_tur.test import run_test
 from basicsr_tur.utils.cli import run_cli
 
 if __name__ == '__main__':
-    sys.exit(run_cli(test_pipeline, os.getcwd()))
+    sys.exit(run_cli(run_test, os.getcwd()))

@@ -5,9 +5,9 @@ with its arguments and a weights file (typed as a path on this machine, or uploa
 and see each as input | restored | σ (the TUR head's uncertainty, colour-mapped with its scale, when the checkpoint
 has the head), compare input and restored with a before/after slider, and download the restored files at their own
 bit depth (a 16-bit PNG or TIFF stays 16-bit; the pictures on the page are 8-bit) with the σ maps (PNG and float32
-.npy). Tiles and precision work as in restore.py, whose planning and writing (plan_jobs, restore_job) the page
-reuses. The loaded model is kept across requests until the model, its weights file, the device, the precision or
-the tiling changes. The page binds to 127.0.0.1 unless --host says otherwise.
+.npy). Tiles and precision work as in restore.py, whose planning and writing (inference.plan_jobs,
+restore_job) the page reuses. The loaded model is kept across requests until the model, its
+weights file, the device, the precision or the tiling changes. The page binds to 127.0.0.1 unless --host says otherwise.
 
 A failing image is reported in the page's status in one line and the others are still restored; a request that
 restores nothing (no model, no image that could be read) is one error line on the page, never a traceback.
@@ -29,9 +29,19 @@ from os import path as osp
 import torch
 
 from basicsr_tur import presets
-from basicsr_tur.inference import PRECISIONS, Restorer, load_restorer, read_image
-from basicsr_tur.restore import IMAGE_EXTENSIONS, model_source, plan_jobs, restore_job
+from basicsr_tur.inference import (
+    IMAGE_EXTENSIONS,
+    PRECISIONS,
+    ModelSource,
+    Restorer,
+    load_restorer,
+    model_source,
+    plan_jobs,
+    read_image,
+    restore_job,
+)
 from basicsr_tur.utils.cli import error_message, run_cli
+from basicsr_tur.utils.errors import ArgumentError, DataError, UserError
 from basicsr_tur.utils.files import write_image
 from basicsr_tur.utils.tiling import check_tile
 from basicsr_tur.utils.visual import to_bgr8
@@ -65,19 +75,18 @@ class ModelChoice:
     tile: int = 0
     overlap: int = 32
 
-    def namespace(self) -> argparse.Namespace:
-        """restore.py's command-line arguments for this model, for restore.model_source."""
+    def source(self, root: str = '.') -> ModelSource:
+        """Where this model comes from (inference.model_source), options files under `root`."""
         if self.kind not in KINDS:
-            raise ValueError(f"model kind must be one of {', '.join(KINDS)}, got '{self.kind}'")
+            raise ArgumentError(f"model kind must be one of {', '.join(KINDS)}, got '{self.kind}'")
         try:
             arch_opt = shlex.split(self.arch_opt) if self.kind == 'arch' else []
         except ValueError as err:
-            raise ValueError(f'arch arguments {self.arch_opt!r}: {err}') from None
-        return argparse.Namespace(
-            opt=(self.opt or None) if self.kind == 'options file' else None,
-            preset=(self.preset or None) if self.kind == 'preset' else None,
-            arch=(self.arch or None) if self.kind == 'arch' else None,
-            arch_opt=arch_opt, weights=self.weights or None, param_key=None)
+            raise ArgumentError(f'arch arguments {self.arch_opt!r}: {err}') from None
+        return model_source(opt=(self.opt or None) if self.kind == 'options file' else None,
+                            preset=(self.preset or None) if self.kind == 'preset' else None,
+                            arch=(self.arch or None) if self.kind == 'arch' else None,
+                            arch_opt=arch_opt, weights=self.weights or None, root=root)
 
 
 def preset_names() -> list[str]:
@@ -98,7 +107,7 @@ class ModelCache:
     """The last loaded Restorer, reused while the ModelChoice and its weights file (size, mtime) are unchanged.
 
     One model at a time: a page serves one person's choice, and a second large network would double the memory.
-    `loads` counts the models loaded (for tests and the log). Raises what restore.model_source and
+    `loads` counts the models loaded (for tests and the log). Raises what inference.model_source and
     inference.load_restorer raise: one line naming the file, key or value at fault.
     """
 
@@ -111,15 +120,15 @@ class ModelCache:
 
     def get(self, choice: ModelChoice) -> Restorer:
         """The Restorer of `choice`, loaded (with the TUR head when the checkpoint has one) unless cached."""
-        source, check_keys = model_source(choice.namespace(), self.root)
+        source = choice.source(self.root)
         key = (choice, source.weights, _file_stamp(source.weights))
         with self._lock:
             if key != self._key:
                 self._key, self._restorer = None, None  # free the previous network before building the next
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
-                self._restorer = load_restorer(source, choice.device or None, choice.precision, choice.tile or None,
-                                               choice.overlap, uncertainty=None, check_keys=check_keys)
+                self._restorer = load_restorer(source, choice.device or None, choice.precision,
+                                               choice.tile or None, choice.overlap, uncertainty=None)
                 self._key = key
                 self.loads += 1
             return self._restorer
@@ -172,7 +181,7 @@ def restore_uploads(files: list[str], choice: ModelChoice, cache: ModelCache, ou
     the model cannot be loaded, or no image was restored. progress(fraction, desc=...) is called per image.
     """
     if not files:
-        raise ValueError('no image: drop one or more image files first')
+        raise DataError('no image: drop one or more image files first')
     restorer = cache.get(choice)
     os.makedirs(out_root, exist_ok=True)
     _drop_old_requests(out_root)
@@ -202,7 +211,7 @@ def restore_uploads(files: list[str], choice: ModelChoice, cache: ModelCache, ou
         result.downloads += [job.output] + [p for p in (job.sigma_png, job.sigma_npy, job.grid) if p]
     if not result.pairs:
         more = f' (and {len(result.failures) - 1} more)' if len(result.failures) > 1 else ''
-        raise ValueError(result.failures[0] + more)
+        raise DataError(result.failures[0] + more)
     seconds = time.perf_counter() - start
     running = f'{restorer.device}, {restorer.precision}, ' + (
         f'tiles {restorer.tile} (overlap {restorer.overlap})' if restorer.tile else 'whole images')
@@ -236,7 +245,7 @@ def _demo_note(choice: ModelChoice, root: str) -> str:
     if choice.kind != 'options file' or choice.opt != DEMO_OPT or choice.weights:
         return ''
     try:
-        source, _ = model_source(choice.namespace(), root)
+        source = choice.source(root)
     except USER_ERRORS:
         return ''
     if osp.isfile(source.weights):
@@ -361,15 +370,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def choice_from_args(args: argparse.Namespace) -> tuple[ModelChoice, bool]:
-    """(the page's initial ModelChoice, whether the command line named a model). ValueError, one line, for a wrong
+    """(the page's initial ModelChoice, whether the command line named a model). ArgumentError, one line, for a wrong
     combination of model arguments."""
     given = [name for name, value in (('-opt', args.opt), ('--arch', args.arch), ('--preset', args.preset)) if value]
     if len(given) > 1:
-        raise ValueError(f'give the model with one of -opt, --arch, --preset (got {", ".join(given)})')
+        raise ArgumentError('give the model with one of -opt, --arch, --preset '
+                            f'(got {", ".join(given)})')
     if args.arch_opt and not args.arch:
-        raise ValueError('--arch-opt needs --arch')
+        raise ArgumentError('--arch-opt needs --arch')
     if args.arch and not args.weights:
-        raise ValueError(f'--arch {args.arch} needs --weights FILE')
+        raise ArgumentError(f'--arch {args.arch} needs --weights FILE')
     if args.tile:
         check_tile(args.tile, args.tile_overlap, ('--tile', '--tile-overlap'))
     choice = ModelChoice(device=args.device or '', precision=args.precision, tile=args.tile or 0,
@@ -390,8 +400,8 @@ def serve(root: str, argv: list[str] | None = None) -> None:
     try:
         import gradio  # noqa: F401
     except ImportError:
-        raise RuntimeError("the page needs gradio: pip install -e '.[app]' (or pip install -r "
-                           'requirements-app.txt)') from None
+        raise UserError("the page needs gradio: pip install -e '.[app]' (or pip install -r "
+                        'requirements-app.txt)') from None
     choice, named = choice_from_args(args)
     cache = ModelCache(root)
     if named:  # a wrong file or key fails here, in the terminal, rather than at the first click

@@ -39,8 +39,17 @@ from dataclasses import dataclass
 from os import path as osp
 
 import torch
+from basicsr.utils import get_root_logger
 from torch import nn
 
+from basicsr_tur.inference import (
+    input_channels,
+    load_network,
+    model_source,
+    new_network,
+    parse_arch_opt,
+)
+from basicsr_tur.utils.errors import ArgumentError, UserError
 from basicsr_tur.utils.files import atomic_write
 
 MIN_OPSET = 17
@@ -122,16 +131,17 @@ def resolve_opset(arch: str, opset: int | None) -> int:
     """The opset to export `arch` (an EXPORTABLE name) at: `opset`, or DEFAULT_OPSET raised to the arch's minimum.
 
     A backbone missing from the table (not one of ours) gets MIN_OPSET as its minimum and is tried.
-    Raises ValueError (one line) for an opset below MIN_OPSET or below the arch's minimum (saying why).
+    Raises ArgumentError (one line) for an opset below MIN_OPSET or below the arch's minimum (saying
+    why).
     """
     entry = EXPORTABLE.get(arch)
     lowest = max(MIN_OPSET, entry.min_opset if entry else MIN_OPSET)
     if opset is None:
         return max(DEFAULT_OPSET, lowest)
     if opset < MIN_OPSET:
-        raise ValueError(f'opset {opset} is refused: ONNX export needs opset >= {MIN_OPSET}')
+        raise ArgumentError(f'opset {opset} is refused: ONNX export needs opset >= {MIN_OPSET}')
     if opset < lowest:
-        raise ValueError(f'{arch} needs opset >= {lowest}, got {opset}: {entry.note}')
+        raise ArgumentError(f'{arch} needs opset >= {lowest}, got {opset}: {entry.note}')
     return opset
 
 
@@ -172,14 +182,15 @@ def export_onnx(net: nn.Module, path: str, opset: int | None = None, dynamic: bo
     width fixed at sample_size (batch stays dynamic).
     The sample's H, W should be a multiple of no backbone's padding multiple (see the module docstring).
     The input is named 'input', the output 'output'. The file is written atomically.
-    Raises ValueError (opset refused, arch not exportable), RuntimeError (torch.export or the ONNX translation
-    failed; its first line) and OSError (the file could not be written), each one line.
+    Raises ArgumentError (opset refused), UserError (the export extra missing, torch.export or the
+    ONNX translation failed: its first line) and OSError (the file could not be written), each one
+    line.
     """
     try:
         import onnx
         import onnxscript  # noqa: F401  (torch's exporter imports it lazily)
     except ImportError as err:
-        raise RuntimeError(f'{err.name} is not installed: pip install -e .[export]') from None
+        raise UserError(f'{err.name} is not installed: pip install -e .[export]') from None
     arch = table_name(type(net))
     opset = resolve_opset(arch, opset)
     height, width = sample_size
@@ -197,15 +208,16 @@ def export_onnx(net: nn.Module, path: str, opset: int | None = None, dynamic: bo
                 ep = torch.export.export(_RestorationForward(net), (sample,), dynamic_shapes={'x': dims},
                                          strict=False)
             except Exception as err:  # torch.export raises many types
-                raise RuntimeError(f'{arch}: torch.export could not trace the restoration forward at '
-                                   f'{SAMPLE_BATCH}x{channels}x{height}x{width}'
-                                   f'{" with dynamic height/width" if dynamic else ""}: {_first_line(err)}') from None
+                raise UserError(f'{arch}: torch.export could not trace the restoration forward at '
+                                f'{SAMPLE_BATCH}x{channels}x{height}x{width}'
+                                f'{" with dynamic height/width" if dynamic else ""}: '
+                                f'{_first_line(err)}') from None
             try:
                 program = torch.onnx.export(ep, (sample,), dynamo=True, opset_version=opset, input_names=['input'],
                                             output_names=['output'], verbose=False)
             except Exception as err:
-                raise RuntimeError(f'{arch}: the ONNX translation at opset {opset} failed: {_first_line(err)}') \
-                    from None
+                raise UserError(f'{arch}: the ONNX translation at opset {opset} failed: '
+                                f'{_first_line(err)}') from None
     finally:
         net.train(was_training)
     proto = _name_axes(program.model_proto, ep)
@@ -216,17 +228,18 @@ def export_onnx(net: nn.Module, path: str, opset: int | None = None, dynamic: bo
 
 
 def _session(path: str):
-    """An onnxruntime CPU session of the file at `path`; RuntimeError (one line) when onnxruntime cannot load it."""
+    """An onnxruntime CPU session of the file at `path`; UserError (one line) when onnxruntime is
+    missing or cannot load it."""
     try:
         import onnxruntime
     except ImportError:
-        raise RuntimeError('onnxruntime is not installed: pip install -e .[export]') from None
+        raise UserError('onnxruntime is not installed: pip install -e .[export]') from None
     if not osp.isfile(path):
         raise FileNotFoundError(f'ONNX model not found: {path}')
     try:
         return onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
     except Exception as err:  # onnxruntime's own exception types
-        raise RuntimeError(f'onnxruntime cannot load {path}: {_first_line(err)}') from None
+        raise UserError(f'onnxruntime cannot load {path}: {_first_line(err)}') from None
 
 
 def check_parity(net: nn.Module, path: str, sizes: list[tuple[int, int, int]] | None = None,
@@ -234,8 +247,9 @@ def check_parity(net: nn.Module, path: str, sizes: list[tuple[int, int, int]] | 
     """Max |onnxruntime(CPU) - torch| of the restored output over random inputs of `sizes` (batch, H, W).
 
     sizes: default DEFAULT_PARITY_SIZES (unlike the export sample, to prove the dynamic axes) for a dynamic model;
-    a model with fixed H, W is checked at its own size. Raises ValueError (one line) when the difference exceeds
-    atol or a size is not one a static model takes, RuntimeError when onnxruntime fails at a size.
+    a model with fixed H, W is checked at its own size. Raises UserError (one line) when the
+    difference exceeds atol, a size is not one a static model takes, or onnxruntime fails at a
+    size.
     """
     session = _session(path)
     declared = session.get_inputs()[0].shape  # ints for fixed axes, names for dynamic ones
@@ -249,23 +263,47 @@ def check_parity(net: nn.Module, path: str, sizes: list[tuple[int, int, int]] | 
     try:
         for batch, height, width in sizes:
             if any(f is not None and f != s for f, s in zip(fixed, (height, width))):
-                raise ValueError(f'{path} takes a fixed {fixed[0]}x{fixed[1]} input, not {height}x{width}')
+                raise UserError(f'{path} takes a fixed {fixed[0]}x{fixed[1]} input, not '
+                                f'{height}x{width}')
             x = torch.rand(batch, channels, height, width, generator=generator)
             with torch.no_grad():
                 expected = net(x).float().numpy()
             try:
                 got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
             except Exception as err:  # onnxruntime's own exception types
-                raise RuntimeError(f'onnxruntime failed on {path} at {batch}x{channels}x{height}x{width}: '
-                                   f'{_first_line(err)}') from None
+                raise UserError(f'onnxruntime failed on {path} at '
+                                f'{batch}x{channels}x{height}x{width}: {_first_line(err)}') from None
             if got.shape != expected.shape:
-                raise ValueError(f'{path}: onnxruntime output shape {got.shape} differs from torch\'s '
-                                 f'{expected.shape} at {batch}x{channels}x{height}x{width}')
+                raise UserError(f'{path}: onnxruntime output shape {got.shape} differs from '
+                                f"torch's {expected.shape} at {batch}x{channels}x{height}x{width}")
             diff = float(abs(got - expected).max())
             if diff > atol:
-                raise ValueError(f'{path}: onnxruntime differs from torch by {diff:.3g} (atol {atol:g}) at '
-                                 f'{batch}x{channels}x{height}x{width}')
+                raise UserError(f'{path}: onnxruntime differs from torch by {diff:.3g} '
+                                f'(atol {atol:g}) at {batch}x{channels}x{height}x{width}')
             worst = max(worst, diff)
     finally:
         net.train(was_training)
     return worst
+
+
+def load_backbone(opt: str | None = None, arch: str | None = None, arch_opt: list[str] | None = None,
+                  weights: str | None = None, param_key: str | None = None,
+                  root: str = '.') -> tuple[nn.Module, str, int]:
+    """(head-less backbone in eval mode with its weights, text saying which weights, its input
+    channels) of a test options file (`opt`) or an arch (`arch`, `arch_opt` key=value entries,
+    `weights`; no weights: random initialisation), through inference.load_network (EMA weights
+    preferred, strict loading, one-line errors)."""
+    if opt or weights:
+        source = model_source(opt=opt, arch=arch, arch_opt=arch_opt, weights=weights,
+                              param_key=param_key, root=root)
+        # The head is never exported: the backbone is built without it (a TUR checkpoint's head
+        # weights are dropped).
+        net, key, why = load_network(source, uncertainty=False)
+        logger = get_root_logger()
+        for note in source.notes:  # numeric strings in the options read as numbers
+            logger.info(f'{source.described}: {note}')
+        logger.info(f"{source.described}: {source.network_g['type']} from {source.weights}, "
+                    f'weights {why}')
+        return net, f'{source.weights} ({key})', input_channels(source.network_g)
+    network_g = {'type': arch, **parse_arch_opt(arch_opt)}
+    return new_network(network_g), 'random initialisation (no --weights)', input_channels(network_g)

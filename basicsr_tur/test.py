@@ -225,7 +225,7 @@ def measurement_protocol(opt: dict, loaders: list, model=None) -> dict:
             'pad': dataclasses.asdict(padding) if padding is not None else None}
 
 
-def test_pipeline(root_path: str, argv: list[str] | None = None) -> dict:
+def run_test(root_path: str, argv: list[str] | None = None) -> dict:
     """Evaluate the model of `-opt` on its test sets; print and write the tables; return all results."""
     opt, args = parse_options(root_path, is_train=False, argv=argv)
     root_path = opt['path']['root']  # root_path, or the folder --root names

@@ -50,10 +50,9 @@ import time
 import basicsr_tur  # noqa: F401  # isort: skip  (first: it adds the torchvision alias basicsr needs)
 import numpy as np
 import torch
-from basicsr.archs import build_network
 from bench_train import OFFICIAL  # this folder: `python bench/bench_restore.py` puts it on sys.path
 
-from basicsr_tur.inference import Restorer
+from basicsr_tur.inference import ModelSource, Restorer, load_network, new_network
 from basicsr_tur.utils.memory import peak_memory
 
 DEMO = {'type': 'Restormer', 'dim': 16, 'num_blocks': [1, 1, 1, 2], 'num_refinement_blocks': 1,
@@ -73,14 +72,12 @@ def photo(size: int) -> torch.Tensor:
 def build(arch: str, weights: str | None = None) -> torch.nn.Module:
     torch.manual_seed(0)
     if arch == 'tiny':
-        return build_network(dict(TINY)).eval()
+        return new_network(TINY)
     if arch == 'demo-Restormer':
-        net = build_network(dict(DEMO))
         if weights:
-            from basicsr_tur.utils.checkpoint import load_checkpoint
-            load_checkpoint(net, weights, 'params_ema', strict=True)
-        return net.eval()
-    return build_network(dict(OFFICIAL[arch])).eval()
+            return load_network(ModelSource(dict(DEMO), weights, 'params_ema', arch))[0]
+        return new_network(DEMO)
+    return new_network(OFFICIAL[arch])
 
 
 def run_cell(cell: dict) -> dict:
@@ -229,7 +226,7 @@ def pipeline_table(args: argparse.Namespace) -> None:
         make_photos(inputs, args.pipeline_images, width, height)
         weights = os.path.join(work, 'tiny.pth')
         torch.manual_seed(0)
-        net = build_network(dict(TINY, uncertainty_head=True))
+        net = new_network(TINY, head=True)
         torch.save({'params': net.state_dict()}, weights)
         paths = [('serial', REPO, ['--tile-batch', '1', '--io-threads', '0']),
                  ('default', REPO, [])]

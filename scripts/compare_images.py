@@ -21,19 +21,18 @@ from os import path as osp
 
 import cv2
 import numpy as np
-import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 # basicsr_tur first: it installs the torchvision alias basicsr 1.4.2 needs, so basicsr is imported after it, here.
-from basicsr_tur.archs.uncertainty import HEAD_PREFIX
 from basicsr_tur.data.data_util import unit_tensor
-from basicsr_tur.utils.checkpoint import load_checkpoint, read_state_dict
+from basicsr_tur.inference import ModelSource, Restorer, load_restorer
+from basicsr_tur.utils.cli import run_cli
+from basicsr_tur.utils.errors import ArgumentError, DataError
 from basicsr_tur.utils.files import write_image
 from basicsr_tur.utils.options import parse_options
 from basicsr_tur.utils.registry import run_prepare_step
 from basicsr_tur.utils.visual import GAP, hstack, labelled, sigma_tiles
 
-from basicsr.archs import build_network  # isort: skip
 from basicsr.data import build_dataset  # isort: skip
 from basicsr.metrics import calculate_psnr  # isort: skip
 from basicsr.utils import tensor2img  # isort: skip
@@ -42,57 +41,55 @@ TASK_W = 70
 
 
 def parse_runs(entries: list[str]) -> dict[str, str]:
-    """{label: checkpoint} from LABEL=FILE entries; ValueError for a malformed or repeated entry or a missing file."""
+    """{label: checkpoint} from LABEL=FILE entries; ArgumentError for a malformed or repeated entry
+    or a missing file."""
     runs = {}
     for entry in entries:
         label, sep, path = entry.partition('=')
         if not sep or not label or not path:
-            raise ValueError(f'--run {entry!r}: expected LABEL=CHECKPOINT, '
-                             'e.g. TUR=experiments/demo_Restormer_TUR/models/net_g_latest.pth')
+            raise ArgumentError(f'--run {entry!r}: expected LABEL=CHECKPOINT, '
+                                'e.g. TUR=experiments/demo_Restormer_TUR/models/net_g_latest.pth')
         if label in runs:
-            raise ValueError(f"--run {entry!r}: label '{label}' is given twice")
+            raise ArgumentError(f"--run {entry!r}: label '{label}' is given twice")
         if not osp.isfile(path):
-            raise ValueError(f'--run {entry}: checkpoint not found: {path}')
+            raise ArgumentError(f'--run {entry}: checkpoint not found: {path}')
         runs[label] = path
     return runs
 
 
-def load_run(opt: dict, path: str) -> torch.nn.Module:
-    """The options' backbone with the weights of `path` (param_key_g), with the TUR head when the file holds one."""
-    key = opt['path'].get('param_key_g', 'params')
-    has_head = any(k.startswith(HEAD_PREFIX) for k in read_state_dict(path, key))
-    net = build_network(dict(opt['network_g'], uncertainty_head=has_head))
-    load_checkpoint(net, path, key, strict=True)
-    return net.eval()
+def load_run(opt: dict, label: str, path: str) -> Restorer:
+    """The options' backbone with the weights of `path` (param_key_g), on the CPU, with the TUR
+    head when the file holds one; whole images at fp32 and no test-time padding, so that each tile
+    is the network's plain output."""
+    source = ModelSource(opt['network_g'], path, opt['path'].get('param_key_g', 'params'),
+                         f'--run {label}')
+    return load_restorer(source, device='cpu', uncertainty=None)
 
 
-@torch.no_grad()
 def comparison(opt: dict, runs: dict[str, str], index: int = 0) -> tuple[np.ndarray, list[str]]:
     """(8-bit BGR picture, one text line per task with each tile's PSNR) for the first test set of `opt`.
 
-    Raises ValueError when a task has fewer than index + 1 images in the test set.
+    Raises DataError when a task has fewer than index + 1 images in the test set.
     """
     dataset_opt = next(iter(sorted(opt['datasets'].items())))[1]
     dataset = build_dataset(dataset_opt)
     item_tasks = dataset.item_tasks()
-    nets = {label: load_run(opt, path) for label, path in runs.items()}
+    restorers = {label: load_run(opt, label, path) for label, path in runs.items()}
     found, lines = [], []  # per task: (name, [(label, 8-bit image)], [(label, σ map)], {label: PSNR}, 8-bit GT)
     for task_id, task in enumerate(opt['tasks']):
         items = [i for i, t in enumerate(item_tasks) if t == task_id]
         if len(items) <= index:
-            raise ValueError(f"test set '{dataset_opt['name']}': task '{task}' has {len(items)} images, "
-                             f'--index {index} needs {index + 1}')
+            raise DataError(f"test set '{dataset_opt['name']}': task '{task}' has {len(items)} "
+                            f'images, --index {index} needs {index + 1}')
         sample = dataset[items[index]]
         lq = unit_tensor(sample['lq']).unsqueeze(0)  # 8-bit samples ship as uint8
         gt = tensor2img([unit_tensor(sample['gt'])])
         images, sigmas = [('input', tensor2img([lq[0]]))], []
-        for label, net in nets.items():
-            if net.uncertainty_head is not None:
-                out, sigma = net(lq, with_uncertainty=True)
-                sigmas.append((label, sigma[0].float().mean(0).numpy()))
-            else:
-                out = net(lq)
-            images.append((label, tensor2img([out[0].float()])))
+        for label, restorer in restorers.items():
+            out, sigma = restorer.restore_tensor(lq, uncertainty=restorer.has_head)
+            if sigma is not None:
+                sigmas.append((label, sigma[0].mean(0).numpy()))
+            images.append((label, tensor2img([out[0]])))
         psnrs = {label: calculate_psnr(img, gt, 0) for label, img in images}
         found.append((task, images, sigmas, psnrs, gt))
         lines.append(f"{task} ({osp.basename(sample['lq_path'])}): "
@@ -125,19 +122,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--index', type=int, default=0, help="which image of each task (default: the first)")
     parser.add_argument('--root', default=None, help='the folder relative paths are under (default: the working one)')
     args = parser.parse_args(argv)
-    try:
-        runs = parse_runs(args.run)
-        opt, _ = parse_options(args.root or '.', is_train=False,
-                               argv=['-opt', args.opt] + (['--root', args.root] if args.root else []))
-        run_prepare_step(opt, opt['path']['root'])
-        picture, lines = comparison(opt, runs, args.index)
-        write_image(args.out, picture)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
-        print(f'error: {err.args[0] if isinstance(err, KeyError) else err}', file=sys.stderr)
-        return 1
+    return run_cli(lambda root: compare(args), '.')
+
+
+def compare(args: argparse.Namespace) -> None:
+    """Make and write the picture of the command line's runs; print each tile's PSNR."""
+    runs = parse_runs(args.run)
+    opt, _ = parse_options(args.root or '.', is_train=False,
+                           argv=['-opt', args.opt] + (['--root', args.root] if args.root else []))
+    run_prepare_step(opt, opt['path']['root'])
+    picture, lines = comparison(opt, runs, args.index)
+    write_image(args.out, picture)
     print('\n'.join(lines))
     print(f'Comparison picture written to {args.out}')
-    return 0
 
 
 if __name__ == '__main__':

@@ -20,30 +20,11 @@ from os import path as osp
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 # basicsr_tur first: it installs the torchvision alias basicsr 1.4.2 needs, so basicsr is imported after it, here.
-from basicsr_tur.export import EXPORTABLE, MIN_OPSET, check_parity, export_onnx
-from basicsr_tur.inference import input_channels, load_restorer, source_from_arch, source_from_options
-from basicsr_tur.restore import parse_arch_opt
+from basicsr_tur.export import EXPORTABLE, MIN_OPSET, check_parity, export_onnx, load_backbone
 from basicsr_tur.utils.cli import run_cli
+from basicsr_tur.utils.errors import ArgumentError
 
-from basicsr.archs import build_network  # isort: skip
 from basicsr.utils import get_root_logger  # isort: skip
-
-
-def load_model(args: argparse.Namespace, root_path: str) -> tuple[object, str, int]:
-    """(head-less backbone in eval mode with its weights, text saying which weights, its input channels) from -opt or
-    --arch/--weights, through restore.py's loader (inference.load_restorer: EMA weights preferred, strict loading,
-    one-line errors)."""
-    if args.opt:
-        source = source_from_options(args.opt, None, root_path)
-        source.param_key = args.param_key or source.param_key
-    elif args.weights:
-        source = source_from_arch(args.arch, parse_arch_opt(args.arch_opt), args.weights, args.param_key)
-    else:
-        network_g = {'type': args.arch, **parse_arch_opt(args.arch_opt)}
-        return build_network(network_g).eval(), 'random initialisation (no --weights)', input_channels(network_g)
-    # The head is never exported: the backbone is built without it (a TUR checkpoint's head weights are dropped).
-    restorer = load_restorer(source, device='cpu', uncertainty=False)
-    return restorer.net, f'{source.weights} ({restorer.param_key})', restorer.in_channels
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,12 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
 def export_pipeline(args: argparse.Namespace, root_path: str) -> None:
     """Load the model, export it, and check parity when asked; errors propagate one line to run_cli."""
     if args.opset is not None and args.opset < MIN_OPSET:
-        raise ValueError(f'--opset {args.opset} is refused: ONNX export needs opset >= {MIN_OPSET}')
+        raise ArgumentError(f'--opset {args.opset} is refused: ONNX export needs opset >= '
+                            f'{MIN_OPSET}')
     if args.opt and (args.arch_opt or args.weights):
-        raise ValueError('--arch-opt and --weights go with --arch; -opt names the backbone and weights itself')
+        raise ArgumentError('--arch-opt and --weights go with --arch; -opt names the backbone and '
+                            'weights itself')
     logger = get_root_logger()
     logger.setLevel(logging.INFO)  # basicsr sets the level only when a log file is given
-    net, source, channels = load_model(args, root_path)
+    net, source, channels = load_backbone(args.opt, args.arch, args.arch_opt, args.weights,
+                                          args.param_key, root_path)
     logger.info(f'exporting {type(net).__name__} with weights {source}')
     kwargs = {'dynamic': args.static is None, 'channels': channels}
     if args.static:

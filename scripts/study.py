@@ -223,7 +223,7 @@ def _fresh_basicsr_logger() -> None:
 
 def run_cell(root: str, config: dict, method: str, seed: int, resume: bool) -> float:
     """Train (or resume) and test one cell in this process; returns the training's wall seconds."""
-    from basicsr_tur.test import test_pipeline
+    from basicsr_tur.test import run_test
     from basicsr_tur.train import train_pipeline
 
     paths = cell_paths(root, config, method, seed)
@@ -233,7 +233,7 @@ def run_cell(root: str, config: dict, method: str, seed: int, resume: bool) -> f
     train_pipeline(root, argv + (['--auto_resume'] if resume else []))
     seconds = time.time() - start
     _fresh_basicsr_logger()
-    test_pipeline(root, ['-opt', config['test_options'], '--root', root, '--force_yml',
+    run_test(root, ['-opt', config['test_options'], '--root', root, '--force_yml',
                          f'name={_yaml_value(cell_name(config, method, seed))}',
                          f"path:pretrain_network_g={_yaml_value(paths['weights'])}"])
     return seconds

@@ -5,8 +5,8 @@ import os
 import sys
 from os import path as osp
 
-from basicsr_tur import test as test_py
 from basicsr_tur.data.data_util import TaskDataset
+from basicsr_tur.test import run_test
 
 LOADED = []
 _load = TaskDataset.__getitem__
@@ -20,6 +20,6 @@ def _recording(self, index):
 if __name__ == '__main__':
     TaskDataset.__getitem__ = _recording
     root, out = sys.argv[1], sys.argv[2]
-    test_py.test_pipeline(root, sys.argv[3:])
+    run_test(root, sys.argv[3:])
     with open(osp.join(out, f"loaded{os.environ['RANK']}.json"), 'w') as f:  # set by torchrun
         json.dump(LOADED, f)

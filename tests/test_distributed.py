@@ -184,10 +184,10 @@ FLOAT_METRICS = ('val:metrics={psnr: {type: calculate_psnr_skimage, crop_border:
 @pytest.mark.parametrize('metrics', [[], [FLOAT_METRICS]], ids=['8-bit', 'float'])
 def test_each_rank_loads_only_its_test_images_and_the_tables_are_those_of_one_process(
         metrics, tmp_path, paired_root):
-    from basicsr_tur import test as test_py
+    from basicsr_tur.test import run_test
     opt_path = make_test_options(tmp_path, paired_root, tiny_srresnet_weights(tmp_path))
     overrides = ['--force_yml', 'val:save_img=false', *metrics]
-    one = test_py.test_pipeline(str(tmp_path), ['-opt', opt_path, *overrides])
+    one = run_test(str(tmp_path), ['-opt', opt_path, *overrides])
     run_two_ranks(osp.join(HERE, 'dist_test_worker.py'), str(tmp_path), str(tmp_path), '-opt', opt_path,
                   '--launcher', 'pytorch', *overrides, 'name=two_ranks')
     # 9 images: rank 0 loads images 0, 2, ..., 8 and rank 1 images 1, 3, 5, 7, once each.

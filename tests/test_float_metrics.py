@@ -20,8 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from basicsr_tur.data.loaders import build_loader
 from basicsr_tur.metrics import image_kind, metric_window, unit_image
 from basicsr_tur.models import tur_model
-from basicsr_tur.test import measurement_protocol
-from basicsr_tur.test import test_pipeline as run_test
+from basicsr_tur.test import measurement_protocol, run_test
 from basicsr_tur.utils.option_file import OptionError
 from basicsr_tur.utils.options import parse_options
 

@@ -13,8 +13,7 @@ from basicsr.archs import build_network
 from basicsr.models import build_model
 from conftest import make_test_options
 
-from basicsr_tur.test import measurement_protocol
-from basicsr_tur.test import test_pipeline as run_test
+from basicsr_tur.test import measurement_protocol, run_test
 from basicsr_tur.utils.option_file import OptionError
 from basicsr_tur.utils.options import parse_options
 from basicsr_tur.utils.padding import input_padding

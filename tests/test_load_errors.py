@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from basicsr_tur.models import tur_model
 from basicsr_tur.models.tur_model import NonFiniteLossError
-from basicsr_tur.test import test_pipeline as run_test
+from basicsr_tur.test import run_test
 from basicsr_tur.train import train_pipeline as run_train
 from basicsr_tur.utils.cli import BUG_REPORT, error_message, run_cli
 from basicsr_tur.utils.errors import DataError

@@ -7,7 +7,7 @@ from os import path as osp
 import pytest
 import torch
 
-from basicsr_tur.test import test_pipeline as run_test
+from basicsr_tur.test import run_test
 from basicsr_tur.train import train_pipeline as run_train
 from basicsr_tur.utils.option_file import load_yaml
 from basicsr_tur.utils.options import parse_options

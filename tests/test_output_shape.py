@@ -6,7 +6,7 @@ from basicsr.archs import build_network
 from basicsr.models import build_model
 from conftest import make_options, make_test_options
 
-from basicsr_tur.test import test_pipeline as run_test
+from basicsr_tur.test import run_test
 from basicsr_tur.utils.options import parse_options
 
 RRDB = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4}

@@ -14,8 +14,7 @@ from conftest import TASKS, make_options, make_test_options
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from basicsr_tur.models.tur_model import NonFiniteLossError
-from basicsr_tur.test import setting_table
-from basicsr_tur.test import test_pipeline as run_test
+from basicsr_tur.test import run_test, setting_table
 from basicsr_tur.train import train_pipeline as run_train
 from basicsr_tur.utils.option_file import OptionError, load_yaml
 from basicsr_tur.utils.options import parse_options

@@ -10,7 +10,7 @@ import yaml
 from conftest import make_options, make_test_options
 
 from basicsr_tur.prepare import demo_data
-from basicsr_tur.test import test_pipeline as run_test
+from basicsr_tur.test import run_test
 from basicsr_tur.train import train_pipeline
 from basicsr_tur.utils.cli import run_cli
 from basicsr_tur.utils.option_file import OptionError

@@ -503,7 +503,7 @@ def test_a_file_that_cannot_be_written_is_one_line_and_the_others_are_written(
 
 
 def test_a_bug_in_an_io_thread_is_not_taken_for_a_bad_image(monkeypatch, folder, tmp_path):
-    from basicsr_tur import restore
+    from basicsr_tur.inference import jobs as restore
 
     def broken_writer(*args):
         raise TypeError('a bug')
@@ -574,8 +574,8 @@ def padded_options(tmp_path, paired_root, weights, pad=None, **val) -> str:
 
 def saved_by_test_py(tmp_path, opt_path) -> dict[str, bytes]:
     """test.py's saved images (val.save_img) of the options file: input stem -> PNG bytes."""
-    from basicsr_tur.test import test_pipeline
-    test_pipeline(str(tmp_path), ['-opt', opt_path])
+    from basicsr_tur.test import run_test
+    run_test(str(tmp_path), ['-opt', opt_path])
     folder = osp.join(tmp_path, 'results', 'tiny_test', 'visualization', 'tiny_test_set', 'sr')
     return {f[:-len('_tiny_test.png')]: open(osp.join(folder, f), 'rb').read()
             for f in os.listdir(folder)}

@@ -11,7 +11,7 @@ from os import path as osp
 import pytest
 from conftest import make_options, make_test_options
 
-from basicsr_tur.test import test_pipeline as run_test
+from basicsr_tur.test import run_test
 from basicsr_tur.train import train_pipeline as run_train
 from basicsr_tur.utils import runs
 from basicsr_tur.utils.runs import fresh_run_dirs, lock_path, run_lock

@@ -9,7 +9,7 @@ import torch
 from basicsr.archs import build_network
 from test_prepare_data import build, small_mio_crop  # noqa: F401  (fixture: 8x8 MiOIR sub-images)
 
-from basicsr_tur.test import test_pipeline as run_test
+from basicsr_tur.test import run_test
 from basicsr_tur.train import train_pipeline as run_train
 from basicsr_tur.utils.option_file import load_yaml
 

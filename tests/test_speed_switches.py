@@ -135,7 +135,7 @@ def test_tf32_is_on_unless_the_options_say_tf32_false(tf32, tmp_path, clean_root
 
 def test_training_and_test_runs_apply_tf32_and_cudnn_benchmark(tmp_path, clean_root, paired_root,
                                                                 restore_backend_flags):
-    from basicsr_tur.test import test_pipeline
+    from basicsr_tur.test import run_test
     from basicsr_tur.train import train_pipeline
     path = make_options(tmp_path, clean_root, paired_root, loss='L1Loss')
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
@@ -145,7 +145,7 @@ def test_training_and_test_runs_apply_tf32_and_cudnn_benchmark(tmp_path, clean_r
     assert torch.backends.cudnn.benchmark
     weights_path = str(tmp_path / 'experiments' / 'tiny' / 'models' / 'net_g_latest.pth')
     test_path = make_test_options(tmp_path, paired_root, weights_path)
-    test_pipeline(str(tmp_path), ['-opt', test_path])
+    run_test(str(tmp_path), ['-opt', test_path])
     assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32  # the default, on
     assert not torch.backends.cudnn.benchmark
 

@@ -3,7 +3,7 @@ import csv
 import importlib.util
 from os import path as osp
 
-from basicsr_tur import test as test_pipeline
+from basicsr_tur import test as test_py
 from basicsr_tur.utils.tables import build_table, csv_table, markdown_table, to_csv
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -21,7 +21,7 @@ def test_markdown_table_is_header_rule_and_one_line_per_row():
 
 
 def test_a_bar_in_a_cell_is_escaped_so_the_row_keeps_its_columns():
-    for text in (test_pipeline.metrics_tables('run', 'set', RESULTS), test_pipeline.uncertainty_table('set', RESULTS)):
+    for text in (test_py.metrics_tables('run', 'set', RESULTS), test_py.uncertainty_table('set', RESULTS)):
         rows = [line for line in text.splitlines() if line.startswith('| a')]
         assert rows and all(row.startswith('| a\\|b | ') for row in rows)
         header = next(line for line in text.splitlines() if line.startswith('| Task'))
@@ -37,5 +37,5 @@ def test_csv_table_writes_none_empty_floats_in_full_and_newline_line_ends():
 def test_every_results_csv_ends_its_lines_alike():
     names, rows = build_table({'run': {'set': {'psnr': 30.0, 'ssim': 0.9}}}, {})
     summary = {'L1': {'set': {'psnr': {'values': [30.0], 'mean': 30.0, 'std': None}}}}
-    for text in (test_pipeline.metrics_csv('run', {'set': RESULTS}), to_csv(names, rows), study.results_csv(summary)):
+    for text in (test_py.metrics_csv('run', {'set': RESULTS}), to_csv(names, rows), study.results_csv(summary)):
         assert '\r' not in text and text.endswith('\n') and text.count('\n') > 1

@@ -171,11 +171,11 @@ def test_a_batch_below_one_is_refused():
 def test_test_py_scores_the_same_with_val_tile(tmp_path, paired_root):
     from conftest import make_test_options, tiny_srresnet_weights
 
-    from basicsr_tur.test import test_pipeline
+    from basicsr_tur.test import run_test
     opt_path = make_test_options(tmp_path, paired_root, tiny_srresnet_weights(tmp_path))
-    whole = test_pipeline(str(tmp_path), ['-opt', opt_path, '--force_yml', 'val:save_img=false'])
+    whole = run_test(str(tmp_path), ['-opt', opt_path, '--force_yml', 'val:save_img=false'])
     # 40x40 test images in 32x32 tiles overlapping by 28 px (>= 4 x the 7 px receptive-field radius): exact.
-    tiled = test_pipeline(str(tmp_path), ['-opt', opt_path, '--force_yml', 'val:save_img=false', 'name=tiled',
+    tiled = run_test(str(tmp_path), ['-opt', opt_path, '--force_yml', 'val:save_img=false', 'name=tiled',
                                           'val:tile={size: 32, overlap: 28}'])
     for task, values in whole['tiny_test_set']['model']['tasks'].items():
         for metric, value in values.items():

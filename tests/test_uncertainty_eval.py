@@ -17,8 +17,8 @@ from conftest import TASKS, make_options, make_test_options, write_rgb
 from scipy.stats import spearmanr
 from test_distributed import run_two_ranks
 
-from basicsr_tur import test as test_py  # not `import test_pipeline`: pytest would collect it
 from basicsr_tur.archs.srresnet_arch import SRResNet
+from basicsr_tur.test import run_test
 from basicsr_tur.utils.calibration import calibration, sample_pixels, spearman
 from basicsr_tur.utils.cli import run_cli
 from basicsr_tur.utils.option_file import OptionError
@@ -40,7 +40,7 @@ def _weights(tmp_path, head: bool = True) -> str:
 
 
 def _run(tmp_path, opt_path: str, *force: str) -> dict:
-    return test_py.test_pipeline(str(tmp_path), ['-opt', opt_path, '--force_yml', 'val:uncertainty=true', *force])
+    return run_test(str(tmp_path), ['-opt', opt_path, '--force_yml', 'val:uncertainty=true', *force])
 
 
 def test_val_uncertainty_writes_its_table_json_csv_and_calibration_figure(tmp_path, paired_root):
@@ -69,7 +69,7 @@ def test_val_uncertainty_writes_its_table_json_csv_and_calibration_figure(tmp_pa
 
 def test_without_val_uncertainty_there_are_no_uncertainty_figures(tmp_path, paired_root):
     opt_path = make_test_options(tmp_path, paired_root, _weights(tmp_path))
-    results = test_py.test_pipeline(str(tmp_path), ['-opt', opt_path, '--force_yml', 'val:save_img=false'])
+    results = run_test(str(tmp_path), ['-opt', opt_path, '--force_yml', 'val:save_img=false'])
     assert 'uncertainty' not in results['tiny_test_set']
     assert not (tmp_path / 'results' / 'tiny_test' / 'calibration_tiny_test_set.png').exists()
 
@@ -108,7 +108,7 @@ def test_val_tile_batch_restores_what_one_tile_per_forward_does(tmp_path, paired
 
 def test_psnr_is_the_same_with_val_uncertainty(tmp_path, paired_root):
     opt_path = make_test_options(tmp_path, paired_root, _weights(tmp_path))
-    plain = test_py.test_pipeline(str(tmp_path), ['-opt', opt_path, '--force_yml', 'val:save_img=false'])
+    plain = run_test(str(tmp_path), ['-opt', opt_path, '--force_yml', 'val:save_img=false'])
     with_sigma = _run(tmp_path, opt_path, 'val:save_img=false', 'name=with_sigma')
     for key in ('model', 'input', 'counts'):
         assert with_sigma['tiny_test_set'][key] == plain['tiny_test_set'][key]
@@ -181,7 +181,7 @@ def _figures_of_sigma(tmp_path, root: str, monkeypatch, sigma_of) -> dict:
 def test_a_checkpoint_without_the_head_is_refused_in_one_line_before_restoring(tmp_path, paired_root, capsys):
     weights = _weights(tmp_path, head=False)
     opt_path = make_test_options(tmp_path, paired_root, weights)
-    assert run_cli(lambda root: test_py.test_pipeline(root, ['-opt', opt_path, *UNCERTAINTY]), str(tmp_path)) == 1
+    assert run_cli(lambda root: run_test(root, ['-opt', opt_path, *UNCERTAINTY]), str(tmp_path)) == 1
     # stderr may also hold log lines of the basicsr logger (its handler outlives the test that set it up)
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith('error:')]
     assert errors == [f'error: {weights}: holds no TUR uncertainty head (keys uncertainty_head.*); val.uncertainty '
@@ -192,7 +192,7 @@ def test_a_checkpoint_without_the_head_is_refused_in_one_line_before_restoring(t
 
 def test_the_head_less_checkpoint_still_tests_without_val_uncertainty(tmp_path, paired_root):
     opt_path = make_test_options(tmp_path, paired_root, _weights(tmp_path, head=False))
-    results = test_py.test_pipeline(str(tmp_path), ['-opt', opt_path, '--force_yml', 'val:save_img=false'])
+    results = run_test(str(tmp_path), ['-opt', opt_path, '--force_yml', 'val:save_img=false'])
     assert results['tiny_test_set']['model']['tasks']
 
 

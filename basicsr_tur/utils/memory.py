@@ -1,6 +1,6 @@
 """Device memory in words: the one-line error for an allocation failure, and the peak memory of a run.
 
-Used by the model's validation (models/tur_model.py) and by restore.py's inference (inference.py, restore.py): both
+Used by the model's validation (models/tur_model.py) and by restore.py's inference (inference/restorer.py): both
 turn torch's out-of-memory error (CUDA) or the allocator's RuntimeError (CPU) into one line that names the image,
 its size, the device, the memory asked for and what to do instead.
 """
