@@ -83,8 +83,8 @@ class TURModel(BaseModel):
                                      'arguments (Adam and AdamW fused by default)'),
         'train.scheduler': MAPPING.doc("the learning-rate schedule: a basicsr scheduler's `type` "
                                        'and arguments'),
-        'train.pixel_opt': MAPPING.doc('the pixel loss: {type: TURLoss} for TUR, {type: L1Loss} for '
-                                       'the baseline, or another task weighting'),
+        'train.pixel_opt': MAPPING.doc('the pixel loss: {type: TURLoss} for TUR, {type: L1Loss} '
+                                       'for the baseline, or another task weighting'),
         'train.ema_decay': Kind.of(float, minimum=0).doc(
             'keep an EMA copy of net_g (params_ema), used for validation (0: none)', default=0),
         'train.max_nonfinite_steps': POSITIVE.doc(

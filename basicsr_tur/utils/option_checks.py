@@ -39,9 +39,10 @@ NO_DEFAULT: Any = type('NoDefault', (), {'__repr__': lambda self: 'NO_DEFAULT'})
 class Kind:
     """What one option may hold: YAML types (bool, int, float, str, list, dict), null, fixed words, a minimum, and
     the kind of each item of a list. float admits integers; int admits no fraction. path: a file or folder that
-    parse_options makes absolute under the run's root folder. description, default: what the option does and the
-    value its reader takes when it is absent, for the options reference and options/schema.json (not compared);
-    internal: set by parse_options, never written in an options file."""
+    parse_options makes absolute under the run's root folder.
+    description, default: what the option does and the value its reader takes when it is absent,
+    for the options reference and options/schema.json (not compared); internal: set by
+    parse_options, never written in an options file."""
     types: frozenset = frozenset()
     null: bool = False
     words: tuple[str, ...] = ()
@@ -59,7 +60,7 @@ class Kind:
         return cls(frozenset(kinds), null, words, minimum, item, path)
 
     def doc(self, description: str, default: Any = NO_DEFAULT) -> Kind:
-        """This Kind with a one-line description and the default its reader takes (for the reference)."""
+        """This Kind with a one-line description and the default its reader takes."""
         return replace(self, description=description, default=default)
 
     def describe(self) -> str:
@@ -72,9 +73,9 @@ class Kind:
 
 
 # The option keys a component reads: dotted names ('train.ema_decay') -> Kind (with a description:
-# tests/test_options_schema.py), or None for any value (checked where it is read). A name with names
-# below it ('val.tile' of 'val.tile.size') must be a mapping, or null where it is declared with a Kind
-# that allows null ('val.pad': Kind.of(dict, null=True)).
+# tests/test_options_schema.py), or None for any value (checked where it is read). A name with
+# names below it ('val.tile' of 'val.tile.size') must be a mapping, or null where it is declared
+# with a Kind that allows null ('val.pad': Kind.of(dict, null=True)).
 OptionKeys = Mapping[str, Kind | None]
 
 BOOL, STR, LIST, MAPPING = Kind.of(bool), Kind.of(str), Kind.of(list), Kind.of(dict)
@@ -92,7 +93,7 @@ _SET = replace(ANY, internal=True).doc  # a key parse_options sets: _SET('what i
 CORE_KEYS: dict[str, Kind | None] = {
     'name': STR.doc("the run's name: its folder under experiments/ (training) or results/ (test)"),
     'model_type': STR.doc('the registered model that trains or tests (TURModel, AirNetModel)'),
-    'scale': POSITIVE.doc("the network's upscaling factor, given to every dataset (1: restoration)"),
+    'scale': POSITIVE.doc("the network's upscaling factor, given to every dataset (1: none)"),
     'num_gpu': Kind.of(int, words=('auto',), minimum=0).doc(
         'GPUs to use: 0 for the CPU, 1 for one GPU, auto for all visible ones', default=0),
     'manual_seed': Kind.of(int, null=True).doc(
