@@ -275,13 +275,10 @@ class TURModel(BaseModel):
                              'set network_g.uncertainty_head: true')
         # TURModel checks the loader's task ids on the host (feed_data); the loss's own check would read the device.
         self.cri_pix.validate_task_ids = False
+        # mixed_precision and accumulate_steps are checked with the options (OPTION_KEYS), once
         precision = train_opt.get('mixed_precision')
-        if precision not in (None, 'bf16', 'fp16'):
-            raise ValueError(f"train.mixed_precision: expected bf16, fp16 or null, got '{precision}'")
         self.amp_dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(precision)
         accumulate_steps = int(train_opt.get('accumulate_steps', 1))
-        if accumulate_steps < 1:
-            raise ValueError(f'train.accumulate_steps must be >= 1, got {accumulate_steps}')
         self.setup_optimizers()
         self.setup_schedulers()
         self.train_step = TrainStep(
@@ -314,9 +311,7 @@ class TURModel(BaseModel):
         gives torch's default implementation. Not by default: fused Adagrad has no CUDA kernel, and fused SGD with
         momentum whose first step is skipped keeps an uninitialised momentum buffer; they may still be asked for.
         """
-        cls = getattr(torch.optim, optim_type, None)
-        if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
-            raise ValueError(f"train.optim_g.type: unknown optimizer '{optim_type}' (a torch.optim class, e.g. Adam)")
+        cls = getattr(torch.optim, optim_type)  # a torch.optim class: checked with the options
         if optim_type in FUSED_BY_DEFAULT and 'fused' not in kwargs and 'foreach' not in kwargs:
             kwargs['fused'] = self.device.type in ('cuda', 'cpu')
         return cls(params, lr, **kwargs)
