@@ -76,9 +76,14 @@ class AirNetModel(TURModel):
     # (--force_yml can set a key to null, not remove it).
     OPTION_KEYS: dict[str, Kind | None] = {
         **TURModel.OPTION_KEYS,
-        'train.fix_encoder': Kind.of(bool, null=True), 'path.pretrain_network_encoder': PATH,
-        'train.contrast_weight': Kind.of(float, null=True, minimum=0),
-        'train.encoder_warmup_iter': Kind.of(int, null=True, minimum=0),
+        'train.fix_encoder': Kind.of(bool, null=True).doc(
+            "TUR's recipe: a loaded, frozen encoder; the pixel loss only", default=False),
+        'path.pretrain_network_encoder': PATH.doc(
+            'an AirNet checkpoint whose encoder is loaded (with fix_encoder)', default=None),
+        'train.contrast_weight': Kind.of(float, null=True, minimum=0).doc(
+            "weight of the encoder's InfoNCE loss", default=0.1),
+        'train.encoder_warmup_iter': Kind.of(int, null=True, minimum=0).doc(
+            'iterations that train the encoder alone before the restorer joins', default=0),
     }
 
     def __init__(self, opt: dict) -> None:

@@ -74,22 +74,57 @@ class TURModel(BaseModel):
     # The option keys this model reads beside the core ones (utils/option_checks.py CORE_KEYS), checked before a
     # run starts; the sub-options dicts (optim_g, scheduler, pixel_opt, metrics, compile) against what takes them.
     OPTION_KEYS: dict[str, Kind | None] = {
-        'path.pretrain_network_g': PATH, 'path.param_key_g': Kind.of(str, null=True), 'path.strict_load_g': BOOL,
-        'train.optim_g': MAPPING, 'train.scheduler': MAPPING, 'train.pixel_opt': MAPPING,
-        'train.ema_decay': Kind.of(float, minimum=0), 'train.max_nonfinite_steps': POSITIVE,
-        'train.accumulate_steps': POSITIVE, 'train.grad_clip': Kind.of(float, null=True, minimum=0),
-        'train.channels_last': BOOL, 'train.mixed_precision': Kind.of(null=True, words=('bf16', 'fp16')),
-        'train.compile': Kind.of(bool, dict, null=True),
-        'val.metrics': Kind.of(dict, null=True), 'val.suffix': Kind.of(str, null=True), 'val.pbar': BOOL,
-        'val.input_row': BOOL, 'val.tile.size': POSITIVE, 'val.tile.overlap': COUNT, 'val.tile.batch': POSITIVE,
-        'val.uncertainty': BOOL,  # σ of the TUR head against the error, per task (test.py's tables)
+        'path.pretrain_network_g': PATH.doc('weights loaded into net_g before training or testing',
+                                            default=None),
+        'path.param_key_g': Kind.of(str, null=True).doc(
+            'the entry of the weights file read (params, params_ema, ...)', default='params'),
+        'path.strict_load_g': BOOL.doc('every tensor must match (strict=True)', default=True),
+        'train.optim_g': MAPPING.doc('the optimizer: a torch.optim class `type`, lr and its '
+                                     'arguments (Adam and AdamW fused by default)'),
+        'train.scheduler': MAPPING.doc("the learning-rate schedule: a basicsr scheduler's `type` "
+                                       'and arguments'),
+        'train.pixel_opt': MAPPING.doc('the pixel loss: {type: TURLoss} for TUR, {type: L1Loss} '
+                                       'for the baseline, or another task weighting'),
+        'train.ema_decay': Kind.of(float, minimum=0).doc(
+            'keep an EMA copy of net_g (params_ema), used for validation (0: none)', default=0),
+        'train.max_nonfinite_steps': POSITIVE.doc(
+            'non-finite steps in a row (each skipped) that stop the run', default=5),
+        'train.accumulate_steps': POSITIVE.doc('batches whose gradients make one optimizer step',
+                                               default=1),
+        'train.grad_clip': Kind.of(float, null=True, minimum=0).doc(
+            'clip the gradient norm to this (null: no clipping)', default=None),
+        'train.channels_last': BOOL.doc('channels_last memory format for net_g and the batches',
+                                        default=False),
+        'train.mixed_precision': Kind.of(null=True, words=('bf16', 'fp16')).doc(
+            'autocast the forward pass in bf16 or fp16 (null: float32)', default=None),
+        'train.compile': Kind.of(bool, dict, null=True).doc(
+            'torch.compile net_g (true, or the arguments of torch.compile)', default=None),
+        'val.metrics': Kind.of(dict, null=True).doc(
+            'basicsr metrics by name, e.g. psnr: {type: calculate_psnr, crop_border: 0}',
+            default=None),
+        'val.suffix': Kind.of(str, null=True).doc("suffix of saved images' names (default: the "
+                                                  "run's name)", default=None),
+        'val.pbar': BOOL.doc('show a progress bar during validation', default=True),
+        'val.input_row': BOOL.doc('also score the degraded input, as a row of the tables',
+                                  default=True),
+        'val.tile.size': POSITIVE.doc('restore tile by tile, tiles of this size (val.tile absent: '
+                                      'whole images)'),
+        'val.tile.overlap': COUNT.doc('pixels two neighbouring tiles share', default=32),
+        'val.tile.batch': POSITIVE.doc('tiles per forward call', default=1),
+        # σ of the TUR head against the error, per task (test.py's tables)
+        'val.uncertainty': BOOL.doc("score the TUR head's σ against the error, per task",
+                                    default=False),
         # test()'s padding of the whole input, cropped back after the forward (utils/padding.py;
         # absent: none): bottom/right to multiples of `multiple` (default 1), then with `square`
         # (default false) the shorter side on both ends to a square, by F.pad `mode` (default
         # reflect), as the test code of the row reproduced pads (MiOIR/TUR Uformer:
         # {multiple: 128, square: true}; TUR PromptIR: {multiple: 64})
-        'val.pad': Kind.of(dict, null=True), 'val.pad.multiple': POSITIVE, 'val.pad.square': BOOL,
-        'val.pad.mode': Kind.of(words=PAD_MODES),
+        'val.pad': Kind.of(dict, null=True).doc(
+            "pad each test input, cropped back after the forward (null: none)", default=None),
+        'val.pad.multiple': POSITIVE.doc('pad bottom and right to multiples of this', default=1),
+        'val.pad.square': BOOL.doc('then pad the shorter side on both ends to a square',
+                                   default=False),
+        'val.pad.mode': Kind.of(words=PAD_MODES).doc("F.pad's mode", default='reflect'),
     }
 
     def __init__(self, opt: dict) -> None:
@@ -240,13 +275,10 @@ class TURModel(BaseModel):
                              'set network_g.uncertainty_head: true')
         # TURModel checks the loader's task ids on the host (feed_data); the loss's own check would read the device.
         self.cri_pix.validate_task_ids = False
+        # mixed_precision and accumulate_steps are checked with the options (OPTION_KEYS), once
         precision = train_opt.get('mixed_precision')
-        if precision not in (None, 'bf16', 'fp16'):
-            raise UserError(f"train.mixed_precision: expected bf16, fp16 or null, got '{precision}'")
         self.amp_dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(precision)
         accumulate_steps = int(train_opt.get('accumulate_steps', 1))
-        if accumulate_steps < 1:
-            raise UserError(f'train.accumulate_steps must be >= 1, got {accumulate_steps}')
         self.setup_optimizers()
         self.setup_schedulers()
         self.train_step = TrainStep(
@@ -279,9 +311,7 @@ class TURModel(BaseModel):
         gives torch's default implementation. Not by default: fused Adagrad has no CUDA kernel, and fused SGD with
         momentum whose first step is skipped keeps an uninitialised momentum buffer; they may still be asked for.
         """
-        cls = getattr(torch.optim, optim_type, None)
-        if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
-            raise UserError(f"train.optim_g.type: unknown optimizer '{optim_type}' (a torch.optim class, e.g. Adam)")
+        cls = getattr(torch.optim, optim_type)  # a torch.optim class: checked with the options
         if optim_type in FUSED_BY_DEFAULT and 'fused' not in kwargs and 'foreach' not in kwargs:
             kwargs['fused'] = self.device.type in ('cuda', 'cpu')
         return cls(params, lr, **kwargs)

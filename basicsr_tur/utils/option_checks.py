@@ -17,7 +17,7 @@ import math
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from os import path as osp
 from typing import Any
 
@@ -31,24 +31,37 @@ from basicsr_tur.utils.option_file import OptionError, find_relative
 from basicsr_tur.utils.registry import check_prepare_step
 from basicsr_tur.utils.tables import check_row, load_published
 
+# The default of a Kind that declares none (its reader has none, or parse_options sets the key).
+NO_DEFAULT: Any = type('NoDefault', (), {'__repr__': lambda self: 'NO_DEFAULT'})()
+
 
 @dataclass(frozen=True)
 class Kind:
     """What one option may hold: YAML types (bool, int, float, str, list, dict), null, fixed words, a minimum, and
     the kind of each item of a list. float admits integers; int admits no fraction. path: a file or folder that
-    parse_options makes absolute under the run's root folder."""
+    parse_options makes absolute under the run's root folder.
+    description, default: what the option does and the value its reader takes when it is absent,
+    for the options reference and options/schema.json (not compared); internal: set by
+    parse_options, never written in an options file."""
     types: frozenset = frozenset()
     null: bool = False
     words: tuple[str, ...] = ()
     minimum: float | None = None
     item: Kind | None = None
     path: bool = False
+    description: str = field(default='', compare=False)
+    default: Any = field(default=NO_DEFAULT, compare=False)
+    internal: bool = field(default=False, compare=False)
 
     @classmethod
     def of(cls, *kinds: type, null: bool = False, words: tuple[str, ...] = (), minimum: float | None = None,
            item: Kind | None = None, path: bool = False) -> Kind:
         """Kind.of(int, null=True, minimum=0): the Kind of an option holding a value of one of `kinds`."""
         return cls(frozenset(kinds), null, words, minimum, item, path)
+
+    def doc(self, description: str, default: Any = NO_DEFAULT) -> Kind:
+        """This Kind with a one-line description and the default its reader takes."""
+        return replace(self, description=description, default=default)
 
     def describe(self) -> str:
         """'an integer', 'a number or null', "an integer or 'auto'", ... for error messages."""
@@ -59,45 +72,89 @@ class Kind:
         return ' or '.join(parts)
 
 
-# The option keys a component reads: dotted names ('train.ema_decay') -> Kind, or None for any value (checked where
-# it is read). A name with names below it ('val.tile' of 'val.tile.size') must be a mapping, or null where it is
-# declared with a Kind that allows null ('val.pad': Kind.of(dict, null=True)).
+# The option keys a component reads: dotted names ('train.ema_decay') -> Kind (with a description:
+# tests/test_options_schema.py), or None for any value (checked where it is read). A name with
+# names below it ('val.tile' of 'val.tile.size') must be a mapping, or null where it is declared
+# with a Kind that allows null ('val.pad': Kind.of(dict, null=True)).
 OptionKeys = Mapping[str, Kind | None]
 
 BOOL, STR, LIST, MAPPING = Kind.of(bool), Kind.of(str), Kind.of(list), Kind.of(dict)
 NUMBER, COUNT, POSITIVE = Kind.of(float), Kind.of(int, minimum=0), Kind.of(int, minimum=1)
 PATH = Kind.of(str, null=True, path=True)
+# Any value (checked where it is read, or set by parse_options).
+ANY = Kind.of(bool, int, float, str, list, dict, null=True)
+_SET = replace(ANY, internal=True).doc  # a key parse_options sets: _SET('what it holds')
 
-# The keys of the run set-up (utils/options.py parse_options: it sets the output folders and, in debug mode, the
-# frequencies of validation and logging) and of basicsr's conventions that the pipelines follow: the training
-# loop's length and warm-up, validation and logging frequencies (read by train.py, as by basicsr's train.py). A key
-# that only one model, dataset or pipeline reads is declared there instead.
+# The keys of the run set-up (utils/options.py parse_options: it sets the output folders and, in
+# debug mode, the frequencies of validation and logging) and of basicsr's conventions that the
+# pipelines follow: the training loop's length and warm-up, validation and logging frequencies (read
+# by train.py, as by basicsr's train.py). A key that only one model, dataset or pipeline reads is
+# declared there instead.
 CORE_KEYS: dict[str, Kind | None] = {
-    'name': STR, 'model_type': STR, 'scale': POSITIVE, 'num_gpu': Kind.of(int, words=('auto',), minimum=0),
-    'manual_seed': Kind.of(int, null=True), 'tasks': LIST,
-    'prepare': None,  # the name of a registered preparation step (utils/registry.py check_prepare_step)
-    'datasets': MAPPING,  # checked against each dataset class's OPTION_KEYS
-    'network_g': MAPPING,  # checked against the arch constructor's signature
-    'find_unused_parameters': BOOL,  # TURModel.distributed reads it (default false: no shipped backbone needs it)
-    # utils/options.py set_backend_flags reads these two (train.py and test.py call it before building anything):
-    # cuDNN's autotuner (default false) and TF32 for the float32 matmuls and convolutions on GPUs (default true)
-    'cudnn_benchmark': BOOL, 'tf32': BOOL,
-    'dist_params': Kind.of(dict, null=True),
-    'path.resume_state': PATH,
-    'train.total_iter': POSITIVE, 'train.warmup_iter': Kind.of(int, minimum=-1),
-    'val.val_freq': Kind.of(int, null=True, minimum=1), 'val.save_img': BOOL,  # train.py and test.py read save_img
-    'logger.print_freq': POSITIVE, 'logger.save_checkpoint_freq': POSITIVE, 'logger.use_tb_logger': BOOL,
-    'logger.wandb': Kind.of(dict, null=True),
+    'name': STR.doc("the run's name: its folder under experiments/ (training) or results/ (test)"),
+    'model_type': STR.doc('the registered model that trains or tests (TURModel, AirNetModel)'),
+    'scale': POSITIVE.doc("the network's upscaling factor, given to every dataset (1: none)"),
+    'num_gpu': Kind.of(int, words=('auto',), minimum=0).doc(
+        'GPUs to use: 0 for the CPU, 1 for one GPU, auto for all visible ones', default=0),
+    'manual_seed': Kind.of(int, null=True).doc(
+        "seed of the run's generators and datasets (null: one is drawn)", default=None),
+    'tasks': LIST.doc("the setting's task names; a task's id is its position; datasets, losses, "
+                      'logs and tables use these names'),
+    # the name of a registered preparation step (utils/registry.py check_prepare_step)
+    'prepare': ANY.doc('a data-preparation step the package ships (e.g. demo), run in-process '
+                       'when its output folder is missing', default=None),
+    # checked against each dataset class's OPTION_KEYS
+    'datasets': MAPPING.doc('the data sets by phase name (train, val, val_2, test_1, ...)'),
+    # checked against the arch constructor's signature
+    'network_g': MAPPING.doc("the network: a registered arch's `type` and its constructor's "
+                             'arguments'),
+    # TURModel.distributed reads it (default false: no shipped backbone needs it)
+    'find_unused_parameters': BOOL.doc("DistributedDataParallel's find_unused_parameters",
+                                       default=False),
+    # utils/options.py set_backend_flags reads these two (train.py and test.py call it before
+    # building anything)
+    'cudnn_benchmark': BOOL.doc("cuDNN's autotuner picks each convolution's algorithm",
+                                default=False),
+    'tf32': BOOL.doc('TF32 tensor cores for the float32 matmuls and convolutions on GPUs',
+                     default=True),
+    'dist_params': Kind.of(dict, null=True).doc(
+        'arguments of torch.distributed.init_process_group, and port', default=None),
+    'path.resume_state': PATH.doc('a training state to resume from', default=None),
+    'train.total_iter': POSITIVE.doc('iterations to train'),
+    'train.warmup_iter': Kind.of(int, minimum=-1).doc(
+        'iterations of linear learning-rate warm-up (-1: none)', default=-1),
+    'val.val_freq': Kind.of(int, null=True, minimum=1).doc(
+        'validate every this many iterations (null: never)', default=None),
+    # train.py and test.py read save_img
+    'val.save_img': BOOL.doc('write the restored validation or test images', default=False),
+    'logger.print_freq': POSITIVE.doc('log every this many iterations', default=100),
+    'logger.save_checkpoint_freq': POSITIVE.doc(
+        'save the network and training state every this many iterations', default=5000),
+    'logger.use_tb_logger': BOOL.doc('write tensorboard logs (not in debug runs)', default=True),
+    'logger.wandb': Kind.of(dict, null=True).doc(
+        "basicsr's wandb keys, accepted with no project (nothing logs to wandb)", default=None),
     # set by parse_options
-    'path.experiments_root': None, 'path.models': None, 'path.training_states': None, 'path.log': None,
-    'path.visualization': None, 'path.results_root': None, 'path.root': None,
-    'is_train': None, 'dist': None, 'rank': None, 'world_size': None, 'auto_resume': None, 'opt_path': None,
+    'path.experiments_root': _SET("the training's output folder"),
+    'path.models': _SET('where network checkpoints are saved'),
+    'path.training_states': _SET('where training states are saved'),
+    'path.log': _SET('where the log is written'),
+    'path.visualization': _SET('where images are written'),
+    'path.results_root': _SET("the test's output folder"),
+    'path.root': _SET('the folder relative paths are under (--root)'),
+    'is_train': _SET('whether the run trains'), 'dist': _SET('whether the run is distributed'),
+    'rank': _SET("the process's rank"), 'world_size': _SET('the number of processes'),
+    'auto_resume': _SET('--auto_resume'), 'opt_path': _SET('the options file read'),
 }
 
-# The keys a test run reads beside CORE_KEYS and the model's: the published rows of `setting` in `file`
-# (options/published.yml) shown beside the measured ones, and the difference to `row` (check_published checks them;
-# test.py and scripts/compare_images.py read them). Accepted unless the options are checked for training.
-TEST_KEYS: dict[str, Kind | None] = {'published.file': None, 'published.setting': None, 'published.row': None}
+# The keys a test run reads beside CORE_KEYS and the model's: the published rows of `setting` in
+# `file` (options/published.yml) shown beside the measured ones, and the difference to `row`
+# (check_published checks them; test.py and scripts/compare_images.py read them). Accepted unless
+# the options are checked for training.
+TEST_KEYS: dict[str, Kind | None] = {
+    'published.file': ANY.doc('the file of published rows (e.g. options/published.yml)'),
+    'published.setting': ANY.doc('the setting whose published rows are shown beside the measured'),
+    'published.row': ANY.doc('the published row the measured one is compared with', default=None),
+}
 # The loader keys every dataset takes (basicsr's build_dataloader reads them, parse_options sets phase, tasks and
 # scale); each dataset adds its OPTION_KEYS.
 DATASET_COMMON = {'name', 'type', 'phase', 'io_backend', 'tasks', 'scale', 'num_worker_per_gpu',
@@ -109,15 +166,50 @@ LOADER_KEYS = {'num_worker_per_gpu', 'batch_size_per_gpu', 'prefetch_mode', 'pin
                'prefetch_factor', 'num_prefetch_queue', 'sampler'}
 # Every dataset's options (and those of a MixedTaskDataset's parts).
 DATASET_KINDS: dict[str, Kind] = {
-    'name': STR, 'type': STR, 'phase': STR, 'tasks': LIST, 'scale': POSITIVE, 'io_backend': MAPPING,
-    'num_worker_per_gpu': COUNT, 'batch_size_per_gpu': POSITIVE, 'dataset_enlarge_ratio': POSITIVE,
-    'prefetch_mode': Kind.of(null=True, words=('cpu', 'cuda')), 'pin_memory': BOOL, 'persistent_workers': BOOL,
-    'prefetch_factor': POSITIVE, 'num_prefetch_queue': POSITIVE, 'sampler': Kind.of(words=('shuffle', 'balanced')),
-    'gt_size': Kind.of(int, null=True, minimum=1), 'use_hflip': BOOL, 'use_rot': BOOL, 'key_crop': BOOL,
-    'seed': Kind.of(int), 'dataroot_gt': PATH, 'dataroot_lq': PATH, 'meta_file': PATH, 'depth_root': PATH,
-    'parts': LIST, 'synth_tasks': Kind.of(list, null=True), 'degradations': Kind.of(dict, null=True),
-    'check_images': Kind.of(words=('paths', 'headers')),  # data_util.TaskDataset checks it too, when built directly
-    'degrade_on': Kind.of(words=('workers', 'device')),  # SyntheticTaskDataset checks it too
+    'name': STR.doc("the set's name: names its results, images and table rows"),
+    'type': STR.doc('the registered task-labelled dataset class'),
+    'phase': STR.doc('train, val or test: set by parse_options from the phase name'),
+    'tasks': LIST.doc("the set's task names (default: the top-level tasks)"),
+    'scale': POSITIVE.doc('the upscaling factor (set by parse_options from the top-level scale)'),
+    'io_backend': MAPPING.doc('{type: disk} or {type: lmdb} (the LMDB roots are the dataroot_*)',
+                              default={'type': 'disk'}),
+    'num_worker_per_gpu': COUNT.doc(
+        'loader workers per GPU (default: 0 in training; 2 for eval on a GPU, else 0)'),
+    'batch_size_per_gpu': POSITIVE.doc('samples per batch and GPU'),
+    'dataset_enlarge_ratio': POSITIVE.doc(
+        'training length multiplier (a part: its weight in the mix)', default=1),
+    'prefetch_mode': Kind.of(null=True, words=('cpu', 'cuda')).doc(
+        "basicsr's prefetcher (null: the loader's own)", default=None),
+    'pin_memory': BOOL.doc("the loader's pin_memory (default: on for training on a GPU)"),
+    'persistent_workers': BOOL.doc('keep the loader workers across epochs', default=False),
+    'prefetch_factor': POSITIVE.doc('batches each worker prepares ahead', default=2),
+    'num_prefetch_queue': POSITIVE.doc('batches queued by prefetch_mode: cpu', default=1),
+    'sampler': Kind.of(words=('shuffle', 'balanced')).doc(
+        'training order: a shuffle, or balanced over tasks', default='shuffle'),
+    'gt_size': Kind.of(int, null=True, minimum=1).doc(
+        'training crop size (null: whole images, for validation)', default=None),
+    'use_hflip': BOOL.doc('random horizontal flips', default=False),
+    'use_rot': BOOL.doc('random rotations and transpositions', default=False),
+    'key_crop': BOOL.doc("also return lq_key, a second crop (AirNet's contrastive key)",
+                         default=False),
+    'seed': Kind.of(int).doc("base of the per-sample generators (default: manual_seed)"),
+    'dataroot_gt': PATH.doc('folder (or .lmdb) of the ground-truth or clean images'),
+    'dataroot_lq': PATH.doc('folder (or .lmdb) of the degraded images'),
+    'meta_file': PATH.doc('the list of images (pairs and tasks); required with lmdb',
+                          default=None),
+    'depth_root': PATH.doc('folder of <image stem>.npy depth maps used by haze', default=None),
+    'parts': LIST.doc('the dataset options of the parts mixed into one set'),
+    'synth_tasks': Kind.of(list, null=True).doc(
+        'the tasks synthesised (default: every task)', default=None),
+    'degradations': Kind.of(dict, null=True).doc(
+        '{task: spec}, a degradation type and its ranges (default: MiOIR ranges)', default=None),
+    # data_util.TaskDataset checks it too, when built directly
+    'check_images': Kind.of(words=('paths', 'headers')).doc(
+        'what is checked of every file when built: paths exist, or headers too', default='paths'),
+    # SyntheticTaskDataset checks it too
+    'degrade_on': Kind.of(words=('workers', 'device')).doc(
+        "who degrades the crops: the loader's workers or the model on its device",
+        default='workers'),
 }
 DATASET_PATHS = tuple(name for name, kind in DATASET_KINDS.items() if kind.path)
 # basicsr's BaseModel.setup_schedulers, which TURModel keeps: these names, these classes (no torch scheduler).
@@ -157,7 +249,8 @@ def did_you_mean(name: str, known: Any) -> str:
 
 # Keys parse_options sets on the options it returns (accepted, so that returned options check again, but never
 # suggested to a person writing a file).
-_SET_BY_PARSE = {'is_train', 'dist', 'rank', 'world_size', 'auto_resume', 'opt_path'}
+_SET_BY_PARSE = {name for name, kind in CORE_KEYS.items() if kind is not None and kind.internal
+                 and '.' not in name}
 
 
 def _unknown(key: str, allowed: Any, where: str, path: str) -> OptionError:
