@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): setup.py requirements.txt requirements-dev.txt requirements-app.txt requirements-export.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	# PyTorch first, pinned: the CUDA build that also runs on the CPU (see README, "Installation").
+	# PyTorch first, pinned: the CUDA build that also runs on the CPU (docs/install.md).
 	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
 	# The optional extras are installed too, so that their tests run (app: gradio, ~200 MB; export: onnx,
 	# onnxruntime, onnxscript, ~120 MB).
@@ -20,8 +20,7 @@ $(STAMP): setup.py requirements.txt requirements-dev.txt requirements-app.txt re
 install: $(STAMP)
 
 # The embedded demo: a reduced Restormer trained with TUR on four MiO tasks from scikit-image's photographs, then its
-# per-task table against the degraded input (~5.5 min on 2 cores, 7.5 with a first install; README, "The embedded
-# demo").
+# per-task table against the degraded input (~5.5 min on 2 cores, 7.5 with a first install; docs/demo.md).
 DEMO_TUR := experiments/demo_Restormer_TUR/models/net_g_latest.pth
 DEMO_L1 := experiments/demo_Restormer_L1/models/net_g_latest.pth
 
@@ -43,7 +42,7 @@ demo-compare: install
 
 # restore.py on images of every kind (8/16-bit PNG and TIFF, gray, RGBA, an EXIF-rotated JPEG) made from the demo's test
 # set, with the demo's TUR checkpoint (trained first if missing): restored images, σ maps and grids in
-# results/restore_demo (README, "Restore your own images").
+# results/restore_demo (docs/restore.md).
 restore-demo: install
 	test -f $(DEMO_TUR) || $(PY) train.py -opt options/train/demo/Restormer_TUR.yml
 	$(PY) scripts/make_demo_data.py --photos datasets/demo/photos

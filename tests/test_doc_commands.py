@@ -1,5 +1,6 @@
 """Every `python train.py` / `python test.py` command of the Markdown docs that names a shipped options file parses
 (its --force_yml keys included), so that a documented command runs as written."""
+import glob
 import re
 import shlex
 from os import path as osp
@@ -9,7 +10,8 @@ import pytest
 from basicsr_tur.utils.options import parse_options
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DOCS = ['README.md', 'datasets/README.md', 'options/RECIPES.md', 'BENCHMARKS.md', 'DEVELOPERS.md']
+DOCS = ['README.md', 'datasets/README.md', 'options/RECIPES.md', 'BENCHMARKS.md', 'DEVELOPERS.md',
+        *sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'docs', '*.md')))]
 
 
 def doc_commands() -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""Every command in the code blocks of README.md and datasets/README.md runs as written, at tiny size.
+"""Every command in the code blocks of README.md, datasets/README.md and docs/*.md runs as written, at tiny size.
 
 Each command is run in a fresh folder laid out like a clone (options/, scripts/ and the entry points linked from the
 repository) holding tiny inputs in the places the command names: a few small images, weights of the named backbone
@@ -8,6 +8,7 @@ so a new command in a README is either run here or explained.
 """
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shlex
@@ -26,7 +27,8 @@ import basicsr_tur  # noqa: F401  (registers the archs)
 from basicsr_tur.presets import PRESETS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DOCS = ('README.md', 'datasets/README.md')
+DOCS = ('README.md', 'datasets/README.md',
+        *sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'docs', '*.md'))))
 LINKED = ('options', 'scripts', 'restore.py', 'train.py', 'test.py', 'app.py')
 
 # Commands not run here, with the reason and where they are checked instead.
@@ -52,6 +54,8 @@ NOT_RUN = {
     '<options.yml> --launcher pytorch': 'needs two GPU nodes; as above',
     'srun --ntasks=16 --gres=gpu:8 python train.py -opt <options.yml> --launcher slurm': 'needs a Slurm cluster; '
     'the Slurm launcher is checked by test_dist_launchers.py',
+    'python scripts/compare.py results/*/metrics.json': 'needs finished test runs, and the shell to expand the '
+    "glob; scripts/compare.py is run on test.py's metrics.json files by test_compare.py",
 }
 # datasets/README.md's LMDB training commands train at full size on prepared data: parsed by test_doc_commands.py.
 NOT_RUN_PREFIXES = {'python train.py -opt options/train/mio7/SRResNet_TUR.yml --force_yml': 'full-size training',
@@ -165,7 +169,8 @@ def test_every_readme_command_is_run_or_explained():
     assert set(RUN) <= {c for _, c in COMMANDS}  # no stale entry: each runs a command the READMEs hold
 
 
-@pytest.mark.parametrize('command', [c for _, c in COMMANDS if c in RUN], ids=lambda c: c[:70])
+@pytest.mark.parametrize('command', list(dict.fromkeys(c for _, c in COMMANDS if c in RUN)),  # once each
+                         ids=lambda c: c[:70])
 def test_readme_command_runs_as_written(command, tmp_path):
     work = str(tmp_path / 'clone')
     os.makedirs(work)
