@@ -25,8 +25,9 @@ from tqdm import tqdm
 from basicsr_tur.data.loaders import build_loader
 from basicsr_tur.utils.checkpoint import load_torch_file
 from basicsr_tur.utils.dist import barrier
+from basicsr_tur.utils.errors import CheckpointError, DataError
 from basicsr_tur.utils.files import atomic_write, remove_stale_temps
-from basicsr_tur.utils.option_file import dump_yaml
+from basicsr_tur.utils.option_file import OptionError, dump_yaml
 from basicsr_tur.utils.options import check_device, parse_options, set_backend_flags
 from basicsr_tur.utils.registry import run_prepare_step
 from basicsr_tur.utils.runs import fresh_run_dirs, output_dirs, run_lock
@@ -107,7 +108,7 @@ def check_resumed_options(record: dict, opt: dict, state_path: str, weights_path
     changes = [(key[len('run.'):], old, new) for key, old, new in _differences(saved, run_record(opt), 'run')]
     for key, old, new in changes:
         if _is_fixed(key):
-            raise ValueError(f'{state_path} was saved with {key} {old}; the options ask for {new} (to train its '
+            raise CheckpointError(f'{state_path} was saved with {key} {old}; the options ask for {new} (to train its '
                              f'weights under new settings, start a new run with '
                              f'--force_yml path:pretrain_network_g={weights_path})')
     return [f'{key}: {old} -> {new}' for key, old, new in changes]
@@ -123,11 +124,11 @@ def load_resume_state(opt: dict, state_path: str) -> dict:
     """
     state = load_torch_file(state_path, 'training state')
     if not isinstance(state, dict) or not isinstance(state.get('iter'), int):
-        raise ValueError(f'{state_path}: not a training state of basicsr-tur (no iteration recorded)')
+        raise CheckpointError(f'{state_path}: not a training state of basicsr-tur (no iteration recorded)')
     total_iter = (opt.get('train') or {}).get('total_iter')
     if total_iter is not None and state['iter'] > total_iter:
-        raise ValueError(f"{state_path} is at iteration {state['iter']}, past train.total_iter {total_iter}: raise "
-                         'total_iter to train on, or test its weights')
+        raise CheckpointError(f"{state_path} is at iteration {state['iter']}, past train.total_iter "
+                              f'{total_iter}: raise total_iter to train on, or test its weights')
     model_path = state_weights_path(state_path, state['iter'])
     if not osp.isfile(model_path):
         raise FileNotFoundError(f'{state_path}: the network saved with it is missing: {model_path} (a state\'s '
@@ -155,7 +156,7 @@ def create_dataloaders(opt: dict, logger: logging.Logger):
             train_sampler = train_loader.sampler
             iters_per_epoch = len(train_loader)
             if iters_per_epoch == 0:
-                raise ValueError(f"datasets.train: {len(train_set)} samples is fewer than one batch of "
+                raise DataError(f"datasets.train: {len(train_set)} samples is fewer than one batch of "
                                  f"{dataset_opt['batch_size_per_gpu']}")
             total_iters = int(opt['train']['total_iter'])
             # An iteration is one optimizer step over `accumulate_steps` batches.
@@ -168,9 +169,9 @@ def create_dataloaders(opt: dict, logger: logging.Logger):
             val_loaders.append(build_loader(val_set, dataset_opt, opt))  # each rank loads only its share
             logger.info(f"Validation set {dataset_opt['name']}: {len(val_set)} images")
         else:
-            raise ValueError(f"{opt['opt_path']}: dataset phase '{phase}' is not 'train' or 'val*'")
+            raise OptionError(f"{opt['opt_path']}: dataset phase '{phase}' is not 'train' or 'val*'")
     if train_loader is None:
-        raise ValueError(f"{opt['opt_path']}: 'datasets.train' is missing")
+        raise OptionError(f"{opt['opt_path']}: 'datasets.train' is missing")
     return train_loader, train_sampler, val_loaders, total_epochs, total_iters
 
 

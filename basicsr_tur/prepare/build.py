@@ -11,7 +11,7 @@ from os import path as osp
 from basicsr_tur.data.data_util import task_index
 from basicsr_tur.data.paired_task_dataset import read_meta_file, read_meta_sources
 from basicsr_tur.data.synthetic_task_dataset import read_image_list
-from basicsr_tur.prepare.plan import plan
+from basicsr_tur.prepare.plan import PrepareError, plan
 from basicsr_tur.prepare.settings import SETTINGS, Setting, clean_meta_name, meta_name, roots_of, splits_of
 from basicsr_tur.prepare.writers import SplitWriter, build_lmdbs, write_meta
 from basicsr_tur.utils.files import atomic_dir
@@ -81,9 +81,9 @@ def prepare(name: str, root: str, raw: str | None = None, seed: int = 2025, lmdb
     for downloads that do not fit the setting.
     """
     if name not in SETTINGS:
-        raise KeyError(f"unknown setting '{name}'; expected one of {', '.join(SETTINGS)}")
+        raise PrepareError(f"unknown setting '{name}'; expected one of {', '.join(SETTINGS)}")
     if seed < 0:
-        raise ValueError(f'--seed must be >= 0, got {seed}')
+        raise PrepareError(f'--seed must be >= 0, got {seed}')
     setting = SETTINGS[name]
     raw = raw or osp.join(root, 'raw')
     out = osp.join(root, name)

@@ -88,7 +88,7 @@ def resize32(img: np.ndarray) -> np.ndarray:
     if size == (w, h):
         return img
     if min(size) == 0:
-        raise ValueError(f'image of {h}x{w} has a side below 32, which WGWS-Net resizes to 0')
+        raise PrepareError(f'image of {h}x{w} has a side below 32, which WGWS-Net resizes to 0')
     x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].to(torch.float32) / 255
     x = F.interpolate(x, size=(size[1], size[0]), mode='bilinear', align_corners=False,
                       antialias=False)
@@ -104,7 +104,7 @@ def half_resize32(img: np.ndarray) -> np.ndarray:
     """
     h, w = img.shape[:2]
     if min(h, w) < 64:
-        raise ValueError(f'image of {h}x{w} has a side below 64, which WGWS-Net halves, then '
+        raise PrepareError(f'image of {h}x{w} has a side below 64, which WGWS-Net halves, then '
                          'resizes to 0')
     half = Image.fromarray(np.ascontiguousarray(img)).resize((int(w * 0.5), int(h * 0.5)),
                                                              Image.BILINEAR)

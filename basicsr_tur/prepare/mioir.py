@@ -17,6 +17,7 @@ from basicsr_tur.data.data_util import to_uint8, write_png
 from basicsr_tur.data.degradations import degrade, read_depth
 from basicsr_tur.data.synthetic_task_dataset import degradation_specs
 from basicsr_tur.prepare.images import read_rgb, rng_for
+from basicsr_tur.prepare.plan import PrepareError
 
 DEPTH_DIRS = {'df2k': 'DF2K/depth', 'mio_test': 'MiO_test/original/depth'}  # per source key, under the raw folder
 
@@ -24,7 +25,7 @@ DEPTH_DIRS = {'df2k': 'DF2K/depth', 'mio_test': 'MiO_test/original/depth'}  # pe
 def mio_windows(h: int, w: int, crop: int = 300, step: int = 150, thres: int = 48) -> list[tuple[int, int]]:
     """Top-left corners of MiOIR's sub-images of an h x w image, in its order (rows, then columns)."""
     if h < crop or w < crop:
-        raise ValueError(f'image of {h}x{w} is smaller than the {crop}x{crop} sub-image')
+        raise PrepareError(f'image of {h}x{w} is smaller than the {crop}x{crop} sub-image')
     tops, lefts = list(range(0, h - crop + 1, step)), list(range(0, w - crop + 1, step))
     # gen_sub.py adds a last window flush with the border when the strip left over is wider than thres.
     if h - (tops[-1] + crop) > thres:
