@@ -104,6 +104,23 @@ def edit(path: str, change) -> None:
         yaml.safe_dump(opt, f, sort_keys=False)
 
 
+def assert_names(err, *names: object) -> str:
+    """Assert that a caught error's message (an ExceptionInfo, an exception or a string) is one line naming each of
+    names (a key, a file, a value, a flag): what a user relies on, not its wording. Returns the message."""
+    message = str(getattr(err, 'value', err))
+    assert '\n' not in message, f'not one line: {message!r}'
+    missing = [str(name) for name in names if str(name) not in message]
+    assert not missing, f'{missing} not named in: {message}'
+    return message
+
+
+def assert_error_line(stderr: str, *names: object) -> str:
+    """Assert that a CLI's stderr holds exactly one `error: ` line, naming each of names. Returns that line."""
+    lines = [line for line in stderr.splitlines() if line.startswith('error: ')]
+    assert len(lines) == 1, stderr
+    return assert_names(lines[0], *names)
+
+
 @pytest.fixture
 def log_lines():
     """Messages the basicsr logger emits during the test (caplog misses them once basicsr has set its logger up)."""

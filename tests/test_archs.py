@@ -10,7 +10,6 @@ import copy
 import functools
 import inspect
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,12 +17,14 @@ import pytest
 import torch
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
+from conftest import assert_names
 from torch.nn import functional as F
 
 from basicsr_tur.archs.uncertainty import HEAD_PREFIX, HEAD_SPECS
 from basicsr_tur.losses.tur_loss import TURLoss
 from basicsr_tur.models import tur_model
 from basicsr_tur.utils.checkpoint import load_checkpoint
+from basicsr_tur.utils.errors import CheckpointError, UserError
 
 
 @dataclass(frozen=True)
@@ -131,8 +132,9 @@ def test_every_registered_backbone_has_a_head_spec_and_tiny_arguments():
 
 
 def test_unknown_arch_name_is_refused():
-    with pytest.raises(KeyError, match='SRResNett'):
+    with pytest.raises(KeyError) as err:  # basicsr's registry
         build_network({'type': 'SRResNett'})
+    assert 'SRResNett' in str(err.value)
 
 
 def test_heads_sit_where_the_authors_put_them():
@@ -197,9 +199,9 @@ def test_input_smaller_than_its_padding_keeps_its_shape(arch):
 def test_input_too_small_to_reflect_pad_is_refused_in_one_line(arch):
     net = shared_tiny(arch)
     multiple, (h, w) = net.size_multiple, SMALL
-    with pytest.raises(ValueError, match=rf'^input of size {h}x{w} is too small to reflect-pad to a multiple of '
-                                         rf'{multiple}; use at least {multiple}x{multiple}$'):
+    with pytest.raises(UserError) as err:
         net(torch.rand(1, 3, *SMALL))
+    assert_names(err, f'{h}x{w}', f'{multiple}x{multiple}')
 
 
 # The uncertainty head.
@@ -217,8 +219,9 @@ def test_uncertainty_has_output_shape_and_is_positive(arch):
 def test_asking_uncertainty_without_head_fails_clearly(arch):
     net = shared_tiny(arch, **PLAIN)
     assert net.uncertainty_head is None
-    with torch.no_grad(), pytest.raises(RuntimeError, match='uncertainty_head: true'):
+    with torch.no_grad(), pytest.raises(RuntimeError) as err:
         net(torch.rand(1, 3, 8, 8), with_uncertainty=True)
+    assert_names(err, arch, 'uncertainty_head: true', 'network_g')
 
 
 @pytest.mark.parametrize('arch', ARCHS)
@@ -352,8 +355,9 @@ def test_wrong_shape_in_a_released_checkpoint_names_the_key(arch, tmp_path):
     good = state[tiny.bad_key]
     state[tiny.bad_key] = torch.zeros(*good.shape[:-1], good.shape[-1] + 1)
     path = saved(tmp_path, tiny.release(state))
-    with pytest.raises(ValueError, match=re.escape(tiny.bad_key)):
+    with pytest.raises(CheckpointError) as err:
         load_checkpoint(build_tiny(arch, **PLAIN), path)
+    assert_names(err, path, f"'{tiny.bad_key}'")
 
 
 # Eval and training.

@@ -7,10 +7,11 @@ import cv2
 import numpy as np
 import pytest
 from basicsr.data import build_dataset
-from conftest import TASKS
+from conftest import TASKS, assert_names
 
 from basicsr_tur.data import synthetic_task_dataset
 from basicsr_tur.data.data_util import SampleError, missing_files, output_names, unit_tensor
+from basicsr_tur.utils.errors import DataError
 from basicsr_tur.utils.lmdb_util import build_paired_lmdb
 from basicsr_tur.utils.meta_file import format_meta_line, parse_meta_line, read_meta_rows
 
@@ -63,24 +64,21 @@ NAN_IMG = RNG_IMG.astype(np.float32) / 255
 NAN_IMG[2:4, 2:4] = np.nan
 
 
-@pytest.mark.parametrize('name, data, reason', [
-    ('zero.png', b'', 'cannot decode gt image {} (empty file)'),
-    ('cut.png', _truncated_png(), 'cannot decode gt image {} (corrupt, truncated or not an image)'),
-    ('text.png', b'not an image at all\n', 'cannot decode gt image {} (corrupt, truncated or not an image)'),
-    ('nan.tif', _tiff(NAN_IMG), 'gt image {} has non-finite pixels (NaN or Inf)'),
-    ('inf.tif', _tiff(np.where(NAN_IMG != NAN_IMG, np.inf, NAN_IMG).astype(np.float32)),
-     'gt image {} has non-finite pixels (NaN or Inf)'),
-    ('hdr.tif', _tiff(RNG_IMG.astype(np.float32)), 'gt image {}: float pixels span [0, 249]; expected [0, 1]'),
-    ('int16.tif', _tiff(RNG_IMG.astype(np.int16)), 'gt image {}: unsupported pixel type int16'),
+@pytest.mark.parametrize('name, data, values', [  # values: what the one line names beside the dataset and file
+    ('zero.png', b'', ()),
+    ('cut.png', _truncated_png(), ()),
+    ('text.png', b'not an image at all\n', ()),
+    ('nan.tif', _tiff(NAN_IMG), ('NaN',)),
+    ('inf.tif', _tiff(np.where(NAN_IMG != NAN_IMG, np.inf, NAN_IMG).astype(np.float32)), ('Inf',)),
+    ('hdr.tif', _tiff(RNG_IMG.astype(np.float32)), ('[0, 249]', '[0, 1]')),
+    ('int16.tif', _tiff(RNG_IMG.astype(np.int16)), ('int16',)),
 ], ids=['zero_byte', 'truncated_png', 'text_named_png', 'nan_float_tiff', 'inf_float_tiff', 'float_above_one',
         'int16_tiff'])
-def test_reader_refuses_what_it_cannot_scale_in_one_line_naming_the_file(tmp_path, name, data, reason):
+def test_reader_refuses_what_it_cannot_scale_in_one_line_naming_the_file(tmp_path, name, data, values):
     ds = build_dataset(one_pair_set(tmp_path, name, gt_bytes=data))
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(DataError) as err:
         ds[0]
-    message = str(err.value)
-    assert message.startswith(f"dataset 'px': {reason.format(osp.join(tmp_path, 'gt', name))}")
-    assert '\n' not in message
+    assert_names(err, "dataset 'px'", osp.join(tmp_path, 'gt', name), *values)
 
 
 def test_every_missing_image_of_a_meta_file_is_reported_when_the_dataset_is_built(paired_root):
@@ -93,29 +91,31 @@ def test_every_missing_image_of_a_meta_file_is_reported_when_the_dataset_is_buil
                        'dataroot_lq': osp.join(paired_root, 'lq'), 'dataroot_gt': osp.join(paired_root, 'gt'),
                        'meta_file': meta})
     lq = osp.join(paired_root, 'lq')
-    assert str(err.value) == (f"dataset 'v': 7 of 19 images named by {meta} not found: "
-                              + '; '.join(f'line {10 + i}: lq {lq}/sr/missing{i}.png' for i in range(5))
-                              + '; and 2 more')
+    message = assert_names(err, "dataset 'v'", '7 of 19', meta,
+                           *(f'line {10 + i}: lq {lq}/sr/missing{i}.png' for i in range(5)), '2 more')
+    assert 'missing5.png' not in message  # the first five, then a count
 
 
 def test_missing_clean_image_of_a_synthetic_meta_file_is_reported_when_built(clean_root, tmp_path):
     meta = tmp_path / 'clean.txt'
     meta.write_text('astronaut.png\n# a comment\nnope.png\n')
-    with pytest.raises(FileNotFoundError, match=rf"dataset 'syn': 1 of 2 images named by {meta} not found: "
-                                                rf"line 3: gt {clean_root}/nope.png$"):
+    with pytest.raises(FileNotFoundError) as err:
         build_dataset({'name': 'syn', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': TASKS,
                        'dataroot_gt': clean_root, 'meta_file': str(meta), 'gt_size': 16})
+    assert_names(err, "dataset 'syn'", '1 of 2', meta, f'line 3: gt {clean_root}/nope.png')
 
 
 def test_missing_image_of_a_mixed_part_is_reported_when_built(clean_root, paired_root):
     with open(osp.join(paired_root, 'meta.txt'), 'a') as f:
         f.write('sr/x.png astronaut.png sr\n')
-    with pytest.raises(FileNotFoundError, match=r"dataset 'mix\[1\]': 1 of 13 images .* line 10: lq .*/sr/x.png"):
+    with pytest.raises(FileNotFoundError) as err:
         build_dataset({'name': 'mix', 'type': 'MixedTaskDataset', 'phase': 'train', 'tasks': TASKS, 'gt_size': 16,
                        'parts': [{'type': 'SyntheticTaskDataset', 'dataroot_gt': clean_root},
                                  {'type': 'PairedTaskDataset', 'dataroot_lq': osp.join(paired_root, 'lq'),
                                   'dataroot_gt': osp.join(paired_root, 'gt'),
                                   'meta_file': osp.join(paired_root, 'meta.txt')}]})
+    assert_names(err, "dataset 'mix[1]'", '1 of 13', osp.join(paired_root, 'meta.txt'),
+                 f"line 10: lq {osp.join(paired_root, 'lq', 'sr', 'x.png')}")
 
 
 def test_lmdb_keys_missing_from_the_database_are_reported_when_built(paired_root, tmp_path):
@@ -128,9 +128,8 @@ def test_lmdb_keys_missing_from_the_database_are_reported_when_built(paired_root
         build_dataset({'name': 'db', 'type': 'PairedTaskDataset', 'phase': 'val', 'tasks': TASKS,
                        'io_backend': {'type': 'lmdb'}, 'dataroot_lq': osp.join(out, 'lq.lmdb'),
                        'dataroot_gt': osp.join(out, 'gt.lmdb'), 'meta_file': osp.join(out, 'meta.txt')})
-    assert str(err.value) == (f"dataset 'db': 2 of 10 images named by {out}/meta.txt not found: "
-                              f"line 7: lq key 'dark/chelsea' in {out}/lq.lmdb; line 7: gt key 'chelsea' in "
-                              f"{out}/gt.lmdb")
+    assert_names(err, "dataset 'db'", '2 of 10', f'{out}/meta.txt', 'line 7', "'dark/chelsea'", f'{out}/lq.lmdb',
+                 "'chelsea'", f'{out}/gt.lmdb')
 
 
 def test_header_check_reports_every_unreadable_image_when_built(paired_root):
@@ -140,33 +139,37 @@ def test_header_check_reports_every_unreadable_image_when_built(paired_root):
            'dataroot_lq': osp.join(paired_root, 'lq'), 'dataroot_gt': osp.join(paired_root, 'gt'),
            'meta_file': osp.join(paired_root, 'meta.txt')}
     build_dataset(opt)  # paths only by default: the files exist
-    with pytest.raises(ValueError, match=r"dataset 'v': 2 of 12 images named by .* cannot be read: line 5: lq "
-                                         r".*/noise/coffee.png \(empty file\); line 8: lq .*/noise/chelsea.png"):
+    with pytest.raises(ValueError) as err:
         build_dataset(dict(opt, check_images='headers'))
+    lq = osp.join(paired_root, 'lq', 'noise')
+    assert_names(err, "dataset 'v'", '2 of 12', opt['meta_file'], f'line 5: lq {lq}/coffee.png',
+                 f'line 8: lq {lq}/chelsea.png')
 
 
 def test_header_check_reports_lq_gt_size_mismatches_when_built(paired_root):
     path = osp.join(paired_root, 'lq', 'dark', 'coffee.png')
     cv2.imwrite(path, cv2.resize(cv2.imread(path), (20, 20)))
-    with pytest.raises(ValueError, match=rf"dataset 'v': 1 LQ/GT size mismatches: line 6: {path} is 20x20, "
-                                         rf".*/gt/coffee.png is 40x40$"):
+    with pytest.raises(ValueError) as err:
         build_dataset({'name': 'v', 'type': 'PairedTaskDataset', 'phase': 'val', 'tasks': TASKS,
                        'dataroot_lq': osp.join(paired_root, 'lq'), 'dataroot_gt': osp.join(paired_root, 'gt'),
                        'meta_file': osp.join(paired_root, 'meta.txt'), 'check_images': 'headers'})
+    gt = osp.join(paired_root, 'gt', 'coffee.png')
+    assert_names(err, "dataset 'v'", f'line 6: {path} is 20x20', f'{gt} is 40x40')
 
 
 def test_header_check_reports_training_images_smaller_than_gt_size_when_built(clean_root):
     cv2.imwrite(osp.join(clean_root, 'thumb.png'), RNG_IMG)
-    with pytest.raises(ValueError, match=rf"dataset 'syn': 1 images smaller than gt_size 24: gt "
-                                         rf"{clean_root}/thumb.png is 8x8$"):
+    with pytest.raises(ValueError) as err:
         build_dataset({'name': 'syn', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': TASKS,
                        'dataroot_gt': clean_root, 'gt_size': 24, 'check_images': 'headers'})
+    assert_names(err, "dataset 'syn'", 'gt_size 24', f'{clean_root}/thumb.png is 8x8')
 
 
 def test_unknown_check_images_value_is_refused(clean_root):
-    with pytest.raises(ValueError, match="'check_images' must be one of paths, headers, got 'all'"):
+    with pytest.raises(DataError) as err:
         build_dataset({'name': 'syn', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': TASKS,
                        'dataroot_gt': clean_root, 'check_images': 'all'})
+    assert_names(err, "dataset 'syn'", "'check_images'", 'paths', 'headers', "'all'")
 
 
 def test_empty_synthetic_meta_file_is_named_not_the_image_folder(clean_root, tmp_path):
@@ -174,15 +177,15 @@ def test_empty_synthetic_meta_file_is_named_not_the_image_folder(clean_root, tmp
     meta.write_text('# only a comment\n')
     opt = {'name': 'tiny_train', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': TASKS,
            'dataroot_gt': clean_root, 'meta_file': str(meta)}
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(DataError) as err:
         build_dataset(opt)
-    assert str(err.value) == f"dataset 'tiny_train': meta file {meta} lists no images"
-    with pytest.raises(FileNotFoundError, match=f"dataset 'tiny_train': meta file not found: {tmp_path}/nope.txt"):
+    assert clean_root not in assert_names(err, "dataset 'tiny_train'", meta)
+    with pytest.raises(FileNotFoundError) as err:
         build_dataset(dict(opt, meta_file=str(tmp_path / 'nope.txt')))
+    assert clean_root not in assert_names(err, "dataset 'tiny_train'", tmp_path / 'nope.txt')
 
 
-@pytest.mark.parametrize('value, reason', [(np.nan, r'has 1 non-finite values \(NaN or Inf\)'),
-                                           (-1.0, r'has negative values \(min -1\)')], ids=['nan', 'negative'])
+@pytest.mark.parametrize('value, reason', [(np.nan, 'NaN'), (-1.0, 'min -1')], ids=['nan', 'negative'])
 def test_bad_depth_map_is_refused_naming_its_file_whatever_the_crop(clean_root, tmp_path, value, reason):
     depth_root = tmp_path / 'depth'
     depth_root.mkdir()
@@ -191,8 +194,9 @@ def test_bad_depth_map_is_refused_naming_its_file_whatever_the_crop(clean_root, 
     np.save(depth_root / 'astronaut.npy', depth)
     ds = build_dataset({'name': 'hz', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': ['haze'],
                         'dataroot_gt': clean_root, 'depth_root': str(depth_root), 'gt_size': 8})
-    with pytest.raises(ValueError, match=rf"^dataset 'hz': depth map {depth_root}/astronaut.npy {reason}"):
+    with pytest.raises(DataError) as err:
         ds[0]
+    assert_names(err, "dataset 'hz'", f'{depth_root}/astronaut.npy', reason)
 
 
 def test_unexpected_error_while_loading_a_sample_names_the_dataset_and_file(clean_root, monkeypatch):
@@ -204,8 +208,7 @@ def test_unexpected_error_while_loading_a_sample_names_the_dataset_and_file(clea
                         'dataroot_gt': clean_root, 'gt_size': 16})
     with pytest.raises(SampleError) as err:
         ds[1]
-    assert str(err.value) == (f"dataset 'syn': {clean_root}/astronaut.png (task noise): ZeroDivisionError: "
-                              'division by zero')
+    assert_names(err, "dataset 'syn'", f'{clean_root}/astronaut.png', 'noise', 'ZeroDivisionError')
 
 
 ODD_NAMES = ['my photo.png', '#1.png', 'a#b.png', '-lead.png', 'café 日本.png', "it's.png", 'quote".png',
@@ -230,8 +233,9 @@ def test_meta_lines_of_the_old_format_read_as_before(tmp_path):
 def test_malformed_quoted_name_is_named_with_its_line(tmp_path):
     meta = tmp_path / 'meta.txt'
     meta.write_text('sr/a.png a.png sr\n"sr/b c.png b.png sr\n')
-    with pytest.raises(ValueError, match=rf'{meta} line 2: malformed quoted name "sr/b'):
+    with pytest.raises(DataError) as err:
         read_meta_rows(str(meta))
+    assert_names(err, f'{meta} line 2', '"sr/b')
 
 
 def test_any_file_name_survives_folder_scan_meta_file_and_output_names(tmp_path):
@@ -269,10 +273,10 @@ def test_inputs_that_would_still_share_an_output_name_are_refused_when_built(tmp
         os.makedirs(tmp_path / root / 'sr')
         for name in ('x.png', 'x.jpg', 'x_png.bmp'):  # x.png -> x_png, like x_png.bmp's own stem
             cv2.imwrite(str(tmp_path / root / 'sr' / name), RNG_IMG)
-    with pytest.raises(ValueError, match=r"dataset 'd': sr/x.png and sr/x_png.bmp would both be saved as "
-                                         r"sr/x_png; rename one of them"):
+    with pytest.raises(DataError) as err:
         build_dataset({'name': 'd', 'type': 'PairedTaskDataset', 'phase': 'val', 'tasks': ['sr'],
                        'dataroot_lq': str(tmp_path / 'lq'), 'dataroot_gt': str(tmp_path / 'gt')})
+    assert_names(err, "dataset 'd'", 'sr/x.png', 'sr/x_png.bmp', 'sr/x_png')
 
 
 def test_missing_files_agrees_with_isfile_whether_a_folder_is_listed_or_stat_per_file(tmp_path):

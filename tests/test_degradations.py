@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import skimage.data
 import torch
+from conftest import assert_names
 
 from basicsr_tur.data.degradations import (
     DEFAULT_SPECS,
@@ -23,6 +24,7 @@ from basicsr_tur.data.degradations import (
     sample_params,
     validate_spec,
 )
+from basicsr_tur.utils.errors import UserError
 
 # The mildest end of every MiOIR range, so "visibly changes" holds for the whole range, not a lucky draw.
 # Dark uses gamma 1.2 because gamma 1, the bottom of its range, is the identity by definition.
@@ -164,8 +166,9 @@ def test_haze_without_depth_is_heavier_at_the_top():
 
 
 def test_haze_depth_shape_mismatch_raises_naming_both_shapes(img):
-    with pytest.raises(ValueError, match=r'\(32, 64\).*\(64, 64, 3\)'):
+    with pytest.raises(UserError) as err:
         add_haze(img, {'A': 0.9, 'beta': 1.0}, np.random.default_rng(0), depth=np.ones((32, 64)))
+    assert_names(err, '(32, 64)', '(64, 64, 3)')
 
 
 def test_read_depth_resizes_a_quarter_size_mat_map_bilinearly_when_asked(tmp_path):
@@ -179,14 +182,14 @@ def test_read_depth_resizes_a_quarter_size_mat_map_bilinearly_when_asked(tmp_pat
 
 def test_read_depth_refuses_another_size_unless_asked_to_resize(tmp_path):
     np.save(tmp_path / 'a.npy', np.ones((4, 6), np.float32))
-    with pytest.raises(ValueError, match=rf'^depth map {tmp_path}/a.npy is 4x6, its image a.png is 16x24$'):
+    with pytest.raises(UserError) as err:
         read_depth(str(tmp_path / 'a.npy'), (16, 24), image='a.png')
+    assert_names(err, f'{tmp_path}/a.npy', '4x6', 'a.png', '16x24')
     assert read_depth(str(tmp_path / 'a.npy'), (4, 6)).shape == (4, 6)
 
 
 @pytest.mark.parametrize('content, reason', [
-    ('empty', r'cannot read it as a \.npy array'), ('3d', r'expected a 2-D numeric array, got float32 of shape'),
-    ('mat_without_data_obj', r"cannot read it as a \.mat file holding 'data_obj'")])
+    ('empty', '.npy'), ('3d', '(4, 4, 3)'), ('mat_without_data_obj', "'data_obj'")])
 def test_read_depth_names_an_unusable_file(tmp_path, content, reason):
     path = tmp_path / ('d.mat' if content.startswith('mat') else 'd.npy')
     if content == 'empty':
@@ -196,8 +199,9 @@ def test_read_depth_names_an_unusable_file(tmp_path, content, reason):
     else:
         from scipy.io import savemat
         savemat(path, {'depth': np.ones((4, 4))})
-    with pytest.raises(ValueError, match=rf'^depth map {path}: {reason}'):
+    with pytest.raises(UserError) as err:
         read_depth(str(path), (4, 4), resize=True)
+    assert_names(err, path, reason)
 
 
 def _streak_orientation(layer: np.ndarray) -> float:
@@ -229,45 +233,52 @@ def test_dark_output_is_darker(img):
 
 
 def test_unknown_type_raises_listing_known_types():
-    with pytest.raises(ValueError, match=r"opts\.yml.*'derain'.*did you mean 'rain'.*sr, blur, noise"):
+    with pytest.raises(UserError) as err:
         validate_spec({'type': 'derain'}, where='opts.yml')
+    assert_names(err, 'opts.yml', "'derain'", "'rain'", ', '.join(DEGRADATION_TYPES))
 
 
 def test_unknown_key_raises_with_closest_suggestion():
-    with pytest.raises(ValueError, match=r"'sigm'.*did you mean 'sigma'.*allowed keys: sigma"):
+    with pytest.raises(UserError) as err:
         validate_spec({'type': 'noise', 'sigm': 25})
+    assert_names(err, "'sigm'", "'sigma'", "'noise'")
 
 
 def test_lo_above_hi_raises_naming_the_key():
-    with pytest.raises(ValueError, match=r'sigma=\[50, 15\].*lo > hi'):
+    with pytest.raises(UserError) as err:
         validate_spec({'type': 'noise', 'sigma': [50, 15]})
+    assert_names(err, 'sigma=[50, 15]')
 
 
 @pytest.mark.parametrize('quality', [0, 101])
 def test_jpeg_quality_outside_1_100_raises(quality):
-    with pytest.raises(ValueError, match=rf'quality={quality}\b.*\[1, 100\]'):
+    with pytest.raises(UserError) as err:
         validate_spec({'type': 'jpeg', 'quality': quality})
+    assert_names(err, f'quality={quality} ', '[1, 100]')
 
 
 @pytest.mark.parametrize(('spec', 'culprit'), [
-    ({'type': 'blur', 'kernel_size': 8}, 'kernel_size=8 is even'),
-    ({'type': 'noise', 'sigma': -5}, 'sigma=-5 is out of range'),
-    ({'type': 'noise', 'sigma': 'high'}, "sigma='high' is not valid"),
-    ({'type': 'dark', 'gamma': [1, 2, 3]}, 'gamma=\\[1, 2, 3\\] has 3 items'),
+    ({'type': 'blur', 'kernel_size': 8}, 'kernel_size=8'),
+    ({'type': 'noise', 'sigma': -5}, 'sigma=-5'),
+    ({'type': 'noise', 'sigma': 'high'}, "sigma='high'"),
+    ({'type': 'dark', 'gamma': [1, 2, 3]}, 'gamma=[1, 2, 3]'),
 ])
 def test_senseless_values_raise_naming_the_value(spec, culprit):
-    with pytest.raises(ValueError, match=culprit):
+    with pytest.raises(UserError) as err:
         validate_spec(spec)
+    assert_names(err, culprit)
 
 
 def test_image_on_0_255_scale_is_rejected(img):
-    with pytest.raises(ValueError, match=r'expected values in \[0, 1\]'):
+    with pytest.raises(UserError) as err:
         apply_degradation(img * 255, {'type': 'dark', 'gamma': 2.0}, np.random.default_rng(0))
+    assert_names(err, 'dark', '[0, 1]')
 
 
 def test_unknown_quantize_mode_raises_listing_the_modes():
-    with pytest.raises(ValueError, match=r"quantize='floor'.*round, truncate, none"):
+    with pytest.raises(UserError) as err:
         validate_spec({'type': 'noise', 'sigma': 25, 'quantize': 'floor'})
+    assert_names(err, "quantize='floor'", 'round', 'truncate', 'none')
 
 
 @pytest.mark.parametrize('deg_type', DEGRADATION_TYPES)

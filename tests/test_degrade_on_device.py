@@ -9,7 +9,7 @@ import pytest
 import torch
 from basicsr.data import build_dataset
 from basicsr.models import build_model
-from conftest import edit, make_options
+from conftest import assert_names, edit, make_options
 
 from basicsr_tur.data.data_util import augment, random_crop, sample_rng, to_unit, unit_tensor
 from basicsr_tur.data.degradations import DEGRADATION_TYPES, apply_degradation, sample_params, validate_spec
@@ -18,6 +18,7 @@ from basicsr_tur.data.loaders import collate_samples
 from basicsr_tur.data.samplers import pack_index
 from basicsr_tur.models.tur_model import TURModel
 from basicsr_tur.train import train_pipeline as run_train
+from basicsr_tur.utils.errors import DataError
 from basicsr_tur.utils.options import parse_options
 from basicsr_tur.utils.sync_count import SyncCounter
 
@@ -123,9 +124,10 @@ def test_a_device_path_run_resumes_to_bit_identical_weights(device_run):
 
 
 def test_degrade_on_device_is_refused_for_validation_sets(clean_root):
-    with pytest.raises(ValueError, match='degrade_on'):
+    with pytest.raises(DataError) as err:
         build_dataset({'name': 's', 'type': 'SyntheticTaskDataset', 'phase': 'val', 'tasks': ['dark'],
                        'dataroot_gt': clean_root, 'degrade_on': 'device'})
+    assert_names(err, "dataset 's'", 'degrade_on: device')
 
 
 def test_haze_with_a_depth_map_ships_the_depth_crop(tmp_path, clean_root):
@@ -150,9 +152,10 @@ def test_degrading_a_batch_in_feed_data_makes_no_host_device_sync(tmp_path, clea
 
 
 def test_crops_too_small_for_the_device_kernels_are_refused_when_the_dataset_is_built(clean_root):
-    with pytest.raises(ValueError, match=r"degradations\.rain.*gt_size is 16"):
+    with pytest.raises(DataError) as err:
         build_dataset({'name': 's', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': ['rain'],
                        'dataroot_gt': clean_root, 'gt_size': 16, 'degrade_on': 'device'})
+    assert_names(err, "dataset 's'", "'degradations.rain'", 'gt_size', '16', 'degrade_on: workers')
     # the workers' OpenCV rain takes such crops
     build_dataset({'name': 's', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': ['rain'],
                    'dataroot_gt': clean_root, 'gt_size': 16})
@@ -164,5 +167,6 @@ def test_a_whole_image_too_small_for_its_blur_kernel_is_named_with_its_file(tmp_
     ds = build_dataset({'name': 's', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': ['blur'],
                         'dataroot_gt': str(tmp_path / 'small'), 'degrade_on': 'device',
                         'degradations': {'blur': {'type': 'blur', 'kernel_size': 21}}})
-    with pytest.raises(ValueError, match=r"dataset 's': .*tiny\.png.*8x8"):
+    with pytest.raises(DataError) as err:
         ds[0]
+    assert_names(err, "dataset 's'", str(tmp_path / 'small' / 'tiny.png'), '8x8', 'degrade_on: workers')

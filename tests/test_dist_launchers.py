@@ -4,9 +4,11 @@ import subprocess
 import sys
 
 import pytest
+from conftest import assert_names
 from test_distributed import free_port
 
 from basicsr_tur.utils.dist import init_dist
+from basicsr_tur.utils.errors import RunError, UserError
 
 JOIN = """
 import os, sys
@@ -37,14 +39,17 @@ def test_slurm_without_master_addr_or_scontrol_is_named(monkeypatch):
     monkeypatch.setenv('PATH', '/nonexistent')  # no scontrol
     for key, value in {'SLURM_PROCID': '0', 'SLURM_NTASKS': '1', 'SLURM_NODELIST': 'node[01-02]'}.items():
         monkeypatch.setenv(key, value)
-    with pytest.raises(RuntimeError, match=r'scontrol show hostnames node\[01-02\]` failed; set MASTER_ADDR'):
+    with pytest.raises(RunError) as err:
         init_dist('slurm', 0)
+    assert_names(err, '--launcher slurm', 'scontrol show hostnames node[01-02]', 'MASTER_ADDR')
 
 
 def test_unknown_launcher_and_missing_torchrun_variables_are_named(monkeypatch):
-    with pytest.raises(ValueError, match="--launcher mpi: expected 'none', 'pytorch' or 'slurm'"):
+    with pytest.raises(UserError) as err:
         init_dist('mpi', 0)
+    assert_names(err, '--launcher mpi', "'none'", "'pytorch'", "'slurm'")
     for var in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'):
         monkeypatch.delenv(var, raising=False)
-    with pytest.raises(RuntimeError, match='environment variable RANK is not set; start the run with torchrun'):
+    with pytest.raises(RunError) as err:
         init_dist('pytorch', 0)
+    assert_names(err, '--launcher pytorch', 'RANK', 'torchrun')

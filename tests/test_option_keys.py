@@ -4,7 +4,7 @@ from os import path as osp
 
 import pytest
 from basicsr.utils.registry import MODEL_REGISTRY
-from conftest import edit, make_options, make_test_options
+from conftest import assert_names, edit, make_options, make_test_options
 
 from basicsr_tur.models.tur_model import TURModel
 from basicsr_tur.utils.option_checks import BOOL, PATH
@@ -45,15 +45,16 @@ def test_a_models_declared_key_is_accepted_for_that_model(tmp_path, clean_root, 
 
 def test_a_models_declared_key_is_refused_for_another_model_naming_its_reader(tmp_path, clean_root, paired_root):
     path = options(tmp_path, clean_root, paired_root, 'TURModel', train__keyed_switch=True)
-    with pytest.raises(OptionError, match=r"'train.keyed_switch' is read by model_type KeyedModel only, not "
-                                          r"'TURModel'; remove it$"):
+    with pytest.raises(OptionError) as err:
         parse_options(str(tmp_path), True, ['-opt', path])
+    assert_names(err, path, "'train.keyed_switch'", 'KeyedModel', "'TURModel'")
 
 
 def test_a_models_declared_key_takes_the_kind_it_declares(tmp_path, clean_root, paired_root):
     path = options(tmp_path, clean_root, paired_root, 'KeyedModel', train__keyed_switch='maybe')
-    with pytest.raises(OptionError, match=r"'train.keyed_switch' must be true or false, got 'maybe'"):
+    with pytest.raises(OptionError) as err:
         parse_options(str(tmp_path), True, ['-opt', path])
+    assert_names(err, path, "'train.keyed_switch'", "'maybe'")
 
 
 def test_a_models_declared_path_is_made_absolute_under_the_root(tmp_path, clean_root, paired_root):
@@ -64,15 +65,16 @@ def test_a_models_declared_path_is_made_absolute_under_the_root(tmp_path, clean_
 
 def test_a_misspelt_key_of_a_model_gets_a_did_you_mean_from_its_declared_keys(tmp_path, clean_root, paired_root):
     path = options(tmp_path, clean_root, paired_root, 'KeyedModel', train__keyed_swich=True)
-    with pytest.raises(OptionError, match=r"unknown key 'train.keyed_swich'; did you mean 'keyed_switch'"):
+    with pytest.raises(OptionError) as err:
         parse_options(str(tmp_path), True, ['-opt', path])
+    assert_names(err, path, "'train.keyed_swich'", "'keyed_switch'")
 
 
 def test_a_model_that_declares_no_option_keys_is_refused(tmp_path, clean_root, paired_root):
     path = options(tmp_path, clean_root, paired_root, 'SRModel')  # basicsr's, registered beside ours
-    with pytest.raises(OptionError, match=r"'model_type': SRModel declares no OPTION_KEYS .*; use one of "
-                                          r'AirNetModel, KeyedModel, TURModel$'):
+    with pytest.raises(OptionError) as err:
         parse_options(str(tmp_path), True, ['-opt', path])
+    assert_names(err, path, "'model_type'", 'SRModel', 'OPTION_KEYS', 'AirNetModel, KeyedModel, TURModel')
 
 
 def test_published_is_read_by_the_test_pipeline_only(tmp_path, paired_root):
@@ -81,16 +83,18 @@ def test_published_is_read_by_the_test_pipeline_only(tmp_path, paired_root):
     edit(path, lambda o: o.update(published={'file': 'published.yml', 'setting': 'tiny'}))
     opt, _ = parse_options(str(tmp_path), False, ['-opt', path])
     assert opt['published']['file'] == osp.join(str(tmp_path), 'published.yml')
-    with pytest.raises(OptionError, match=r"'published' is read by test.py only .*; remove it$"):
+    with pytest.raises(OptionError) as err:
         parse_options(str(tmp_path), True, ['-opt', path])
+    assert_names(err, path, "'published'", 'test.py')
 
 
 def test_an_unknown_top_level_key_lists_the_keys_a_person_writes_not_those_parse_options_sets(tmp_path, clean_root,
                                                                                               paired_root):
     path = make_options(tmp_path, clean_root, paired_root)
     edit(path, lambda o: o.update(zzz_unknown=1))
-    with pytest.raises(OptionError, match=r"unknown key 'zzz_unknown'; allowed: ") as err:
+    with pytest.raises(OptionError) as err:
         parse_options(str(tmp_path), True, ['-opt', path])
+    assert_names(err, path, "'zzz_unknown'", 'allowed: ')
     listed = str(err.value).split('allowed: ')[1].split(', ')
     assert 'model_type' in listed and 'datasets' in listed
     assert not {'is_train', 'dist', 'rank', 'world_size', 'auto_resume', 'opt_path'} & set(listed)

@@ -3,13 +3,12 @@ sub-options passed as keyword arguments, value types (numeric strings read as nu
 syntax, duplicate keys, dataset types and schedule lengths; and relative paths and outputs are under one root."""
 import glob
 import os
-import re
 import subprocess
 import sys
 from os import path as osp
 
 import pytest
-from conftest import edit, make_options, make_test_options
+from conftest import assert_names, edit, make_options, make_test_options
 
 from basicsr_tur.train import train_pipeline as run_train
 from basicsr_tur.utils.option_file import OptionError
@@ -42,61 +41,58 @@ def set_key(dotted, value):
 
 
 # R4: each sub-options dict against what it is passed to, named with a did-you-mean hint.
-SUB_OPTIONS = {
+SUB_OPTIONS = {  # key, value, the names the one line must hold (the key at fault, a suggestion)
     'optimizer_key': ('train.optim_g', {'type': 'Adam', 'lr': 1e-3, 'weight_decy': 0.1},
-                      r"unknown key 'train.optim_g.weight_decy'; did you mean 'weight_decay'"),
+                      ('train.optim_g.weight_decy', 'weight_decay')),
     'optimizer_key_without_a_close_match': ('train.optim_g', {'type': 'Adam', 'lerning_rate': 2e-3},
-                                            r"unknown key 'train.optim_g.lerning_rate'; allowed: amsgrad, betas"),
-    'optimizer_without_lr': ('train.optim_g', {'type': 'SGD', 'momentum': 0.9}, r"'train.optim_g.lr' is missing"),
-    'optimizer_type': ('train.optim_g', {'type': 'AdamWW', 'lr': 1e-3},
-                       r"'train.optim_g.type': unknown optimizer 'AdamWW'; did you mean 'AdamW'"),
+                                            ('train.optim_g.lerning_rate', 'amsgrad', 'betas')),
+    'optimizer_without_lr': ('train.optim_g', {'type': 'SGD', 'momentum': 0.9}, ('train.optim_g.lr',)),
+    'optimizer_type': ('train.optim_g', {'type': 'AdamWW', 'lr': 1e-3}, ('train.optim_g.type', 'AdamWW', 'AdamW')),
     'scheduler_key': ('train.scheduler', {'type': 'MultiStepLR', 'milstones': [1000], 'gamma': 0.5},
-                      r"unknown key 'train.scheduler.milstones'; did you mean 'milestones'"),
+                      ('train.scheduler.milstones', 'milestones')),
     'scheduler_type': ('train.scheduler', {'type': 'StepLR', 'milestones': [10]},
-                       r"'train.scheduler.type': unknown scheduler 'StepLR'.* \(the model builds MultiStepLR, "
-                       r'MultiStepRestartLR, CosineAnnealingRestartLR\)$'),
+                       ('train.scheduler.type', 'StepLR', 'MultiStepLR', 'MultiStepRestartLR',
+                        'CosineAnnealingRestartLR')),
     'scheduler_without_periods': ('train.scheduler', {'type': 'CosineAnnealingRestartLR', 'eta_min': 0.0},
-                                  r"'train.scheduler.periods' is missing"),
+                                  ('train.scheduler.periods',)),
     'disk_backend_argument': ('datasets.train.io_backend', {'type': 'disk', 'db_path': 'x'},
-                              r"unknown key 'datasets.train.io_backend.db_path'; it takes no options"),
-    'backend_type': ('datasets.val.io_backend', {'type': 'lmbd'},
-                     r"'datasets.val.io_backend.type': unknown io backend 'lmbd'; did you mean 'lmdb'"),
+                              ('datasets.train.io_backend.db_path',)),
+    'backend_type': ('datasets.val.io_backend', {'type': 'lmbd'}, ('datasets.val.io_backend.type', 'lmbd', 'lmdb')),
     'lmdb_backend_flag': ('datasets.train.io_backend', {'type': 'lmdb', 'readahed': False},
-                          r"unknown key 'datasets.train.io_backend.readahed'; did you mean 'readahead'"),
+                          ('datasets.train.io_backend.readahed', 'readahead')),
     'metric_key': ('val.metrics.psnr', {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_chanel': True},
-                   r"unknown key 'val.metrics.psnr.test_y_chanel'; did you mean 'test_y_channel'"),
+                   ('val.metrics.psnr.test_y_chanel', 'test_y_channel')),
     'metric_crop_key': ('val.metrics.psnr', {'type': 'calculate_psnr', 'crop_boarder': 4},
-                        r"unknown key 'val.metrics.psnr.crop_boarder'; did you mean 'crop_border'"),
+                        ('val.metrics.psnr.crop_boarder', 'crop_border')),
     'metric_key_the_metric_does_not_take': ('val.metrics.psnr',
                                             {'type': 'calculate_psnr_skimage', 'crop_border': 0,
                                              'input_order': 'HWC'},
-                                            r"unknown key 'val.metrics.psnr.input_order'"),
+                                            ('val.metrics.psnr.input_order',)),
     'metric_type': ('val.metrics.psnr', {'type': 'calc_psnr', 'crop_border': 0},
-                    r"'val.metrics.psnr.type': unknown metric 'calc_psnr'; did you mean 'calculate_psnr'"),
-    'metric_without_crop_border': ('val.metrics.ssim', {'type': 'calculate_ssim'},
-                                   r"'val.metrics.ssim.crop_border' is missing"),
+                    ('val.metrics.psnr.type', 'calc_psnr', 'calculate_psnr')),
+    'metric_without_crop_border': ('val.metrics.ssim', {'type': 'calculate_ssim'}, ('val.metrics.ssim.crop_border',)),
     'compile_argument': ('train.compile', {'mode': 'default', 'fullgrap': True},
-                         r"unknown key 'train.compile.fullgrap'; did you mean 'fullgraph'"),
-    'dist_params_key': ('dist_params', {'backend': 'gloo', 'prot': 29500},
-                        r"unknown key 'dist_params.prot'; did you mean 'port'"),
-    'wandb_project': ('logger.wandb', {'project': 'mine'},
-                      r"'logger.wandb.project': basicsr-tur does not log to wandb"),
+                         ('train.compile.fullgrap', 'fullgraph')),
+    'dist_params_key': ('dist_params', {'backend': 'gloo', 'prot': 29500}, ('dist_params.prot', 'port')),
+    'wandb_project': ('logger.wandb', {'project': 'mine'}, ('logger.wandb.project', 'wandb')),
 }
 
 
 @pytest.mark.parametrize('case', SUB_OPTIONS)
 def test_sub_options_are_checked_against_what_they_are_passed_to(case, tmp_path, clean_root, paired_root):
-    key, value, message = SUB_OPTIONS[case]
+    key, value, names = SUB_OPTIONS[case]
     path = tiny(tmp_path, clean_root, paired_root, set_key(key, value))
-    with pytest.raises(OptionError, match=message):
+    with pytest.raises(OptionError) as err:
         parse(tmp_path, path)
+    assert_names(err, path, *names)
     assert sorted(os.listdir(tmp_path)) == sorted(['clean', 'paired', osp.basename(path)])  # nothing written
 
 
 def test_metric_typo_in_test_options_is_refused_not_scored_as_rgb(tmp_path, paired_root):
     path = make_test_options(tmp_path, paired_root, 'w.pth')
-    with pytest.raises(OptionError, match=r"'val.metrics.psnr.test_y_chanel'; did you mean 'test_y_channel'"):
+    with pytest.raises(OptionError) as err:
         parse(tmp_path, path, 'val:metrics:psnr:test_y_chanel=true', is_train=False)
+    assert_names(err, path, 'val.metrics.psnr.test_y_chanel', 'test_y_channel')
 
 
 @pytest.mark.parametrize('metric', ['calculate_psnr_pt', 'calculate_ssim_pt'])
@@ -106,13 +102,14 @@ def test_basicsr_tensor_metrics_are_refused_naming_the_key(metric, tmp_path, pai
     with pytest.raises(OptionError) as err:
         parse(tmp_path, path, f'val:metrics:ssim={{type: {metric}, crop_border: 0}}',
               is_train=False)
-    assert "'val.metrics.ssim.type'" in str(err.value) and metric in str(err.value)
+    assert_names(err, path, "'val.metrics.ssim.type'", metric)
 
 
 def test_force_yml_typo_in_an_optimizer_is_named(tmp_path, clean_root, paired_root):
     path = tiny(tmp_path, clean_root, paired_root)
-    with pytest.raises(OptionError, match=r"unknown key 'train.optim_g.lerning_rate'"):
+    with pytest.raises(OptionError) as err:
         parse(tmp_path, path, 'train:optim_g:lerning_rate=1e-3')
+    assert_names(err, path, 'train.optim_g.lerning_rate')
 
 
 def test_well_formed_sub_options_pass(tmp_path, clean_root, paired_root):
@@ -158,61 +155,67 @@ def test_yaml_1_1_exponent_from_force_yml_is_a_number(tmp_path, clean_root, pair
     assert len(args.notes) == 3
 
 
-WRONG_VALUES = [  # key, value, the one line
-    ('train.optim_g.lr', 'fast', r"'train.optim_g.lr' must be a number, got 'fast'"),
-    ('num_gpu', 'zero', r"'num_gpu' must be an integer or 'auto', got 'zero'"),
-    ('manual_seed', 'abc', r"'manual_seed' must be an integer or null, got 'abc'"),
-    ('datasets.train.num_worker_per_gpu', 'two', r"'datasets.train.num_worker_per_gpu' must be an integer, got 'two'"),
-    ('datasets.train.batch_size_per_gpu', 2.5, r"'datasets.train.batch_size_per_gpu' must be an integer, got 2.5"),
-    ('datasets.val.use_rot', 'yes please', r"'datasets.val.use_rot' must be true or false"),
-    ('logger.print_freq', 0, r"'logger.print_freq' must be >= 1, got 0"),
-    ('path.strict_load_g', 1, r"'path.strict_load_g' must be true or false, got 1"),
-    ('train.optim_g.betas', [0.9, 'fast'], r"'train.optim_g.betas\[1\]' must be a number, got 'fast'"),
-    ('train.scheduler.gamma', 'half', r"'train.scheduler.gamma' must be a number, got 'half'"),
-    ('train.pixel_opt.eps', 'tiny', r"'train.pixel_opt.eps' must be a number or null, got 'tiny'"),
-    ('val.metrics.psnr.test_y_channel', 'yes', r"'val.metrics.psnr.test_y_channel' must be true or false"),
-    ('train.mixed_precision', 'fp32', r"'train.mixed_precision' must be 'bf16' or 'fp16' or null, got 'fp32'"),
-    ('datasets.train.sampler', 'balance', r"'datasets.train.sampler' must be 'shuffle' or 'balanced'"),
-    ('train.optim_g.lr', 'nan', r"'train.optim_g.lr' must be a number, got 'nan'"),
+WRONG_VALUES = [  # key, value: the one line names the file, the key and the value
+    ('train.optim_g.lr', 'fast'),
+    ('num_gpu', 'zero'),
+    ('manual_seed', 'abc'),
+    ('datasets.train.num_worker_per_gpu', 'two'),
+    ('datasets.train.batch_size_per_gpu', 2.5),
+    ('datasets.val.use_rot', 'yes please'),
+    ('logger.print_freq', 0),
+    ('path.strict_load_g', 1),
+    ('train.optim_g.betas', [0.9, 'fast']),
+    ('train.scheduler.gamma', 'half'),
+    ('train.pixel_opt.eps', 'tiny'),
+    ('val.metrics.psnr.test_y_channel', 'yes'),
+    ('train.mixed_precision', 'fp32'),
+    ('datasets.train.sampler', 'balance'),
+    ('train.optim_g.lr', 'nan'),
 ]
 
 
-@pytest.mark.parametrize('key, value, message', WRONG_VALUES, ids=[f'{k}={v}' for k, v, _ in WRONG_VALUES])
-def test_wrong_value_type_is_named(key, value, message, tmp_path, clean_root, paired_root):
+@pytest.mark.parametrize('key, value', WRONG_VALUES, ids=[f'{k}={v}' for k, v in WRONG_VALUES])
+def test_wrong_value_type_is_named(key, value, tmp_path, clean_root, paired_root):
     path = tiny(tmp_path, clean_root, paired_root, set_key(key, value))
-    with pytest.raises(OptionError, match=f'^{path}: {message}'):
+    with pytest.raises(OptionError) as err:
         parse(tmp_path, path)
+    if isinstance(value, list):  # the list's item at fault
+        key, value = f'{key}[1]', value[1]
+    assert_names(err, path, f"'{key}'", value)
 
 
-@pytest.mark.parametrize('entry, message', [('num_gpu=two', r"'num_gpu' must be an integer or 'auto', got 'two'"),
-                                            ('train:optim_g:lr=fast', r"'train.optim_g.lr' must be a number")])
-def test_wrong_value_from_force_yml_is_named_like_one_in_the_file(entry, message, tmp_path, clean_root, paired_root):
+@pytest.mark.parametrize('entry, key, value', [('num_gpu=two', 'num_gpu', 'two'),
+                                              ('train:optim_g:lr=fast', 'train.optim_g.lr', 'fast')])
+def test_wrong_value_from_force_yml_is_named_like_one_in_the_file(entry, key, value, tmp_path, clean_root,
+                                                                  paired_root):
     path = tiny(tmp_path, clean_root, paired_root)
-    with pytest.raises(OptionError, match=f'^{path}: {message}'):
+    with pytest.raises(OptionError) as err:
         parse(tmp_path, path, entry)
+    assert_names(err, path, f"'{key}'", value)
 
 
 def test_wrong_num_gpu_in_test_options_is_named(tmp_path, paired_root):
     path = make_test_options(tmp_path, paired_root, 'w.pth')
     edit(path, set_key('num_gpu', 'zero'))
-    with pytest.raises(OptionError, match=r"'num_gpu' must be an integer or 'auto', got 'zero'"):
+    with pytest.raises(OptionError) as err:
         parse(tmp_path, path, is_train=False)
+    assert_names(err, path, "'num_gpu'", 'zero')
 
 
 # R6: a malformed --force_yml is one line; a YAML tag is refused and never constructed.
-@pytest.mark.parametrize('entry, message', [
-    ('train:scheduler:milestones=[1000',
-     r"^--force_yml 'train:scheduler:milestones=\[1000': value is not valid YAML \(.*expected ',' or '\]'"),
-    ('network_g:type:foo=1', r"^--force_yml 'network_g:type:foo': 'network_g.type' is not a mapping$"),
-    ('datasets:train:gt_size:0=1', r"^--force_yml 'datasets:train:gt_size:0': 'datasets.train.gt_size' is not a "),
-    ('total_iter', r"^--force_yml 'total_iter': expected KEY=VALUE"),
-    ('train::total_iter=3', r"^--force_yml 'train::total_iter=3': empty key name"),
-    ('train:optim_g={type: Adam, lr: 1, lr: 2}', r"value is not valid YAML \(duplicate key 'lr'"),
+@pytest.mark.parametrize('entry, names', [
+    ('train:scheduler:milestones=[1000', ("--force_yml 'train:scheduler:milestones=[1000'",)),
+    ('network_g:type:foo=1', ("--force_yml 'network_g:type:foo'", "'network_g.type'")),
+    ('datasets:train:gt_size:0=1', ("--force_yml 'datasets:train:gt_size:0'", "'datasets.train.gt_size'")),
+    ('total_iter', ("--force_yml 'total_iter'", 'KEY=VALUE')),
+    ('train::total_iter=3', ("--force_yml 'train::total_iter=3'",)),
+    ('train:optim_g={type: Adam, lr: 1, lr: 2}', ("--force_yml 'train:optim_g={type: Adam, lr: 1, lr: 2}'", "'lr'")),
 ])
-def test_malformed_force_yml_is_one_line(entry, message, tmp_path, clean_root, paired_root):
+def test_malformed_force_yml_is_one_line(entry, names, tmp_path, clean_root, paired_root):
     path = tiny(tmp_path, clean_root, paired_root)
-    with pytest.raises(OptionError, match=message):
+    with pytest.raises(OptionError) as err:
         parse(tmp_path, path, entry)
+    assert_names(err, *names)
 
 
 @pytest.mark.parametrize('value', ["!!python/object/apply:os.system ['touch {marker}']", '!!str name',
@@ -220,8 +223,9 @@ def test_malformed_force_yml_is_one_line(entry, message, tmp_path, clean_root, p
 def test_force_yml_tag_is_refused_and_never_run(value, tmp_path, clean_root, paired_root):
     marker = tmp_path / 'marker'
     path = tiny(tmp_path, clean_root, paired_root)
-    with pytest.raises(OptionError, match=r"^--force_yml 'name': YAML tags are not allowed$"):
+    with pytest.raises(OptionError) as err:
         parse(tmp_path, path, 'name=' + value.format(marker=marker))
+    assert_names(err, "--force_yml 'name'").startswith('--force_yml')
     assert not marker.exists()
 
 
@@ -231,16 +235,17 @@ def test_duplicate_top_level_key_is_refused(tmp_path, clean_root, paired_root):
     lines = open(path).read().splitlines()
     with open(path, 'a') as f:
         f.write('name: other\n')
-    message = rf"^{path}: line {len(lines) + 1}: duplicate key 'name' \(first at line 1\)$"
-    with pytest.raises(OptionError, match=message):
+    with pytest.raises(OptionError) as err:
         parse(tmp_path, path)
+    assert_names(err, path, f'line {len(lines) + 1}', "'name'", 'line 1')
 
 
 def test_duplicate_nested_key_is_refused(tmp_path):
     path = tmp_path / 'dup.yml'
     path.write_text('name: x\ntrain:\n  total_iter: 10\n  optim_g: {type: Adam, lr: 1.0e-3}\n  total_iter: 20\n')
-    with pytest.raises(OptionError, match=r"dup.yml: line 5: duplicate key 'total_iter' \(first at line 3\)"):
+    with pytest.raises(OptionError) as err:
         parse(tmp_path, str(path))
+    assert_names(err, path, 'line 5', "'total_iter'", 'line 3')
 
 
 def test_merge_key_may_override_what_it_merges(tmp_path):
@@ -254,15 +259,16 @@ def test_merge_key_may_override_what_it_merges(tmp_path):
 @pytest.mark.parametrize('phase', ['train', 'val'])
 def test_basicsr_dataset_without_task_ids_is_refused(phase, tmp_path, clean_root, paired_root):
     path = tiny(tmp_path, clean_root, paired_root, set_key(f'datasets.{phase}.type', 'PairedImageDataset'))
-    with pytest.raises(OptionError, match=rf"'datasets.{phase}.type': PairedImageDataset is not a task-labelled "
-                                          r'dataset \(use PairedTaskDataset\)'):
+    with pytest.raises(OptionError) as err:
         parse(tmp_path, path)
+    assert_names(err, path, f"'datasets.{phase}.type'", 'PairedImageDataset', 'PairedTaskDataset')
 
 
 def test_basicsr_dataset_in_test_options_is_refused(tmp_path, paired_root):
     path = make_test_options(tmp_path, paired_root, 'w.pth')
-    with pytest.raises(OptionError, match=r"'datasets.test.type': PairedImageDataset is not a task-labelled"):
+    with pytest.raises(OptionError) as err:
         parse(tmp_path, path, 'datasets:test:type=PairedImageDataset', is_train=False)
+    assert_names(err, path, "'datasets.test.type'", 'PairedImageDataset', 'PairedTaskDataset')
 
 
 # F11 and the schedulers' other preconditions.
@@ -272,21 +278,22 @@ COSINE = {'type': 'CosineAnnealingRestartLR', 'periods': [4], 'restart_weights':
 def test_cosine_periods_shorter_than_total_iter_are_refused(tmp_path, clean_root, paired_root):
     path = tiny(tmp_path, clean_root, paired_root, set_key('train.scheduler', dict(COSINE, periods=[5, 5],
                                                                                        restart_weights=[1, 0.5])))
-    with pytest.raises(OptionError, match=r"'train.scheduler.periods' \[5, 5\] add up to 10, fewer than "
-                                          r"'train.total_iter' 20: .*periods=\[5, 15\]\), or lower total_iter$"):
+    with pytest.raises(OptionError) as err:
         parse(tmp_path, path)
+    assert_names(err, path, "'train.scheduler.periods' [5, 5]", "'train.total_iter' 20", 'periods=[5, 15]')
 
 
-@pytest.mark.parametrize('scheduler, message', [
-    (dict(COSINE, periods=[10, 10]), r'periods \[10, 10\] and restart_weights \[1\] must have the same length'),
+@pytest.mark.parametrize('scheduler, names', [
+    (dict(COSINE, periods=[10, 10]), ("'train.scheduler'", 'periods [10, 10]', 'restart_weights [1]')),
     ({'type': 'MultiStepRestartLR', 'milestones': [5], 'restarts': [0, 10]},
-     r'restarts \[0, 10\] and restart_weights \[1\] must have the same length'),
-    (dict(COSINE, periods=[0, 20], restart_weights=[1, 1]), r"'train.scheduler.periods\[0\]' must be >= 1, got 0"),
+     ("'train.scheduler'", 'restarts [0, 10]', 'restart_weights [1]')),
+    (dict(COSINE, periods=[0, 20], restart_weights=[1, 1]), ("'train.scheduler.periods[0]'", '0')),
 ])
-def test_scheduler_preconditions_are_checked(scheduler, message, tmp_path, clean_root, paired_root):
+def test_scheduler_preconditions_are_checked(scheduler, names, tmp_path, clean_root, paired_root):
     path = tiny(tmp_path, clean_root, paired_root, set_key('train.scheduler', scheduler))
-    with pytest.raises(OptionError, match=message):
+    with pytest.raises(OptionError) as err:
         parse(tmp_path, path)
+    assert_names(err, path, *names)
 
 
 def test_extending_a_finished_cosine_run_past_its_periods_is_refused_before_resuming(tmp_path, clean_root,
@@ -296,8 +303,9 @@ def test_extending_a_finished_cosine_run_past_its_periods_is_refused_before_resu
         o['val'].update(val_freq=4), o['logger'].update(use_tb_logger=False)))
     run_train(str(tmp_path), ['-opt', path])
     states = osp.join(tmp_path, 'experiments', 'tiny', 'training_states')
-    with pytest.raises(OptionError, match=r"\[4\] add up to 4, fewer than 'train.total_iter' 8"):
+    with pytest.raises(OptionError) as err:
         run_train(str(tmp_path), ['-opt', path, '--auto_resume', '--force_yml', 'train:total_iter=8'])
+    assert_names(err, "'train.scheduler.periods' [4]", "'train.total_iter' 8")
     assert sorted(os.listdir(states)) == ['4.state', '4.validated']  # nothing written by the refused resume
 
 
@@ -331,8 +339,9 @@ def test_root_option_moves_relative_paths_and_outputs(tmp_path, clean_root, pair
     assert opt['path']['experiments_root'] == str(other / 'experiments' / 'tiny')
     opt, _ = parse_options(str(tmp_path), False, ['-opt', path, '--root', str(other)])
     assert opt['path']['results_root'] == str(other / 'results' / 'tiny')
-    with pytest.raises(OptionError, match=r'^--root .*nothere: folder not found$'):
+    with pytest.raises(OptionError) as err:
         parse_options(str(tmp_path), True, ['-opt', path, '--root', str(tmp_path / 'nothere')])
+    assert_names(err, f"--root {tmp_path / 'nothere'}")
 
 
 def test_scripts_run_from_another_folder_read_and_write_there(tmp_path, clean_root, paired_root):
@@ -365,43 +374,50 @@ def test_run_name_that_is_not_one_folder_name_is_refused_before_anything_is_touc
     victim = tmp_path.parent / 'victim'
     victim.mkdir(exist_ok=True)
     path = tiny(tmp_path, clean_root, paired_root)
-    with pytest.raises(OptionError, match=r"'name' must be a plain name \(no '/', not '.' or '..'\)"):
+    with pytest.raises(OptionError) as err:
         run_train(str(tmp_path), ['-opt', path, '--force_yml', f'name={name!r}'])
+    assert_names(err, path, "'name'", repr(name))
     assert victim.is_dir() and not list(tmp_path.parent.glob('victim_archived_*'))
     assert not (tmp_path / 'experiments').exists()
 
 
 def test_test_set_name_that_is_not_one_folder_name_is_refused(tmp_path, paired_root):
     path = make_test_options(tmp_path, paired_root, 'net.pth')
-    with pytest.raises(OptionError, match=r"'datasets.test.name' must be a plain name"):
+    with pytest.raises(OptionError) as err:
         parse(tmp_path, path, 'datasets:test:name=../escape', is_train=False)
+    assert_names(err, path, "'datasets.test.name'", '../escape')
 
 
 def test_two_test_sets_with_one_name_are_refused(tmp_path, paired_root):
     path = make_test_options(tmp_path, paired_root, 'net.pth')
     edit(path, lambda o: o['datasets'].update(test_2=dict(o['datasets']['test'])))
-    with pytest.raises(OptionError, match=r"'datasets.test_2.name': 'tiny_test_set' is also the name of "
-                                          r"'datasets.test'"):
+    with pytest.raises(OptionError) as err:
         parse(tmp_path, path, is_train=False)
+    assert_names(err, path, "'datasets.test_2.name'", 'tiny_test_set', "'datasets.test'")
 
 
-@pytest.mark.parametrize('force, message', [
-    ('train:optim_g:lr=-1', 'Invalid learning rate: -1'),
-    ('train:optim_g:betas=[2, 3]', 'Invalid beta parameter at index 0: 2'),
-    ('train:optim_g:weight_decay=-1', 'Invalid weight_decay value: -1')])
+@pytest.mark.parametrize('force, names', [  # torch's own words name the argument and the value
+    ('train:optim_g:lr=-1', ('learning rate', '-1')),
+    ('train:optim_g:betas=[2, 3]', ('beta', '2')),
+    ('train:optim_g:weight_decay=-1', ('weight_decay', '-1'))])
 def test_optimizer_value_torch_refuses_is_named_with_its_key_at_parse_time(tmp_path, clean_root, paired_root, force,
-                                                                          message):
-    with pytest.raises(OptionError, match=rf"'train.optim_g': {re.escape(message)}"):
-        parse(tmp_path, tiny(tmp_path, clean_root, paired_root), force)
+                                                                          names):
+    path = tiny(tmp_path, clean_root, paired_root)
+    with pytest.raises(OptionError) as err:
+        parse(tmp_path, path, force)
+    assert_names(err, path, "'train.optim_g'", *names)
 
 
 def test_options_file_that_is_not_utf8_text_is_named(tmp_path):
     path = tmp_path / 'bin.yml'
     path.write_bytes(b'name: tiny\n\xff\xfe\n')
-    with pytest.raises(OptionError, match=rf'{re.escape(str(path))} line 2'):
+    with pytest.raises(OptionError) as err:
         parse(tmp_path, str(path))
+    assert_names(err, f'{path} line 2')
 
 
 def test_bad_check_images_value_is_refused_at_parse_time(tmp_path, clean_root, paired_root):
-    with pytest.raises(OptionError, match=r"'datasets.val.check_images' must be 'paths' or 'headers', got 'all'"):
-        parse(tmp_path, tiny(tmp_path, clean_root, paired_root), 'datasets:val:check_images=all')
+    path = tiny(tmp_path, clean_root, paired_root)
+    with pytest.raises(OptionError) as err:
+        parse(tmp_path, path, 'datasets:val:check_images=all')
+    assert_names(err, path, "'datasets.val.check_images'", "'paths'", "'headers'", "'all'")

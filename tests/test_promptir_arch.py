@@ -3,8 +3,10 @@ by every backbone: test_archs.py; the released checkpoints: test_checkpoint.py).
 import pytest
 import torch
 from basicsr.archs import build_network
+from conftest import assert_names
 
 from basicsr_tur.archs.restormer_arch import TransformerBlock
+from basicsr_tur.utils.errors import UserError
 
 # The prompt widths are fixed for dim=48 by the authors, so the small model keeps dim and cuts depth.
 SMALL = {'type': 'PromptIR', 'decoder': True, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1}
@@ -37,12 +39,14 @@ def test_shares_the_restormer_blocks_and_official_names():
 
 
 def test_prompts_with_other_dim_are_refused():
-    with pytest.raises(ValueError, match='dim=32'):
+    with pytest.raises(UserError) as err:
         build_network({**SMALL, 'dim': 32})
+    assert_names(err, 'PromptIR', 'dim=48', 'dim=32')
 
 
 def test_forward_without_prompts_fails_clearly():
     with torch.device('meta'):
         net = build_network({'type': 'PromptIR', 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1})
-    with pytest.raises(ValueError, match='decoder=False'):
+    with pytest.raises(UserError) as err:
         net(torch.rand(1, 3, 8, 8, device='meta'))
+    assert_names(err, 'PromptIR', 'decoder=False', 'decoder=True')

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from basicsr.archs import build_network
+from conftest import assert_names
 from PIL import Image, ImageOps
 
 from basicsr_tur.inference import (
@@ -19,7 +20,8 @@ from basicsr_tur.inference import (
     source_from_options,
 )
 from basicsr_tur.restore import collect_inputs, main, plan_jobs
-from basicsr_tur.utils.errors import CheckpointError
+from basicsr_tur.utils.errors import CheckpointError, RunError
+from basicsr_tur.utils.option_file import OptionError
 
 TINY = {'type': 'SRResNet', 'num_feat': 8, 'num_block': 2}
 
@@ -83,16 +85,19 @@ def test_a_glob_keeps_paths_relative_to_its_root(folder):
 
 
 def test_an_input_naming_nothing_is_one_line(tmp_path):
-    with pytest.raises(FileNotFoundError, match='-i .*nothing_here: no such file or folder'):
+    with pytest.raises(FileNotFoundError) as err:
         collect_inputs([str(tmp_path / 'nothing_here')])
-    with pytest.raises(ValueError, match=r'no image .* \(sub-folders are read with --recursive\)'):
+    assert_names(err, f"-i {tmp_path / 'nothing_here'}")
+    with pytest.raises(ValueError) as err:
         collect_inputs([str(tmp_path)])
+    assert_names(err, tmp_path, '.png', '--recursive')
 
 
 def test_two_inputs_writing_one_file_are_refused(folder, tmp_path):
     inputs = collect_inputs([osp.join(folder, 'a8.png')]) + [(osp.join(folder, 'photo.jpg'), 'a8.jpg')]
-    with pytest.raises(ValueError, match=r'photo.jpg would both be written to .*a8.png'):
+    with pytest.raises(ValueError) as err:
         plan_jobs(inputs, str(tmp_path / 'out'), ext='png')
+    assert_names(err, osp.join(folder, 'a8.png'), osp.join(folder, 'photo.jpg'), tmp_path / 'out' / 'a8.png')
 
 
 def test_a_sigma_map_may_not_overwrite_another_output(tmp_path):
@@ -100,13 +105,15 @@ def test_a_sigma_map_may_not_overwrite_another_output(tmp_path):
         cv2.imwrite(str(tmp_path / name), photo())
     inputs = collect_inputs([str(tmp_path)])
     plan_jobs(inputs, str(tmp_path / 'out'))  # without σ maps there is no clash
-    with pytest.raises(ValueError, match='would both be written to'):
+    with pytest.raises(ValueError) as err:
         plan_jobs(inputs, str(tmp_path / 'out'), uncertainty=True)
+    assert_names(err, tmp_path / 'x.png', tmp_path / 'x_sigma.png', tmp_path / 'out' / 'x_sigma.png')
 
 
 def test_an_output_over_an_input_is_refused(folder):
-    with pytest.raises(ValueError, match=r'a16.png would overwrite the input .*a16.png; choose another -o folder'):
+    with pytest.raises(ValueError) as err:
         plan_jobs(collect_inputs([folder]), folder)
+    assert_names(err, osp.join(folder, 'a16.png'), '-o', '--suffix')
     assert plan_jobs(collect_inputs([folder]), folder, suffix='_restored')[0].output.endswith('a16_restored.png')
 
 
@@ -195,8 +202,9 @@ def test_the_restored_image_is_the_network_output_of_the_ema_weights(tmp_path):
 def test_uncertainty_needs_a_checkpoint_with_the_head(tmp_path):
     path = str(tmp_path / 'plain.pth')
     torch.save({'params': build_network(TINY).state_dict()}, path)
-    with pytest.raises(CheckpointError, match=r'plain.pth: holds no TUR uncertainty head .* trained with TURLoss'):
+    with pytest.raises(CheckpointError) as err:
         load_restorer(ModelSource(dict(TINY), path, None, 'test'), device='cpu', uncertainty=True)
+    assert_names(err, path, 'uncertainty_head', '--uncertainty', 'TURLoss')
     # When σ is only wanted if there is one (--grid), a head-less checkpoint gives a head-less network.
     assert not load_restorer(ModelSource(dict(TINY), path, None, 'test'), device='cpu', uncertainty=None).has_head
 
@@ -208,8 +216,9 @@ def test_options_file_weights_are_relative_to_the_root(tmp_path, weights):
     source = source_from_options(str(opt), root=str(tmp_path))
     assert source.weights == weights and source.param_key == 'params'
     opt.write_text('network_g: {type: SRResNet, num_feat: 8, num_blok: 2}\npath: {pretrain_network_g: tiny.pth}\n')
-    with pytest.raises(Exception, match='num_blok'):
+    with pytest.raises(OptionError) as err:
         source_from_options(str(opt), root=str(tmp_path))
+    assert_names(err, opt, "'network_g.num_blok'", "'num_block'")
 
 
 def test_out_of_memory_names_the_image_its_size_and_tile():
@@ -217,9 +226,9 @@ def test_out_of_memory_names_the_image_its_size_and_tile():
         def forward(self, x):
             raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 576000000 bytes")
 
-    with pytest.raises(RuntimeError, match=r'restore: out of memory restoring big.png \(48x64\) on cpu \(tried to '
-                                           r'allocate 576000000 bytes\); restore it tile by tile \(--tile 512\)'):
+    with pytest.raises(RunError) as err:
         Restorer(Hungry(), torch.device('cpu')).restore(photo(), name='big.png')
+    assert_names(err, 'big.png', '48x64', 'cpu', '--tile 512')
 
 
 # The command
@@ -391,9 +400,9 @@ def test_host_memory_running_out_is_one_line():
         def forward(self, x):
             raise MemoryError
 
-    with pytest.raises(RuntimeError, match=r'^restore: out of memory restoring big.png \(48x64\) on the host; '
-                                           r'restore it tile by tile \(--tile 512\), or free memory$'):
+    with pytest.raises(RuntimeError) as err:
         Restorer(Hungry(), torch.device('cpu')).restore(photo(), name='big.png')
+    assert_names(err, 'big.png', '48x64', 'host', '--tile 512')
 
 
 def test_a_file_of_another_model_is_named_by_the_preset_check(capsys, folder, weights, tmp_path):
@@ -439,8 +448,9 @@ def test_out_of_memory_with_tile_batches_suggests_fewer():
                                '576000000 bytes')
 
     restorer = Restorer(Hungry(), torch.device('cpu'), tile=32, overlap=8, tile_batch=4)
-    with pytest.raises(RuntimeError, match=r'--tile-batch 2\b'):
+    with pytest.raises(RunError) as err:
         restorer.restore(photo(), name='big.png')
+    assert_names(err, 'big.png', '--tile-batch 2)')
 
 
 # The I/O threads
@@ -645,7 +655,6 @@ def test_an_image_val_pad_cannot_reflect_is_named(capsys, tmp_path, paired_root,
 
 
 def test_a_bad_val_pad_in_the_options_file_is_named(tmp_path, paired_root, weights):
-    from basicsr_tur.utils.option_file import OptionError
     opt_path = padded_options(tmp_path, paired_root, weights, {'multiple': 0})
     with pytest.raises(OptionError) as err:
         source_from_options(opt_path)

@@ -3,6 +3,9 @@ backbone: test_archs.py; the released checkpoints: test_checkpoint.py)."""
 import pytest
 import torch
 from basicsr.archs import build_network
+from conftest import assert_names
+
+from basicsr_tur.utils.errors import UserError
 
 TINY = {'type': 'Restormer', 'dim': 8, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1}
 
@@ -37,10 +40,12 @@ def test_state_dict_keys_match_official_names():
 
 
 def test_unknown_layernorm_type_is_refused():
-    with pytest.raises(ValueError, match='BiasFre'):
+    with pytest.raises(UserError) as err:
         tiny(LayerNorm_type='BiasFre')
+    assert_names(err, 'Restormer', 'LayerNorm_type', "'BiasFre'", "'BiasFree'")
 
 
 def test_channel_mismatch_without_dual_pixel_is_refused():
-    with pytest.raises(ValueError, match='inp_channels == out_channels'):
+    with pytest.raises(UserError) as err:
         tiny(inp_channels=6)
+    assert_names(err, 'Restormer', 'inp_channels', 'out_channels', 'dual_pixel_task', '6')

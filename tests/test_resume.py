@@ -10,7 +10,7 @@ from os import path as osp
 
 import pytest
 import torch
-from conftest import make_options
+from conftest import assert_names, make_options
 
 from basicsr_tur.train import find_resume_state, resume_position
 from basicsr_tur.train import train_pipeline as run_train
@@ -233,11 +233,10 @@ def test_missing_weights_of_a_state_are_named_with_where_they_were_looked_for(te
     root, opt_path = ten
     exp = osp.join(root, 'experiments', 'tiny')
     os.remove(osp.join(exp, 'models', 'net_g_10.pth'))
-    with pytest.raises(FileNotFoundError, match=re.escape(
-            f"{exp}/training_states/10.state: the network saved with it is missing: {exp}/models/net_g_10.pth (a "
-            "state's weights are read from the models/ folder beside its training_states/ folder)")):
+    with pytest.raises(FileNotFoundError) as err:
         run_train(root, ['-opt', opt_path, '--force_yml', 'name=fork',
                          f'path:resume_state={exp}/training_states/10.state', 'train:total_iter=12'])
+    assert_names(err, f'{exp}/training_states/10.state', f'{exp}/models/net_g_10.pth', 'models/')
 
 
 def test_resume_applies_a_changed_scheduler_from_the_saved_position(ten):
@@ -261,9 +260,9 @@ def test_resume_from_a_state_past_total_iter_is_refused_in_one_line(ten):
     root, opt_path = ten
     state = osp.join(root, 'experiments', 'tiny', 'training_states', '10.state')
     before = files_under(root)
-    with pytest.raises(ValueError, match=re.escape(f'{state} is at iteration 10, past train.total_iter 5: raise '
-                                                   'total_iter to train on')):
+    with pytest.raises(ValueError) as err:
         run_train(root, ['-opt', opt_path, '--auto_resume', '--force_yml', 'train:total_iter=5'])
+    assert_names(err, state, 'iteration 10', 'train.total_iter 5')
     assert files_under(root) == before
 
 

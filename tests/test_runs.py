@@ -9,11 +9,12 @@ import sys
 from os import path as osp
 
 import pytest
-from conftest import make_options, make_test_options
+from conftest import assert_names, make_options, make_test_options
 
 from basicsr_tur.test import run_test
 from basicsr_tur.train import train_pipeline as run_train
 from basicsr_tur.utils import runs
+from basicsr_tur.utils.errors import RunError
 from basicsr_tur.utils.runs import fresh_run_dirs, lock_path, run_lock
 
 # A process holding a run's lock: runs.py loaded by its path (stdlib only), not through the package (torch: seconds).
@@ -71,7 +72,7 @@ def test_second_run_with_the_same_name_is_refused_before_touching_anything(tmp_p
     pid = holder(str(tmp_path / 'experiments' / 'tiny'))
     opt_path = make_options(tmp_path, clean_root, paired_root)
     before = _tree(tmp_path)
-    with pytest.raises(RuntimeError) as err:
+    with pytest.raises(RunError) as err:
         run_train(str(tmp_path), ['-opt', opt_path])
     message = str(err.value)
     assert message.startswith(f'{tmp_path}/experiments/tiny is in use by PID {pid} on host {socket.gethostname()} '
@@ -85,8 +86,9 @@ def test_second_test_run_with_the_same_name_is_refused(tmp_path, paired_root, ho
     pid = holder(str(tmp_path / 'results' / 'tiny_test'))
     opt_path = make_test_options(tmp_path, paired_root, str(tmp_path / 'unused.pth'))
     before = _tree(tmp_path)
-    with pytest.raises(RuntimeError, match=f'results/tiny_test is in use by PID {pid} '):
+    with pytest.raises(RunError) as err:
         run_test(str(tmp_path), ['-opt', opt_path])
+    assert_names(err, tmp_path / 'results' / 'tiny_test', f'PID {pid} ')
     assert _tree(tmp_path) == before
 
 
@@ -118,9 +120,10 @@ def test_lock_of_another_host_is_not_taken_over(tmp_path):
     folder = str(tmp_path / 'tiny')
     with open(lock_path(folder), 'w') as f:
         json.dump({'pid': _dead_pid(), 'host': 'elsewhere', 'started': '2025-01-01 00:00:00'}, f)
-    with pytest.raises(RuntimeError, match=r'on host elsewhere .*\(if it is gone, delete .*\.tiny\.lock\)'):
+    with pytest.raises(RunError) as err:
         with run_lock(folder):
             pass
+    assert_names(err, folder, 'elsewhere', lock_path(folder))
 
 
 @pytest.mark.parametrize('ending', [None, ValueError, KeyboardInterrupt])
@@ -157,8 +160,9 @@ def test_failed_training_start_keeps_the_earlier_run_resumable(tmp_path, clean_r
     opt_path = make_options(tmp_path, clean_root, paired_root)
     run_train(str(tmp_path), ['-opt', opt_path])
     events = glob.glob(str(tmp_path / 'tb_logger' / 'tiny' / 'events.out.tfevents.*'))
-    with pytest.raises(FileNotFoundError, match='/nonexistent'):
+    with pytest.raises(FileNotFoundError) as err:
         run_train(str(tmp_path), ['-opt', opt_path, '--force_yml', 'datasets:train:dataroot_gt=/nonexistent'])
+    assert_names(err, "dataset 'tiny_train'", 'dataroot_gt', '/nonexistent')
     assert glob.glob(str(tmp_path / 'tb_logger' / 'tiny' / 'events.out.tfevents.*')) == events
     assert osp.isfile(tmp_path / 'experiments' / 'tiny' / 'training_states' / '20.state')
     assert os.listdir(tmp_path / 'experiments') == ['tiny'] and os.listdir(tmp_path / 'tb_logger') == ['tiny']
@@ -174,8 +178,9 @@ def test_failed_test_start_keeps_the_earlier_results(tmp_path, clean_root, paire
     test_opt = make_test_options(tmp_path, paired_root, weights)
     run_test(str(tmp_path), ['-opt', test_opt])
     before = _tree(tmp_path / 'results')
-    with pytest.raises(FileNotFoundError, match='/nonexistent'):
+    with pytest.raises(FileNotFoundError) as err:
         run_test(str(tmp_path), ['-opt', test_opt, '--force_yml', 'datasets:test:dataroot_gt=/nonexistent'])
+    assert_names(err, '/nonexistent/astronaut.png')
     assert _tree(tmp_path / 'results') == before
 
 

@@ -2,8 +2,9 @@
 import pytest
 import torch
 from basicsr.models import build_model
-from conftest import edit, make_options, make_test_options
+from conftest import assert_names, edit, make_options, make_test_options
 
+from basicsr_tur.utils.option_file import OptionError
 from basicsr_tur.utils.options import parse_options
 
 
@@ -50,8 +51,9 @@ def test_bf16_autocast_trains_with_a_float32_tur_loss(tmp_path, clean_root, pair
 
 
 def test_unknown_precision_is_named(tmp_path, clean_root, paired_root):
-    with pytest.raises(ValueError, match="'train.mixed_precision' must be 'bf16' or 'fp16' or null, got 'fp8'"):
+    with pytest.raises(OptionError) as err:
         model_from(tmp_path, clean_root, paired_root, mixed_precision='fp8')
+    assert_names(err, tmp_path, "'train.mixed_precision'", "'bf16'", "'fp16'", "'fp8'")
 
 
 def test_channels_last_gives_the_same_step(tmp_path, clean_root, paired_root):
@@ -151,11 +153,11 @@ def test_training_and_test_runs_apply_tf32_and_cudnn_benchmark(tmp_path, clean_r
 
 
 def test_tf32_must_be_true_or_false(tmp_path, clean_root, paired_root):
-    from basicsr_tur.utils.option_file import OptionError
     path = make_options(tmp_path, clean_root, paired_root)
     edit(path, lambda opt: opt.update(tf32='fast'))
-    with pytest.raises(OptionError, match="'tf32'"):
+    with pytest.raises(OptionError) as err:
         parse_options(str(tmp_path), True, ['-opt', path])
+    assert_names(err, path, "'tf32'", "'fast'")
 
 
 @pytest.mark.parametrize('precision', ['fp32', 'bf16', 'fp16'])

@@ -3,6 +3,9 @@
 import pytest
 import torch
 from basicsr.archs import build_network
+from conftest import assert_names
+
+from basicsr_tur.utils.errors import UserError
 
 
 def tiny(head: bool, **kwargs):
@@ -37,5 +40,6 @@ def test_state_dict_keys_match_mioir_names():
 
 
 def test_unsupported_upscale_is_refused():
-    with pytest.raises(ValueError, match='upscale'):
+    with pytest.raises(UserError) as err:
         build_network({'type': 'SRResNet', 'upscale': 4})
+    assert_names(err, 'SRResNet', 'upscale', '4')

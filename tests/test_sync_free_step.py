@@ -8,9 +8,11 @@ import math
 
 import pytest
 import torch
+from conftest import assert_names
 from test_speed_switches import batch, model_from, weights
 
 from basicsr_tur.losses.tur_loss import TURLoss
+from basicsr_tur.utils.errors import UserError
 from basicsr_tur.utils.sync_count import SyncCounter, optimizer_step_counters
 
 LOSSES = {
@@ -135,8 +137,9 @@ def test_a_task_id_beyond_the_tasks_list_is_refused_on_the_host(tmp_path, clean_
     model = model_from(tmp_path, clean_root, paired_root)
     data = batch()
     data['task_id'] = torch.tensor([0, 1, 2, 3, 0, 1])
-    with pytest.raises(ValueError, match='task id 3'):
+    with pytest.raises(UserError) as err:
         model.feed_data(data)
+    assert_names(err, 'task id 3', 'num_tasks 3')
 
 
 @pytest.mark.parametrize('variant', ['per_task', 'cumulative'])

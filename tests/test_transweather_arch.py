@@ -3,6 +3,9 @@ construction (the checks shared by every backbone: test_archs.py; the released c
 import pytest
 import torch
 from basicsr.archs import build_network
+from conftest import assert_names
+
+from basicsr_tur.utils.errors import UserError
 
 TINY = {'embed_dims': [8, 16, 16, 16], 'num_heads': [1, 1, 1, 1], 'mlp_ratios': [1, 1, 1, 1], 'depths': [1, 1, 1, 1],
         'sr_ratios': [2, 1, 1, 1], 'dec_num_heads': 1, 'dec_mlp_ratio': 1, 'dec_depth': 1, 'num_task_queries': 4}
@@ -33,8 +36,9 @@ def test_input_range_maps_unit_inputs_to_the_authors_range():
 
 
 def test_invalid_input_range_is_named():
-    with pytest.raises(ValueError, match=r'input_range .* got \[1, -1\]'):
+    with pytest.raises(UserError) as err:
         tiny(input_range=[1, -1])
+    assert_names(err, 'Transweather', 'network_g.input_range', '[1, -1]')
 
 
 @pytest.mark.parametrize('name', ['Transweather', 'TransWeather'])

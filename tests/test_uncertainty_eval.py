@@ -13,7 +13,7 @@ import pytest
 import torch
 from basicsr.archs import build_network
 from basicsr.models import build_model
-from conftest import TASKS, make_options, make_test_options, write_rgb
+from conftest import TASKS, assert_names, make_options, make_test_options, write_rgb
 from scipy.stats import spearmanr
 from test_distributed import run_two_ranks
 
@@ -21,6 +21,7 @@ from basicsr_tur.archs.srresnet_arch import SRResNet
 from basicsr_tur.test import run_test
 from basicsr_tur.utils.calibration import calibration, sample_pixels, spearman
 from basicsr_tur.utils.cli import run_cli
+from basicsr_tur.utils.errors import UserError
 from basicsr_tur.utils.option_file import OptionError
 from basicsr_tur.utils.options import parse_options
 
@@ -198,16 +199,17 @@ def test_the_head_less_checkpoint_still_tests_without_val_uncertainty(tmp_path, 
 
 def test_val_uncertainty_must_be_true_or_false(tmp_path, paired_root):
     opt_path = make_test_options(tmp_path, paired_root, _weights(tmp_path))
-    with pytest.raises(OptionError, match="'val.uncertainty' must be true or false, got 'maybe'"):
+    with pytest.raises(OptionError) as err:
         parse_options(str(tmp_path), is_train=False, argv=['-opt', opt_path, '--force_yml', 'val:uncertainty=maybe'])
+    assert_names(err, opt_path, "'val.uncertainty'", "'maybe'")
 
 
 def test_val_uncertainty_in_training_needs_a_network_with_the_head(tmp_path, clean_root, paired_root):
     opt_path = make_options(tmp_path, clean_root, paired_root, loss='L1Loss')
     opt, _ = parse_options(str(tmp_path), is_train=True, argv=['-opt', opt_path, *UNCERTAINTY])
-    with pytest.raises(ValueError, match='val.uncertainty during training reads the σ of the network being trained: '
-                                         'set network_g.uncertainty_head: true'):
+    with pytest.raises(UserError) as err:
         build_model(opt)
+    assert_names(err, 'val.uncertainty', 'network_g.uncertainty_head: true')
 
 
 def test_pixel_sample_is_seeded_by_image_and_bounded():
