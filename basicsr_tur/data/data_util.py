@@ -214,7 +214,7 @@ def image_size(source: str | bytes) -> tuple[int, int]:
         return img.shape[0], img.shape[1]
 
 
-def raise_problems(where: str, what: str, problems: list[str], error: type[Exception] = ValueError) -> None:
+def raise_problems(where: str, what: str, problems: list[str], error: type[Exception] = DataError) -> None:
     """One error `<where>: <what>: p1; p2; ...` quoting the first MAX_LISTED problems and counting the rest (nothing
     is raised when there is none)."""
     if problems:

@@ -19,7 +19,7 @@ from basicsr.utils import get_root_logger
 from basicsr_tur.inference.images import Staged, stage_image, to_image, to_input
 from basicsr_tur.inference.source import KeyCheck, ModelSource, choose_param_key, input_channels
 from basicsr_tur.utils.checkpoint import load_checkpoint, load_torch_file, unwrap_state_dict
-from basicsr_tur.utils.errors import ArgumentError, CheckpointError, DataError
+from basicsr_tur.utils.errors import ArgumentError, CheckpointError, DataError, RunError
 from basicsr_tur.utils.memory import out_of_memory_error
 from basicsr_tur.utils.padding import InputPadding, crop
 from basicsr_tur.utils.precision import warn_slow_precision
@@ -131,10 +131,10 @@ class Restorer:
             return f'restore it in smaller tiles (--tile {max(self.tile // 2, self.overlap + 1)})'
         return 'restore it tile by tile (--tile 512)'
 
-    def _host_oom(self, name: str, img: np.ndarray) -> RuntimeError:
+    def _host_oom(self, name: str, img: np.ndarray) -> RunError:
         size = f'{img.shape[0]}x{img.shape[1]}'
-        return RuntimeError(f'restore: out of memory restoring {name} ({size}) on the host; '
-                            f'{self._remedy()}, or free memory')
+        return RunError(f'restore: out of memory restoring {name} ({size}) on the host; '
+                        f'{self._remedy()}, or free memory')
 
     def stage(self, img: np.ndarray, name: str = 'image') -> Staged:
         """An image as read_image returns it, ready for `restore` (pinned for a CUDA device). Safe

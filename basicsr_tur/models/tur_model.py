@@ -761,12 +761,12 @@ class TURModel(BaseModel):
                 f'{border})')
 
     @staticmethod
-    def _metric_error(name: str, m_opt: dict, source: str, val_data: dict, what: str) -> ValueError:
-        """The ValueError of a metric that cannot be scored, naming the image and its GT."""
+    def _metric_error(name: str, m_opt: dict, source: str, val_data: dict, what: str) -> DataError:
+        """The DataError of a metric that cannot be scored, naming the image and its GT."""
         image = 'restored' if source == 'model' else 'input'
         lq, gt = val_data.get('lq_path', ['?'])[0], val_data.get('gt_path', ['?'])[0]
-        return ValueError(f"metric '{name}' ({m_opt.get('type', '')}) of the {image} image of {lq} "
-                          f'(GT {gt}) {what}')
+        return DataError(f"metric '{name}' ({m_opt.get('type', '')}) of the {image} image of {lq} "
+                         f'(GT {gt}) {what}')
 
     def _ordered(self, counts: dict) -> list[str]:
         """Tasks seen, in the options' task order (unknown ones after)."""

@@ -48,6 +48,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from basicsr_tur.utils.errors import UserError
+
 __all__ = [
     'MIO_TASKS', 'SETTINGS', 'SOURCES', 'NamingError', 'Part', 'Setting', 'Source', 'airnet_ots_entry',
     'all_parts', 'allweather_entry', 'allweather_task', 'clean_meta_name', 'gopro_gt', 'gopro_out', 'meta_name',
@@ -58,7 +60,7 @@ __all__ = [
 MIO_TASKS = ('sr', 'blur', 'noise', 'jpeg', 'rain', 'haze', 'dark')
 
 
-class NamingError(ValueError):
+class NamingError(UserError):
     """A file name that does not follow its dataset's naming rule."""
 
 
