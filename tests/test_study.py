@@ -1,7 +1,6 @@
 """scripts/study.py: a seeded comparison of task-weighting methods (statistics, resumability, dry run, tiny grid)."""
 import csv
 import glob
-import importlib.util
 import json
 import math
 from os import path as osp
@@ -10,10 +9,9 @@ import pytest
 import yaml
 from conftest import make_options, make_test_options
 
+from basicsr_tur import study
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-spec = importlib.util.spec_from_file_location('study', osp.join(REPO, 'scripts', 'study.py'))
-study = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(study)
 
 
 def write_config(tmp_path, train_opt: str, test_opt: str, **changes) -> str:

@@ -1,15 +1,12 @@
 """utils/tables.py's one Markdown and CSV writer, shared by test.py, scripts/compare.py and scripts/study.py."""
 import csv
-import importlib.util
 from os import path as osp
 
+from basicsr_tur import study
 from basicsr_tur import test as test_py
 from basicsr_tur.utils.tables import build_table, csv_table, markdown_table, to_csv
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-spec = importlib.util.spec_from_file_location('study', osp.join(REPO, 'scripts', 'study.py'))
-study = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(study)
 
 RESULTS = {'model': {'tasks': {'a|b': {'psnr': 30.0, 'ssim': 0.9}}, 'average': {'psnr': 30.0, 'ssim': 0.9}},
            'counts': {'a|b': 2}, 'uncertainty': {'a|b': {'mean_sigma': 0.01, 'spearman': None}}}
