@@ -6,7 +6,8 @@ DATASET_COMMON and LOADER_KINDS, here), models in theirs (models/tur_model.py: t
 `val.` and `path.` keys TURModel reads; AirNetModel adds its own), a test run's `published` beside its checker here
 (TEST_KEYS, check_published). CORE_KEYS are those of the run set-up (utils/options.py) and basicsr's conventions.
 The sub-options dicts passed on as keyword arguments (arch, loss, optimizer, scheduler, io backend, metrics,
-torch.compile, dist_params) are checked against the signatures that take them. A mistake fails
+torch.compile, dist_params) are checked against the signatures that take them; a model's rules
+between keys by its check_option_rules (TURModel's head switches). A mistake fails
 at once, in one line (an OptionError) that names the file and the key.
 """
 from __future__ import annotations
@@ -720,7 +721,9 @@ def check_options(opt: dict, path: str, notes: list[str] | None = None, is_train
         _check_scheduler(train_opt, path, notes)
     if isinstance(train_opt.get('compile'), dict):
         _check_kwargs(torch.compile, train_opt['compile'], 'train.compile', path, notes, exclude=('model',))
-    _check_head_switches(opt, path)
+    rules = getattr(MODEL_REGISTRY.get(opt['model_type']), 'check_option_rules', None)
+    if rules is not None:  # a model's rules between keys (e.g. TURModel's head switches)
+        rules(opt, path)
     for phase_name, dataset_opt in opt['datasets'].items():
         _check_dataset(DATASET_REGISTRY, dataset_opt, f'datasets.{phase_name}', path, notes)
     if (opt.get('val') or {}).get('metrics'):
@@ -737,14 +740,6 @@ def check_options(opt: dict, path: str, notes: list[str] | None = None, is_train
     tasks = opt.get('tasks')
     if tasks is not None and (not isinstance(tasks, list) or not tasks or len(set(tasks)) != len(tasks)):
         raise OptionError(f"{path}: 'tasks' must be a non-empty list of distinct task names, got {tasks!r}")
-
-
-def _check_head_switches(opt: dict, path: str) -> None:
-    """Switches of the uncertainty head that only mean something together, refused where they would do nothing."""
-    network_g = opt['network_g']
-    if 'train' in opt and network_g.get('uncertainty_detach') and not network_g.get('uncertainty_head'):
-        raise OptionError(f"{path}: 'network_g.uncertainty_detach: true' does nothing without "
-                          "'network_g.uncertainty_head: true'")
 
 
 def check_published(opt: dict, path: str, root_path: str) -> None:
