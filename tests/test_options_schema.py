@@ -10,7 +10,13 @@ import pytest
 from basicsr.utils.registry import DATASET_REGISTRY, MODEL_REGISTRY
 from jsonschema import Draft202012Validator
 
-from basicsr_tur.utils.option_checks import CORE_KEYS, DATASET_KINDS, TEST_KEYS
+from basicsr_tur.utils.option_checks import (
+    CORE_KEYS,
+    DATASET_COMMON,
+    LOADER_KINDS,
+    TEST_KEYS,
+    Kind,
+)
 from basicsr_tur.utils.option_file import load_yaml
 from basicsr_tur.utils.option_schema import (
     REFERENCE_FILE,
@@ -28,10 +34,12 @@ SHIPPED = sorted(glob.glob(osp.join(ROOT, 'options', 'train', '**', '*.yml'), re
 def _declarations():
     yield from (('CORE_KEYS', k, v) for k, v in CORE_KEYS.items())
     yield from (('TEST_KEYS', k, v) for k, v in TEST_KEYS.items())
-    yield from (('DATASET_KINDS', k, v) for k, v in DATASET_KINDS.items())
-    for name, model in MODEL_REGISTRY:
-        if model.__module__.startswith('basicsr_tur.'):
-            yield from ((name, k, v) for k, v in model.OPTION_KEYS.items())
+    yield from (('DATASET_COMMON', k, v) for k, v in DATASET_COMMON.items())
+    yield from (('LOADER_KINDS', k, v) for k, v in LOADER_KINDS.items())
+    for registry in (MODEL_REGISTRY, DATASET_REGISTRY):
+        for name, component in registry:
+            if component.__module__.startswith('basicsr_tur.'):
+                yield from ((name, k, v) for k, v in component.OPTION_KEYS.items())
 
 
 @pytest.fixture(scope='module')
@@ -50,8 +58,9 @@ def test_every_declared_key_has_a_description():
 
 def test_every_datasets_key_has_a_kind():
     for name, dataset in DATASET_REGISTRY:
-        if hasattr(dataset, 'OPTION_KEYS'):
-            assert set(dataset.OPTION_KEYS) <= set(DATASET_KINDS), name
+        if dataset.__module__.startswith('basicsr_tur.'):
+            kinds = dataset.OPTION_KEYS
+            assert all(isinstance(kind, Kind) for kind in kinds.values()), name
 
 
 @pytest.mark.parametrize('file, text', [(SCHEMA_FILE, schema_text),

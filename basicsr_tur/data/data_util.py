@@ -20,6 +20,7 @@ from basicsr_tur.data.samplers import unpack_index
 from basicsr_tur.utils.errors import DataError
 from basicsr_tur.utils.files import write_image
 from basicsr_tur.utils.lmdb_util import lmdb_key
+from basicsr_tur.utils.option_checks import BOOL, PATH, Kind
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 CHECK_IMAGES = ('paths', 'headers')  # what a dataset checks of every image when it is built (option check_images)
@@ -336,6 +337,25 @@ class TaskDataset(data.Dataset):
     `headers` also reads each image's header, checking that it is an image, that LQ and GT sizes agree and that
     training images are at least gt_size.
     """
+
+    # The keys this class reads (a subclass adds its own), beside those every dataset takes
+    # (utils/option_checks.py DATASET_COMMON: name, type, phase, tasks, io_backend, ...).
+    OPTION_KEYS: dict[str, Kind] = {
+        'dataroot_gt': PATH.doc('folder (or .lmdb) of the ground-truth or clean images'),
+        'meta_file': PATH.doc('the list of images (pairs and tasks); required with lmdb',
+                              default=None),
+        'gt_size': Kind.of(int, null=True, minimum=1).doc(
+            'training crop size (null: whole images, for validation)', default=None),
+        'use_hflip': BOOL.doc('random horizontal flips', default=False),
+        'use_rot': BOOL.doc('random rotations and transpositions', default=False),
+        'key_crop': BOOL.doc("also return lq_key, a second crop (AirNet's contrastive key)",
+                             default=False),
+        'seed': Kind.of(int).doc('base of the per-sample generators (default: manual_seed)'),
+        # checked when the options are, and again here for a dataset built directly
+        'check_images': Kind.of(words=CHECK_IMAGES).doc(
+            'what is checked of every file when built: paths exist, or headers too',
+            default='paths'),
+    }
 
     def __init__(self, opt: dict, roots: dict[str, str]) -> None:
         super().__init__()

@@ -6,8 +6,10 @@ import bisect
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
+from basicsr_tur.data.data_util import TaskDataset
 from basicsr_tur.data.samplers import pack_index, unpack_index
 from basicsr_tur.utils.errors import DataError
+from basicsr_tur.utils.option_checks import LIST, Kind
 
 # Keys a part inherits from the mixed dataset unless it sets them itself.
 _INHERITED = ('phase', 'tasks', 'gt_size', 'use_hflip', 'use_rot', 'key_crop', 'dataset_enlarge_ratio', 'io_backend',
@@ -29,7 +31,12 @@ class MixedTaskDataset(data.Dataset):
     part is how it is weighted in the mix, as the authors repeat Rain100L lines in their lists).
     """
 
-    OPTION_KEYS = ('parts', 'gt_size', 'use_hflip', 'use_rot', 'key_crop', 'seed', 'check_images')
+    # `parts`, `seed`, and the keys of TaskDataset that it hands on to its parts (_INHERITED).
+    OPTION_KEYS: dict[str, Kind] = {
+        'parts': LIST.doc('the dataset options of the parts mixed into one set'),
+        'seed': TaskDataset.OPTION_KEYS['seed'],
+        **{key: kind for key, kind in TaskDataset.OPTION_KEYS.items() if key in _INHERITED},
+    }
 
     def __init__(self, opt: dict) -> None:
         super().__init__()

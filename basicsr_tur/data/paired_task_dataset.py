@@ -17,6 +17,7 @@ from basicsr_tur.data.data_util import (
 from basicsr_tur.utils.errors import DataError
 from basicsr_tur.utils.lmdb_util import check_lmdb_keys
 from basicsr_tur.utils.meta_file import read_meta_rows
+from basicsr_tur.utils.option_checks import PATH, Kind
 from basicsr_tur.utils.text_file import read_text_lines
 
 
@@ -150,8 +151,10 @@ class PairedTaskDataset(TaskDataset):
     Randomness of sample `index` in epoch `e` comes only from a generator seeded by (seed, e, index).
     """
 
-    OPTION_KEYS = ('dataroot_lq', 'dataroot_gt', 'meta_file', 'gt_size', 'use_hflip', 'use_rot', 'seed',
-                   'dataset_enlarge_ratio', 'key_crop', 'check_images')
+    OPTION_KEYS: dict[str, Kind] = {
+        **TaskDataset.OPTION_KEYS,
+        'dataroot_lq': PATH.doc('folder (or .lmdb) of the degraded images'),
+    }
 
     def __init__(self, opt: dict) -> None:
         super().__init__(opt, {'lq': 'dataroot_lq', 'gt': 'dataroot_gt'})

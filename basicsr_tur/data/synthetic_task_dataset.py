@@ -21,6 +21,7 @@ from basicsr_tur.data.paired_task_dataset import warn_old_format
 from basicsr_tur.utils.errors import DataError
 from basicsr_tur.utils.lmdb_util import check_lmdb_keys
 from basicsr_tur.utils.meta_file import read_meta_rows
+from basicsr_tur.utils.option_checks import PATH, Kind
 
 
 def degradation_specs(tasks: list[str], specs: dict | None, where: str) -> dict[str, dict]:
@@ -139,8 +140,19 @@ class SyntheticTaskDataset(TaskDataset):
     round or truncate), float32 in [0, 1] otherwise; the model scales uint8 on its device (data_util.unit_tensor).
     """
 
-    OPTION_KEYS = ('dataroot_gt', 'meta_file', 'synth_tasks', 'degradations', 'depth_root', 'gt_size', 'use_hflip',
-                   'use_rot', 'seed', 'dataset_enlarge_ratio', 'key_crop', 'check_images', 'degrade_on')
+    OPTION_KEYS: dict[str, Kind] = {
+        **TaskDataset.OPTION_KEYS,
+        'synth_tasks': Kind.of(list, null=True).doc(
+            'the tasks synthesised (default: every task)', default=None),
+        'degradations': Kind.of(dict, null=True).doc(
+            '{task: spec}, a degradation type and its ranges (default: MiOIR ranges)',
+            default=None),
+        'depth_root': PATH.doc('folder of <image stem>.npy depth maps used by haze', default=None),
+        # checked when the options are, and again here for a dataset built directly
+        'degrade_on': Kind.of(words=DEGRADE_ON).doc(
+            "who degrades the crops: the loader's workers or the model on its device",
+            default='workers'),
+    }
 
     def __init__(self, opt: dict) -> None:
         super().__init__(opt, {'gt': 'dataroot_gt'})

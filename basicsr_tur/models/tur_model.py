@@ -39,6 +39,7 @@ from basicsr_tur.utils.errors import DataError, UserError
 from basicsr_tur.utils.files import atomic_write, write_image
 from basicsr_tur.utils.memory import out_of_memory_error
 from basicsr_tur.utils.option_checks import BOOL, COUNT, MAPPING, PATH, POSITIVE, Kind, loss_run_arguments
+from basicsr_tur.utils.option_file import OptionError
 from basicsr_tur.utils.padding import PAD_MODES, crop, input_padding
 from basicsr_tur.utils.tiling import tiled_forward
 
@@ -126,6 +127,19 @@ class TURModel(BaseModel):
                                    default=False),
         'val.pad.mode': Kind.of(words=PAD_MODES).doc("F.pad's mode", default='reflect'),
     }
+
+    @classmethod
+    def check_option_rules(cls, opt: dict, path: str) -> None:
+        """Rules between keys that each key's own check cannot see, run by the options check
+        (utils/option_checks.py) once every key has its type; raises OptionError naming `path`.
+
+        The head's switches: uncertainty_detach only means something with uncertainty_head, and
+        is refused where it would do nothing (in a training; a test file may keep it)."""
+        network_g = opt['network_g']
+        if 'train' in opt and network_g.get('uncertainty_detach') \
+                and not network_g.get('uncertainty_head'):
+            raise OptionError(f"{path}: 'network_g.uncertainty_detach: true' does nothing without "
+                              "'network_g.uncertainty_head: true'")
 
     def __init__(self, opt: dict) -> None:
         super().__init__(opt)

@@ -1,11 +1,13 @@
 """Checking options: every key, every value's type and every sub-options dict, before anything is written.
 
 Each component declares the option keys it reads, as a mapping of dotted names to Kinds (None: any value, checked
-where it is read): datasets in their OPTION_KEYS (data/), models in theirs (models/tur_model.py: the `train.`,
+where it is read): datasets in their OPTION_KEYS (data/*_dataset.py; those every dataset takes,
+DATASET_COMMON and LOADER_KINDS, here), models in theirs (models/tur_model.py: the `train.`,
 `val.` and `path.` keys TURModel reads; AirNetModel adds its own), a test run's `published` beside its checker here
 (TEST_KEYS, check_published). CORE_KEYS are those of the run set-up (utils/options.py) and basicsr's conventions.
 The sub-options dicts passed on as keyword arguments (arch, loss, optimizer, scheduler, io backend, metrics,
-torch.compile, dist_params) are checked against the signatures that take them. A mistake fails
+torch.compile, dist_params) are checked against the signatures that take them; a model's rules
+between keys by its check_option_rules (TURModel's head switches). A mistake fails
 at once, in one line (an OptionError) that names the file and the key.
 """
 from __future__ import annotations
@@ -155,17 +157,13 @@ TEST_KEYS: dict[str, Kind | None] = {
     'published.setting': ANY.doc('the setting whose published rows are shown beside the measured'),
     'published.row': ANY.doc('the published row the measured one is compared with', default=None),
 }
-# The loader keys every dataset takes (basicsr's build_dataloader reads them, parse_options sets phase, tasks and
-# scale); each dataset adds its OPTION_KEYS.
-DATASET_COMMON = {'name', 'type', 'phase', 'io_backend', 'tasks', 'scale', 'num_worker_per_gpu',
-                  'batch_size_per_gpu', 'dataset_enlarge_ratio', 'prefetch_mode', 'pin_memory',
-                  'persistent_workers', 'prefetch_factor', 'num_prefetch_queue', 'sampler'}
-# The keys of those that data/loaders.build_loader reads from the dataset it loads: a MixedTaskDataset's part is not
-# loaded by itself, so in a part they would be silently ignored.
-LOADER_KEYS = {'num_worker_per_gpu', 'batch_size_per_gpu', 'prefetch_mode', 'pin_memory', 'persistent_workers',
-               'prefetch_factor', 'num_prefetch_queue', 'sampler'}
-# Every dataset's options (and those of a MixedTaskDataset's parts).
-DATASET_KINDS: dict[str, Kind] = {
+# The dataset keys of basicsr's conventions, which every registered dataset takes whatever its
+# type: they stay here, not in a dataset class, because no dataset reads them itself. parse_options
+# (utils/options.py) sets phase, scale and tasks from the top level, as basicsr's does; name and
+# type name the set and its class; io_backend is basicsr's FileClient option, checked here
+# (_check_io_backend); dataset_enlarge_ratio is basicsr's training-length multiplier. A key that a
+# dataset class reads is declared in its OPTION_KEYS, next to its code (data/*_dataset.py).
+DATASET_COMMON: dict[str, Kind] = {
     'name': STR.doc("the set's name: names its results, images and table rows"),
     'type': STR.doc('the registered task-labelled dataset class'),
     'phase': STR.doc('train, val or test: set by parse_options from the phase name'),
@@ -173,11 +171,18 @@ DATASET_KINDS: dict[str, Kind] = {
     'scale': POSITIVE.doc('the upscaling factor (set by parse_options from the top-level scale)'),
     'io_backend': MAPPING.doc('{type: disk} or {type: lmdb} (the LMDB roots are the dataroot_*)',
                               default={'type': 'disk'}),
+    'dataset_enlarge_ratio': POSITIVE.doc(
+        'training length multiplier (a part: its weight in the mix)', default=1),
+}
+# The loader keys: basicsr's build_dataloader reads these (data/loaders.build_loader, which
+# replaces it, reads the same ones, plus prefetch_factor, passed on to torch's DataLoader, and
+# sampler, the sampler it builds). They are options of the loader, not of a dataset class, so every
+# dataset takes them; a MixedTaskDataset's part is not loaded by itself, so in a part they would be
+# silently ignored (_check_dataset refuses them there).
+LOADER_KINDS: dict[str, Kind] = {
     'num_worker_per_gpu': COUNT.doc(
         'loader workers per GPU (default: 0 in training; 2 for eval on a GPU, else 0)'),
     'batch_size_per_gpu': POSITIVE.doc('samples per batch and GPU'),
-    'dataset_enlarge_ratio': POSITIVE.doc(
-        'training length multiplier (a part: its weight in the mix)', default=1),
     'prefetch_mode': Kind.of(null=True, words=('cpu', 'cuda')).doc(
         "basicsr's prefetcher (null: the loader's own)", default=None),
     'pin_memory': BOOL.doc("the loader's pin_memory (default: on for training on a GPU)"),
@@ -186,32 +191,27 @@ DATASET_KINDS: dict[str, Kind] = {
     'num_prefetch_queue': POSITIVE.doc('batches queued by prefetch_mode: cpu', default=1),
     'sampler': Kind.of(words=('shuffle', 'balanced')).doc(
         'training order: a shuffle, or balanced over tasks', default='shuffle'),
-    'gt_size': Kind.of(int, null=True, minimum=1).doc(
-        'training crop size (null: whole images, for validation)', default=None),
-    'use_hflip': BOOL.doc('random horizontal flips', default=False),
-    'use_rot': BOOL.doc('random rotations and transpositions', default=False),
-    'key_crop': BOOL.doc("also return lq_key, a second crop (AirNet's contrastive key)",
-                         default=False),
-    'seed': Kind.of(int).doc("base of the per-sample generators (default: manual_seed)"),
-    'dataroot_gt': PATH.doc('folder (or .lmdb) of the ground-truth or clean images'),
-    'dataroot_lq': PATH.doc('folder (or .lmdb) of the degraded images'),
-    'meta_file': PATH.doc('the list of images (pairs and tasks); required with lmdb',
-                          default=None),
-    'depth_root': PATH.doc('folder of <image stem>.npy depth maps used by haze', default=None),
-    'parts': LIST.doc('the dataset options of the parts mixed into one set'),
-    'synth_tasks': Kind.of(list, null=True).doc(
-        'the tasks synthesised (default: every task)', default=None),
-    'degradations': Kind.of(dict, null=True).doc(
-        '{task: spec}, a degradation type and its ranges (default: MiOIR ranges)', default=None),
-    # data_util.TaskDataset checks it too, when built directly
-    'check_images': Kind.of(words=('paths', 'headers')).doc(
-        'what is checked of every file when built: paths exist, or headers too', default='paths'),
-    # SyntheticTaskDataset checks it too
-    'degrade_on': Kind.of(words=('workers', 'device')).doc(
-        "who degrades the crops: the loader's workers or the model on its device",
-        default='workers'),
 }
-DATASET_PATHS = tuple(name for name, kind in DATASET_KINDS.items() if kind.path)
+LOADER_KEYS = set(LOADER_KINDS)
+
+
+def is_task_dataset(dataset: type) -> bool:
+    """Whether a registered dataset class declares the option keys it reads (OPTION_KEYS, a mapping
+    of names to Kinds): ours, which give task ids; basicsr's own give none."""
+    return isinstance(getattr(dataset, 'OPTION_KEYS', None), Mapping)
+
+
+def dataset_keys(dataset: type, part: bool = False) -> dict[str, Kind]:
+    """Every key a dataset of class `dataset` takes, with its Kind: DATASET_COMMON, LOADER_KINDS
+    (not in a part of a MixedTaskDataset) and the class's own OPTION_KEYS."""
+    loader = {} if part else LOADER_KINDS
+    return {**DATASET_COMMON, **loader, **dataset.OPTION_KEYS}
+
+
+def dataset_paths(dataset_opt: dict) -> list[str]:
+    """The keys of a checked dataset's options that hold paths (a path Kind of its class)."""
+    dataset = DATASET_REGISTRY.get(dataset_opt['type'])
+    return [name for name, kind in dataset_keys(dataset).items() if kind.path]
 # basicsr's BaseModel.setup_schedulers, which TURModel keeps: these names, these classes (no torch scheduler).
 SCHEDULERS = {'MultiStepLR': 'MultiStepRestartLR', 'MultiStepRestartLR': 'MultiStepRestartLR',
               'CosineAnnealingRestartLR': 'CosineAnnealingRestartLR'}
@@ -517,21 +517,19 @@ def _check_dataset(registry: Any, dataset_opt: Any, key: str, path: str, notes: 
     if not isinstance(dataset_opt, dict):
         raise OptionError(f"{path}: '{key}' must be a mapping")
     dataset = _check_registered(registry, dataset_opt.get('type'), 'dataset', key, path)
-    task_labelled = [name for name, cls in registry if hasattr(cls, 'OPTION_KEYS')]
-    if not hasattr(dataset, 'OPTION_KEYS'):  # basicsr's own datasets give no task ids: TURModel needs them
+    task_labelled = [name for name, cls in registry if is_task_dataset(cls)]
+    if not is_task_dataset(dataset):  # basicsr's own datasets give no task ids: TURModel needs them
         close = difflib.get_close_matches(dataset.__name__, task_labelled, n=1, cutoff=0.5)
         hint = f'use {close[0]}' if close else f'use one of {", ".join(sorted(task_labelled))}'
         raise OptionError(f"{path}: '{key}.type': {dataset.__name__} is not a task-labelled dataset ({hint})")
-    allowed = DATASET_COMMON | set(dataset.OPTION_KEYS)
-    if parent is not None:
-        allowed -= LOADER_KEYS
+    kinds = dataset_keys(dataset, part=parent is not None)
     for name in dataset_opt:
         if parent is not None and name in LOADER_KEYS:
             raise OptionError(f"{path}: '{key}.{name}': a loader option, read from '{parent}' only (its parts are "
                               f"not loaded by themselves); set it on '{parent}'")
-        if name not in allowed:
-            raise _unknown(name, allowed, f'{key}.', path)
-    _check_kinds(dataset_opt, DATASET_KINDS, path, notes, f'{key}.')
+        if name not in kinds:
+            raise _unknown(name, kinds, f'{key}.', path)
+    _check_kinds(dataset_opt, kinds, path, notes, f'{key}.')
     if dataset_opt.get('io_backend') is not None:
         _check_io_backend(dataset_opt['io_backend'], f'{key}.io_backend', path, notes)
     for k, part in enumerate(dataset_opt.get('parts') or []):
@@ -723,7 +721,9 @@ def check_options(opt: dict, path: str, notes: list[str] | None = None, is_train
         _check_scheduler(train_opt, path, notes)
     if isinstance(train_opt.get('compile'), dict):
         _check_kwargs(torch.compile, train_opt['compile'], 'train.compile', path, notes, exclude=('model',))
-    _check_head_switches(opt, path)
+    rules = getattr(MODEL_REGISTRY.get(opt['model_type']), 'check_option_rules', None)
+    if rules is not None:  # a model's rules between keys (e.g. TURModel's head switches)
+        rules(opt, path)
     for phase_name, dataset_opt in opt['datasets'].items():
         _check_dataset(DATASET_REGISTRY, dataset_opt, f'datasets.{phase_name}', path, notes)
     if (opt.get('val') or {}).get('metrics'):
@@ -740,14 +740,6 @@ def check_options(opt: dict, path: str, notes: list[str] | None = None, is_train
     tasks = opt.get('tasks')
     if tasks is not None and (not isinstance(tasks, list) or not tasks or len(set(tasks)) != len(tasks)):
         raise OptionError(f"{path}: 'tasks' must be a non-empty list of distinct task names, got {tasks!r}")
-
-
-def _check_head_switches(opt: dict, path: str) -> None:
-    """Switches of the uncertainty head that only mean something together, refused where they would do nothing."""
-    network_g = opt['network_g']
-    if 'train' in opt and network_g.get('uncertainty_detach') and not network_g.get('uncertainty_head'):
-        raise OptionError(f"{path}: 'network_g.uncertainty_detach: true' does nothing without "
-                          "'network_g.uncertainty_head: true'")
 
 
 def check_published(opt: dict, path: str, root_path: str) -> None:

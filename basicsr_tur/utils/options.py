@@ -19,11 +19,11 @@ import torch
 
 from basicsr_tur.utils.dist import init_dist
 from basicsr_tur.utils.option_checks import (
-    DATASET_PATHS,
     OptionKeys,
     check_network_options,
     check_options,
     check_published,
+    dataset_paths,
     declared_keys,
 )
 from basicsr_tur.utils.option_file import OptionError, apply_force_yml, dump_yaml, load_yaml, resolve
@@ -36,7 +36,7 @@ def _resolve_paths(opt: dict, root: str, keys: OptionKeys) -> None:
     """Every path the options name (dataset folders and meta files, and each declared key of a path Kind: weights,
     resume state, ...) made absolute under root."""
     def datasets(dataset_opt: dict) -> None:
-        for key in DATASET_PATHS:
+        for key in dataset_paths(dataset_opt):
             if dataset_opt.get(key):
                 dataset_opt[key] = resolve(dataset_opt[key], root)
         for part in dataset_opt.get('parts') or []:
