@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 from basicsr.archs import build_network
+from conftest import assert_error_line
 from test_distributed import free_port
 
 gr = pytest.importorskip('gradio')
@@ -172,4 +173,4 @@ def test_preset_choice_loads_through_presets_table(tmp_path, monkeypatch):
 
 def test_app_command_line_error_is_one_line(capsys):
     assert app.main(['--arch', 'SRResNet']) == 1
-    assert capsys.readouterr().err.strip() == 'error: --arch SRResNet needs --weights FILE'
+    assert_error_line(capsys.readouterr().err, '--arch SRResNet', '--weights')

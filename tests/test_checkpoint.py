@@ -123,26 +123,24 @@ def test_missing_file_is_named(tmp_path):
 def test_empty_file_is_named_in_one_line(tmp_path):
     path = tmp_path / 'zero.pth'
     path.write_bytes(b'')
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(CheckpointError) as err:
         load_checkpoint(net(False), str(path))
-    message = str(err.value)
-    assert message.startswith(f'cannot read checkpoint {path}: ') and message.endswith('(empty file)')
-    assert '\n' not in message
+    assert_names(err, path)
 
 
 @pytest.mark.parametrize('content, reason', [
     # a text file: torch's own message is bare ('101', 'pop from empty list'): the exception type is named with it
-    (b'eta_min 1e-7\n', r': \w+Error: '),
-    ('list', r'expected a state dict \(a mapping of tensors\), got list')], ids=['text', 'list'])
+    (b'eta_min 1e-7\n', r'\b\w+Error\b'),
+    ('list', r'\blist\b')], ids=['text', 'list'])
 def test_file_that_is_not_a_state_dict_is_one_line_naming_it(tmp_path, content, reason):
     path = tmp_path / 'x.pth'
     if content == 'list':
         torch.save([torch.ones(1)], path)
     else:
         path.write_bytes(content)
-    with pytest.raises(ValueError) as err:  # run_cli prints ValueErrors as one `error:` line
+    with pytest.raises(CheckpointError) as err:  # run_cli prints it as one `error:` line
         load_checkpoint(net(False), str(path))
-    assert str(path) in str(err.value) and re.search(reason, str(err.value)) and '\n' not in str(err.value)
+    assert re.search(reason, assert_names(err, path))
 
 
 def file_from_key_list(name: str, path: str, wrap=lambda s: {'params': s}) -> dict:

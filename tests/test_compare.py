@@ -4,6 +4,7 @@ import json
 from os import path as osp
 
 import pytest
+from conftest import assert_error_line
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 spec = importlib.util.spec_from_file_location('compare', osp.join(REPO, 'scripts', 'compare.py'))
@@ -154,7 +155,7 @@ def test_published_as_option_alone_uses_the_results_published_file(tmp_path, aio
 def test_missing_published_file_is_named_as_such(tmp_path, capsys):
     l1 = write_result(tmp_path, 'L1', [36.0, 30.05], row='PromptIR', file=str(tmp_path / 'gone.yml'))
     assert compare.main([l1]) == 1
-    assert capsys.readouterr().err.strip() == f"error: published figures file not found: {tmp_path / 'gone.yml'}"
+    assert_error_line(capsys.readouterr().err, tmp_path / 'gone.yml')
 
 
 def test_input_row_comes_first_when_every_file_scored_the_same_inputs(tmp_path, capsys):

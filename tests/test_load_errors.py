@@ -11,7 +11,7 @@ import pytest
 import torch
 from basicsr.archs import build_network
 from basicsr.models import build_model
-from conftest import make_options, make_test_options
+from conftest import assert_error_line, assert_names, make_options, make_test_options
 from torch.utils.data import DataLoader, Dataset
 
 from basicsr_tur.models import tur_model
@@ -48,7 +48,9 @@ def test_error_raised_in_a_loader_worker_reaches_the_cli_as_its_original_line(er
         list(DataLoader(Failing(error), num_workers=1))
 
     assert run_cli(pipeline, '.') == 1
-    assert capsys.readouterr().err.splitlines() == [f'error: {error.args[0]}']
+    err = capsys.readouterr().err
+    assert_error_line(err, error.args[0])
+    assert 'Traceback' not in err
 
 
 @pytest.mark.parametrize('error', [KeyError('x'), RuntimeError('shape mismatch'), TypeError('bad call'),
@@ -92,9 +94,7 @@ def test_too_small_image_read_by_a_loader_worker_is_one_error_line(tmp_path, cle
     code = run_cli(lambda root: run_train(root, ['-opt', opt_path, '--force_yml', 'train:total_iter=4']),
                    str(tmp_path))
     assert code == 1
-    err = capsys.readouterr().err
-    assert err[err.index('error: '):].splitlines() == [
-        f"error: dataset 'tiny_train': {clean_root}/thumb.png: image of size 20x20 is smaller than gt_size 24"]
+    assert_error_line(capsys.readouterr().err, 'tiny_train', f'{clean_root}/thumb.png', '20x20', 'gt_size')
 
 
 def test_validation_meta_file_typo_fails_before_training(tmp_path, clean_root, paired_root):
@@ -102,9 +102,9 @@ def test_validation_meta_file_typo_fails_before_training(tmp_path, clean_root, p
     text = open(meta).read().replace('noise/chelsea.png', 'noise/chelsea.jpg')
     open(meta, 'w').write(text)
     opt_path = make_options(tmp_path, clean_root, paired_root)
-    with pytest.raises(FileNotFoundError, match=rf"^dataset 'tiny_val': 1 of 12 images named by {meta} not found: "
-                                                rf"line 8: lq {paired_root}/lq/noise/chelsea.jpg$"):
+    with pytest.raises(FileNotFoundError) as err:
         run_train(str(tmp_path), ['-opt', opt_path])
+    assert_names(err, 'tiny_val', meta, 'line 8', f'{paired_root}/lq/noise/chelsea.jpg')
     assert not osp.exists(osp.join(tmp_path, 'experiments', 'tiny', 'models', 'net_g_10.pth'))
 
 
@@ -113,9 +113,7 @@ def test_zero_byte_test_image_is_one_error_line(tmp_path, paired_root, capsys):
     open(bad, 'w').close()
     opt_path = make_test_options(tmp_path, paired_root, weights_file(tmp_path))
     assert run_cli(lambda root: run_test(root, ['-opt', opt_path]), str(tmp_path)) == 1
-    err = capsys.readouterr().err
-    assert err[err.index('error: '):].splitlines() == [
-        f"error: dataset 'tiny_test_set': cannot decode lq image {bad} (empty file)"]
+    assert_error_line(capsys.readouterr().err, 'tiny_test_set', bad)
 
 
 def strict_json(path: str) -> dict:
@@ -144,10 +142,10 @@ def test_psnr_of_an_input_identical_to_its_gt_is_capped_reported_and_valid_json(
 def test_nan_metric_is_an_error_naming_the_image(tmp_path, paired_root, monkeypatch):
     monkeypatch.setattr(tur_model, 'calculate_metric', lambda data, opt: float('nan'))
     opt_path = make_test_options(tmp_path, paired_root, weights_file(tmp_path))
-    with pytest.raises(ValueError, match=rf"metric 'psnr' \(calculate_psnr\) of the restored image of "
-                                         rf"{paired_root}/lq/sr/astronaut.png \(GT {paired_root}/gt/astronaut.png\) "
-                                         r"is nan; expected a finite value"):
+    with pytest.raises(DataError) as err:
         run_test(str(tmp_path), ['-opt', opt_path])
+    assert_names(err, "'psnr'", 'calculate_psnr', f'{paired_root}/lq/sr/astronaut.png',
+                 f'{paired_root}/gt/astronaut.png', 'nan')
     assert not osp.exists(osp.join(tmp_path, 'results', 'tiny_test', 'metrics.json'))
 
 
@@ -159,8 +157,9 @@ def test_non_finite_steps_name_the_files_of_the_batch(tmp_path, clean_root, pair
                      'task_id': torch.tensor([0, 2]), 'task': ['sr', 'dark'],
                      'lq_path': ['/c/a.png#sr', '/lq/dark/b.png'], 'gt_path': ['/c/a.png', '/gt/b.png']})
     model.optimize_parameters(1)
-    with pytest.raises(NonFiniteLossError, match=r'files: /c/a.png#sr, /lq/dark/b.png \(GT /gt/b.png\)\)'):
+    with pytest.raises(NonFiniteLossError) as err:
         model.get_current_log()  # the logger's read of the step's figures checks the non-finite streak
+    assert_names(err, '/c/a.png#sr', '/lq/dark/b.png', '/gt/b.png', 'train.max_nonfinite_steps')
 
 
 def test_inputs_sharing_a_stem_are_saved_to_distinct_files(tmp_path, paired_root):

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import assert_names
 
+from basicsr_tur.utils.errors import UserError
 from basicsr_tur.utils.tables import load_published, published_protocol, published_setting
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,8 +149,9 @@ def test_load_published_reads_rows_only(tmp_path):
 def test_an_unknown_key_of_a_setting_is_refused_naming_it(tmp_path):
     path = tmp_path / 'published.yml'
     path.write_text('tiny:\n  rows:\n    Paper: {sr: [30.0]}\n  protocl: typo\n', encoding='utf-8')
-    with pytest.raises(ValueError, match='tiny.protocl'):
+    with pytest.raises(UserError) as err:
         load_published(str(path), 'tiny')
+    assert_names(err, path, "'tiny.protocl'")
 
 
 def test_tables_say_where_the_paper_prints_another_average(tmp_path):

@@ -74,10 +74,7 @@ def test_second_run_with_the_same_name_is_refused_before_touching_anything(tmp_p
     before = _tree(tmp_path)
     with pytest.raises(RunError) as err:
         run_train(str(tmp_path), ['-opt', opt_path])
-    message = str(err.value)
-    assert message.startswith(f'{tmp_path}/experiments/tiny is in use by PID {pid} on host {socket.gethostname()} '
-                              '(started ')
-    assert message.endswith('); choose another name or stop that run')
+    assert_names(err, f'{tmp_path}/experiments/tiny', f'PID {pid}', socket.gethostname())
     assert _tree(tmp_path) == before
 
 

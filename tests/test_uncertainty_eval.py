@@ -13,7 +13,7 @@ import pytest
 import torch
 from basicsr.archs import build_network
 from basicsr.models import build_model
-from conftest import TASKS, assert_names, make_options, make_test_options, write_rgb
+from conftest import TASKS, assert_error_line, assert_names, make_options, make_test_options, write_rgb
 from scipy.stats import spearmanr
 from test_distributed import run_two_ranks
 
@@ -184,9 +184,7 @@ def test_a_checkpoint_without_the_head_is_refused_in_one_line_before_restoring(t
     opt_path = make_test_options(tmp_path, paired_root, weights)
     assert run_cli(lambda root: run_test(root, ['-opt', opt_path, *UNCERTAINTY]), str(tmp_path)) == 1
     # stderr may also hold log lines of the basicsr logger (its handler outlives the test that set it up)
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith('error:')]
-    assert errors == [f'error: {weights}: holds no TUR uncertainty head (keys uncertainty_head.*); val.uncertainty '
-                      'needs a checkpoint trained with TURLoss']
+    assert_error_line(capsys.readouterr().err, weights, 'uncertainty_head', 'val.uncertainty')
     assert not (tmp_path / 'results' / 'tiny_test' / 'visualization').exists()
     assert not (tmp_path / 'results' / 'tiny_test' / 'metrics.json').exists()
 
