@@ -81,7 +81,7 @@ from basicsr.utils.diffjpeg import DiffJPEG
 from basicsr.utils.img_process_util import filter2D
 from torch.nn import functional as F
 
-from basicsr_tur.utils.errors import UserError
+from basicsr_tur.utils.errors import DataError, UserError
 
 __all__ = [
     'DEFAULT_SPECS', 'DEGRADATION_TYPES', 'QUANTIZE_MODES', 'add_blur', 'add_dark', 'add_haze', 'add_jpeg',
@@ -473,9 +473,9 @@ def read_depth(path: str, shape: tuple[int, int], resize: bool = False, image: s
         depth = cv2.resize(depth, (shape[1], shape[0]))  # bilinear, cv2's default
     finite = np.isfinite(depth)
     if not finite.all():
-        raise UserError(f'depth map {path} has {int((~finite).sum())} non-finite values (NaN or Inf)')
+        raise DataError(f'depth map {path} has {int((~finite).sum())} non-finite values (NaN or Inf)')
     if depth.min() < 0:
-        raise UserError(f'depth map {path} has negative values (min {float(depth.min()):.4g}); expected >= 0')
+        raise DataError(f'depth map {path} has negative values (min {float(depth.min()):.4g}); expected >= 0')
     return depth
 
 

@@ -83,7 +83,7 @@ def check_task_ids(loss: str, task_ids: torch.Tensor, batch: int) -> None:
 
 
 def check_task_range(loss: str, task_ids: torch.Tensor, num_tasks: int) -> None:
-    """ValueError naming `loss` and the id when a task id lies outside [0, num_tasks). Reads two values on the host
+    """UserError naming `loss` and the id when a task id lies outside [0, num_tasks). Reads two values on the host
     (a sync on a GPU): TURModel checks the loader's ids on the host instead and turns this off (validate_task_ids)."""
     low, high = int(task_ids.min()), int(task_ids.max())
     if low < 0 or high >= num_tasks:
@@ -117,7 +117,7 @@ class TURLoss(nn.Module):
             multiple of it. Default: None, the whole batch.
 
     Raises:
-        ValueError: an unknown variant, a negative eps, num_tasks < 1, pool_size < 1, a batch that is not a multiple of
+        UserError: an unknown variant, a negative eps, num_tasks < 1, pool_size < 1, a batch that is not a multiple of
             pool_size, inputs whose shapes disagree, or (while
             `validate_task_ids` is true, the default) a task id outside [0, num_tasks).
 

@@ -35,7 +35,7 @@ from basicsr_tur.utils.checkpoint import (
     restore_rng_state,
 )
 from basicsr_tur.utils.dist import all_reduce_sum, sum_over_ranks
-from basicsr_tur.utils.errors import DataError, UserError
+from basicsr_tur.utils.errors import CheckpointError, DataError, UserError
 from basicsr_tur.utils.files import atomic_write, write_image
 from basicsr_tur.utils.memory import out_of_memory_error
 from basicsr_tur.utils.option_checks import BOOL, COUNT, MAPPING, PATH, POSITIVE, Kind, loss_run_arguments
@@ -454,13 +454,13 @@ class TURModel(BaseModel):
         where = resume_state.get('path', 'the training state')
         saved_optimizers, saved_schedulers = resume_state['optimizers'], resume_state['schedulers']
         if len(saved_optimizers) != len(self.optimizers) or len(saved_schedulers) != len(self.schedulers):
-            raise UserError(f'{where}: holds {len(saved_optimizers)} optimizers and {len(saved_schedulers)} '
+            raise CheckpointError(f'{where}: holds {len(saved_optimizers)} optimizers and {len(saved_schedulers)} '
                              f'schedulers; this model has {len(self.optimizers)} and {len(self.schedulers)}')
         for optimizer, saved in zip(self.optimizers, saved_optimizers):
             wanted = [{k: v for k, v in group.items() if k != 'params'} for group in optimizer.param_groups]
             if len(saved['param_groups']) != len(optimizer.param_groups):  # the loss's learned parameters: a group
                 saved_type = (resume_state.get('loss_state') or {}).get('type', 'a loss without learned parameters')
-                raise UserError(f"{where}: was trained with {saved_type} ({len(saved['param_groups'])} optimizer "
+                raise CheckpointError(f"{where}: was trained with {saved_type} ({len(saved['param_groups'])} optimizer "
                                  f'parameter groups); train.pixel_opt {type(self.cri_pix).__name__} needs '
                                  f'{len(optimizer.param_groups)} (a loss with learned parameters, as KendallLoss\'s '
                                  'log-variances, adds one): keep the loss, or start a new run from its weights '
@@ -468,7 +468,7 @@ class TURModel(BaseModel):
             try:
                 optimizer.load_state_dict(saved)
             except ValueError as err:  # another set of trainable parameters (e.g. AirNet's train.fix_encoder)
-                raise UserError(f'{where}: its optimizer state does not fit the trainable parameters of this '
+                raise CheckpointError(f'{where}: its optimizer state does not fit the trainable parameters of this '
                                  f'network: {str(err).splitlines()[0]}') from None
             for group, settings in zip(optimizer.param_groups, wanted):
                 ratio = settings['initial_lr'] / group['initial_lr']
@@ -487,7 +487,7 @@ class TURModel(BaseModel):
             try:
                 self.cri_pix.load_state_dict(saved_loss['state'])
             except RuntimeError as err:
-                raise UserError(f'{where}: its {saved_loss["type"]} state does not fit this loss: '
+                raise CheckpointError(f'{where}: its {saved_loss["type"]} state does not fit this loss: '
                                  f'{str(err).splitlines()[-1].strip()}') from None
         if 'rng' in resume_state:
             restore_rng_state(resume_state['rng'])

@@ -56,7 +56,7 @@ def lmdb_key(path: str) -> str:
 
 
 def check_lmdb_keys(paths: Iterable[str], where: str) -> dict[str, str]:
-    """{key: path} of image paths stored in (or read from) one LMDB; ValueError naming both files when two distinct
+    """{key: path} of image paths stored in (or read from) one LMDB; DataError naming both files when two distinct
     paths share a key (x.png and x.jpg: the key drops the extension, so one would be served for the other), or naming
     the path whose key is not ASCII without white space."""
     keys: dict[str, str] = {}
@@ -103,7 +103,7 @@ class LmdbWriter:
             raise OSError(f'cannot create LMDB {lmdb_path}: {err}') from None
 
     def put(self, key: str, file_path: str) -> tuple[int, int]:
-        """Store the image file under `key`; returns its (height, width). Unreadable images raise ValueError,
+        """Store the image file under `key`; returns its (height, width). Unreadable images raise DataError,
         LMDB failures (disk full, key too long) OSError, each naming the file."""
         img = cv2.imread(file_path, cv2.IMREAD_UNCHANGED)
         if img is None:
@@ -147,7 +147,7 @@ def build_paired_lmdb(pairs: list[tuple[str, str, str]], lq_root: str, gt_root: 
     """LMDBs of (lq_rel, gt_rel, task) pairs, values as VALUE_FORMATS says; returns pairs per task. GT files shared
     by tasks are stored once.
 
-    Refused with a ValueError before anything is written: no pairs, two files with one key, a key that is not
+    Refused with a DataError before anything is written: no pairs, two files with one key, a key that is not
     ASCII; while writing (the partial output is then removed): an unreadable image, or an LQ image whose size
     differs from its GT's (`LQ/GT size mismatch: ...`, which PairedTaskDataset would refuse at its first read).
     """
@@ -177,7 +177,7 @@ def build_clean_lmdb(names: list[str], gt_root: str, out_dir: str, compress_leve
     """LMDB of clean images (for SyntheticTaskDataset): <out>/gt.lmdb (values as VALUE_FORMATS says) and
     <out>/meta.txt listing the names.
 
-    No names, or two with one key, raise ValueError before anything is written.
+    No names, or two with one key, raise DataError before anything is written.
     """
     if not names:
         raise DataError(f'no images in {gt_root}')
