@@ -7,6 +7,7 @@ from os import path as osp
 
 from basicsr_tur.data.data_util import TaskDataset
 from basicsr_tur.test import run_test
+from basicsr_tur.utils.dist import close_dist
 
 LOADED = []
 _load = TaskDataset.__getitem__
@@ -23,3 +24,4 @@ if __name__ == '__main__':
     run_test(root, sys.argv[3:])
     with open(osp.join(out, f"loaded{os.environ['RANK']}.json"), 'w') as f:  # set by torchrun
         json.dump(LOADED, f)
+    close_dist()  # as run_cli does: a gloo group left open can abort the interpreter at exit

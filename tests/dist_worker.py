@@ -6,6 +6,7 @@ from os import path as osp
 import torch
 
 from basicsr_tur.train import train_pipeline
+from basicsr_tur.utils.dist import close_dist
 
 if __name__ == '__main__':
     root, out = sys.argv[1], sys.argv[2]
@@ -14,3 +15,4 @@ if __name__ == '__main__':
     torch.save(state, osp.join(out, f"rank{model.opt['rank']}.pth"))
     if model.cri_pix.state_dict():
         torch.save(model.cri_pix.state_dict(), osp.join(out, f"rank{model.opt['rank']}_loss.pth"))
+    close_dist()  # as run_cli does: a gloo group left open can abort the interpreter at exit
