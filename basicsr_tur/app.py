@@ -50,7 +50,7 @@ DEMO_OPT = 'options/test/demo/Restormer.yml'
 KINDS = ('options file', 'preset', 'arch')  # where the model comes from: restore.py's -opt, --preset, --arch
 # The errors a user can fix, as utils/cli.run_cli reports them; anything else is a bug and keeps its traceback
 # in the server's log (gradio shows the page a bare "Error").
-USER_ERRORS = (ValueError, KeyError, OSError, RuntimeError)
+USER_ERRORS = (UserError, OSError)
 REQUEST_MAX_AGE = 3600  # seconds a request's output folder is kept (gradio serves its own copies of the files)
 
 

@@ -164,7 +164,7 @@ def check_cells(config: dict) -> None:
             apply_force_yml(opt, entry)
         try:
             check_options(opt, config['options'], [], True)
-        except (ValueError, KeyError) as err:
+        except UserError as err:
             from basicsr_tur.utils.cli import error_message
             raise UserError(f"{config['path']}: methods.{method}: {error_message(err)}") from None
 
@@ -538,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         run_grid(root, config)
         out = write_outputs(root, config)
-    except (ValueError, KeyError, OSError, RuntimeError) as err:
+    except (UserError, OSError) as err:  # anything else is a bug: its traceback is shown
         from basicsr_tur.utils.cli import error_message
         print(f'error: {error_message(err)}', file=sys.stderr)
         return 1

@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         if diff_to and (note := published_protocol(args.published, args.setting)):
             ours = metric_protocols(sources)
             notes += ['', note, *(f'- {label} (Δ row): {ours[label]}' for label in diff_to)]
-    except (OSError, ValueError, KeyError) as err:
-        print(f'error: {err.args[0] if isinstance(err, KeyError) else err}', file=sys.stderr)
+    except (OSError, UserError) as err:  # anything else is a bug: its traceback is shown
+        print(f'error: {err}', file=sys.stderr)
         return 1
     text = to_markdown(names, rows) + ''.join(f'\n{line}' for line in notes)
     print(text)

@@ -14,6 +14,7 @@ from os import path as osp
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from basicsr_tur.data.data_util import list_images, task_index
 from basicsr_tur.data.paired_task_dataset import read_meta_file, scan_task_folders
+from basicsr_tur.utils.errors import UserError
 from basicsr_tur.utils.lmdb_util import VALUE_FORMATS, build_clean_lmdb, build_paired_lmdb
 
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             parser.error('give --meta or --tasks')
         counts = build_paired_lmdb(pairs, args.lq, args.gt, args.out, args.compress_level, args.values)
-    except (OSError, ValueError) as err:
+    except (OSError, UserError) as err:  # anything else is a bug: its traceback is shown
         print(f'error: {err}', file=sys.stderr)
         return 1
     for task, n in counts.items():

@@ -277,3 +277,12 @@ def test_a_run_recorded_before_padding_was_recorded_counts_as_unpadded(tmp_path,
     assert compare.main([old, new]) == 0
     out = capsys.readouterr().out
     assert '- old: null' in out and '"multiple": 64' in out and '"size": 256' in out
+
+
+@pytest.mark.parametrize('content', ['{bad', '{"results": {"demo_test": {"noise": {"psnr": 30}}}}', '[1, 2]'])
+def test_a_file_that_is_not_a_metrics_json_is_one_line_naming_it(tmp_path, capsys, content):
+    path = tmp_path / 'bad.json'
+    path.write_text(content)
+    assert compare.main([str(path)]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(err) == 1 and err[0].startswith('error: ') and str(path) in err[0]

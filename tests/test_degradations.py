@@ -417,3 +417,12 @@ def test_dark_matches_mioir_add_dark(img8):
     ref = mioir_round(torch.from_numpy(np.power(mioir_tensor(img8).numpy(), 2.37)))
     out = add_dark(img8.astype(np.float32) / 255, {'gamma': 2.37}, np.random.default_rng(0))
     assert np.array_equal(out, ref)
+
+
+@pytest.mark.parametrize('given', [15, ['gaussian'], 'noise'])
+def test_a_degradation_that_is_not_a_mapping_is_a_data_error_naming_its_key(given):
+    from basicsr_tur.data.synthetic_task_dataset import degradation_specs
+    from basicsr_tur.utils.errors import DataError
+    with pytest.raises(DataError) as err:
+        degradation_specs(['noise'], {'noise': given}, 'opt.yml: datasets.train')
+    assert 'degradations.noise' in str(err.value) and 'opt.yml' in str(err.value)

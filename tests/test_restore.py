@@ -512,16 +512,20 @@ def test_a_file_that_cannot_be_written_is_one_line_and_the_others_are_written(
     assert all(osp.isfile(out / n) for n in ('a16.png', 'gray.png', 'photo.jpg'))
 
 
-def test_a_bug_in_an_io_thread_is_not_taken_for_a_bad_image(monkeypatch, folder, tmp_path):
+@pytest.mark.parametrize('error', [TypeError, RuntimeError, ValueError, KeyError])
+@pytest.mark.parametrize('io_threads', [0, 2])
+def test_a_bug_in_an_io_thread_is_not_taken_for_a_bad_image(monkeypatch, folder, tmp_path, error,
+                                                           io_threads):
+    # only the project's user errors and OSError are a bad image; a bug propagates with its traceback
     from basicsr_tur.inference import jobs as restore
 
     def broken_writer(*args):
-        raise TypeError('a bug')
+        raise error('a bug')
 
     monkeypatch.setattr(restore, 'write_job', broken_writer)
     jobs = _jobs(folder, tmp_path, ['a8.png', 'gray.png'])
-    with pytest.raises(TypeError, match='a bug'):
-        list(restore.restore_jobs(identity_restorer(), jobs, False, None, io_threads=2))
+    with pytest.raises(error, match='a bug'):
+        list(restore.restore_jobs(identity_restorer(), jobs, False, None, io_threads=io_threads))
 
 
 @pytest.mark.parametrize('argv, message', [(['--tile-batch', '0'], '--tile-batch.*got 0'),

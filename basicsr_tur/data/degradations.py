@@ -193,7 +193,7 @@ def _check_value(value: object, key_rule: _Key, where: str, key: str) -> int | f
 def _check_type(spec: object, where: str) -> str:
     """Return spec['type'] after checking that spec is a dict naming a known degradation."""
     if not isinstance(spec, dict):
-        raise TypeError(f'{where}: expected a dict with a "type" key, got {type(spec).__name__} {spec!r}')
+        raise UserError(f'{where}: expected a dict with a "type" key, got {type(spec).__name__} {spec!r}')
     if 'type' not in spec:
         raise UserError(f'{where}: missing key "type"; expected one of {", ".join(DEGRADATION_TYPES)}')
     deg_type = spec['type']
@@ -266,7 +266,7 @@ def _concrete(params: dict, deg_type: str) -> dict:
     """
     where = f'{deg_type} params'
     if not isinstance(params, dict):
-        raise TypeError(f'{where}: expected a dict, got {type(params).__name__} {params!r}')
+        raise UserError(f'{where}: expected a dict, got {type(params).__name__} {params!r}')
     if params.get('type', deg_type) != deg_type:
         raise UserError(f'{where}: type={params["type"]!r} given to add_{deg_type}; expected {deg_type!r}')
     _check_keys(params, deg_type, where)
@@ -276,7 +276,7 @@ def _concrete(params: dict, deg_type: str) -> dict:
             raise UserError(f'{where}: missing key {key!r}; expected concrete values for '
                              f'{", ".join(_KEYS[deg_type])} (draw them with sample_params)')
         if isinstance(params[key], (list, tuple)):
-            raise TypeError(f'{where}: {key}={params[key]!r} is a range; expected one concrete value '
+            raise UserError(f'{where}: {key}={params[key]!r} is a range; expected one concrete value '
                              '(draw it with sample_params)')
         values[key] = _number(params[key], key_rule, where, key)
     values['quantize'] = _check_quantize(params.get('quantize', DEFAULT_SPECS[deg_type]['quantize']), where)

@@ -33,7 +33,11 @@ def degradation_specs(tasks: list[str], specs: dict | None, where: str) -> dict[
                              f"({', '.join(tasks)})")
     out = {}
     for task in tasks:
-        spec = dict(specs.get(task) or {})
+        given = specs.get(task)
+        if given is not None and not isinstance(given, dict):
+            raise DataError(f"{where}: 'degradations.{task}' must be a mapping such as {{type: noise, sigma: "
+                            f'[0, 50]}}, got {given!r}')
+        spec = dict(given or {})
         if 'type' not in spec:
             if task not in DEGRADATION_TYPES:
                 raise DataError(f"{where}: task '{task}' needs 'degradations.{task}.type' "

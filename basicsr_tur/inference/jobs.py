@@ -21,7 +21,7 @@ from tqdm import tqdm
 from basicsr_tur.data.data_util import IMG_EXTENSIONS
 from basicsr_tur.inference.images import Staged, read_image
 from basicsr_tur.inference.restorer import Restored, Restorer
-from basicsr_tur.utils.errors import ArgumentError, DataError
+from basicsr_tur.utils.errors import ArgumentError, DataError, UserError
 from basicsr_tur.utils.files import atomic_write, write_image
 from basicsr_tur.utils.visual import (
     colour_sigma,
@@ -38,7 +38,7 @@ IMAGE_EXTENSIONS = IMG_EXTENSIONS  # what the datasets read
 # Grid tiles taller than this are scaled down (the restored image itself is written at full size).
 GRID_HEIGHT = 512
 # An image that cannot be read, restored or written: named in one line; the others go on.
-IMAGE_ERRORS = (ValueError, OSError, RuntimeError)
+IMAGE_ERRORS = (UserError, OSError)  # what an image can do wrong; anything else is a bug and propagates
 IO_THREADS = 2  # --io-threads: one image read ahead and one written back while the network runs
 READ_AHEAD = 2  # images read and staged ahead of the one the network runs
 

@@ -14,7 +14,7 @@ from os import path as osp
 
 from basicsr.utils.registry import METRIC_REGISTRY
 
-from basicsr_tur.utils.errors import UserError
+from basicsr_tur.utils.errors import DataError, UserError
 from basicsr_tur.utils.option_file import load_yaml
 
 METRICS = ('psnr', 'ssim')
@@ -68,9 +68,16 @@ def load_rows(paths: list[str]) -> tuple[dict[str, dict[str, dict[str, float]]],
         if not osp.isfile(path):
             raise FileNotFoundError(f'result file not found: {path}')
         with open(path, encoding='utf-8') as f:
-            data = json.load(f)
-        if 'results' not in data:
-            raise UserError(f"{path}: not a test.py metrics.json (no 'results' key)")
+            try:
+                data = json.load(f)
+            except json.JSONDecodeError as err:
+                raise DataError(f'{path}: not valid JSON ({err})') from None
+        results = data.get('results') if isinstance(data, dict) else None
+        if not isinstance(results, dict) or not all(isinstance(r, dict) and isinstance(r.get('model'), dict)
+                                                    and isinstance(r['model'].get('tasks'), dict)
+                                                    for r in results.values()):
+            raise DataError(f"{path}: not a test.py metrics.json (expected 'results': {{test set: {{'model': "
+                            "{'tasks': ...}}}})")
         label = data.get('name', osp.basename(osp.dirname(path)))
         if label in rows:
             raise UserError(f"{path}: run name '{label}' repeats that of {sources[label]['path']}; "
