@@ -29,7 +29,7 @@ from basicsr.utils import get_root_logger  # isort: skip
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('-opt', help='test options file: network_g, path.pretrain_network_g, path.param_key_g')
     source.add_argument('--arch', help=f"a registered backbone ({', '.join(EXPORTABLE)})")

@@ -139,7 +139,7 @@ def test_header_check_reports_every_unreadable_image_when_built(paired_root):
            'dataroot_lq': osp.join(paired_root, 'lq'), 'dataroot_gt': osp.join(paired_root, 'gt'),
            'meta_file': osp.join(paired_root, 'meta.txt')}
     build_dataset(opt)  # paths only by default: the files exist
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(DataError) as err:
         build_dataset(dict(opt, check_images='headers'))
     lq = osp.join(paired_root, 'lq', 'noise')
     assert_names(err, "dataset 'v'", '2 of 12', opt['meta_file'], f'line 5: lq {lq}/coffee.png',
@@ -149,7 +149,7 @@ def test_header_check_reports_every_unreadable_image_when_built(paired_root):
 def test_header_check_reports_lq_gt_size_mismatches_when_built(paired_root):
     path = osp.join(paired_root, 'lq', 'dark', 'coffee.png')
     cv2.imwrite(path, cv2.resize(cv2.imread(path), (20, 20)))
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(DataError) as err:
         build_dataset({'name': 'v', 'type': 'PairedTaskDataset', 'phase': 'val', 'tasks': TASKS,
                        'dataroot_lq': osp.join(paired_root, 'lq'), 'dataroot_gt': osp.join(paired_root, 'gt'),
                        'meta_file': osp.join(paired_root, 'meta.txt'), 'check_images': 'headers'})
@@ -159,7 +159,7 @@ def test_header_check_reports_lq_gt_size_mismatches_when_built(paired_root):
 
 def test_header_check_reports_training_images_smaller_than_gt_size_when_built(clean_root):
     cv2.imwrite(osp.join(clean_root, 'thumb.png'), RNG_IMG)
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(DataError) as err:
         build_dataset({'name': 'syn', 'type': 'SyntheticTaskDataset', 'phase': 'train', 'tasks': TASKS,
                        'dataroot_gt': clean_root, 'gt_size': 24, 'check_images': 'headers'})
     assert_names(err, "dataset 'syn'", 'gt_size 24', f'{clean_root}/thumb.png is 8x8')

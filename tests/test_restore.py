@@ -20,7 +20,7 @@ from basicsr_tur.inference import (
     source_from_options,
 )
 from basicsr_tur.restore import collect_inputs, main, plan_jobs
-from basicsr_tur.utils.errors import CheckpointError, RunError
+from basicsr_tur.utils.errors import ArgumentError, CheckpointError, RunError
 from basicsr_tur.utils.option_file import OptionError
 
 TINY = {'type': 'SRResNet', 'num_feat': 8, 'num_block': 2}
@@ -88,14 +88,14 @@ def test_an_input_naming_nothing_is_one_line(tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         collect_inputs([str(tmp_path / 'nothing_here')])
     assert_names(err, f"-i {tmp_path / 'nothing_here'}")
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ArgumentError) as err:
         collect_inputs([str(tmp_path)])
     assert_names(err, tmp_path, '.png', '--recursive')
 
 
 def test_two_inputs_writing_one_file_are_refused(folder, tmp_path):
     inputs = collect_inputs([osp.join(folder, 'a8.png')]) + [(osp.join(folder, 'photo.jpg'), 'a8.jpg')]
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ArgumentError) as err:
         plan_jobs(inputs, str(tmp_path / 'out'), ext='png')
     assert_names(err, osp.join(folder, 'a8.png'), osp.join(folder, 'photo.jpg'), tmp_path / 'out' / 'a8.png')
 
@@ -105,13 +105,13 @@ def test_a_sigma_map_may_not_overwrite_another_output(tmp_path):
         cv2.imwrite(str(tmp_path / name), photo())
     inputs = collect_inputs([str(tmp_path)])
     plan_jobs(inputs, str(tmp_path / 'out'))  # without σ maps there is no clash
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ArgumentError) as err:
         plan_jobs(inputs, str(tmp_path / 'out'), uncertainty=True)
     assert_names(err, tmp_path / 'x.png', tmp_path / 'x_sigma.png', tmp_path / 'out' / 'x_sigma.png')
 
 
 def test_an_output_over_an_input_is_refused(folder):
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ArgumentError) as err:
         plan_jobs(collect_inputs([folder]), folder)
     assert_names(err, osp.join(folder, 'a16.png'), '-o', '--suffix')
     assert plan_jobs(collect_inputs([folder]), folder, suffix='_restored')[0].output.endswith('a16_restored.png')
