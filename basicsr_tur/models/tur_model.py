@@ -630,7 +630,7 @@ class TURModel(BaseModel):
                 raise oom from None
             except InputPaddingError as err:  # one line naming the image among the set's
                 image = val_data['lq_path'][0]
-                raise UserError(f"dataset '{dataset_name}': {image}: {err}") from None
+                raise InputPaddingError(f"dataset '{dataset_name}': {image}: {err}") from None
             self.check_output_shape()
             task = self.task_names[0]
             counts[task] += 1
