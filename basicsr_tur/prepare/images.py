@@ -27,7 +27,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from basicsr_tur.data.data_util import to_uint8, write_png
-from basicsr_tur.prepare.plan import PrepareError
+from basicsr_tur.prepare.plan import MIN_SIDE, PrepareError
 
 # AirNet's and PromptIR's test.py call np.random.seed(0) once, before any test noise is drawn.
 TEST_NOISE_SEED = 0
@@ -81,14 +81,16 @@ def resize32(img: np.ndarray) -> np.ndarray:
     32, torchvision Resize((H // 32 * 32, W // 32 * 32)) of that tensor: bilinear,
     align_corners=False, without antialiasing (torchvision's default for tensors before 0.17;
     WGWS-Net is of 2023). Rounded to uint8 (data_util.to_uint8); images already of that size are
-    returned as they are. Raises ValueError for a side below 32.
+    returned as they are. Raises PrepareError for a side below MIN_SIDE['resize32'] (plan.py checks
+    the same before anything is written).
     """
     h, w = img.shape[:2]
     size = wgws_size(w, h)
     if size == (w, h):
         return img
-    if min(size) == 0:
-        raise PrepareError(f'image of {h}x{w} has a side below 32, which WGWS-Net resizes to 0')
+    if min(h, w) < MIN_SIDE['resize32']:
+        raise PrepareError(f"image of {h}x{w} has a side below {MIN_SIDE['resize32']}, which WGWS-Net "
+                           'resizes to 0')
     x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].to(torch.float32) / 255
     x = F.interpolate(x, size=(size[1], size[0]), mode='bilinear', align_corners=False,
                       antialias=False)
@@ -100,12 +102,12 @@ def half_resize32(img: np.ndarray) -> np.ndarray:
 
     First halved with PIL, resize((int(W * 0.5), int(H * 0.5)), Image.BILINEAR) of the 8-bit image
     (the GT to the input's halved size: the same for a checked pair), then resize32. Raises
-    ValueError for a side below 64.
+    PrepareError for a side below MIN_SIDE['half_resize32'].
     """
     h, w = img.shape[:2]
-    if min(h, w) < 64:
-        raise PrepareError(f'image of {h}x{w} has a side below 64, which WGWS-Net halves, then '
-                         'resizes to 0')
+    if min(h, w) < MIN_SIDE['half_resize32']:
+        raise PrepareError(f"image of {h}x{w} has a side below {MIN_SIDE['half_resize32']}, which "
+                           'WGWS-Net halves, then resizes to 0')
     half = Image.fromarray(np.ascontiguousarray(img)).resize((int(w * 0.5), int(h * 0.5)),
                                                              Image.BILINEAR)
     return resize32(np.array(half))  # a writable copy, as torch.from_numpy wants
