@@ -201,8 +201,7 @@ def measurement_protocol(opt: dict, loaders: list, model=None) -> dict:
     tiling (val.tile size and overlap; null: whole images), each test set's source (the meta file's `# source:`
     lines: released or re-synthesised, resized or cropped), the weights scored and the model's test-time padding
     (val.pad; null: none). scripts/compare.py refuses to set runs measured with different metric settings side by
-    side and marks
-    runs that differ in the rest.
+    side and marks runs that differ in the rest.
 
     weights: the file and its entry that the model read (TURModel.loaded_weights:
     `path.param_key_g`, or the entry read in its place when the file lacks it; null: the file is the

@@ -23,14 +23,14 @@ def state_dict_entry(ckpt: Any, param_key: str | None = None,
                      where: str = 'checkpoint') -> str | None:
     """The top-level entry of a checkpoint that holds its tensors: `param_key`, or without it the
     first of params_ema/params/state_dict/... present; None when the checkpoint is itself the tensor
-    dict (or no dict). Raises KeyError (one line, naming `where`) when no entry holds a dict."""
+    dict (or no dict). Raises CheckpointError (one line, naming `where`) when no entry holds a dict."""
     if not isinstance(ckpt, dict) or all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         return None
     keys = [param_key] if param_key else list(_WRAPPER_KEYS)
     found = [k for k in keys if k in ckpt and isinstance(ckpt[k], dict)]
     if not found:
         raise CheckpointError(f"{where}: no '{param_key or '/'.join(_WRAPPER_KEYS)}' entry "
-                       f"(top-level keys: {', '.join(map(str, list(ckpt)[:10]))})")
+                              f"(top-level keys: {', '.join(map(str, list(ckpt)[:10]))})")
     return found[0]
 
 
@@ -47,7 +47,7 @@ def unwrap_state_dict(ckpt: Any, param_key: str | None = None, where: str = 'che
 
 
 def load_torch_file(path: str, what: str, where: str | None = None) -> Any:
-    """torch.load of a file on the CPU with weights_only=True; any failure is one ValueError,
+    """torch.load of a file on the CPU with weights_only=True; any failure is one CheckpointError,
     'cannot read <what> <where>: <exception type>: <first line>' ('(empty file)' added for a zero-byte file)."""
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
@@ -63,8 +63,8 @@ def load_torch_file(path: str, what: str, where: str | None = None) -> Any:
 def read_state_dict(path: str, param_key: str | None = 'params', where: str | None = None) -> dict:
     """The tensor dict of a checkpoint file: `param_key` when the file has it, else the usual wrappers.
 
-    where: how errors name the file (default: the path). Raises FileNotFoundError for a missing file, ValueError for
-    one torch.load cannot read (empty, truncated, not a checkpoint), and unwrap_state_dict's KeyError/ValueError.
+    where: how errors name the file (default: the path). Raises FileNotFoundError for a missing file, and
+    CheckpointError for one torch.load cannot read (empty, truncated, not a checkpoint) or unwrap_state_dict's.
     """
     return read_weights(path, param_key, where)[0]
 
@@ -90,14 +90,14 @@ def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params',
     Returns whether the file held the uncertainty head's weights (after the key mapping below).
 
     require_head: why the head's weights are needed (e.g. 'val.uncertainty needs a checkpoint trained with TURLoss');
-    when given, a file without any `uncertainty_head.` key raises a KeyError (one line, ending with it) and nothing is
-    loaded.
+    when given, a file without any `uncertainty_head.` key raises a CheckpointError (one line, ending with it) and
+    nothing is loaded.
 
     The file may wrap its tensors (params/params_ema/state_dict/...) and prefix them (module./net.); when the
     network's class defines `checkpoint_filter_fn(state_dict, model) -> state_dict` (timm's signature, a static
     method next to the backbone's definition), the authors' key names are mapped by it before loading.
     Without strict, tensors whose shape differs from the network's are skipped with a warning listing them (as
-    basicsr does), and missing/unexpected keys are logged. Raises ValueError (a shape differs) or KeyError (keys
+    basicsr does), and missing/unexpected keys are logged. Raises CheckpointError (a shape differs, or keys
     differ), one line, under strict.
     """
     if state is None:  # a caller that has already read the file passes its tensors (`path` then names it)
@@ -114,7 +114,7 @@ def load_checkpoint(net: nn.Module, path: str, param_key: str | None = 'params',
         key = next(iter(resized))
         more = f' (and {len(resized) - 1} more)' if len(resized) > 1 else ''
         raise CheckpointError(f"{path}: key '{key}' has shape {resized[key]}, the network expects "
-                         f'{tuple(own[key].shape)}{more}; strict_load_g: false loads the rest and skips these')
+                              f'{tuple(own[key].shape)}{more}; strict_load_g: false loads the rest and skips these')
     # Non-strict loading skips tensors whose shape differs (basicsr's "Size different, ignore"): they stay missing.
     state = {k: v for k, v in state.items() if k not in resized}
     # The head is training-only: a TUR checkpoint loads into a head-less backbone with its head keys dropped.
